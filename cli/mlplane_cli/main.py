@@ -1,0 +1,135 @@
+"""`mlplane`: the operator CLI.
+
+Output discipline: with --json, stdout carries exactly one JSON document; the handlers' logs and every
+message go to stderr. Errors the user can fix are one line on stderr with exit status 2, never a traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Any, TextIO
+
+import typer
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__.splitlines()[0] if __doc__ else "")
+local = typer.Typer(no_args_is_help=True, help="Run mlplane in the sandbox (moto in-process, no AWS account).")
+app.add_typer(local, name="local")
+
+EXIT_OK = {"READY", "DEPROVISIONED", "IGNORED"}
+VENDOR_SCENARIOS = ("ok", "slow", "cluster-failed", "nodegroup-failed", "never", "no-credential-role")
+QUOTA_SCENARIOS = ("approved", "denied", "pending", "already-applied")
+
+
+def fail(message: str, code: int = 2) -> typer.Exit:
+    """Print one line on stderr and give the exit to raise."""
+    sys.stderr.write(f"mlplane: {' '.join(str(message).split())}\n")
+    return typer.Exit(code)
+
+
+@contextmanager
+def stdout_to_stderr() -> Any:
+    """Anything printed while the sandbox runs (handler logs) goes to stderr; yields the real stdout."""
+    real: TextIO = sys.stdout
+    sys.stdout = sys.stderr
+    try:
+        yield real
+    finally:
+        sys.stdout = real
+
+
+def load_json_file(path: Path) -> Any:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as err:
+        raise fail(f"{path}: cannot read: {err.strerror or err}") from None
+    except UnicodeDecodeError:
+        raise fail(f"{path}: not valid JSON: not UTF-8 text") from None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as err:
+        raise fail(f"{path}: not valid JSON: {err.msg} (line {err.lineno} column {err.colno})") from None
+
+
+def load_config(value: str | None) -> dict[str, Any]:
+    """--config: a JSON file or an inline JSON object."""
+    if not value:
+        return {}
+    candidate = Path(value)
+    data = load_json_file(candidate) if candidate.exists() else _inline_json(value)
+    if not isinstance(data, dict):
+        raise fail("--config: expected a JSON object")
+    return data
+
+
+def _inline_json(value: str) -> Any:
+    try:
+        return json.loads(value)
+    except json.JSONDecodeError:
+        raise fail(f"--config: {value!r} is neither a file nor a JSON object") from None
+
+
+@local.command("run")
+def local_run(
+    event_files: Annotated[list[Path], typer.Argument(help="Control Tower events or manual-start inputs, in order.")],
+    config: Annotated[str | None, typer.Option("--config", help="Settings: a JSON file or inline JSON.")] = None,
+    absent: Annotated[bool, typer.Option("--absent", help="Do not create the account the event names.")] = False,
+    fail_: Annotated[list[str] | None, typer.Option("--fail", help="SERVICE:Operation[=ErrorCode][@N]")] = None,
+    crash: Annotated[list[str] | None, typer.Option("--crash", help="SERVICE:Operation[@N]")] = None,
+    redeliver: Annotated[list[str] | None, typer.Option("--redeliver", help="STATE[@N]")] = None,
+    vendor: Annotated[str, typer.Option("--vendor", help="|".join(VENDOR_SCENARIOS))] = "ok",
+    quota: Annotated[str, typer.Option("--quota", help="|".join(QUOTA_SCENARIOS))] = "approved",
+    then_deprovision: Annotated[bool, typer.Option("--then-deprovision")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object on stdout.")] = False,
+) -> None:
+    """Run inputs through the whole control plane in the sandbox and report the outcome."""
+    if vendor not in VENDOR_SCENARIOS:
+        raise fail(f"--vendor {vendor!r}: expected one of {', '.join(VENDOR_SCENARIOS)}")
+    if quota not in QUOTA_SCENARIOS:
+        raise fail(f"--quota {quota!r}: expected one of {', '.join(QUOTA_SCENARIOS)}")
+    inputs = [load_json_file(path) for path in event_files]
+    settings = load_config(config)
+    with stdout_to_stderr() as stdout:
+        from mlplane.errors import MlplaneError
+        from mlplane_sandbox.runner import Options, Sandbox, UsageError
+
+        options = Options(config=settings, absent=absent, fails=fail_ or [], crashes=crash or [],
+                          redeliver=redeliver or [], vendor=vendor, quota=quota, then_deprovision=then_deprovision)
+        try:
+            with Sandbox(options) as sandbox:
+                results = []
+                for path, raw in zip(event_files, inputs, strict=True):
+                    try:
+                        results.append(sandbox.run(raw))
+                    except UsageError as err:
+                        raise fail(f"{path}: {err}") from None
+        except (UsageError, MlplaneError) as err:
+            raise fail(str(err)) from None
+    last = results[-1]
+    if as_json:
+        document = last.as_json()
+        if len(results) > 1:
+            document["runs"] = [r.as_json() for r in results]
+        stdout.write(json.dumps(document, default=str) + "\n")
+    else:
+        from mlplane_cli.report import print_summary
+
+        for path, result in zip(event_files, results, strict=True):
+            print_summary(path.name, result)
+    raise typer.Exit(0 if last.outcome in EXIT_OK else 1)
+
+
+@app.command()
+def demo(
+    event_file: Annotated[Path | None, typer.Argument(help="Defaults to the sample Control Tower event.")] = None,
+) -> None:
+    """Watch a Control Tower account-vending event become a READY account, live, in the sandbox."""
+    from mlplane_cli.demo import run_demo
+
+    raise typer.Exit(run_demo(event_file))
+
+
+if __name__ == "__main__":  # pragma: no cover
+    app()

@@ -1,0 +1,42 @@
+"""Human-readable output of a sandbox run (without --json)."""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+console = Console(stderr=False)
+
+_SECTIONS = ("vpcs", "subnets", "route_tables", "internet_gateways", "nat_gateways", "vpc_endpoints",
+             "transit_gateway_attachments", "iam_users", "iam_policies", "kms_keys", "quota_requests",
+             "eks_clusters")
+
+
+def created_counts(inventory: dict[str, Any]) -> dict[str, int]:
+    return {section: len(inventory.get(section, [])) for section in _SECTIONS if inventory.get(section)}
+
+
+def print_summary(label: str, result: Any) -> None:
+    colour = "green" if result.outcome in ("READY", "DEPROVISIONED", "IGNORED") else "red"
+    console.print(f"[bold]{label}[/bold]: account {result.account_id} -> [{colour}]{result.outcome}[/{colour}]")
+    for execution in result.executions:
+        console.print(f"  execution {execution['name']} ({execution['state_machine']}): {execution['status']}")
+    if result.error:
+        console.print(f"  error: {result.error['type']}: {result.error['message']}")
+    table = Table(title="member account after the run", show_header=True)
+    table.add_column("resource")
+    table.add_column("count", justify="right")
+    for section, count in created_counts(result.inventory).items():
+        table.add_row(section, str(count))
+    console.print(table)
+    calls = Counter(c["call"] for c in result.api_calls)
+    mutating = sum(n for call, n in calls.items() if call.split(":")[1].startswith(_MUTATING))
+    console.print(f"  AWS calls by mlplane: {len(result.api_calls)} ({mutating} mutating); leftovers: "
+                  f"{len(result.leftovers)}")
+
+
+_MUTATING = ("Create", "Delete", "Put", "Attach", "Detach", "Associate", "Disassociate", "Allocate", "Release",
+             "Modify", "Request", "Schedule", "Update", "Tag", "Untag", "Replace", "Enable", "Disable")

@@ -1,0 +1,20 @@
+"""Target of the Control Tower EventBridge rules: start the provision workflow once per event."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools.utilities.parser import parse
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from mlplane.config import get_settings
+from mlplane.observability import logger, metrics, tracer
+from mlplane.accounts.start import start_provisioning
+
+
+@logger.inject_lambda_context(clear_state=True)
+@tracer.capture_lambda_handler(capture_response=False)
+@metrics.log_metrics(capture_cold_start_metric=True)
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    settings = get_settings()
+    return start_provisioning(event, settings, settings.provision_state_machine_arn)

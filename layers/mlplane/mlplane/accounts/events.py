@@ -1,0 +1,103 @@
+"""The inputs that start provisioning: a Control Tower lifecycle event, or an operator's manual start."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from aws_lambda_powertools.utilities.parser.models import EventBridgeModel
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, TypeAdapter, ValidationError
+
+from mlplane.errors import InputRejected
+from mlplane.types import AccountId
+
+
+class _Lenient(BaseModel):
+    # AWS adds fields to its events over time: accept them, validate what mlplane reads.
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+
+class OrganizationalUnit(_Lenient):
+    organizationalUnitName: str
+    organizationalUnitId: str
+
+
+class ManagedAccount(_Lenient):
+    accountName: str = ""
+    accountId: AccountId
+
+
+class ManagedAccountStatus(_Lenient):
+    organizationalUnit: OrganizationalUnit
+    account: ManagedAccount
+    state: Literal["SUCCEEDED", "FAILED", "IN_PROGRESS"]
+    message: str = ""
+
+
+class ServiceEventDetails(_Lenient):
+    createManagedAccountStatus: ManagedAccountStatus | None = None
+    updateManagedAccountStatus: ManagedAccountStatus | None = None
+
+
+class ControlTowerDetail(_Lenient):
+    eventName: Literal["CreateManagedAccount", "UpdateManagedAccount"]
+    eventSource: Literal["controltower.amazonaws.com"] = "controltower.amazonaws.com"
+    serviceEventDetails: ServiceEventDetails
+
+
+class ControlTowerEvent(EventBridgeModel):
+    """`aws.controltower` / `AWS Service Event via CloudTrail` for CreateManagedAccount or UpdateManagedAccount."""
+
+    source: Literal["aws.controltower"]  # type: ignore[assignment]
+    detail_type: Literal["AWS Service Event via CloudTrail"] = Field(alias="detail-type")  # type: ignore[assignment]
+    detail: ControlTowerDetail
+
+    @property
+    def status(self) -> ManagedAccountStatus:
+        details = self.detail.serviceEventDetails
+        status = details.createManagedAccountStatus or details.updateManagedAccountStatus
+        if status is None:
+            raise InputRejected(f"Control Tower event {self.id} has no managed account status")
+        return status
+
+    @property
+    def account_id(self) -> str:
+        return self.status.account.accountId
+
+
+class ManualStart(BaseModel):
+    """What an operator passes to StartExecution (README "Operate")."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    account_id: AccountId
+    requested_by: str = Field(default="operator", max_length=128)
+    reason: str = Field(default="", max_length=512)
+
+
+def _kind(value: Any) -> str:
+    if isinstance(value, dict) and ("detail-type" in value or "source" in value or "detail" in value):
+        return "event"
+    return "manual"
+
+
+StartInput = Annotated[
+    Annotated[ControlTowerEvent, Tag("event")] | Annotated[ManualStart, Tag("manual")], Discriminator(_kind)
+]
+_ADAPTER: TypeAdapter[ControlTowerEvent | ManualStart] = TypeAdapter(StartInput)
+
+
+def parse_start(raw: Any) -> ControlTowerEvent | ManualStart:
+    """Parse the workflow's input; one-line InputRejected naming the first problem."""
+    if not isinstance(raw, dict):
+        raise InputRejected(f"input must be a JSON object, got {type(raw).__name__}")
+    try:
+        return _ADAPTER.validate_python(raw)
+    except ValidationError as err:
+        first = err.errors()[0]
+        where = ".".join(str(part) for part in first["loc"][1:]) or "input"
+        kind = "Control Tower event" if _kind(raw) == "event" else "manual start input"
+        raise InputRejected(f"invalid {kind}: {where}: {first['msg']}") from err
+
+
+def account_of(start: ControlTowerEvent | ManualStart) -> str:
+    return start.account_id

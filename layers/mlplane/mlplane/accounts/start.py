@@ -1,0 +1,46 @@
+"""Starting the provision workflow: deterministic names make duplicate deliveries start one execution."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from mlplane import aws
+from mlplane.accounts.events import ControlTowerEvent, ManualStart, parse_start
+from mlplane.config import Settings
+from mlplane.errors import ConfigError, error_code, translate
+from mlplane.observability import logger
+
+
+def execution_name(start: ControlTowerEvent | ManualStart, *, now: datetime | None = None) -> str:
+    """`ct-<account>-<event digest>` for an event (same event, same name); `op-<account>-<time>` by hand."""
+    if isinstance(start, ControlTowerEvent):
+        digest = hashlib.sha256(f"{start.id}|{start.detail.eventName}".encode()).hexdigest()[:16]
+        return f"ct-{start.account_id}-{digest}"
+    moment = (now or datetime.now(UTC)).strftime("%Y%m%dT%H%M%S%f")
+    return f"op-{start.account_id}-{moment}"
+
+
+def start_provisioning(raw: Any, settings: Settings, state_machine_arn: str) -> dict[str, Any]:
+    """StartExecution for an event or manual input; a duplicate delivery returns the first execution."""
+    if not state_machine_arn:
+        raise ConfigError("PROVISION_STATE_MACHINE_ARN is not set")
+    start = parse_start(raw)
+    name = execution_name(start)
+    sfn = aws.client(aws.hub_session(settings.aws_region), "stepfunctions")
+    payload = json.dumps(raw, sort_keys=True, separators=(",", ":"))
+    try:
+        arn = sfn.start_execution(stateMachineArn=state_machine_arn, name=name, input=payload)["executionArn"]
+        started = True
+    except ClientError as err:
+        if error_code(err) != "ExecutionAlreadyExists":
+            raise translate(err, f"states:StartExecution {name}") from err
+        # At-least-once delivery: the event already started (and maybe finished) its execution.
+        arn = f"{state_machine_arn.replace(':stateMachine:', ':execution:')}:{name}"
+        started = False
+    logger.info("provision start", account_id=start.account_id, execution=name, started=started)
+    return {"account_id": start.account_id, "execution": name, "execution_arn": arn, "started": started}

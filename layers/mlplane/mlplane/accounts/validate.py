@@ -1,0 +1,96 @@
+"""ValidateAccount: everything is checked before anything is changed (REQUIREMENTS C1, I3)."""
+
+from __future__ import annotations
+
+import ipaddress
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from mlplane import aws
+from mlplane.accounts.events import ControlTowerEvent, parse_start
+from mlplane.config import Settings
+from mlplane.errors import Conflict, InputRejected, error_code, translate
+from mlplane.ledger import Ledger, Status
+from mlplane.member import MANAGED_TAG
+from mlplane.observability import tracer
+from mlplane.steps import ValidateAccountOutput
+
+# A new run may start from these; PROVISIONING/ROLLING_BACK/DEPROVISIONING mean another run owns the account.
+_STARTABLE = frozenset({Status.PENDING, Status.ROLLED_BACK, Status.ROLLBACK_INCOMPLETE, Status.DEPROVISIONED})
+_REQUIRED_AZS = 3
+
+
+@tracer.capture_method(capture_response=False)
+def validate(raw: Any, execution: str, settings: Settings, ledger: Ledger) -> ValidateAccountOutput:
+    start = parse_start(raw)
+    account_id = start.account_id
+    if isinstance(start, ControlTowerEvent) and start.status.state != "SUCCEEDED":
+        raise InputRejected(f"Control Tower {start.detail.eventName} for {account_id} is {start.status.state}: nothing to do")
+    ou = _organization_ou(account_id, settings)
+    if ou not in settings.allowed_ous:
+        raise InputRejected(f"account {account_id} is in OU {ou!r}, not in the allowed OUs {', '.join(settings.allowed_ous)}")
+    current = ledger.status(account_id)
+    if current is not None and current.status == Status.READY:
+        return ValidateAccountOutput(
+            account_id=account_id, execution=execution, ou=ou, action="noop",
+            poll_interval_seconds=settings.poll_interval_seconds,
+        )
+    if current is not None and current.status not in _STARTABLE and current.execution != execution:
+        raise Conflict(f"account {account_id} is {current.status} by execution {current.execution}; not starting another")
+    session = aws.session_for(account_id, settings.member_role_name, region=settings.aws_region, session_name=execution)
+    _check_member(account_id, settings, aws.client(session, "ec2"))
+    if current is None or current.execution != execution:
+        ledger.set_status(account_id, Status.PROVISIONING, execution=execution, only_from=_STARTABLE)
+    return ValidateAccountOutput(
+        account_id=account_id, execution=execution, ou=ou, action="provision",
+        poll_interval_seconds=settings.poll_interval_seconds,
+    )
+
+
+def _organization_ou(account_id: str, settings: Settings) -> str:
+    """The name of the account's parent OU; the account must be ACTIVE in the organization."""
+    org = aws.client(aws.hub_session(settings.aws_region), "organizations")
+    try:
+        account = org.describe_account(AccountId=account_id)["Account"]
+    except ClientError as err:
+        if error_code(err) == "AccountNotFoundException":
+            raise InputRejected(f"account {account_id} is not in the organization") from err
+        raise translate(err, f"organizations:DescribeAccount {account_id}") from err
+    state = account.get("State") or account.get("Status")
+    if state != "ACTIVE":
+        raise InputRejected(f"account {account_id} is {state}, not ACTIVE")
+    try:
+        parent = org.list_parents(ChildId=account_id)["Parents"][0]
+        if parent["Type"] != "ORGANIZATIONAL_UNIT":
+            raise InputRejected(f"account {account_id} is not in an OU (parent {parent['Id']})")
+        name: str = org.describe_organizational_unit(OrganizationalUnitId=parent["Id"])["OrganizationalUnit"]["Name"]
+    except ClientError as err:
+        raise translate(err, f"organizations:ListParents {account_id}") from err
+    return name
+
+
+def _check_member(account_id: str, settings: Settings, ec2: Any) -> None:
+    """The region has the AZs the plan needs and no foreign VPC overlaps the planned CIDRs."""
+    try:
+        zones = ec2.describe_availability_zones(Filters=[{"Name": "state", "Values": ["available"]}])
+        vpcs = ec2.describe_vpcs()["Vpcs"]
+    except ClientError as err:
+        raise translate(err, f"ec2:DescribeVpcs in {account_id}") from err
+    names = sorted(z["ZoneName"] for z in zones["AvailabilityZones"] if z.get("ZoneType", "availability-zone") == "availability-zone")
+    if len(names) < _REQUIRED_AZS:
+        raise InputRejected(f"region {settings.aws_region} has {len(names)} AZs in {account_id}; the plan needs 3")
+    if settings.egress_mode != "nat":
+        return  # tgw mode allocates the account's CIDRs from the pool in CreateNetwork
+    planned = [ipaddress.IPv4Network(settings.vpc_cidr), ipaddress.IPv4Network(settings.secondary_cidr)]
+    for vpc in vpcs:
+        tags = {t["Key"]: t["Value"] for t in vpc.get("Tags", [])}
+        if vpc.get("IsDefault") or tags.get(MANAGED_TAG) == "true":
+            continue
+        for assoc in vpc.get("CidrBlockAssociationSet", []):
+            cidr = ipaddress.IPv4Network(assoc["CidrBlock"])
+            if any(cidr.overlaps(p) for p in planned):
+                raise InputRejected(
+                    f"VPC {vpc['VpcId']} in {account_id} has {cidr}, which overlaps the planned "
+                    f"{settings.vpc_cidr} / {settings.secondary_cidr}"
+                )

@@ -1,0 +1,120 @@
+"""The one module that creates boto3 sessions and clients.
+
+Sessions into member accounts are assumed from the hub session once per (account, role, region) and
+refreshed before they expire; clients are made once per session and service. Parallel branches of the
+workflow run handlers in threads, so the caches are guarded by a lock. No work at import.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import ClientError
+
+from mlplane import __version__
+from mlplane.errors import AccessDenied, translate
+
+if TYPE_CHECKING:
+    from mypy_boto3_sts import STSClient
+
+_CONFIG = Config(
+    retries={"mode": "standard", "max_attempts": 4},
+    connect_timeout=5,
+    read_timeout=30,
+    user_agent_extra=f"mlplane/{__version__}",
+)
+# Assumed-role credentials last an hour; refresh well before so a long step never holds stale ones.
+_REFRESH_MARGIN_SECONDS = 600
+_SESSION_SECONDS = 3600
+
+
+@dataclass
+class _CachedSession:
+    session: boto3.Session
+    expires_at: float
+
+
+_lock = threading.RLock()
+_hub: dict[str, boto3.Session] = {}
+_members: dict[tuple[str, str, str], _CachedSession] = {}
+_clients: dict[tuple[int, str], Any] = {}
+
+
+def partition_for(region: str) -> str:
+    if region.startswith("cn-"):
+        return "aws-cn"
+    if region.startswith("us-gov-"):
+        return "aws-us-gov"
+    return "aws"
+
+
+def role_arn(account_id: str, role_name: str, *, region: str) -> str:
+    return f"arn:{partition_for(region)}:iam::{account_id}:role/{role_name}"
+
+
+def hub_session(region: str) -> boto3.Session:
+    """The session of the account the stack runs in (the Lambda's own role)."""
+    with _lock:
+        if region not in _hub:
+            _hub[region] = boto3.Session(region_name=region)
+        return _hub[region]
+
+
+def session_for(account_id: str, role_name: str, *, region: str, session_name: str) -> boto3.Session:
+    """A session in a member account, assumed from the hub through STS.
+
+    The session name carries the execution name so CloudTrail ties the member account's calls to a run.
+    Raises AccessDenied naming the role and account when the role cannot be assumed.
+    """
+    key = (account_id, role_name, region)
+    with _lock:
+        cached = _members.get(key)
+        if cached and cached.expires_at - time.time() > _REFRESH_MARGIN_SECONDS:
+            return cached.session
+        sts: STSClient = client(hub_session(region), "sts")
+        arn = role_arn(account_id, role_name, region=region)
+        try:
+            answer = sts.assume_role(
+                RoleArn=arn, RoleSessionName=_session_name(session_name), DurationSeconds=_SESSION_SECONDS
+            )
+        except ClientError as err:
+            raise AccessDenied(f"cannot assume role {role_name} in account {account_id}: {translate(err, 'sts:AssumeRole')}") from err
+        creds = answer["Credentials"]
+        session = boto3.Session(
+            aws_access_key_id=creds["AccessKeyId"],
+            aws_secret_access_key=creds["SecretAccessKey"],
+            aws_session_token=creds["SessionToken"],
+            region_name=region,
+        )
+        _members[key] = _CachedSession(session, creds["Expiration"].timestamp())
+        return session
+
+
+def client(session: boto3.Session, service: str) -> Any:
+    """A client of `service` for `session`, made once, with mlplane's retry and timeout settings."""
+    key = (id(session), service)
+    with _lock:
+        made = _clients.get(key)
+        if made is None:
+            made = session.client(service, config=_CONFIG)  # type: ignore[call-overload]
+            _clients[key] = made
+        return made
+
+
+def reset() -> None:
+    """Forget every cached session and client (tests and the sandbox between runs)."""
+    with _lock:
+        _hub.clear()
+        _members.clear()
+        _clients.clear()
+
+
+def _session_name(execution: str) -> str:
+    # RoleSessionName: 2-64 characters of [\w+=,.@-].
+    cleaned = "".join(ch if ch.isalnum() or ch in "+=,.@-_" else "-" for ch in f"mlplane-{execution}")
+    return cleaned[:64]

@@ -1,0 +1,129 @@
+"""Settings: the one place that reads the environment.
+
+Every setting has an environment variable (set by template.yaml from a stack parameter) and a lower-case
+key of the same name, which is what `mlplane local run --config` accepts. Library code takes values as
+arguments; handlers call `get_settings()` inside the handler, never at import.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from functools import lru_cache
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from mlplane.errors import ConfigError
+from mlplane.types import Cidr
+
+
+class QuotaTarget(BaseModel):
+    """A Service Quotas value the account must reach before it is READY (REQUIREMENTS Q1)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    service: str = "ec2"
+    quota_code: str = "L-1216C47A"
+    desired: float = Field(default=2500, gt=0)
+
+
+class Settings(BaseModel):
+    """Validated configuration of every mlplane function."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    aws_region: str = "eu-west-1"
+    ledger_table: str = "mlplane-ledger"
+    topic_arn: str = ""
+    provision_state_machine_arn: str = ""
+    member_role_name: str = "AWSControlTowerExecution"
+    allowed_ous: tuple[str, ...] = ("Workloads",)
+    egress_mode: Literal["nat", "tgw"] = "nat"
+    vpc_cidr: Cidr = "10.10.0.0/21"
+    secondary_cidr: Cidr = "10.64.0.0/18"
+    transit_gateway_id: str = ""
+    cidr_pool: Cidr = "10.128.0.0/10"
+    sa_user_name: str = "aac_automation_sa"
+    sa_policy_name: str = "AAC_MachineLearning_SA_Policy"
+    vault_key_alias: str = "alias/aac-secure-vault"
+    credential_role_name: str = "credential-service-role"
+    eks_cluster_prefix: str = "aac-"
+    quota_targets: tuple[QuotaTarget, ...] = (QuotaTarget(),)
+    poll_interval_seconds: Annotated[int, Field(ge=1, le=86_400)] = 60
+    vendor_timeout_seconds: Annotated[int, Field(ge=1, le=31_536_000)] = 7_200
+    quota_timeout_seconds: Annotated[int, Field(ge=1, le=31_536_000)] = 7_200
+
+    @field_validator("sa_policy_name")
+    @classmethod
+    def _policy_prefix(cls, value: str) -> str:
+        # Seed 000 step 1c: the vendor only accepts policies whose name starts with AAC_MachineLearning.
+        if not value.startswith("AAC_MachineLearning"):
+            raise ValueError(f"policy name {value!r} must start with 'AAC_MachineLearning'")
+        return value
+
+    @field_validator("vault_key_alias")
+    @classmethod
+    def _alias_prefix(cls, value: str) -> str:
+        if not value.startswith("alias/"):
+            raise ValueError(f"key alias {value!r} must start with 'alias/'")
+        return value
+
+    @field_validator("allowed_ous", mode="before")
+    @classmethod
+    def _split_ous(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return tuple(part.strip() for part in value.split(",") if part.strip())
+        return value
+
+    @field_validator("quota_targets", mode="before")
+    @classmethod
+    def _parse_targets(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return json.loads(value) if value.strip() else ()
+        return value
+
+    def max_polls(self, timeout_seconds: int) -> int:
+        """How many polls fit in a timeout: wait loops count polls, not wall-clock time."""
+        return max(1, math.ceil(timeout_seconds / self.poll_interval_seconds))
+
+    @staticmethod
+    def env_name(key: str) -> str:
+        return key.upper()
+
+    def to_env(self) -> dict[str, str]:
+        """The environment variables that reproduce these settings."""
+        env: dict[str, str] = {}
+        for key, value in self.model_dump(mode="json").items():
+            if key == "allowed_ous":
+                env[self.env_name(key)] = ",".join(value)
+            elif isinstance(value, (list, dict)):
+                env[self.env_name(key)] = json.dumps(value, separators=(",", ":"))
+            else:
+                env[self.env_name(key)] = str(value)
+        return env
+
+
+def settings_from(values: dict[str, Any]) -> Settings:
+    """Build settings from a mapping, with one-line errors naming the bad key."""
+    unknown = sorted(set(values) - set(Settings.model_fields))
+    if unknown:
+        raise ConfigError(f"unknown setting {unknown[0]!r}")
+    try:
+        return Settings.model_validate(values)
+    except ValidationError as err:
+        first = err.errors()[0]
+        where = ".".join(str(part) for part in first["loc"]) or "settings"
+        raise ConfigError(f"invalid setting {where}: {first['msg']}") from err
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """Settings from the environment template.yaml gives a function (cached; `reset_settings` clears)."""
+    values = {key: os.environ[Settings.env_name(key)] for key in Settings.model_fields if Settings.env_name(key) in os.environ}
+    return settings_from(values)
+
+
+def reset_settings() -> None:
+    get_settings.cache_clear()

@@ -1,0 +1,484 @@
+"""CreateIam: the service account user and its customer-managed policy (REQUIREMENTS I1, I2).
+
+`run` observes the account, plans (pure, `mlplane.iam.plan`) and converges: the user is created if absent and
+reused if present (a user mlplane did not create is never recorded, so never deleted); the policy is created
+with the seed's document and tags, or given a new default version when its document differs; the policy is
+attached to the user. No access keys are ever created. Every change is in the ledger first, so rollback
+(`mlplane.rollback`) and `teardown` (deprovision) undo it newest first: detach, delete the policy, delete the user.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING, Any
+from urllib.parse import unquote
+
+from botocore.exceptions import ClientError
+
+from mlplane import aws
+from mlplane.config import Settings
+from mlplane.errors import error_code, translate
+from mlplane.iam import plan as iam_plan
+from mlplane.iam.models import (
+    IamObserved,
+    IamPlan,
+    ObservedPolicy,
+    ObservedUser,
+    PolicyAction,
+    PolicyVersion,
+    UserAction,
+)
+from mlplane.ledger import ResourceState
+from mlplane.member import ACCOUNT_TAG, KEY_TAG, MANAGED_TAG
+from mlplane.observability import logger, tracer
+from mlplane.rollback.registry import Blocked, Undone, handler_for, register
+from mlplane.steps import StepOutput
+
+if TYPE_CHECKING:
+    from mypy_boto3_iam import IAMClient
+
+    from mlplane.ledger import ResourceRecord
+    from mlplane.member import Member
+
+USER_TYPE = "iam:user"
+POLICY_TYPE = "iam:policy"
+ATTACHMENT_TYPE = "iam:attachment"
+POLICY_VERSION_TYPE = "iam:policy-version"  # a new default version of a policy mlplane did not create
+POLICY_TAG_TYPE = "iam:policy-tag"  # the AACResource tag added to a policy mlplane did not create
+
+USER_KEY = "iam/user"
+POLICY_KEY = "iam/policy"
+ATTACHMENT_KEY = "iam/attachment"
+POLICY_VERSION_KEY = "iam/policy-version"
+POLICY_TAG_KEY = "iam/policy-tag"
+
+
+def policy_arn(member: Member, name: str) -> str:
+    return f"arn:{aws.partition_for(member.region)}:iam::{member.account_id}:policy/{name}"
+
+
+def owned(tags: dict[str, str], account_id: str) -> bool:
+    """The resource carries mlplane's tags for this account."""
+    return tags.get(MANAGED_TAG) == "true" and tags.get(ACCOUNT_TAG) == account_id
+
+
+# -- observe ----------------------------------------------------------------------------------------------
+def observe(member: Member, settings: Settings, *, arn: str) -> IamObserved:
+    iam: IAMClient = member.client("iam")
+    return IamObserved(
+        account_id=member.account_id,
+        user=_observe_user(iam, settings.sa_user_name, member.account_id),
+        policy=_observe_policy(iam, arn, member.account_id),
+    )
+
+
+def _observe_user(iam: IAMClient, name: str, account_id: str) -> ObservedUser | None:
+    where = f"{name} in {account_id}"
+    try:
+        iam.get_user(UserName=name)
+        tags = _user_tags(iam, name)
+        attached: list[str] = []
+        for page in iam.get_paginator("list_attached_user_policies").paginate(UserName=name):
+            attached.extend(p["PolicyArn"] for p in page.get("AttachedPolicies", []) if "PolicyArn" in p)
+    except ClientError as err:
+        if error_code(err) == "NoSuchEntity":
+            return None
+        raise translate(err, f"iam:GetUser {where}") from err
+    return ObservedUser(name=name, owned=owned(tags, account_id), tags=tags, attached_policy_arns=tuple(attached))
+
+
+def _observe_policy(iam: IAMClient, arn: str, account_id: str) -> ObservedPolicy | None:
+    try:
+        policy = iam.get_policy(PolicyArn=arn)["Policy"]
+        default_id = str(policy.get("DefaultVersionId", "v1"))
+        version = iam.get_policy_version(PolicyArn=arn, VersionId=default_id)["PolicyVersion"]
+        versions = [
+            PolicyVersion(version_id=str(v.get("VersionId")), is_default=bool(v.get("IsDefaultVersion")))
+            for page in iam.get_paginator("list_policy_versions").paginate(PolicyArn=arn)
+            for v in page.get("Versions", [])
+        ]
+        tags = _policy_tags(iam, arn)
+    except ClientError as err:
+        if error_code(err) == "NoSuchEntity":
+            return None
+        raise translate(err, f"iam:GetPolicy {arn}") from err
+    return ObservedPolicy(
+        arn=arn,
+        owned=owned(tags, account_id),
+        tags=tags,
+        default_document=_document(version.get("Document")),
+        default_version_id=default_id,
+        versions=tuple(versions),
+    )
+
+
+def _document(raw: Any) -> dict[str, Any]:
+    # botocore decodes IAM's URL-encoded policy JSON into a dict; accept a string too.
+    if isinstance(raw, dict):
+        return raw
+    text = str(raw or "{}")
+    loaded = json.loads(unquote(text) if text.startswith("%") else text)
+    return loaded if isinstance(loaded, dict) else {}
+
+
+def _user_tags(iam: IAMClient, name: str) -> dict[str, str]:
+    tags: dict[str, str] = {}
+    for page in iam.get_paginator("list_user_tags").paginate(UserName=name):
+        tags.update({t["Key"]: t["Value"] for t in page.get("Tags", [])})
+    return tags
+
+
+def _policy_tags(iam: IAMClient, arn: str) -> dict[str, str]:
+    tags: dict[str, str] = {}
+    for page in iam.get_paginator("list_policy_tags").paginate(PolicyArn=arn):
+        tags.update({t["Key"]: t["Value"] for t in page.get("Tags", [])})
+    return tags
+
+
+# -- run --------------------------------------------------------------------------------------------------
+@tracer.capture_method(capture_response=False)
+def run(member: Member, settings: Settings) -> StepOutput:
+    """CreateIam: converge the service account and its policy; a re-run changes nothing."""
+    document = iam_plan.shipped_policy()
+    iam_plan.check_policy(settings.sa_policy_name, document)  # before any AWS call
+    arn = policy_arn(member, settings.sa_policy_name)
+    decided = iam_plan.plan(settings, observe(member, settings, arn=arn), document=document, policy_arn=arn)
+    iam: IAMClient = member.client("iam")
+    created = existing = 0
+
+    made = _ensure_user(member, iam, decided)
+    created, existing = created + made, existing + (1 - made)
+    made = _ensure_policy(member, iam, decided, document)
+    created, existing = created + made, existing + (1 - made)
+    made = _ensure_attachment(member, iam, decided)
+    created, existing = created + made, existing + (1 - made)
+    logger.info("iam converged", user=decided.user_name, policy=arn, newly_created=created)
+    return StepOutput(
+        created=created,
+        existing=existing,
+        detail={
+            "user": decided.user_name,
+            "user_action": decided.user_action.value,
+            "policy_arn": arn,
+            "policy_action": decided.policy_action.value,
+            "policy_size": decided.policy_size,
+        },
+    )
+
+
+def _ensure_user(member: Member, iam: IAMClient, decided: IamPlan) -> int:
+    if decided.user_action == UserAction.REUSE:
+        return 0
+    name = decided.user_name
+
+    def find() -> str | None:
+        user = _observe_user(iam, name, member.account_id)
+        return name if user is not None and user.owned else None
+
+    def create() -> str:
+        try:
+            iam.create_user(UserName=name, Tags=member.tag_list(USER_KEY))  # type: ignore[arg-type]
+        except ClientError as err:
+            raise translate(err, f"iam:CreateUser {name} in {member.account_id}") from err
+        return name
+
+    _, made = member.ensure(key=USER_KEY, type=USER_TYPE, find=find, create=create, data={"user_name": name})
+    return int(made)
+
+
+def _ensure_policy(member: Member, iam: IAMClient, decided: IamPlan, document: dict[str, Any]) -> int:
+    arn = decided.policy_arn
+    text = json.dumps(document, separators=(",", ":"))
+    made = False
+    if decided.policy_is_mlplanes:
+
+        def find() -> str | None:
+            policy = _observe_policy(iam, arn, member.account_id)
+            return arn if policy is not None and policy.owned else None
+
+        def create() -> str:
+            tags = member.tag_list(POLICY_KEY, {iam_plan.AAC_RESOURCE_TAG: iam_plan.AAC_RESOURCE_VALUE})
+            try:
+                answer = iam.create_policy(
+                    PolicyName=decided.policy_name,
+                    PolicyDocument=text,
+                    Description="AAC Machine Learning service account policy (seed 000 step 1a), managed by mlplane",
+                    Tags=tags,  # type: ignore[arg-type]
+                )
+            except ClientError as err:
+                raise translate(err, f"iam:CreatePolicy {decided.policy_name} in {member.account_id}") from err
+            return str(answer["Policy"].get("Arn", arn))
+
+        _, made = member.ensure(key=POLICY_KEY, type=POLICY_TYPE, find=find, create=create, data={"policy_arn": arn})
+    if decided.policy_action == PolicyAction.UPDATE:
+        _new_version(member, iam, decided, text)
+    if decided.tag_policy:
+        _tag_policy(member, iam, decided)
+    return int(made)
+
+
+def _new_version(member: Member, iam: IAMClient, decided: IamPlan, text: str) -> None:
+    """A new default version with the shipped document, pruning the oldest to stay within IAM's five."""
+    arn = decided.policy_arn
+    record = None
+    if not decided.policy_is_mlplanes:
+        current = _observe_policy(iam, arn, member.account_id)
+        previous = current.default_version_id if current else "v1"
+        record = member.ledger.record_intent(
+            member.account_id,
+            key=POLICY_VERSION_KEY,
+            type=POLICY_VERSION_TYPE,
+            step=member.step,
+            execution=member.execution,
+            data={"policy_arn": arn, "previous_default": previous},
+        )
+    try:
+        for version_id in decided.prune_versions:
+            iam.delete_policy_version(PolicyArn=arn, VersionId=version_id)
+        answer = iam.create_policy_version(PolicyArn=arn, PolicyDocument=text, SetAsDefault=True)
+    except ClientError as err:
+        raise translate(err, f"iam:CreatePolicyVersion {arn}") from err
+    version_id = str(answer["PolicyVersion"].get("VersionId", ""))
+    if record is not None:
+        member.ledger.record_created(member.account_id, key=POLICY_VERSION_KEY, resource_id=version_id)
+    logger.info("iam policy updated", policy=arn, version=version_id, pruned=list(decided.prune_versions))
+
+
+def _tag_policy(member: Member, iam: IAMClient, decided: IamPlan) -> None:
+    """Seed 000 step 1b's tag on a policy that lacks it (recorded when the policy is not mlplane's)."""
+    arn = decided.policy_arn
+    if not decided.policy_is_mlplanes:
+        tags = _policy_tags(iam, arn)
+        member.ledger.record_intent(
+            member.account_id,
+            key=POLICY_TAG_KEY,
+            type=POLICY_TAG_TYPE,
+            step=member.step,
+            execution=member.execution,
+            data={"policy_arn": arn, "previous": tags.get(iam_plan.AAC_RESOURCE_TAG)},
+        )
+    try:
+        iam.tag_policy(PolicyArn=arn, Tags=[{"Key": iam_plan.AAC_RESOURCE_TAG, "Value": iam_plan.AAC_RESOURCE_VALUE}])
+    except ClientError as err:
+        raise translate(err, f"iam:TagPolicy {arn}") from err
+    if not decided.policy_is_mlplanes:
+        member.ledger.record_created(member.account_id, key=POLICY_TAG_KEY, resource_id=arn)
+
+
+def _ensure_attachment(member: Member, iam: IAMClient, decided: IamPlan) -> int:
+    user, arn = decided.user_name, decided.policy_arn
+    attachment_id = f"{user}|{arn}"
+    if not decided.attach and member.ledger.resource(member.account_id, ATTACHMENT_KEY) is None:
+        return 0  # attached before mlplane came: not ours to record, nor to detach
+
+    def find() -> str | None:
+        return attachment_id if _attached(iam, user, arn) else None
+
+    def create() -> str:
+        try:
+            iam.attach_user_policy(UserName=user, PolicyArn=arn)
+        except ClientError as err:
+            raise translate(err, f"iam:AttachUserPolicy {arn} to {user}") from err
+        return attachment_id
+
+    _, made = member.ensure(
+        key=ATTACHMENT_KEY,
+        type=ATTACHMENT_TYPE,
+        find=find,
+        create=create,
+        data={"user_name": user, "policy_arn": arn},
+    )
+    return int(made)
+
+
+def _attached(iam: IAMClient, user: str, arn: str) -> bool:
+    try:
+        for page in iam.get_paginator("list_attached_user_policies").paginate(UserName=user):
+            if any(p.get("PolicyArn") == arn for p in page.get("AttachedPolicies", [])):
+                return True
+    except ClientError as err:
+        if error_code(err) == "NoSuchEntity":
+            return False
+        raise translate(err, f"iam:ListAttachedUserPolicies {user}") from err
+    return False
+
+
+# -- teardown (deprovision) -------------------------------------------------------------------------------
+@tracer.capture_method(capture_response=False)
+def teardown(member: Member, settings: Settings) -> StepOutput:
+    """Deprovision: undo every live iam:* ledger record, newest first, with the rollback handlers.
+
+    A resource something else blocks (e.g. access keys someone created for the service account) is left in
+    place and named in one `Blocked` raised after the others were undone.
+    """
+    del settings  # the ledger has everything the undo needs
+    records = [r for r in member.ledger.resources(member.account_id) if r.type.startswith("iam:")]
+    removed = 0
+    blocked: list[str] = []
+    outcomes: dict[str, str] = {}
+    for record in sorted(records, key=lambda r: r.seq, reverse=True):
+        handler = handler_for(record.type)
+        resource_id = record.resource_id if record.state == ResourceState.CREATED else None
+        resource_id = resource_id or handler.find(member, record)
+        try:
+            outcome = handler.undo(member, record, resource_id) if resource_id else Undone("gone")
+        except Blocked as err:
+            blocked.append(str(err))
+            continue
+        member.ledger.record_deleted(member.account_id, key=record.key)
+        outcomes[record.key] = outcome.outcome
+        removed += outcome.outcome == "removed"
+    if blocked:
+        raise Blocked("; ".join(blocked))
+    return StepOutput(removed=removed, detail={"undone": outcomes})
+
+
+# -- rollback handlers ------------------------------------------------------------------------------------
+def _find_user(member: Member, record: ResourceRecord) -> str | None:
+    name = str(record.data.get("user_name", ""))
+    user = _observe_user(member.client("iam"), name, member.account_id) if name else None
+    return name if user is not None and user.owned and user.tags.get(KEY_TAG) == record.key else None
+
+
+def _undo_user(member: Member, record: ResourceRecord, resource_id: str) -> Undone:
+    iam: IAMClient = member.client("iam")
+    user = _observe_user(iam, resource_id, member.account_id)
+    if user is None:
+        return Undone("gone")
+    if not user.owned:
+        raise Blocked(f"iam user {resource_id} in {member.account_id} no longer carries mlplane's tags")
+    blockers = _user_blockers(iam, user)
+    if blockers:
+        raise Blocked(f"iam user {resource_id} in {member.account_id} still has {', '.join(blockers)}")
+    try:
+        iam.delete_user(UserName=resource_id)
+    except ClientError as err:
+        code = error_code(err)
+        if code == "NoSuchEntity":
+            return Undone("gone")
+        if code == "DeleteConflict":
+            raise Blocked(f"iam user {resource_id} in {member.account_id}: {translate(err, 'iam:DeleteUser')}") from err
+        raise translate(err, f"iam:DeleteUser {resource_id} in {member.account_id}") from err
+    return Undone("removed")
+
+
+def _user_blockers(iam: IAMClient, user: ObservedUser) -> list[str]:
+    """What someone else gave the user and mlplane will not remove (IAM refuses DeleteUser while they exist)."""
+    name = user.name
+    try:
+        keys = [k["AccessKeyId"] for k in iam.list_access_keys(UserName=name).get("AccessKeyMetadata", [])]
+        inline = list(iam.list_user_policies(UserName=name).get("PolicyNames", []))
+        groups = [g["GroupName"] for g in iam.list_groups_for_user(UserName=name).get("Groups", [])]
+    except ClientError as err:
+        raise translate(err, f"iam:ListAccessKeys {name}") from err
+    blockers = [f"access key {k}" for k in keys]
+    blockers += [f"attached policy {arn}" for arn in user.attached_policy_arns]
+    blockers += [f"inline policy {p}" for p in inline]
+    blockers += [f"group {g}" for g in groups]
+    return blockers
+
+
+def _find_policy(member: Member, record: ResourceRecord) -> str | None:
+    arn = str(record.data.get("policy_arn", ""))
+    policy = _observe_policy(member.client("iam"), arn, member.account_id) if arn else None
+    return arn if policy is not None and policy.owned and policy.tags.get(KEY_TAG) == record.key else None
+
+
+def _undo_policy(member: Member, record: ResourceRecord, resource_id: str) -> Undone:
+    iam: IAMClient = member.client("iam")
+    policy = _observe_policy(iam, resource_id, member.account_id)
+    if policy is None:
+        return Undone("gone")
+    if not policy.owned:
+        raise Blocked(f"iam policy {resource_id} no longer carries mlplane's tags")
+    try:
+        entities = iam.list_entities_for_policy(PolicyArn=resource_id)
+        names = [f"user {u['UserName']}" for u in entities.get("PolicyUsers", [])]
+        names += [f"role {r['RoleName']}" for r in entities.get("PolicyRoles", [])]
+        names += [f"group {g['GroupName']}" for g in entities.get("PolicyGroups", [])]
+        if names:
+            raise Blocked(f"iam policy {resource_id} is still attached to {', '.join(names)}")
+        for version in policy.versions:
+            if not version.is_default:
+                iam.delete_policy_version(PolicyArn=resource_id, VersionId=version.version_id)
+        iam.delete_policy(PolicyArn=resource_id)
+    except ClientError as err:
+        code = error_code(err)
+        if code == "NoSuchEntity":
+            return Undone("gone")
+        if code == "DeleteConflict":
+            raise Blocked(f"iam policy {resource_id}: {translate(err, 'iam:DeletePolicy')}") from err
+        raise translate(err, f"iam:DeletePolicy {resource_id}") from err
+    return Undone("removed")
+
+
+def _find_attachment(member: Member, record: ResourceRecord) -> str | None:
+    user, arn = str(record.data.get("user_name", "")), str(record.data.get("policy_arn", ""))
+    return f"{user}|{arn}" if user and arn and _attached(member.client("iam"), user, arn) else None
+
+
+def _undo_attachment(member: Member, record: ResourceRecord, resource_id: str) -> Undone:
+    user, _, arn = resource_id.partition("|")
+    iam: IAMClient = member.client("iam")
+    try:
+        iam.detach_user_policy(UserName=user, PolicyArn=arn)
+    except ClientError as err:
+        if error_code(err) == "NoSuchEntity":
+            return Undone("gone")
+        raise translate(err, f"iam:DetachUserPolicy {arn} from {user}") from err
+    return Undone("removed")
+
+
+def _find_policy_version(member: Member, record: ResourceRecord) -> str | None:
+    arn = str(record.data.get("policy_arn", ""))
+    policy = _observe_policy(member.client("iam"), arn, member.account_id) if arn else None
+    if policy is None or policy.default_version_id == record.data.get("previous_default"):
+        return None
+    return policy.default_version_id
+
+
+def _undo_policy_version(member: Member, record: ResourceRecord, resource_id: str) -> Undone:
+    """Make the version that was default before mlplane default again and delete the versions mlplane added."""
+    del resource_id
+    iam: IAMClient = member.client("iam")
+    arn = str(record.data.get("policy_arn", ""))
+    previous = str(record.data.get("previous_default", ""))
+    policy = _observe_policy(iam, arn, member.account_id)
+    if policy is None or previous not in {v.version_id for v in policy.versions}:
+        return Undone("gone", reason=f"version {previous} of {arn} no longer exists")
+    try:
+        if policy.default_version_id != previous:
+            iam.set_default_policy_version(PolicyArn=arn, VersionId=previous)
+        for version in policy.versions:
+            if iam_plan.version_number(version.version_id) > iam_plan.version_number(previous):
+                iam.delete_policy_version(PolicyArn=arn, VersionId=version.version_id)
+    except ClientError as err:
+        raise translate(err, f"iam:SetDefaultPolicyVersion {arn}") from err
+    return Undone("removed")
+
+
+def _find_policy_tag(member: Member, record: ResourceRecord) -> str | None:
+    arn = str(record.data.get("policy_arn", ""))
+    return arn or None
+
+
+def _undo_policy_tag(member: Member, record: ResourceRecord, resource_id: str) -> Undone:
+    iam: IAMClient = member.client("iam")
+    previous = record.data.get("previous")
+    try:
+        if previous is None:
+            iam.untag_policy(PolicyArn=resource_id, TagKeys=[iam_plan.AAC_RESOURCE_TAG])
+        else:
+            iam.tag_policy(PolicyArn=resource_id, Tags=[{"Key": iam_plan.AAC_RESOURCE_TAG, "Value": str(previous)}])
+    except ClientError as err:
+        if error_code(err) == "NoSuchEntity":
+            return Undone("gone")
+        raise translate(err, f"iam:UntagPolicy {resource_id}") from err
+    return Undone("removed")
+
+
+register(USER_TYPE, find=_find_user, undo=_undo_user)
+register(POLICY_TYPE, find=_find_policy, undo=_undo_policy)
+register(ATTACHMENT_TYPE, find=_find_attachment, undo=_undo_attachment)
+register(POLICY_VERSION_TYPE, find=_find_policy_version, undo=_undo_policy_version)
+register(POLICY_TAG_TYPE, find=_find_policy_tag, undo=_undo_policy_tag)

@@ -1,0 +1,32 @@
+"""The KMS domain's models: the secure-vault key and the change to its key policy (REQUIREMENTS K1, K2)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class VaultKey(_Model):
+    """The symmetric key found by its alias (seed 000 prerequisite, Step 5)."""
+
+    key_id: str
+    arn: str
+    alias: str
+    state: str
+    owned: bool = Field(description="carries mlplane's tags for this account (mlplane created it)")
+
+
+class PolicyPatch(_Model):
+    """The key policy after merging mlplane's statement, and whether it differs from the current one."""
+
+    sid: str
+    role_arn: str
+    changed: bool
+    policy: dict[str, Any]
+    size: int = Field(description="bytes of the serialised policy (KMS limit 32,768)")
+    administrators: tuple[str, ...] = Field(description="principals still allowed kms:PutKeyPolicy")

@@ -1,0 +1,51 @@
+"""What the ledger stores: one status item per account and one item per created resource."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class Status(StrEnum):
+    PENDING = "PENDING"
+    PROVISIONING = "PROVISIONING"
+    READY = "READY"
+    ROLLING_BACK = "ROLLING_BACK"
+    ROLLED_BACK = "ROLLED_BACK"
+    ROLLBACK_INCOMPLETE = "ROLLBACK_INCOMPLETE"
+    DEPROVISIONING = "DEPROVISIONING"
+    DEPROVISIONED = "DEPROVISIONED"
+
+
+class AccountStatus(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    account_id: str
+    status: Status
+    execution: str
+    updated_at: str
+    error: str | None = None
+
+
+class ResourceState(StrEnum):
+    INTENT = "intent"  # recorded before the create call: the id may exist in AWS without being known here
+    CREATED = "created"
+    DELETED = "deleted"
+
+
+class ResourceRecord(BaseModel):
+    """One resource mlplane created (or is about to create) in a member account."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    account_id: str
+    key: str = Field(description="stable plan key, unique in the account, e.g. 'subnet/eks_node/a'")
+    type: str = Field(description="resource type the rollback dispatches on, e.g. 'ec2:subnet'")
+    step: str
+    execution: str
+    state: ResourceState
+    resource_id: str | None = None
+    data: dict[str, Any] = Field(default_factory=dict, description="what is needed to undo it")
+    seq: int = Field(description="creation order; rollback walks newest first")

@@ -1,0 +1,237 @@
+"""The only code that reads and writes the ledger table."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import threading
+import time
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from botocore.exceptions import ClientError
+
+from mlplane.errors import Conflict, error_code, translate
+from mlplane.ledger.models import AccountStatus, ResourceRecord, ResourceState, Status
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+
+_STATUS_SK = "STATUS"
+_RESOURCE_PREFIX = "RES#"
+_seq_lock = threading.Lock()
+_seq_counter = itertools.count()
+
+
+def _next_seq() -> int:
+    # Wall-clock ns keeps order across Lambda invocations; the counter breaks ties inside one process.
+    with _seq_lock:
+        return time.time_ns() * 1000 + next(_seq_counter) % 1000
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds")
+
+
+class Ledger:
+    """Account status and resource records in DynamoDB (table from template.yaml: pk, sk)."""
+
+    def __init__(self, dynamodb: DynamoDBClient, table: str) -> None:
+        self._db = dynamodb
+        self._table = table
+
+    # -- account status -------------------------------------------------------------------------------
+    def status(self, account_id: str) -> AccountStatus | None:
+        item = self._get(account_id, _STATUS_SK)
+        if item is None:
+            return None
+        return AccountStatus(
+            account_id=account_id,
+            status=Status(item["status"]["S"]),
+            execution=item["execution"]["S"],
+            updated_at=item["updated_at"]["S"],
+            error=item.get("error", {}).get("S"),
+        )
+
+    def set_status(
+        self,
+        account_id: str,
+        status: Status,
+        *,
+        execution: str,
+        error: str | None = None,
+        only_from: frozenset[Status] | None = None,
+    ) -> AccountStatus:
+        """Write the account's status; with `only_from`, refuse (Conflict) unless the current one is in it."""
+        item: dict[str, Any] = {
+            "pk": {"S": account_id},
+            "sk": {"S": _STATUS_SK},
+            "status": {"S": status.value},
+            "execution": {"S": execution},
+            "updated_at": {"S": _now()},
+        }
+        if error:
+            item["error"] = {"S": error[:1000]}
+        kwargs: dict[str, Any] = {}
+        if only_from is not None:
+            names = {f":s{i}": {"S": s.value} for i, s in enumerate(sorted(only_from))}
+            kwargs = {
+                "ConditionExpression": "attribute_not_exists(pk) OR #st IN (" + ", ".join(names) + ")",
+                "ExpressionAttributeNames": {"#st": "status"},
+                "ExpressionAttributeValues": names,
+            }
+        try:
+            self._db.put_item(TableName=self._table, Item=item, **kwargs)
+        except ClientError as err:
+            if error_code(err) == "ConditionalCheckFailedException":
+                current = self.status(account_id)
+                raise Conflict(
+                    f"account {account_id} is {current.status if current else 'unknown'}"
+                    f" (execution {current.execution if current else '-'}), cannot become {status}"
+                ) from err
+            raise translate(err, f"dynamodb:PutItem {self._table}") from err
+        return AccountStatus(
+            account_id=account_id, status=status, execution=execution, updated_at=item["updated_at"]["S"], error=error
+        )
+
+    # -- resources ------------------------------------------------------------------------------------
+    def record_intent(
+        self, account_id: str, *, key: str, type: str, step: str, execution: str, data: dict[str, Any] | None = None
+    ) -> ResourceRecord:
+        """Record that `key` is about to be created; a record that exists keeps its seq."""
+        existing = self.resource(account_id, key)
+        if existing is not None and existing.state != ResourceState.DELETED:
+            return existing
+        record = ResourceRecord(
+            account_id=account_id,
+            key=key,
+            type=type,
+            step=step,
+            execution=execution,
+            state=ResourceState.INTENT,
+            data=data or {},
+            seq=_next_seq(),
+        )
+        self._put(record)
+        return record
+
+    def record_created(
+        self, account_id: str, *, key: str, resource_id: str, data: dict[str, Any] | None = None
+    ) -> ResourceRecord:
+        record = self.resource(account_id, key)
+        if record is None:
+            raise Conflict(f"no intent recorded for {key} in {account_id}")
+        updated = record.model_copy(
+            update={"state": ResourceState.CREATED, "resource_id": resource_id, "data": {**record.data, **(data or {})}}
+        )
+        self._put(updated)
+        return updated
+
+    def record_deleted(self, account_id: str, *, key: str) -> None:
+        record = self.resource(account_id, key)
+        if record is not None and record.state != ResourceState.DELETED:
+            self._put(record.model_copy(update={"state": ResourceState.DELETED}))
+
+    def resource(self, account_id: str, key: str) -> ResourceRecord | None:
+        item = self._get(account_id, _RESOURCE_PREFIX + key)
+        return None if item is None else _record_from(item)
+
+    def resources(self, account_id: str, *, live_only: bool = True) -> list[ResourceRecord]:
+        """The account's records, oldest first (intent and created; with live_only=False deleted too)."""
+        records: list[ResourceRecord] = []
+        paginator = self._db.get_paginator("query")
+        try:
+            for page in paginator.paginate(
+                TableName=self._table,
+                KeyConditionExpression="pk = :pk AND begins_with(sk, :res)",
+                ExpressionAttributeValues={":pk": {"S": account_id}, ":res": {"S": _RESOURCE_PREFIX}},
+                ConsistentRead=True,
+            ):
+                records.extend(_record_from(item) for item in page.get("Items", []))
+        except ClientError as err:
+            raise translate(err, f"dynamodb:Query {self._table}") from err
+        if live_only:
+            records = [r for r in records if r.state != ResourceState.DELETED]
+        return sorted(records, key=lambda r: r.seq)
+
+    # -- generic items (e.g. CIDR allocations) ----------------------------------------------------------
+    def put_item(self, pk: str, sk: str, data: dict[str, Any], *, only_if_absent: bool = False) -> bool:
+        """Store a JSON document under (pk, sk); with only_if_absent, return False if it exists."""
+        item = {"pk": {"S": pk}, "sk": {"S": sk}, "doc": {"S": json.dumps(data, sort_keys=True)}}
+        kwargs: dict[str, Any] = {"ConditionExpression": "attribute_not_exists(pk)"} if only_if_absent else {}
+        try:
+            self._db.put_item(TableName=self._table, Item=item, **kwargs)
+        except ClientError as err:
+            if error_code(err) == "ConditionalCheckFailedException":
+                return False
+            raise translate(err, f"dynamodb:PutItem {self._table}") from err
+        return True
+
+    def get_item(self, pk: str, sk: str) -> dict[str, Any] | None:
+        item = self._get(pk, sk)
+        return None if item is None else dict(json.loads(item["doc"]["S"]))
+
+    def items(self, pk: str) -> dict[str, dict[str, Any]]:
+        out: dict[str, dict[str, Any]] = {}
+        paginator = self._db.get_paginator("query")
+        try:
+            for page in paginator.paginate(
+                TableName=self._table,
+                KeyConditionExpression="pk = :pk",
+                ExpressionAttributeValues={":pk": {"S": pk}},
+                ConsistentRead=True,
+            ):
+                for item in page.get("Items", []):
+                    if "doc" in item:
+                        out[item["sk"]["S"]] = json.loads(item["doc"]["S"])
+        except ClientError as err:
+            raise translate(err, f"dynamodb:Query {self._table}") from err
+        return out
+
+    def delete_item(self, pk: str, sk: str) -> None:
+        try:
+            self._db.delete_item(TableName=self._table, Key={"pk": {"S": pk}, "sk": {"S": sk}})
+        except ClientError as err:
+            raise translate(err, f"dynamodb:DeleteItem {self._table}") from err
+
+    # -- internals ------------------------------------------------------------------------------------
+    def _get(self, pk: str, sk: str) -> dict[str, Any] | None:
+        try:
+            answer = self._db.get_item(
+                TableName=self._table, Key={"pk": {"S": pk}, "sk": {"S": sk}}, ConsistentRead=True
+            )
+        except ClientError as err:
+            raise translate(err, f"dynamodb:GetItem {self._table}") from err
+        return answer.get("Item")
+
+    def _put(self, record: ResourceRecord) -> None:
+        item: dict[str, Any] = {
+            "pk": {"S": record.account_id},
+            "sk": {"S": _RESOURCE_PREFIX + record.key},
+            "type": {"S": record.type},
+            "step": {"S": record.step},
+            "execution": {"S": record.execution},
+            "state": {"S": record.state.value},
+            "data": {"S": json.dumps(record.data, sort_keys=True)},
+            "seq": {"N": str(record.seq)},
+        }
+        if record.resource_id:
+            item["resource_id"] = {"S": record.resource_id}
+        try:
+            self._db.put_item(TableName=self._table, Item=item)
+        except ClientError as err:
+            raise translate(err, f"dynamodb:PutItem {self._table}") from err
+
+
+def _record_from(item: dict[str, Any]) -> ResourceRecord:
+    return ResourceRecord(
+        account_id=item["pk"]["S"],
+        key=item["sk"]["S"][len(_RESOURCE_PREFIX) :],
+        type=item["type"]["S"],
+        step=item["step"]["S"],
+        execution=item["execution"]["S"],
+        state=ResourceState(item["state"]["S"]),
+        resource_id=item.get("resource_id", {}).get("S"),
+        data=json.loads(item["data"]["S"]),
+        seq=int(item["seq"]["N"]),
+    )

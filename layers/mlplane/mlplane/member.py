@@ -1,0 +1,89 @@
+"""A member account as one step sees it: its session, its ledger records, and mlplane's tags."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import boto3
+
+from mlplane import aws
+from mlplane.config import Settings
+from mlplane.ledger import Ledger, ResourceState
+
+MANAGED_TAG = "mlplane:managed"
+ACCOUNT_TAG = "mlplane:account"
+EXECUTION_TAG = "mlplane:execution"
+KEY_TAG = "mlplane:key"
+
+
+@dataclass(frozen=True)
+class Member:
+    """Everything a step needs to change one member account and record what it did."""
+
+    account_id: str
+    region: str
+    execution: str
+    step: str
+    session: boto3.Session
+    ledger: Ledger
+
+    def client(self, service: str) -> Any:
+        return aws.client(self.session, service)
+
+    def tags(self, key: str) -> dict[str, str]:
+        """mlplane's tags for the resource with plan key `key` (how a lost ledger write is recovered)."""
+        return {MANAGED_TAG: "true", ACCOUNT_TAG: self.account_id, EXECUTION_TAG: self.execution, KEY_TAG: key}
+
+    def tag_list(self, key: str, extra: dict[str, str] | None = None) -> list[dict[str, str]]:
+        return [{"Key": k, "Value": v} for k, v in {**(extra or {}), **self.tags(key)}.items()]
+
+    def ensure(
+        self,
+        *,
+        key: str,
+        type: str,
+        find: Callable[[], str | None],
+        create: Callable[[], str],
+        data: dict[str, Any] | None = None,
+    ) -> tuple[str, bool]:
+        """Create the resource `key` once: ledger intent, find by tags/token, else create; ledger id.
+
+        Returns (id, created_now). A re-run, or a run after a crash between create and ledger write,
+        finds the resource instead of creating a second one.
+        """
+        record = self.ledger.resource(self.account_id, key)
+        if record is not None and record.state == ResourceState.CREATED and record.resource_id:
+            found = find()
+            if found == record.resource_id:
+                return found, False
+        self.ledger.record_intent(
+            self.account_id, key=key, type=type, step=self.step, execution=self.execution, data=data
+        )
+        found = find()
+        if found is not None:
+            self.ledger.record_created(self.account_id, key=key, resource_id=found, data=data)
+            return found, False
+        made = create()
+        self.ledger.record_created(self.account_id, key=key, resource_id=made, data=data)
+        return made, True
+
+
+def hub_ledger(settings: Settings) -> Ledger:
+    return Ledger(aws.client(aws.hub_session(settings.aws_region), "dynamodb"), settings.ledger_table)
+
+
+def member_for(account_id: str, execution: str, step: str, settings: Settings) -> Member:
+    """Assume the member role (cached) and bundle it with the hub's ledger."""
+    session = aws.session_for(
+        account_id, settings.member_role_name, region=settings.aws_region, session_name=execution
+    )
+    return Member(
+        account_id=account_id,
+        region=settings.aws_region,
+        execution=execution,
+        step=step,
+        session=session,
+        ledger=hub_ledger(settings),
+    )

@@ -1,0 +1,456 @@
+"""CreateNetwork: observe the account, plan (`plan.py`), and make what the plan says (REQUIREMENTS N1-N5).
+
+Every create goes through `Member.ensure`: ledger intent, find by `mlplane:key` tag (or client token), create
+with mlplane's tags, ledger id. A second run creates nothing; a run that died between a create and its ledger
+write finds the resource by its tags. NAT gateways and the S3 endpoint also carry a client token derived from
+the account, the plan key and their subnet/VPC, so a create retried after a lost response is not doubled.
+
+Creation order (which rollback reverses, newest first): pool allocation (tgw), VPC, secondary CIDR, route
+tables, subnets, internet gateway, S3 endpoint, Elastic IPs, NAT gateways (waited for until `available`),
+transit gateway attachment (tgw), route-table associations, default routes.
+
+`teardown` (deprovision) undoes every live network record newest first with the handlers of `undo.py`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from typing import Any
+
+from botocore.exceptions import WaiterError
+
+from mlplane.config import Settings
+from mlplane.errors import AwsCallFailed, TimedOut
+from mlplane.ledger import ResourceState
+from mlplane.member import Member
+from mlplane.network import allocation, lookup, undo
+from mlplane.network.lookup import call
+from mlplane.network.models import NetworkPlan, RoutePlan
+from mlplane.network.plan import plan_network
+from mlplane.observability import logger, tracer
+from mlplane.rollback import registry
+from mlplane.steps import StepOutput
+
+NAT_AVAILABLE_WAIT = {"Delay": 15, "MaxAttempts": 40}
+
+
+def observe_azs(member: Member) -> list[str]:
+    """The region's available availability zones (not Local or Wavelength zones)."""
+    answer = call(
+        member,
+        "describe_availability_zones",
+        Filters=[{"Name": "state", "Values": ["available"]}],
+    )
+    return sorted(
+        z["ZoneName"]
+        for z in answer["AvailabilityZones"]
+        if z.get("ZoneType", "availability-zone") == "availability-zone" and z.get("State", "available") == "available"
+    )
+
+
+def _prefixes(settings: Settings) -> tuple[int, int]:
+    return int(settings.vpc_cidr.split("/")[1]), int(settings.secondary_cidr.split("/")[1])
+
+
+def plan_for(member: Member, settings: Settings) -> NetworkPlan:
+    """The plan `run` would execute now (observes AZs and the pool; changes nothing)."""
+    azs = observe_azs(member)
+    cidrs: tuple[str, str] | None = None
+    if settings.egress_mode == "tgw":
+        primary, secondary = _prefixes(settings)
+        preview = allocation.preview(
+            member.ledger, member.account_id, settings.cidr_pool, primary_prefix=primary, secondary_prefix=secondary
+        )
+        cidrs = preview.cidrs
+    return plan_network(settings, azs, cidrs=cidrs)
+
+
+def client_token(member: Member, key: str, salt: str) -> str:
+    """Idempotency token of a create: the same account, plan key and parent always give the same token."""
+    digest = hashlib.sha256(f"{member.account_id}|{key}|{salt}".encode()).hexdigest()
+    return f"mlplane-{digest[:48]}"
+
+
+class _Run:
+    """One execution of the plan in one account; counts what it created and what it found."""
+
+    def __init__(self, member: Member, plan: NetworkPlan) -> None:
+        self.member = member
+        self.plan = plan
+        self.ids: dict[str, str] = {}
+        self.created = 0
+        self.existing = 0
+
+    def ensure(
+        self,
+        key: str,
+        type: str,
+        find: Callable[[Member, str, dict[str, Any]], str | None],
+        create: Callable[[], str],
+        data: dict[str, Any] | None = None,
+    ) -> str:
+        values = data or {}
+        made, now = self.member.ensure(
+            key=key, type=type, find=lambda: find(self.member, key, values), create=create, data=values
+        )
+        self.ids[key] = made
+        if now:
+            self.created += 1
+        else:
+            self.existing += 1
+        return made
+
+    def creator(self, operation: str, path: tuple[str, ...], **kwargs: Any) -> Callable[[], str]:
+        """The create call of `ensure`: `operation(**kwargs)`, returning the id found at `path` in the answer."""
+
+        def create() -> str:
+            answer: Any = call(self.member, operation, **kwargs)
+            for part in path:
+                answer = answer[part]
+            return str(answer)
+
+        return create
+
+    def tag_spec(self, resource_type: str, key: str, extra: dict[str, str]) -> list[dict[str, Any]]:
+        return [{"ResourceType": resource_type, "Tags": self.member.tag_list(key, extra)}]
+
+    # -- VPC ------------------------------------------------------------------------------------------------
+    def vpc(self) -> str:
+        vpc = self.plan.vpc
+        vpc_id = self.ensure(
+            vpc.key,
+            undo.VPC,
+            lookup.find_vpc,
+            self.creator(
+                "create_vpc",
+                (
+                    "Vpc",
+                    "VpcId",
+                ),
+                CidrBlock=vpc.cidr,
+                TagSpecifications=self.tag_spec("vpc", vpc.key, vpc.tags),
+            ),
+        )
+        for attribute, wanted in (("enableDnsSupport", vpc.dns_support), ("enableDnsHostnames", vpc.dns_hostnames)):
+            current = call(self.member, "describe_vpc_attribute", VpcId=vpc_id, Attribute=attribute)
+            field = attribute[0].upper() + attribute[1:]
+            if bool(current.get(field, {}).get("Value")) != wanted:
+                call(self.member, "modify_vpc_attribute", VpcId=vpc_id, **{field: {"Value": wanted}})
+        self.ensure(
+            vpc.secondary_key,
+            undo.VPC_CIDR,
+            lookup.find_vpc_cidr,
+            self.creator(
+                "associate_vpc_cidr_block",
+                ("CidrBlockAssociation", "AssociationId"),
+                VpcId=vpc_id,
+                CidrBlock=vpc.secondary_cidr,
+            ),
+            {"vpc_id": vpc_id, "cidr": vpc.secondary_cidr},
+        )
+        return vpc_id
+
+    def route_tables_and_subnets(self, vpc_id: str) -> None:
+        for table in self.plan.route_tables:
+            self.ensure(
+                table.key,
+                undo.ROUTE_TABLE,
+                lookup.find_route_table,
+                self.creator(
+                    "create_route_table",
+                    ("RouteTable", "RouteTableId"),
+                    VpcId=vpc_id,
+                    TagSpecifications=self.tag_spec("route-table", table.key, table.tags),
+                ),
+                {"vpc_id": vpc_id},
+            )
+        for subnet in self.plan.subnets:
+            self.ensure(
+                subnet.key,
+                undo.SUBNET,
+                lookup.find_subnet,
+                self.creator(
+                    "create_subnet",
+                    (
+                        "Subnet",
+                        "SubnetId",
+                    ),
+                    VpcId=vpc_id,
+                    CidrBlock=subnet.cidr,
+                    AvailabilityZone=subnet.az,
+                    TagSpecifications=self.tag_spec("subnet", subnet.key, subnet.tags),
+                ),
+                {"vpc_id": vpc_id, "cidr": subnet.cidr},
+            )
+
+    # -- gateways and endpoint --------------------------------------------------------------------------------
+    def internet_gateway(self, vpc_id: str) -> None:
+        igw = self.plan.internet_gateway
+        if igw is None:
+            return
+        igw_id = self.ensure(
+            igw.key,
+            undo.IGW,
+            lookup.find_igw,
+            self.creator(
+                "create_internet_gateway",
+                (
+                    "InternetGateway",
+                    "InternetGatewayId",
+                ),
+                TagSpecifications=self.tag_spec("internet-gateway", igw.key, igw.tags),
+            ),
+            {"vpc_id": vpc_id},
+        )
+        described = call(self.member, "describe_internet_gateways", InternetGatewayIds=[igw_id])["InternetGateways"]
+        attached = {a.get("VpcId") for g in described for a in g.get("Attachments", [])}
+        if vpc_id not in attached:
+            call(self.member, "attach_internet_gateway", InternetGatewayId=igw_id, VpcId=vpc_id)
+
+    def endpoint(self, vpc_id: str) -> None:
+        endpoint = self.plan.endpoint
+        tables = [self.ids[key] for key in endpoint.route_table_keys]
+        token = client_token(self.member, endpoint.key, vpc_id)
+        vpce_id = self.ensure(
+            endpoint.key,
+            undo.VPCE,
+            lookup.find_vpce,
+            self.creator(
+                "create_vpc_endpoint",
+                (
+                    "VpcEndpoint",
+                    "VpcEndpointId",
+                ),
+                VpcEndpointType="Gateway",
+                VpcId=vpc_id,
+                ServiceName=endpoint.service_name,
+                RouteTableIds=tables,
+                ClientToken=token,
+                TagSpecifications=self.tag_spec("vpc-endpoint", endpoint.key, endpoint.tags),
+            ),
+            {"vpc_id": vpc_id, "client_token": token},
+        )
+        found = call(self.member, "describe_vpc_endpoints", VpcEndpointIds=[vpce_id])["VpcEndpoints"]
+        missing = sorted(set(tables) - {t for e in found for t in e.get("RouteTableIds", [])})
+        if missing:
+            call(self.member, "modify_vpc_endpoint", VpcEndpointId=vpce_id, AddRouteTableIds=missing)
+
+    def nat_gateways(self) -> None:
+        for nat in self.plan.nat_gateways:
+            allocation_id = self.ensure(
+                nat.eip_key,
+                undo.EIP,
+                lookup.find_eip,
+                self.creator(
+                    "allocate_address",
+                    ("AllocationId",),
+                    Domain="vpc",
+                    TagSpecifications=self.tag_spec("elastic-ip", nat.eip_key, nat.eip_tags),
+                ),
+            )
+            subnet_id = self.ids[nat.subnet_key]
+            token = client_token(self.member, nat.key, subnet_id)
+            self.ensure(
+                nat.key,
+                undo.NAT,
+                lookup.find_nat,
+                self.creator(
+                    "create_nat_gateway",
+                    (
+                        "NatGateway",
+                        "NatGatewayId",
+                    ),
+                    SubnetId=subnet_id,
+                    AllocationId=allocation_id,
+                    ClientToken=token,
+                    TagSpecifications=self.tag_spec("natgateway", nat.key, nat.tags),
+                ),
+                {"subnet_id": subnet_id, "allocation_id": allocation_id, "client_token": token},
+            )
+        nat_ids = [self.ids[n.key] for n in self.plan.nat_gateways]
+        if nat_ids:
+            self._wait_available(nat_ids)
+
+    def _wait_available(self, nat_ids: list[str]) -> None:
+        # Routes to a NAT gateway that is not yet available would blackhole the AZ's egress.
+        try:
+            lookup.ec2(self.member).get_waiter("nat_gateway_available").wait(
+                NatGatewayIds=nat_ids, WaiterConfig=NAT_AVAILABLE_WAIT
+            )
+        except WaiterError as err:
+            last: dict[str, Any] = getattr(err, "last_response", None) or {}
+            states = {n["NatGatewayId"]: n.get("State") for n in last.get("NatGateways", [])}
+            detail = ", ".join(f"{k} {v}" for k, v in sorted(states.items())) or str(err)
+            if "Max attempts exceeded" in str(err):
+                raise TimedOut(f"NAT gateways in {self.member.account_id} not available: {detail}") from err
+            raise AwsCallFailed(f"NAT gateways in {self.member.account_id} failed: {detail}") from err
+
+    def tgw_attachment(self, vpc_id: str) -> None:
+        attachment = self.plan.tgw_attachment
+        if attachment is None:
+            return
+        self.ensure(
+            attachment.key,
+            undo.TGW_ATTACHMENT,
+            lookup.find_tgw_attachment,
+            self.creator(
+                "create_transit_gateway_vpc_attachment",
+                (
+                    "TransitGatewayVpcAttachment",
+                    "TransitGatewayAttachmentId",
+                ),
+                TransitGatewayId=attachment.transit_gateway_id,
+                VpcId=vpc_id,
+                SubnetIds=[self.ids[key] for key in attachment.subnet_keys],
+                TagSpecifications=self.tag_spec("transit-gateway-attachment", attachment.key, attachment.tags),
+            ),
+            {"vpc_id": vpc_id, "transit_gateway_id": attachment.transit_gateway_id},
+        )
+
+    # -- associations and routes ------------------------------------------------------------------------------
+    def associations(self) -> None:
+        for table in self.plan.route_tables:
+            table_id, subnet_id = self.ids[table.key], self.ids[table.subnet_key]
+            self.ensure(
+                table.association_key,
+                undo.ASSOCIATION,
+                lookup.find_association,
+                self.creator("associate_route_table", ("AssociationId",), RouteTableId=table_id, SubnetId=subnet_id),
+                {"route_table_id": table_id, "subnet_id": subnet_id},
+            )
+
+    def routes(self) -> None:
+        for table in self.plan.route_tables:
+            for route in table.routes:
+                if route.key is not None:
+                    self._route(self.ids[table.key], route.key, route)
+
+    def _route(self, table_id: str, key: str, route: RoutePlan) -> None:
+        target_id = (
+            self.plan.tgw_attachment.transit_gateway_id
+            if route.target == "tgw" and self.plan.tgw_attachment is not None
+            else self.ids[route.target_key]
+        )
+        target_arg = {"nat": "NatGatewayId", "igw": "GatewayId", "tgw": "TransitGatewayId"}[route.target]
+        data = {"route_table_id": table_id, "destination": route.destination, "target_id": target_id}
+
+        def create() -> str:
+            existing = lookup.current_route(self.member, table_id, route.destination)
+            operation = "replace_route" if existing is not None else "create_route"
+            call(
+                self.member,
+                operation,
+                RouteTableId=table_id,
+                DestinationCidrBlock=route.destination,
+                **{target_arg: target_id},
+            )
+            return lookup.route_id(table_id, route.destination)
+
+        self.ensure(key, undo.ROUTE, lookup.find_route, create, data)
+
+    def output(self, vpc_id: str) -> StepOutput:
+        subnets: dict[str, list[str]] = {}
+        for subnet in self.plan.subnets:
+            subnets.setdefault(subnet.group, []).append(self.ids[subnet.key])
+        return StepOutput(
+            created=self.created,
+            existing=self.existing,
+            detail={
+                "vpc_id": vpc_id,
+                "egress_mode": self.plan.egress_mode,
+                "cidrs": [self.plan.vpc.cidr, self.plan.vpc.secondary_cidr],
+                "azs": list(self.plan.azs),
+                "subnets": subnets,
+            },
+        )
+
+
+@tracer.capture_method
+def run(member: Member, settings: Settings) -> StepOutput:
+    """Make the account's network as planned; idempotent (REQUIREMENTS N1-N5, C6)."""
+    azs = observe_azs(member)
+    cidrs: tuple[str, str] | None = None
+    allocated = 0
+    if settings.egress_mode == "tgw":
+        cidrs, allocated = _allocate(member, settings, azs)
+    plan = plan_network(settings, azs, cidrs=cidrs)
+    logger.info("network plan", account_id=member.account_id, egress_mode=plan.egress_mode, azs=list(plan.azs))
+    step = _Run(member, plan)
+    step.created += allocated
+    vpc_id = step.vpc()
+    step.route_tables_and_subnets(vpc_id)
+    step.internet_gateway(vpc_id)
+    step.endpoint(vpc_id)
+    step.nat_gateways()
+    step.tgw_attachment(vpc_id)
+    step.associations()
+    step.routes()
+    output = step.output(vpc_id)
+    logger.info("network ready", account_id=member.account_id, created_count=output.created, existing_count=output.existing)
+    return output
+
+
+def _allocate(member: Member, settings: Settings, azs: list[str]) -> tuple[tuple[str, str], int]:
+    """Claim the account's CIDRs from the pool (validating the plan with them first); record it for rollback."""
+    primary, secondary = _prefixes(settings)
+    pool = settings.cidr_pool
+    preview = allocation.preview(
+        member.ledger, member.account_id, pool, primary_prefix=primary, secondary_prefix=secondary
+    )
+    plan_network(settings, azs, cidrs=preview.cidrs)  # N5 checks before anything is claimed
+
+    def find(_: Member, key: str, data: dict[str, Any]) -> str | None:
+        found = allocation.lookup(member.ledger, member.account_id, pool)
+        return None if found is None else f"{found.pool}#{found.slot}"
+
+    def create() -> str:
+        made = allocation.allocate(
+            member.ledger, member.account_id, pool, primary_prefix=primary, secondary_prefix=secondary
+        )
+        return f"{made.pool}#{made.slot}"
+
+    _, now = member.ensure(
+        key="cidr-allocation",
+        type=undo.CIDR_ALLOCATION,
+        find=lambda: find(member, "cidr-allocation", {}),
+        create=create,
+        data={"pool": pool},
+    )
+    claimed = allocation.lookup(member.ledger, member.account_id, pool)
+    if claimed is None:  # released concurrently: an operator deprovisioned the account mid-run
+        raise AwsCallFailed(f"CIDR allocation of {member.account_id} in pool {pool} vanished")
+    return claimed.cidrs, int(now)
+
+
+@tracer.capture_method
+def teardown(member: Member, settings: Settings) -> StepOutput:
+    """Deprovision: undo every live network record of the account, newest first (REQUIREMENTS C4, V2).
+
+    Uses the rollback handlers of `undo.py`, so only mlplane-tagged resources of this account are touched.
+    Stops at the first resource something else blocks (`registry.Blocked`, naming the blocker): what remains
+    depends on it. Records are marked deleted as they go, so a re-run resumes where this one stopped.
+    """
+    del settings  # the ledger records hold everything undo needs
+    removed = 0
+    gone = 0
+    records = [r for r in member.ledger.resources(member.account_id) if r.type in undo.NETWORK_TYPES]
+    for record in sorted(records, key=lambda r: r.seq, reverse=True):
+        handler = registry.handler_for(record.type)
+        resource_id = record.resource_id
+        if record.state == ResourceState.INTENT or not resource_id:
+            resource_id = handler.find(member, record)
+        if resource_id is None:
+            member.ledger.record_deleted(member.account_id, key=record.key)
+            gone += 1
+            continue
+        outcome = handler.undo(member, record, resource_id)
+        if outcome.outcome == "deferred":
+            continue
+        member.ledger.record_deleted(member.account_id, key=record.key)
+        if outcome.outcome == "removed":
+            removed += 1
+        else:
+            gone += 1
+    logger.info("network removed", account_id=member.account_id, removed=removed, gone=gone)
+    return StepOutput(removed=removed, existing=gone)

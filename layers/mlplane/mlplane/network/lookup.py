@@ -1,0 +1,199 @@
+"""Finding mlplane's EC2 resources again: by their `mlplane:*` tags, or by what the ledger record holds.
+
+Shared by `apply` (a re-run, or a run after a crash between create and ledger write, finds instead of
+creating) and `undo` (rollback of a record that only got as far as its intent). Read-only.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from mlplane.errors import error_code, translate
+from mlplane.member import ACCOUNT_TAG, KEY_TAG, MANAGED_TAG, Member
+
+LIVE_NAT_STATES = ("pending", "available")
+LIVE_VPCE_STATES = ("pendingacceptance", "pending", "available")
+DEAD_TGW_ATTACHMENT_STATES = ("deleting", "deleted", "failed", "failing", "rejected", "rejecting")
+
+
+def ec2(member: Member) -> Any:
+    return member.client("ec2")
+
+
+def is_not_found(err: ClientError) -> bool:
+    """AWS's many spellings of "no such resource" (InvalidVpcID.NotFound, NatGatewayNotFound, ...)."""
+    return "NotFound" in error_code(err)
+
+
+def call(member: Member, operation: str, **kwargs: Any) -> Any:
+    """One EC2 call; a ClientError becomes the mlplane error the workflow retries or rolls back on."""
+    try:
+        return getattr(ec2(member), operation)(**kwargs)
+    except ClientError as err:
+        raise translate(err, f"ec2:{_op_name(operation)} in {member.account_id}") from err
+
+
+def describe_or_none(member: Member, operation: str, result_key: str, **kwargs: Any) -> list[dict[str, Any]] | None:
+    """Describe by id: the items, or None when AWS says the id does not exist."""
+    try:
+        answer = getattr(ec2(member), operation)(**kwargs)
+    except ClientError as err:
+        if is_not_found(err):
+            return None
+        raise translate(err, f"ec2:{_op_name(operation)} in {member.account_id}") from err
+    return list(answer.get(result_key, []))
+
+
+def tag_filters(member: Member, key: str) -> list[dict[str, Any]]:
+    return [
+        {"Name": f"tag:{KEY_TAG}", "Values": [key]},
+        {"Name": f"tag:{ACCOUNT_TAG}", "Values": [member.account_id]},
+        {"Name": f"tag:{MANAGED_TAG}", "Values": ["true"]},
+    ]
+
+
+def tags_of(item: dict[str, Any]) -> dict[str, str]:
+    return {t["Key"]: t["Value"] for t in item.get("Tags", item.get("TagSet", [])) or []}
+
+
+def owned(member: Member, item: dict[str, Any]) -> bool:
+    """Whether a described resource carries mlplane's tags for this account (the only thing undo touches)."""
+    tags = tags_of(item)
+    return tags.get(MANAGED_TAG) == "true" and tags.get(ACCOUNT_TAG) == member.account_id
+
+
+def _mine(member: Member, key: str, item: dict[str, Any]) -> bool:
+    # Filters may be ignored by an implementation; check the tags on what comes back too.
+    tags = tags_of(item)
+    return owned(member, item) and tags.get(KEY_TAG) == key
+
+
+def find_vpc(member: Member, key: str, data: dict[str, Any]) -> str | None:
+    vpcs = call(member, "describe_vpcs", Filters=tag_filters(member, key))["Vpcs"]
+    return _first(v["VpcId"] for v in vpcs if _mine(member, key, v))
+
+
+def find_vpc_cidr(member: Member, key: str, data: dict[str, Any]) -> str | None:
+    vpcs = describe_or_none(member, "describe_vpcs", "Vpcs", VpcIds=[data["vpc_id"]])
+    for vpc in vpcs or []:
+        for assoc in vpc.get("CidrBlockAssociationSet", []):
+            state = assoc.get("CidrBlockState", {}).get("State")
+            if assoc.get("CidrBlock") == data["cidr"] and state in ("associating", "associated"):
+                return str(assoc["AssociationId"])
+    return None
+
+
+def find_subnet(member: Member, key: str, data: dict[str, Any]) -> str | None:
+    subnets = call(member, "describe_subnets", Filters=tag_filters(member, key))["Subnets"]
+    return _first(s["SubnetId"] for s in subnets if _mine(member, key, s))
+
+
+def find_route_table(member: Member, key: str, data: dict[str, Any]) -> str | None:
+    tables = call(member, "describe_route_tables", Filters=tag_filters(member, key))["RouteTables"]
+    return _first(t["RouteTableId"] for t in tables if _mine(member, key, t))
+
+
+def find_association(member: Member, key: str, data: dict[str, Any]) -> str | None:
+    tables = describe_or_none(member, "describe_route_tables", "RouteTables", RouteTableIds=[data["route_table_id"]])
+    for table in tables or []:
+        for assoc in table.get("Associations", []):
+            if assoc.get("SubnetId") == data["subnet_id"]:
+                return str(assoc["RouteTableAssociationId"])
+    return None
+
+
+def route_id(route_table_id: str, destination: str) -> str:
+    return f"{route_table_id}|{destination}"
+
+
+def current_route(member: Member, route_table_id: str, destination: str) -> dict[str, Any] | None:
+    tables = describe_or_none(member, "describe_route_tables", "RouteTables", RouteTableIds=[route_table_id])
+    for table in tables or []:
+        for route in table.get("Routes", []):
+            if route.get("DestinationCidrBlock") == destination:
+                return dict(route)
+    return None
+
+
+def route_target(route: dict[str, Any]) -> str | None:
+    for field in ("NatGatewayId", "TransitGatewayId", "GatewayId"):
+        if route.get(field):
+            return str(route[field])
+    return None
+
+
+def find_route(member: Member, key: str, data: dict[str, Any]) -> str | None:
+    """The route's id if it exists *and* points where the plan says (a route elsewhere gets replaced)."""
+    route = current_route(member, data["route_table_id"], data["destination"])
+    if route is None or route_target(route) != data["target_id"]:
+        return None
+    return route_id(data["route_table_id"], data["destination"])
+
+
+def find_any_route(member: Member, key: str, data: dict[str, Any]) -> str | None:
+    route = current_route(member, data["route_table_id"], data["destination"])
+    return None if route is None else route_id(data["route_table_id"], data["destination"])
+
+
+def find_igw(member: Member, key: str, data: dict[str, Any]) -> str | None:
+    igws = call(member, "describe_internet_gateways", Filters=tag_filters(member, key))["InternetGateways"]
+    return _first(g["InternetGatewayId"] for g in igws if _mine(member, key, g))
+
+
+def find_eip(member: Member, key: str, data: dict[str, Any]) -> str | None:
+    addresses = call(member, "describe_addresses", Filters=tag_filters(member, key))["Addresses"]
+    return _first(a["AllocationId"] for a in addresses if _mine(member, key, a))
+
+
+def find_nat(member: Member, key: str, data: dict[str, Any]) -> str | None:
+    filters = [*tag_filters(member, key), {"Name": "state", "Values": list(LIVE_NAT_STATES)}]
+    if data.get("subnet_id"):
+        filters.append({"Name": "subnet-id", "Values": [data["subnet_id"]]})
+    nats = call(member, "describe_nat_gateways", Filters=filters)["NatGateways"]
+    return _first(n["NatGatewayId"] for n in nats if _mine(member, key, n) and n.get("State") in LIVE_NAT_STATES)
+
+
+def find_vpce(member: Member, key: str, data: dict[str, Any]) -> str | None:
+    endpoints = call(member, "describe_vpc_endpoints", Filters=tag_filters(member, key))["VpcEndpoints"]
+    return _first(
+        e["VpcEndpointId"]
+        for e in endpoints
+        if _mine(member, key, e) and str(e.get("State", "")).lower() in LIVE_VPCE_STATES
+    )
+
+
+def find_tgw_attachment(member: Member, key: str, data: dict[str, Any]) -> str | None:
+    # DescribeTransitGatewayVpcAttachments returns Tags in AWS; the tag filters alone select mlplane's.
+    found = call(member, "describe_transit_gateway_vpc_attachments", Filters=tag_filters(member, key))
+    return _first(
+        a["TransitGatewayAttachmentId"]
+        for a in found["TransitGatewayVpcAttachments"]
+        if a.get("State") not in DEAD_TGW_ATTACHMENT_STATES and (not a.get("Tags") or _mine(member, key, a))
+    )
+
+
+def tgw_attachment_owned(member: Member, attachment_id: str) -> dict[str, Any] | None:
+    """The attachment if it still exists and carries mlplane's tags for this account."""
+    filters = tag_filters(member, "")[1:]  # managed + account, any key
+    found = describe_or_none(
+        member,
+        "describe_transit_gateway_vpc_attachments",
+        "TransitGatewayVpcAttachments",
+        TransitGatewayAttachmentIds=[attachment_id],
+        Filters=filters,
+    )
+    for item in found or []:
+        if item.get("TransitGatewayAttachmentId") == attachment_id and (not item.get("Tags") or owned(member, item)):
+            return dict(item)
+    return None
+
+
+def _first(ids: Any) -> str | None:
+    values = sorted(str(i) for i in ids)
+    return values[0] if values else None
+
+
+def _op_name(operation: str) -> str:
+    return "".join(part.capitalize() for part in operation.split("_"))

@@ -1,0 +1,376 @@
+"""How each network resource mlplane created is found again and removed (rollback and deprovision).
+
+Registered with `mlplane.rollback.registry` at import. Rules every handler keeps:
+- it deletes only what still carries `mlplane:managed=true` and `mlplane:account=<this account>` (for things
+  without tags of their own, such as routes, associations and CIDR associations: their route table or VPC);
+  anything else is left alone and reported "gone";
+- "no such resource" is success ("gone");
+- a `DependencyViolation` caused by something mlplane does not own raises `Blocked` naming it.
+
+Rollback walks the ledger newest first; `apply` records resources so that this gives a valid order: routes,
+route-table associations, the transit gateway attachment, NAT gateways (waiting until `deleted`), Elastic
+IPs, the S3 endpoint, the internet gateway (detach, delete), subnets, route tables, the secondary CIDR, the
+VPC, and last the pool allocation.
+"""
+
+from __future__ import annotations
+
+import functools
+import ipaddress
+from typing import TYPE_CHECKING, Any
+
+from botocore.exceptions import ClientError, WaiterError
+
+from mlplane.errors import TimedOut, error_code, translate
+from mlplane.network import allocation, lookup
+from mlplane.rollback import registry
+from mlplane.rollback.registry import Blocked, Undone
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from mlplane.ledger import ResourceRecord
+    from mlplane.member import Member
+
+VPC = "ec2:vpc"
+VPC_CIDR = "ec2:vpc-cidr"
+SUBNET = "ec2:subnet"
+ROUTE_TABLE = "ec2:route-table"
+ROUTE = "ec2:route"
+ASSOCIATION = "ec2:rtb-association"
+IGW = "ec2:igw"
+NAT = "ec2:nat"
+EIP = "ec2:eip"
+VPCE = "ec2:vpce"
+TGW_ATTACHMENT = "ec2:tgw-attachment"
+CIDR_ALLOCATION = "network:cidr-allocation"
+
+NETWORK_TYPES = frozenset(
+    {VPC, VPC_CIDR, SUBNET, ROUTE_TABLE, ROUTE, ASSOCIATION, IGW, NAT, EIP, VPCE, TGW_ATTACHMENT, CIDR_ALLOCATION}
+)
+"""Every ledger type the network domain writes (what `apply.teardown` undoes)."""
+
+NAT_DELETE_WAIT = {"Delay": 15, "MaxAttempts": 40}
+_NOT_OURS = "not tagged as mlplane's for this account: left alone"
+
+
+def _gone(reason: str = "") -> Undone:
+    return Undone("gone", reason)
+
+
+def _removed() -> Undone:
+    return Undone("removed")
+
+
+def _what(member: Member, operation: str) -> str:
+    return f"ec2:{operation} in {member.account_id}"
+
+
+def _attempt(member: Member, operation: str, blocked: Callable[[], str] | None = None, **kwargs: Any) -> bool:
+    """Make a delete call: True if done, False if already gone; DependencyViolation -> Blocked(blockers)."""
+    try:
+        getattr(lookup.ec2(member), operation)(**kwargs)
+    except ClientError as err:
+        if lookup.is_not_found(err):
+            return False
+        if error_code(err) == "DependencyViolation" and blocked is not None:
+            raise Blocked(blocked()) from err
+        raise translate(err, _what(member, operation)) from err
+    return True
+
+
+# -- route, association (their route table carries the tags) ---------------------------------------------
+def _owned_table(member: Member, route_table_id: str) -> dict[str, Any] | None:
+    tables = lookup.describe_or_none(member, "describe_route_tables", "RouteTables", RouteTableIds=[route_table_id])
+    if not tables or not lookup.owned(member, tables[0]):
+        return None
+    return tables[0]
+
+
+def undo_route(member: Member, record: ResourceRecord, resource_id: str) -> Undone:
+    table_id, destination = record.data["route_table_id"], record.data["destination"]
+    if _owned_table(member, table_id) is None:
+        return _gone(f"route table {table_id} gone or {_NOT_OURS}")
+    if lookup.current_route(member, table_id, destination) is None:
+        return _gone()
+    done = _attempt(member, "delete_route", RouteTableId=table_id, DestinationCidrBlock=destination)
+    return _removed() if done else _gone()
+
+
+def undo_association(member: Member, record: ResourceRecord, resource_id: str) -> Undone:
+    table = _owned_table(member, record.data["route_table_id"])
+    if table is None:
+        return _gone(f"route table {record.data['route_table_id']} gone or {_NOT_OURS}")
+    if not any(a.get("RouteTableAssociationId") == resource_id for a in table.get("Associations", [])):
+        return _gone()
+    done = _attempt(member, "disassociate_route_table", AssociationId=resource_id)
+    return _removed() if done else _gone()
+
+
+# -- NAT gateway, Elastic IP ---------------------------------------------------------------------------------
+def undo_nat(member: Member, record: ResourceRecord, resource_id: str) -> Undone:
+    nats = lookup.describe_or_none(member, "describe_nat_gateways", "NatGateways", NatGatewayIds=[resource_id])
+    if not nats or nats[0].get("State") in ("deleted", "failed"):
+        return _gone()
+    if not lookup.owned(member, nats[0]):
+        return _gone(_NOT_OURS)
+    if nats[0].get("State") != "deleting" and not _attempt(member, "delete_nat_gateway", NatGatewayId=resource_id):
+        return _gone()
+    _wait_nat_deleted(member, resource_id)
+    return _removed()
+
+
+def _wait_nat_deleted(member: Member, nat_id: str) -> None:
+    # Its Elastic IP stays associated and its ENI stays in the subnet until the gateway is `deleted`.
+    try:
+        lookup.ec2(member).get_waiter("nat_gateway_deleted").wait(NatGatewayIds=[nat_id], WaiterConfig=NAT_DELETE_WAIT)
+    except WaiterError as err:
+        raise TimedOut(f"NAT gateway {nat_id} in {member.account_id} not deleted: {err}") from err
+
+
+def undo_eip(member: Member, record: ResourceRecord, resource_id: str) -> Undone:
+    addresses = lookup.describe_or_none(member, "describe_addresses", "Addresses", AllocationIds=[resource_id])
+    if not addresses:
+        return _gone()
+    if not lookup.owned(member, addresses[0]):
+        return _gone(_NOT_OURS)
+    address = addresses[0]
+    try:
+        lookup.ec2(member).release_address(AllocationId=resource_id)
+    except ClientError as err:
+        if lookup.is_not_found(err):
+            return _gone()
+        if error_code(err) in ("InvalidIPAddress.InUse", "DependencyViolation"):
+            user = address.get("NetworkInterfaceId") or address.get("AssociationId") or "an association"
+            raise Blocked(f"Elastic IP {resource_id} in {member.account_id} is in use by {user}") from err
+        raise translate(err, _what(member, "ReleaseAddress")) from err
+    return _removed()
+
+
+# -- endpoint, internet gateway, transit gateway attachment -------------------------------------------------
+def undo_vpce(member: Member, record: ResourceRecord, resource_id: str) -> Undone:
+    endpoints = lookup.describe_or_none(member, "describe_vpc_endpoints", "VpcEndpoints", VpcEndpointIds=[resource_id])
+    if not endpoints or str(endpoints[0].get("State", "")).lower() in ("deleted", "deleting"):
+        return _gone()
+    if not lookup.owned(member, endpoints[0]):
+        return _gone(_NOT_OURS)
+    answer = lookup.call(member, "delete_vpc_endpoints", VpcEndpointIds=[resource_id])
+    for failure in answer.get("Unsuccessful", []):
+        code = failure.get("Error", {}).get("Code", "")
+        if "NotFound" not in code:
+            raise translate(
+                ClientError({"Error": failure.get("Error", {})}, "DeleteVpcEndpoints"),
+                _what(member, "DeleteVpcEndpoints"),
+            )
+    return _removed()
+
+
+def undo_igw(member: Member, record: ResourceRecord, resource_id: str) -> Undone:
+    igws = lookup.describe_or_none(
+        member, "describe_internet_gateways", "InternetGateways", InternetGatewayIds=[resource_id]
+    )
+    if not igws:
+        return _gone()
+    if not lookup.owned(member, igws[0]):
+        return _gone(_NOT_OURS)
+    for attachment in igws[0].get("Attachments", []):
+        vpc_id = attachment["VpcId"]
+        _attempt(
+            member,
+            "detach_internet_gateway",
+            blocked=functools.partial(_mapped_addresses, member, resource_id, vpc_id),
+            InternetGatewayId=resource_id,
+            VpcId=vpc_id,
+        )
+    done = _attempt(
+        member,
+        "delete_internet_gateway",
+        blocked=lambda: f"internet gateway {resource_id} in {member.account_id} is still attached",
+        InternetGatewayId=resource_id,
+    )
+    return _removed() if done else _gone()
+
+
+def _mapped_addresses(member: Member, igw_id: str, vpc_id: str) -> str:
+    enis = _enis(member, "vpc-id", vpc_id)
+    eni_ids = {e["NetworkInterfaceId"] for e in enis}
+    addresses = lookup.call(member, "describe_addresses")["Addresses"]
+    mapped = sorted(
+        f"{a.get('PublicIp', '?')} ({a.get('AllocationId', '?')} on {a.get('NetworkInterfaceId')})"
+        for a in addresses
+        if a.get("NetworkInterfaceId") in eni_ids
+    )
+    return f"internet gateway {igw_id} in {member.account_id} cannot leave {vpc_id}: mapped public addresses " + (
+        ", ".join(mapped) or "(unknown)"
+    )
+
+
+def undo_tgw_attachment(member: Member, record: ResourceRecord, resource_id: str) -> Undone:
+    attachment = lookup.tgw_attachment_owned(member, resource_id)
+    if attachment is None or attachment.get("State") in lookup.DEAD_TGW_ATTACHMENT_STATES:
+        return _gone()
+    done = _attempt(member, "delete_transit_gateway_vpc_attachment", TransitGatewayAttachmentId=resource_id)
+    return _removed() if done else _gone()
+
+
+# -- subnet, route table, secondary CIDR, VPC -------------------------------------------------------------------
+def undo_subnet(member: Member, record: ResourceRecord, resource_id: str) -> Undone:
+    subnets = lookup.describe_or_none(member, "describe_subnets", "Subnets", SubnetIds=[resource_id])
+    if not subnets:
+        return _gone()
+    if not lookup.owned(member, subnets[0]):
+        return _gone(_NOT_OURS)
+    done = _attempt(
+        member,
+        "delete_subnet",
+        blocked=lambda: (
+            f"subnet {resource_id} in {member.account_id} is in use by "
+            + _describe_enis(_enis(member, "subnet-id", resource_id))
+        ),
+        SubnetId=resource_id,
+    )
+    return _removed() if done else _gone()
+
+
+def undo_route_table(member: Member, record: ResourceRecord, resource_id: str) -> Undone:
+    tables = lookup.describe_or_none(member, "describe_route_tables", "RouteTables", RouteTableIds=[resource_id])
+    if not tables:
+        return _gone()
+    if not lookup.owned(member, tables[0]):
+        return _gone(_NOT_OURS)
+    subnets = sorted(str(a.get("SubnetId")) for a in tables[0].get("Associations", []) if a.get("SubnetId"))
+    done = _attempt(
+        member,
+        "delete_route_table",
+        blocked=lambda: (
+            f"route table {resource_id} in {member.account_id} is associated with "
+            + (", ".join(subnets) or "(unknown)")
+        ),
+        RouteTableId=resource_id,
+    )
+    return _removed() if done else _gone()
+
+
+def _owned_vpc(member: Member, vpc_id: str) -> dict[str, Any] | None:
+    vpcs = lookup.describe_or_none(member, "describe_vpcs", "Vpcs", VpcIds=[vpc_id])
+    if not vpcs or not lookup.owned(member, vpcs[0]):
+        return None
+    return vpcs[0]
+
+
+def undo_vpc_cidr(member: Member, record: ResourceRecord, resource_id: str) -> Undone:
+    vpc = _owned_vpc(member, record.data["vpc_id"])
+    if vpc is None:
+        return _gone(f"VPC {record.data['vpc_id']} gone or {_NOT_OURS}")
+    live = [
+        a
+        for a in vpc.get("CidrBlockAssociationSet", [])
+        if a.get("AssociationId") == resource_id
+        and a.get("CidrBlockState", {}).get("State") in ("associating", "associated")
+    ]
+    if not live:
+        return _gone()
+    cidr = str(live[0].get("CidrBlock"))
+    done = _attempt(
+        member,
+        "disassociate_vpc_cidr_block",
+        blocked=lambda: (
+            f"CIDR {cidr} of {record.data['vpc_id']} in {member.account_id} is in use by "
+            + _describe_subnets(member, record.data["vpc_id"], cidr)
+        ),
+        AssociationId=resource_id,
+    )
+    return _removed() if done else _gone()
+
+
+def undo_vpc(member: Member, record: ResourceRecord, resource_id: str) -> Undone:
+    if lookup.describe_or_none(member, "describe_vpcs", "Vpcs", VpcIds=[resource_id]) is None:
+        return _gone()
+    if _owned_vpc(member, resource_id) is None:
+        return _gone(_NOT_OURS)
+    done = _attempt(
+        member,
+        "delete_vpc",
+        blocked=lambda: (
+            f"VPC {resource_id} in {member.account_id} is in use by " + _vpc_dependents(member, resource_id)
+        ),
+        VpcId=resource_id,
+    )
+    return _removed() if done else _gone()
+
+
+def _vpc_dependents(member: Member, vpc_id: str) -> str:
+    parts = [_describe_subnets(member, vpc_id, None)]
+    enis = _enis(member, "vpc-id", vpc_id)
+    if enis:
+        parts.append(_describe_enis(enis))
+    igws = lookup.call(
+        member, "describe_internet_gateways", Filters=[{"Name": "attachment.vpc-id", "Values": [vpc_id]}]
+    )["InternetGateways"]
+    parts += [g["InternetGatewayId"] for g in igws]
+    return ", ".join(p for p in parts if p and p != "(unknown)") or "(unknown)"
+
+
+def _describe_subnets(member: Member, vpc_id: str, cidr: str | None) -> str:
+    subnets = lookup.call(member, "describe_subnets", Filters=[{"Name": "vpc-id", "Values": [vpc_id]}])["Subnets"]
+    inside = [
+        s
+        for s in subnets
+        if cidr is None or ipaddress.IPv4Network(s["CidrBlock"]).subnet_of(ipaddress.IPv4Network(cidr))
+    ]
+    return ", ".join(sorted(f"{s['SubnetId']} ({s['CidrBlock']})" for s in inside)) or "(unknown)"
+
+
+# -- network interfaces: who blocks a subnet or a VPC -----------------------------------------------------------
+def _enis(member: Member, filter_name: str, value: str) -> list[dict[str, Any]]:
+    answer = lookup.call(member, "describe_network_interfaces", Filters=[{"Name": filter_name, "Values": [value]}])
+    return list(answer.get("NetworkInterfaces", []))
+
+
+def _describe_enis(enis: list[dict[str, Any]]) -> str:
+    described = []
+    for eni in sorted(enis, key=lambda e: str(e["NetworkInterfaceId"])):
+        about = eni.get("Description") or eni.get("InterfaceType") or eni.get("RequesterId") or ""
+        described.append(f"{eni['NetworkInterfaceId']} ({about})" if about else str(eni["NetworkInterfaceId"]))
+    return ", ".join(described) or "(unknown)"
+
+
+# -- the pool allocation (tgw mode) ------------------------------------------------------------------------------
+def undo_cidr_allocation(member: Member, record: ResourceRecord, resource_id: str) -> Undone:
+    freed = allocation.release(member.ledger, member.account_id, pool=record.data.get("pool"))
+    return _removed() if freed else _gone()
+
+
+def _find_allocation(member: Member, record: ResourceRecord) -> str | None:
+    found = allocation.lookup(member.ledger, member.account_id, str(record.data.get("pool", "")))
+    return None if found is None else f"{found.pool}#{found.slot}"
+
+
+# -- registration ----------------------------------------------------------------------------------------------
+def _finder(fn: Callable[[Member, str, dict[str, Any]], str | None]) -> registry.FindFn:
+    def find(member: Member, record: ResourceRecord) -> str | None:
+        try:
+            return fn(member, record.key, record.data)
+        except KeyError:  # an intent recorded without the data this finder needs: nothing to find by
+            return None
+
+    return find
+
+
+def register() -> None:
+    """Register every network resource type (idempotent; runs at import)."""
+    registry.register(VPC, find=_finder(lookup.find_vpc), undo=undo_vpc)
+    registry.register(VPC_CIDR, find=_finder(lookup.find_vpc_cidr), undo=undo_vpc_cidr)
+    registry.register(SUBNET, find=_finder(lookup.find_subnet), undo=undo_subnet)
+    registry.register(ROUTE_TABLE, find=_finder(lookup.find_route_table), undo=undo_route_table)
+    registry.register(ROUTE, find=_finder(lookup.find_any_route), undo=undo_route)
+    registry.register(ASSOCIATION, find=_finder(lookup.find_association), undo=undo_association)
+    registry.register(IGW, find=_finder(lookup.find_igw), undo=undo_igw)
+    registry.register(NAT, find=_finder(lookup.find_nat), undo=undo_nat)
+    registry.register(EIP, find=_finder(lookup.find_eip), undo=undo_eip)
+    registry.register(VPCE, find=_finder(lookup.find_vpce), undo=undo_vpce)
+    registry.register(TGW_ATTACHMENT, find=_finder(lookup.find_tgw_attachment), undo=undo_tgw_attachment)
+    registry.register(CIDR_ALLOCATION, find=_find_allocation, undo=undo_cidr_allocation)
+
+
+register()

@@ -1,0 +1,52 @@
+"""SNS notifications: one documented JSON message per event (README "Notifications")."""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Literal
+
+from botocore.exceptions import ClientError
+
+from mlplane import aws
+from mlplane.config import Settings
+from mlplane.errors import translate
+
+Event = Literal["READY_FOR_VENDOR", "READY", "ROLLED_BACK", "ROLLBACK_INCOMPLETE", "DEPROVISIONED"]
+
+
+def message(
+    event: Event,
+    *,
+    account_id: str,
+    execution: str,
+    error: str | None = None,
+    deferred: list[dict[str, Any]] | None = None,
+    blocked: list[dict[str, Any]] | None = None,
+) -> dict[str, Any]:
+    """The notification document: `event` is also the outcome for the final events."""
+    return {
+        "source": "mlplane",
+        "event": event,
+        "account_id": account_id,
+        "execution": execution,
+        "outcome": None if event == "READY_FOR_VENDOR" else event,
+        "error": error,
+        "deferred": deferred or [],
+        "blocked": blocked or [],
+    }
+
+
+def publish(settings: Settings, document: dict[str, Any]) -> None:
+    """Publish to the stack's topic; no topic configured means notifications are off."""
+    if not settings.topic_arn:
+        return
+    sns = aws.client(aws.hub_session(settings.aws_region), "sns")
+    try:
+        sns.publish(
+            TopicArn=settings.topic_arn,
+            Subject=f"mlplane {document['event']} {document['account_id']}"[:100],
+            Message=json.dumps(document, sort_keys=True),
+            MessageAttributes={"event": {"DataType": "String", "StringValue": str(document["event"])}},
+        )
+    except ClientError as err:
+        raise translate(err, f"sns:Publish {settings.topic_arn}") from err

@@ -1,0 +1,145 @@
+"""The input and output models of the workflow's Task states, as the ASL wires them.
+
+One name per step: state `CreateNetwork` <-> functions/create_network <-> CreateNetworkInput/Output.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from mlplane.types import AccountId, ExecutionName
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ValidateAccountInput(_Model):
+    """The workflow's own input (event or manual start) and the execution name."""
+
+    input: Any
+    execution: ExecutionName
+
+
+class StepInput(_Model):
+    """What every step after ValidateAccount receives."""
+
+    account_id: AccountId
+    execution: ExecutionName
+
+
+class PollState(_Model):
+    """A wait loop's state, carried in the execution: polls are counted, not timed (the sandbox compresses time)."""
+
+    ready: bool = False
+    attempt: int = 0
+    detail: str = ""
+
+
+class ValidateAccountOutput(_Model):
+    account_id: AccountId
+    execution: ExecutionName
+    ou: str
+    action: Literal["provision", "noop"]
+    poll_interval_seconds: int
+    polls: dict[str, PollState] = Field(
+        default_factory=lambda: {name: PollState() for name in ("quotas", "eks", "credential_role")}
+    )
+
+
+class StepOutput(_Model):
+    """What a create/remove step reports: counts of what it created (or removed) and what it found."""
+
+    created: int = 0
+    existing: int = 0
+    removed: int = 0
+    detail: dict[str, Any] = Field(default_factory=dict)
+
+    @classmethod
+    def combine(cls, *outputs: StepOutput) -> StepOutput:
+        detail: dict[str, Any] = {}
+        for output in outputs:
+            detail.update(output.detail)
+        return cls(
+            created=sum(o.created for o in outputs),
+            existing=sum(o.existing for o in outputs),
+            removed=sum(o.removed for o in outputs),
+            detail=detail,
+        )
+
+
+class PollInput(StepInput):
+    attempt: int = Field(default=0, ge=0)
+
+
+class PollOutput(_Model):
+    ready: bool
+    attempt: int
+    detail: str = ""
+
+
+class CreateNetworkInput(StepInput):
+    pass
+
+
+class CreateIamInput(StepInput):
+    pass
+
+
+class RequestQuotasInput(StepInput):
+    pass
+
+
+class PatchKmsPolicyInput(StepInput):
+    pass
+
+
+class MarkReadyInput(StepInput):
+    pass
+
+
+class CaughtError(BaseModel):
+    """The `$.error` Step Functions' Catch puts in the state (ResultPath)."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True, populate_by_name=True)
+
+    error: str = Field(alias="Error")
+    cause: str = Field(default="", alias="Cause")
+
+
+class RollbackInput(StepInput):
+    error: CaughtError | None = None
+
+    @property
+    def error_text(self) -> str | None:
+        """`Error: message` of the failure that started the rollback (Lambda's Cause is a JSON document)."""
+        if self.error is None:
+            return None
+        return f"{self.error.error}: {cause_message(self.error.cause)}"
+
+
+def cause_message(cause: str) -> str:
+    try:
+        document = json.loads(cause)
+    except (json.JSONDecodeError, TypeError):
+        return cause
+    if isinstance(document, dict) and "errorMessage" in document:
+        return str(document["errorMessage"])
+    return cause
+
+
+class UndoneItem(_Model):
+    type: str
+    id: str
+    reason: str = ""
+
+
+class RollbackOutput(_Model):
+    outcome: Literal["ROLLED_BACK", "ROLLBACK_INCOMPLETE", "DEPROVISIONED"]
+    removed: int
+    blocked: list[UndoneItem] = Field(default_factory=list)
+    deferred: list[UndoneItem] = Field(default_factory=list)
+    error: str | None = None

@@ -1,0 +1,228 @@
+"""IAM, KMS and STS checks real AWS makes and moto 5.2.5 skips.
+
+KMS (PutKeyPolicy, and CreateKey with a Policy):
+- every AWS principal ARN of a role or user must exist (in whatever account of the moto world it names), else
+  `MalformedPolicyDocumentException` "Policy contains a statement with one or more invalid principals.";
+- IAM eventual consistency: a role created less than `role_propagation_seconds` virtual seconds ago (default 5)
+  is not yet a valid principal (same error). Creation times come from the `iam:CreateRole` after-rule, or from
+  `note_role_created` for roles made straight in moto's backend (the vendor simulator);
+- the lockout safety check, simplified: unless `BypassPolicyLockoutSafetyCheck` is true, some Allow statement
+  must grant `kms:PutKeyPolicy` (an action pattern matching it: `kms:*`, `*`, ...) to the key account's root
+  (ARN or bare account id), to `*`, or to the caller (its role's ARN for an assumed-role session). Real KMS
+  evaluates the caller's IAM policies as well; granting the root delegates to them, so the sandbox accepts the
+  root grant, as KMS does for a caller whose IAM policy allows PutKeyPolicy. Conditions are not evaluated.
+IAM:
+- DeletePolicy of a policy still attached to a user, role or group -> `DeleteConflict` (409);
+- CreatePolicy / CreatePolicyVersion with a document over 6,144 characters without whitespace ->
+  `LimitExceeded` (409).
+STS (when `configure(assume_role_check=True)`; off by default for fixtures that rely on moto's leniency):
+- AssumeRole of a role that does not exist -> `AccessDenied` (403); moto lets anyone assume any role.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+from dataclasses import dataclass
+from fnmatch import fnmatchcase
+from typing import Any
+
+from moto.iam.models import iam_backends
+
+from mlplane_sandbox.clock import VirtualClock, clock
+from mlplane_sandbox.rules import AwsError, Call, after, before
+
+INVALID_PRINCIPALS = "Policy contains a statement with one or more invalid principals."
+LOCKOUT = "The new key policy will not allow you to update the key policy in the future."
+POLICY_SIZE_LIMIT = 6_144
+_PARTITION = "aws"
+_ROLE_OR_USER = re.compile(r"^arn:[\w-]+:iam::(\d{12}):(role|user)/(?:[^/]+/)*([^/]+)$")
+_ASSUMED_ROLE = re.compile(r"^arn:([\w-]+):sts::(\d{12}):assumed-role/([^/]+)/.+$")
+_WHITESPACE = re.compile(r"\s")
+
+
+@dataclass
+class _Config:
+    role_propagation_seconds: float = 5.0
+    # Off by default: fixtures that assume a member role moto never created (as moto allows) keep working.
+    # The sandbox's world places accounts with their execution role and turns it on.
+    assume_role_check: bool = False
+
+
+_config = _Config()
+_lock = threading.Lock()
+_role_created: dict[tuple[str, str], tuple[VirtualClock, float]] = {}
+
+
+def configure(*, role_propagation_seconds: float | None = None, assume_role_check: bool | None = None) -> None:
+    """Tune the rules: how long a new role takes to become a valid principal; whether AssumeRole is checked."""
+    with _lock:
+        if role_propagation_seconds is not None:
+            _config.role_propagation_seconds = role_propagation_seconds
+        if assume_role_check is not None:
+            _config.assume_role_check = assume_role_check
+
+
+def reset() -> None:
+    """Defaults, and no remembered role creations (between sandbox runs)."""
+    global _config  # noqa: PLW0603 - one configuration per sandbox run
+    with _lock:
+        _config = _Config()
+        _role_created.clear()
+
+
+def note_role_created(account_id: str, role_name: str) -> None:
+    """Remember that a role was created now (virtual time): callers that create roles in moto's backend."""
+    now = clock()
+    with _lock:
+        _role_created[(account_id, role_name)] = (now, now.now())
+
+
+def _iam(account_id: str) -> Any:
+    return iam_backends[account_id][_PARTITION]
+
+
+def _role(account_id: str, name: str) -> Any:
+    return next((role for role in _iam(account_id).roles.values() if role.name == name), None)
+
+
+def _principal_exists(arn: str) -> bool:
+    match = _ROLE_OR_USER.match(arn)
+    if match is None:
+        return True  # root, account ids, assumed-role sessions, services: not checked
+    account, kind, name = match.groups()
+    if kind == "role":
+        role = _role(account, name)
+        return role is not None and role.arn == arn
+    user = _iam(account).users.get(name)
+    return user is not None and user.arn == arn
+
+
+def _propagated(arn: str) -> bool:
+    match = _ROLE_OR_USER.match(arn)
+    if match is None or match.group(2) != "role":
+        return True
+    with _lock:
+        seen = _role_created.get((match.group(1), match.group(3)))
+        wait = _config.role_propagation_seconds
+    if seen is None or seen[0] is not clock():
+        return True  # created before this clock (an earlier run) or by a path no rule saw
+    return clock().now() - seen[1] >= wait
+
+
+def _as_list(value: Any) -> list[Any]:
+    if value is None:
+        return []
+    return [value] if isinstance(value, (str, dict)) else list(value)
+
+
+def _statements(policy: dict[str, Any]) -> list[dict[str, Any]]:
+    return [s for s in _as_list(policy.get("Statement")) if isinstance(s, dict)]
+
+
+def _aws_principals(statement: dict[str, Any]) -> list[str]:
+    principal = statement.get("Principal", statement.get("NotPrincipal"))
+    if principal == "*":
+        return ["*"]
+    if isinstance(principal, dict):
+        return [str(p) for p in _as_list(principal.get("AWS"))]
+    return []
+
+
+def _parse_policy(text: Any) -> dict[str, Any]:
+    try:
+        policy = json.loads(str(text))
+    except json.JSONDecodeError:
+        raise AwsError("MalformedPolicyDocumentException", "Policy is not valid JSON.") from None
+    if not isinstance(policy, dict):
+        raise AwsError("MalformedPolicyDocumentException", "Policy is not valid JSON.")
+    return policy
+
+
+def _caller_arns(call: Call) -> set[str]:
+    arns = {call.principal}
+    match = _ASSUMED_ROLE.match(call.principal)
+    if match:
+        partition, account, role = match.groups()
+        arns.add(f"arn:{partition}:iam::{account}:role/{role}")
+    return arns
+
+
+def _key_account(call: Call) -> str:
+    key_id = str(call.params.get("KeyId", ""))
+    if key_id.startswith("arn:"):
+        return key_id.split(":")[4]
+    return call.account_id
+
+
+def _allows_policy_update(policy: dict[str, Any], call: Call) -> bool:
+    account = _key_account(call)
+    allowed = {"*", account, f"arn:{_PARTITION}:iam::{account}:root"} | _caller_arns(call)
+    for statement in _statements(policy):
+        if statement.get("Effect") != "Allow" or "NotAction" in statement or "NotPrincipal" in statement:
+            continue
+        actions = [str(a) for a in _as_list(statement.get("Action"))]
+        if not any(fnmatchcase("kms:putkeypolicy", pattern.lower()) for pattern in actions):
+            continue
+        if allowed.intersection(_aws_principals(statement)):
+            return True
+    return False
+
+
+def _check_key_policy(call: Call) -> None:
+    policy = _parse_policy(call.params["Policy"])
+    for statement in _statements(policy):
+        for principal in _aws_principals(statement):
+            if not _principal_exists(principal) or not _propagated(principal):
+                raise AwsError("MalformedPolicyDocumentException", INVALID_PRINCIPALS)
+    if not call.params.get("BypassPolicyLockoutSafetyCheck") and not _allows_policy_update(policy, call):
+        raise AwsError("MalformedPolicyDocumentException", LOCKOUT)
+
+
+@before("kms", "PutKeyPolicy")
+def put_key_policy(call: Call) -> None:
+    _check_key_policy(call)
+
+
+@before("kms", "CreateKey")
+def create_key(call: Call) -> None:
+    if "Policy" in call.params:
+        _check_key_policy(call)
+
+
+@after("iam", "CreateRole")
+def role_created(call: Call, parsed: dict[str, Any]) -> None:
+    del parsed
+    note_role_created(call.account_id, str(call.params.get("RoleName", "")))
+
+
+@before("iam", "DeletePolicy")
+def delete_policy(call: Call) -> None:
+    arn = str(call.params.get("PolicyArn", ""))
+    policy = _iam(call.account_id).managed_policies.get(arn)
+    if policy is not None and int(getattr(policy, "attachment_count", 0)) > 0:
+        raise AwsError("DeleteConflict", "Cannot delete a policy attached to entities.", 409)
+
+
+@before("iam", "CreatePolicy")
+@before("iam", "CreatePolicyVersion")
+def policy_size(call: Call) -> None:
+    size = len(_WHITESPACE.sub("", str(call.params.get("PolicyDocument", ""))))
+    if size > POLICY_SIZE_LIMIT:
+        raise AwsError("LimitExceeded", f"Cannot exceed quota for PolicySize: {POLICY_SIZE_LIMIT}", 409)
+
+
+@before("sts", "AssumeRole")
+def assume_role(call: Call) -> None:
+    with _lock:
+        enabled = _config.assume_role_check
+    arn = str(call.params.get("RoleArn", ""))
+    match = _ROLE_OR_USER.match(arn)
+    exists = match is not None and match.group(2) == "role" and _principal_exists(arn)
+    if enabled and not exists:
+        raise AwsError(
+            "AccessDenied",
+            f"User: {call.principal} is not authorized to perform: sts:AssumeRole on resource: {arn}",
+            403,
+        )

@@ -1,0 +1,293 @@
+"""Every AWS call in the sandbox passes here, inside moto's dispatch (BotocoreStubber.__call__).
+
+Deciding here rather than in a botocore `before-send` handler matters: botocore emits `before-send` to every
+handler and takes the first answer, so an error returned by another handler would still let moto run the
+request (a "failed" CreateVpc would create a VPC). Here a failed call never reaches moto.
+
+For each call: identify account, region and principal; count it and apply `--fail`; run fidelity rules
+(`mlplane_sandbox.rules`); answer from an emulator or from moto; run after-rules; record it if mlplane's own
+code made it; apply `--crash`.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+import time
+import types
+import uuid
+from functools import cache
+from typing import Any
+from urllib.parse import parse_qs, urlparse
+
+import botocore.endpoint
+import botocore.session
+import botocore.waiter
+import xmltodict
+from botocore.awsrequest import AWSPreparedRequest, AWSResponse
+from moto.core.botocore_stubber import BotocoreStubber, MockRawResponse
+
+from mlplane_sandbox import faults, recording, rules
+from mlplane_sandbox.clock import clock
+
+_ACCESS_KEY = re.compile(r"Credential=([A-Z0-9]+)/\d{8}/([a-z0-9-]+)/")
+_original_call = BotocoreStubber.__call__
+_state_lock = threading.Lock()
+_installed = False
+_fault_plan = faults.FaultPlan()
+_hub_account = "123456789012"
+_principals: dict[str, str] = {}  # actor name -> principal ARN in the hub (a Lambda function's role)
+
+
+# botocore event names carry the hyphenated service id, which is not always the model's name.
+_MODEL_NAMES = {"sfn": "stepfunctions", "eventbridge": "events", "resource-groups-tagging-api": "resourcegroupstaggingapi"}
+
+
+@cache
+def _protocol(service: str) -> str:
+    model = botocore.session.get_session().get_service_model(_MODEL_NAMES.get(service, service))
+    return str(model.metadata["protocol"])
+
+
+def configure(*, plan: faults.FaultPlan | None = None, hub_account: str | None = None,
+              principals: dict[str, str] | None = None) -> None:
+    global _fault_plan, _hub_account  # noqa: PLW0603 - the sandbox's single configuration
+    with _state_lock:
+        _fault_plan = plan or faults.FaultPlan()
+        if hub_account:
+            _hub_account = hub_account
+        _principals.clear()
+        _principals.update(principals or {})
+
+
+def _identity(request: AWSPreparedRequest) -> tuple[str, str, str]:
+    """(account_id, region, principal ARN) of the credentials that signed the request."""
+    from moto.iam.models import get_account_id_from
+    from moto.sts.models import sts_backends
+
+    auth = str(request.headers.get("Authorization", ""))
+    match = _ACCESS_KEY.search(auth)
+    access_key = match.group(1) if match else "AKIAEXAMPLE"
+    region = match.group(2) if match else "us-east-1"
+    account = str(request.headers.get("x-moto-account-id") or get_account_id_from(access_key))
+    for partition in ("aws",):
+        backend = sts_backends[account][partition]
+        role = backend.get_assumed_role_from_access_key(access_key)
+        if role is not None:
+            role_name = role.role_arn.split("/")[-1]
+            return account, region, f"arn:aws:sts::{account}:assumed-role/{role_name}/{role.session_name}"
+    actor = recording.current_actor()
+    principal = _principals.get(actor or "", f"arn:aws:iam::{account}:root")
+    return account, region, principal
+
+
+def _params(service: str, request: AWSPreparedRequest) -> dict[str, Any]:
+    body = request.body
+    if isinstance(body, bytes):
+        text = body.decode("utf-8", errors="replace")
+    elif body is None:
+        text = ""
+    elif isinstance(body, str):
+        text = body
+    else:  # a stream
+        text = ""
+    protocol = _protocol(service)
+    if protocol in ("query", "ec2"):
+        return {k: v[0] for k, v in parse_qs(text, keep_blank_values=True).items()}
+    data: dict[str, Any] = {}
+    if text:
+        try:
+            loaded = json.loads(text)
+            data = loaded if isinstance(loaded, dict) else {}
+        except json.JSONDecodeError:
+            data = {}
+    if protocol.startswith("rest"):
+        data["__path"] = urlparse(request.url).path
+        data["__method"] = request.method
+    return data
+
+
+def error_response(service: str, code: str, message: str, status: int) -> tuple[int, dict[str, str], bytes]:
+    """The error as the service's protocol would send it."""
+    request_id = str(uuid.uuid4())
+    protocol = _protocol(service)
+    safe = xmltodict.unparse({"m": message})[len('<?xml version="1.0" encoding="utf-8"?>\n<m>') : -len("</m>")]
+    if protocol == "ec2":
+        body = (
+            f'<?xml version="1.0" encoding="UTF-8"?>\n<Response><Errors><Error><Code>{code}</Code>'
+            f"<Message>{safe}</Message></Error></Errors><RequestID>{request_id}</RequestID></Response>"
+        )
+        return status, {"Content-Type": "text/xml"}, body.encode()
+    if protocol == "query":
+        kind = "Receiver" if status >= 500 else "Sender"
+        body = (
+            f"<ErrorResponse><Error><Type>{kind}</Type><Code>{code}</Code><Message>{safe}</Message></Error>"
+            f"<RequestId>{request_id}</RequestId></ErrorResponse>"
+        )
+        return status, {"Content-Type": "text/xml", "x-amzn-RequestId": request_id}, body.encode()
+    headers = {"x-amzn-RequestId": request_id, "x-amzn-ErrorType": code}
+    if protocol == "json":
+        headers["Content-Type"] = "application/x-amz-json-1.1"
+        return status, headers, json.dumps({"__type": code, "message": message}).encode()
+    headers["Content-Type"] = "application/json"
+    return status, headers, json.dumps({"message": message}).encode()
+
+
+def _to_json(value: Any) -> Any:
+    if hasattr(value, "timestamp"):
+        return value.timestamp()
+    raise TypeError(f"cannot serialise {type(value).__name__}")
+
+
+def _parsed(service: str, body: bytes) -> dict[str, Any]:
+    if not body:
+        return {}
+    try:
+        if _protocol(service) in ("query", "ec2"):
+            return dict(xmltodict.parse(body))
+        loaded = json.loads(body)
+        return loaded if isinstance(loaded, dict) else {}
+    except Exception:  # an unparseable body is the after-rule's problem, not the caller's
+        return {}
+
+
+def _respond(request: AWSPreparedRequest, status: int, headers: dict[str, str], body: bytes) -> AWSResponse:
+    return AWSResponse(request.url, status, headers, MockRawResponse(body))  # type: ignore[arg-type]
+
+
+def _intercepted_call(self: BotocoreStubber, event_name: str, request: AWSPreparedRequest, **kwargs: Any) -> Any:
+    if not self.enabled:
+        return None
+    parts = event_name.split(".")
+    if len(parts) < 3:
+        return _original_call(self, event_name, request, **kwargs)
+    service, operation = parts[1], parts[2]
+    account, region, principal = _identity(request)
+    actor = recording.current_actor()
+    by_mlplane = actor is not None
+    call = rules.Call(service, operation, account, region, _params(service, request), principal, by_mlplane)
+    name = f"{_call_prefix(service)}:{operation}"
+    ordinal = _fault_plan.count(name) if by_mlplane else 0
+
+    def finish(ok: bool, error: str | None = None) -> None:
+        if by_mlplane:
+            recording.record(recording.ApiCall(principal, name, ok, actor or "", account, error))
+
+    fault = _fault_plan.failure_for(name, ordinal) if by_mlplane else None
+    if fault is not None:
+        finish(False, fault.code)
+        status, headers, body = error_response(
+            service, fault.code, f"injected fault: {name} call {ordinal}", faults.status_for(fault.code)
+        )
+        return _respond(request, status, headers, body)
+    try:
+        for rule in rules.before_rules(service, operation):
+            rule(call)
+        emulated = rules.emulator(service, operation)
+        if emulated is not None:
+            answer = emulated(call)
+            if isinstance(answer, tuple):
+                status, headers, body = answer
+            else:
+                status, headers, body = 200, {"Content-Type": "application/x-amz-json-1.1"}, json.dumps(
+                    answer, default=_to_json
+                ).encode()
+            response = _respond(request, status, headers, body)
+        else:
+            response = _original_call(self, event_name, request, **kwargs)
+            if response is None:
+                return None
+            status = response.status_code
+            body = response.content
+            response = _respond(request, status, dict(response.headers), body)
+    except rules.AwsError as err:
+        finish(False, err.code)
+        status, headers, body = error_response(service, err.code, err.message, err.status)
+        return _respond(request, status, headers, body)
+    ok = status < 300
+    if ok:
+        after = rules.after_rules(service, operation)
+        if after:
+            parsed = _parsed(service, body)
+            for rule in after:
+                rule(call, parsed)
+    finish(ok, None if ok else _error_code(service, body))
+    if ok and by_mlplane and _fault_plan.crash_for(name, ordinal) is not None:
+        raise faults.LambdaCrash(f"{name} call {ordinal}")
+    return response
+
+
+def _call_prefix(service: str) -> str:
+    # IAM's signing name is the service id; "service-quotas" is "servicequotas" in IAM actions.
+    return {"service-quotas": "servicequotas", "sfn": "states", "eventbridge": "events"}.get(service, service)
+
+
+def _error_code(service: str, body: bytes) -> str:
+    data = _parsed(service, body)
+    if "Response" in data:
+        return str(data["Response"].get("Errors", {}).get("Error", {}).get("Code", "Unknown"))
+    if "ErrorResponse" in data:
+        return str(data["ErrorResponse"].get("Error", {}).get("Code", "Unknown"))
+    return str(data.get("__type", "Unknown")).split("#")[-1]
+
+
+# -- time: everything that would sleep advances the sandbox clock instead ------------------------------
+class _VirtualTime(types.SimpleNamespace):
+    pass
+
+
+def _virtual_time_module() -> _VirtualTime:
+    return _VirtualTime(sleep=lambda seconds: clock().advance(float(seconds)), time=time.time,
+                        monotonic=time.monotonic, perf_counter=time.perf_counter)
+
+
+def _patch_time() -> None:
+    from moto.stepfunctions.parser.asl.component.common.retry import retrier_decl
+    from moto.stepfunctions.parser.asl.component.state.wait.wait_function import wait_function
+
+    virtual = _virtual_time_module()
+    botocore.endpoint.time = virtual  # type: ignore[assignment]  # back-off between retries
+    botocore.waiter.time = virtual  # type: ignore[assignment]  # waiter polling
+    retrier_decl.time = virtual  # type: ignore[assignment]  # ASL Retry intervals
+
+    def _wait_interval(self: Any, env: Any, wait_seconds: int) -> None:  # ASL Wait states
+        clock().advance(float(wait_seconds))
+
+    wait_function.WaitFunction._wait_interval = _wait_interval  # type: ignore[method-assign]
+
+
+def install() -> None:
+    """Route every moto-served call through this module (idempotent)."""
+    global _installed  # noqa: PLW0603
+    with _state_lock:
+        if _installed:
+            return
+        BotocoreStubber.__call__ = _intercepted_call  # type: ignore[method-assign]
+        _patch_time()
+        _load_rules()
+        _installed = True
+
+
+def uninstall() -> None:
+    global _installed  # noqa: PLW0603
+    with _state_lock:
+        BotocoreStubber.__call__ = _original_call  # type: ignore[method-assign]
+        _installed = False
+
+
+def _load_rules() -> None:
+    """Import the rule modules so they register (each is optional while it is being written)."""
+    import importlib
+
+    for module in (
+        "mlplane_sandbox.fidelity.network",
+        "mlplane_sandbox.fidelity.iam_kms",
+        "mlplane_sandbox.emulators.service_quotas",
+        "mlplane_sandbox.vendor",
+    ):
+        try:
+            importlib.import_module(module)
+        except ModuleNotFoundError as err:
+            if not err.name or not module.startswith(err.name):
+                raise

@@ -1,0 +1,416 @@
+"""The sandbox: deploy template.yaml into moto and run inputs through it to the end.
+
+`Sandbox` is a context manager: entering starts moto (with its ASL interpreter), the interceptor and a fresh
+clock, builds the world and deploys the stack as template.yaml describes it; `run(raw)` makes the world
+the input describes, sends it (EventBridge for an event, StartExecution for a manual start) and waits for
+the executions to end.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import threading
+import warnings
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from unittest import mock
+
+from moto import mock_aws
+
+from mlplane import aws
+from mlplane.accounts.events import ControlTowerEvent, ManualStart, parse_start
+from mlplane.accounts.start import start_provisioning
+from mlplane.config import Settings, reset_settings, settings_from
+from mlplane.errors import ConfigError, InputRejected
+from mlplane.ledger import Ledger, Status
+from mlplane.steps import cause_message
+from mlplane_sandbox import clock as clock_module
+from mlplane_sandbox import faults, interceptor, inventory, lambdas, recording
+from mlplane_sandbox.template import Resolver, load_template, parameter_values, pascal, project_root
+from mlplane_sandbox.world import HUB_ACCOUNT, REGION, World, as_account, reset_clients, sandbox_client
+
+STACK = "mlplane"
+_CLI = "cli"
+_OPERATOR = f"arn:aws:sts::{HUB_ACCOUNT}:assumed-role/PlatformOperator/mlplane-cli"
+
+
+class UsageError(ValueError):
+    """A bad command line or input file: exit status 2, one line on stderr."""
+
+
+@dataclass
+class Options:
+    config: dict[str, Any] = field(default_factory=dict)
+    absent: bool = False
+    fails: list[str] = field(default_factory=list)
+    crashes: list[str] = field(default_factory=list)
+    redeliver: list[str] = field(default_factory=list)
+    vendor: str = "ok"
+    quota: str = "approved"
+    then_deprovision: bool = False
+
+
+@dataclass
+class RunResult:
+    outcome: str
+    account_id: str | None
+    executions: list[dict[str, str]]
+    leftovers: list[dict[str, str]]
+    api_calls: list[dict[str, Any]]
+    inventory: dict[str, Any]
+    error: dict[str, str] | None
+    deferred: list[dict[str, str]] = field(default_factory=list)
+    history: list[dict[str, Any]] = field(default_factory=list)
+
+    def as_json(self) -> dict[str, Any]:
+        return {"outcome": self.outcome, "account_id": self.account_id, "executions": self.executions,
+                "leftovers": self.leftovers, "api_calls": self.api_calls, "inventory": self.inventory,
+                "error": self.error, "deferred": self.deferred}
+
+
+@dataclass
+class Rule:
+    name: str
+    pattern: Any
+    function: str
+
+
+class Sandbox:
+    def __init__(self, options: Options | None = None, *, root: Path | None = None) -> None:
+        self.options = options or Options()
+        self.root = root or project_root()
+        self.template = load_template(self.root / "template.yaml")
+        self._validate_options()
+        self.world = World()
+        self.functions: dict[str, lambdas.Function] = {}
+        self.rules: list[Rule] = []
+        self.state_machines: dict[str, str] = {}
+        self.settings: Settings = settings_from({})
+        self._mock = mock_aws(config={"stepfunctions": {"execute_state_machine": True}})
+        self._env = mock.patch.dict(os.environ, {})
+        self.dispatcher: lambdas.Dispatcher | None = None
+        self.on_progress: Any = None  # callback(execution ARNs) while executions run (the demo's live view)
+        self.last_executions: list[dict[str, Any]] = []
+
+    # -- set-up -----------------------------------------------------------------------------------------
+    def _validate_options(self) -> None:
+        params = self.template.get("Parameters", {})
+        for key in self.options.config:
+            if pascal(key) not in params:
+                raise UsageError(f"--config: unknown key {key!r} (known: {', '.join(sorted(_config_keys(params)))})")
+        try:
+            self.settings = settings_from(dict(self.options.config))
+        except ConfigError as err:
+            raise UsageError(f"--config: {err}") from err
+        try:
+            self.fault_plan = faults.FaultPlan(
+                fails=[faults.parse_fault(s) for s in self.options.fails],
+                crashes=[faults.parse_fault(s, crash=True) for s in self.options.crashes],
+            )
+        except faults.FaultSpecError as err:
+            raise UsageError(str(err)) from err
+
+    def __enter__(self) -> Sandbox:
+        self._env.start()
+        os.environ.update({
+            "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_SESSION_TOKEN": "testing",
+            "AWS_DEFAULT_REGION": REGION, "AWS_REGION": REGION, "POWERTOOLS_TRACE_DISABLED": "true",
+            "POWERTOOLS_METRICS_DISABLED": "true", "POWERTOOLS_LOG_LEVEL": "WARNING",
+            "POWERTOOLS_DEV": "false",
+        })
+        os.environ.pop("MOTO_ACCOUNT_ID", None)
+        logging.getLogger("moto").setLevel(logging.CRITICAL)  # the interpreter logs every failed state
+        warnings.filterwarnings("ignore", message="No application metrics to publish")
+        from mlplane.observability import logger
+
+        logger.setLevel(os.environ.get("MLPLANE_SANDBOX_LOG_LEVEL", "WARNING"))
+        self._mock.start()
+        reset_clients()
+        clock_module.reset()
+        recording.reset()
+        aws.reset()
+        reset_settings()
+        interceptor.install()
+        _reset_scenarios(self.options.vendor, self.options.quota)
+        self.deploy()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._mock.stop()
+        self._env.stop()
+        aws.reset()
+        reset_settings()
+
+    def deploy(self) -> None:
+        self.world.build()
+        overrides = {pascal(k): _param_value(v) for k, v in self.options.config.items()}
+        if self.settings.egress_mode == "tgw" and not self.settings.transit_gateway_id:
+            overrides["TransitGatewayId"] = self.world.shared_transit_gateway()
+        params = parameter_values(self.template, overrides)
+        resources: dict[str, Any] = self.template["Resources"]
+        refs: dict[str, Any] = {}
+        attrs: dict[str, Any] = {}
+        for logical_id, resource in resources.items():
+            kind = resource["Type"]
+            if kind == "AWS::Serverless::Function":
+                name = f"{STACK}-{logical_id}"
+                refs[logical_id] = name
+                attrs[f"{logical_id}.Arn"] = f"arn:aws:lambda:{REGION}:{HUB_ACCOUNT}:function:{name}"
+        pseudo = {"AWS::Region": REGION, "AWS::AccountId": HUB_ACCOUNT, "AWS::Partition": "aws",
+                  "AWS::StackName": STACK}
+        resolver = Resolver(parameters=params, refs=refs, attrs=attrs, pseudo=pseudo)
+        with as_account(HUB_ACCOUNT):
+            for logical_id, resource in resources.items():
+                props = resource.get("Properties", {})
+                if resource["Type"] == "AWS::DynamoDB::Table":
+                    name = f"{STACK}-{logical_id}"
+                    sandbox_client("dynamodb").create_table(
+                        TableName=name, AttributeDefinitions=props["AttributeDefinitions"],
+                        KeySchema=props["KeySchema"], BillingMode=props["BillingMode"],
+                    )
+                    refs[logical_id] = name
+                elif resource["Type"] == "AWS::SNS::Topic":
+                    arn = sandbox_client("sns").create_topic(Name=props["TopicName"])["TopicArn"]
+                    refs[logical_id] = arn
+                    attrs[f"{logical_id}.TopicName"] = props["TopicName"]
+                elif resource["Type"] == "AWS::Serverless::LayerVersion":
+                    refs[logical_id] = f"arn:aws:lambda:{REGION}:{HUB_ACCOUNT}:layer:{props['LayerName']}:1"
+            for logical_id, resource in resources.items():
+                if resource["Type"] == "AWS::Serverless::StateMachine":
+                    refs[logical_id] = self._create_state_machine(logical_id, resource["Properties"], resolver)
+        self._create_functions(resources, resolver)
+        self.dispatcher = lambdas.Dispatcher(self.functions, self._redeliver_targets())
+        lambdas.install(self.dispatcher)
+        interceptor.configure(
+            plan=self.fault_plan, hub_account=HUB_ACCOUNT,
+            principals={f.logical_id: f.role_arn for f in self.functions.values()} | {_CLI: _OPERATOR},
+        )
+
+    def _create_state_machine(self, logical_id: str, props: dict[str, Any], resolver: Resolver) -> str:
+        text = (self.root / props["DefinitionUri"]).read_text(encoding="utf-8")
+        subs = {k: resolver.resolve(v) for k, v in props.get("DefinitionSubstitutions", {}).items()}
+        for key, value in subs.items():
+            text = text.replace("${" + key + "}", str(value))
+        name = f"{STACK}-{logical_id}"
+        arn: str = sandbox_client("stepfunctions").create_state_machine(
+            name=name, definition=text, roleArn=f"arn:aws:iam::{HUB_ACCOUNT}:role/{name}Role",
+            type=props.get("Type", "STANDARD"),
+        )["stateMachineArn"]
+        short = logical_id.removesuffix("StateMachine").lower()
+        self.state_machines[short] = arn
+        self.definitions = getattr(self, "definitions", {}) | {short: json.loads(text)}
+        return arn
+
+    def _create_functions(self, resources: dict[str, Any], resolver: Resolver) -> None:
+        globals_fn = self.template.get("Globals", {}).get("Function", {})
+        global_env = resolver.resolve(globals_fn.get("Environment", {}).get("Variables", {}))
+        merged: dict[str, str] = {}
+        for logical_id, resource in resources.items():
+            if resource["Type"] != "AWS::Serverless::Function":
+                continue
+            props = resource["Properties"]
+            env = {**global_env, **resolver.resolve(props.get("Environment", {}).get("Variables", {}))}
+            env = {k: str(v) for k, v in env.items()}
+            name = resolver.refs[logical_id]
+            self.functions[logical_id] = lambdas.Function(
+                logical_id=logical_id, name=name, arn=resolver.attrs[f"{logical_id}.Arn"],
+                code_dir=self.root / props["CodeUri"], handler=props.get("Handler", globals_fn.get("Handler")),
+                environment=env, role_arn=f"arn:aws:sts::{HUB_ACCOUNT}:assumed-role/{name}-role/{name}",
+                timeout=int(props.get("Timeout", globals_fn.get("Timeout", 900))),
+            )
+            for event_name, event in props.get("Events", {}).items():
+                if event["Type"] == "EventBridgeRule":
+                    self.rules.append(Rule(f"{logical_id}{event_name}", resolver.resolve(event["Properties"]["Pattern"]),
+                                           logical_id))
+            for key, value in env.items():
+                # Lambda gives each function its own environment; in one process they must agree.
+                if key in merged and merged[key] != value:
+                    raise ConfigError(f"template: functions disagree on {key}; the sandbox needs one value")
+                merged[key] = value
+        merged.pop("LOG_LEVEL", None)
+        os.environ.update(merged)
+        os.environ["LOG_LEVEL"] = "WARNING"
+        reset_settings()
+
+    def _redeliver_targets(self) -> dict[str, set[int]]:
+        states = self.task_states()
+        targets: dict[str, set[int]] = {}
+        for spec in self.options.redeliver:
+            state, _, nth = spec.partition("@")
+            if state not in states:
+                raise UsageError(f"--redeliver {spec!r}: {state!r} is not a Task state of the workflows")
+            if nth and not nth.isdigit():
+                raise UsageError(f"--redeliver {spec!r}: expected STATE[@N]")
+            targets.setdefault(f"{state}Function", set()).add(int(nth or 1))
+        return targets
+
+    def task_states(self) -> set[str]:
+        names: set[str] = set()
+
+        def walk(states: dict[str, Any]) -> None:
+            for name, state in states.items():
+                if state["Type"] == "Task":
+                    names.add(name)
+                for branch in state.get("Branches", []):
+                    walk(branch["States"])
+
+        for definition in getattr(self, "definitions", {}).values():
+            walk(definition["States"])
+        return names
+
+    # -- running ------------------------------------------------------------------------------------------
+    def run(self, raw: Any) -> RunResult:
+        start = _parse_input(raw)
+        account_id = start.account_id
+        if not self.options.absent:
+            ou = start.status.organizationalUnit.organizationalUnitName if isinstance(start, ControlTowerEvent) \
+                else "Workloads"
+            self.world.place_account(account_id, ou, role_name=self.settings.member_role_name)
+        mark = recording.mark()
+        known = self._execution_arns()
+        if isinstance(start, ControlTowerEvent):
+            self._put_event(raw)
+        else:
+            with recording.actor(_CLI):
+                start_provisioning(raw, self.settings, self.state_machines["provision"])
+        executions = self._wait_new(known)
+        return self._result(account_id, executions, mark)
+
+    def _put_event(self, event: dict[str, Any]) -> None:
+        """EventBridge: match the template's rules and invoke their targets (moto does not deliver)."""
+        from moto.events.models import EventPattern
+
+        assert self.dispatcher is not None
+        for rule in self.rules:
+            if EventPattern.load(json.dumps(rule.pattern)).matches_event(event):
+                function = self.functions[rule.function]
+                ok, result = self.dispatcher.invoke(function, event)
+                if not ok:
+                    raise InputRejected(f"{rule.function} failed: {result.get('errorMessage')}")
+
+    def _execution_arns(self) -> dict[str, str]:
+        with as_account(HUB_ACCOUNT):
+            sfn = sandbox_client("stepfunctions")
+            return {e["executionArn"]: e["status"] for arn in self.state_machines.values()
+                    for e in sfn.list_executions(stateMachineArn=arn)["executions"]}
+
+    def _wait_new(self, known: dict[str, str]) -> list[dict[str, Any]]:
+        """Executions started by this input, once they have ended (moto runs each in a thread)."""
+        done = threading.Event()
+        last_report = 0.0
+        while True:
+            with as_account(HUB_ACCOUNT):
+                sfn = sandbox_client("stepfunctions")
+                current = [e for arn in self.state_machines.values()
+                           for e in sfn.list_executions(stateMachineArn=arn)["executions"]]
+                fresh = [e for e in current if e["executionArn"] not in known]
+                if all(e["status"] != "RUNNING" for e in fresh):
+                    self.last_executions = [sfn.describe_execution(executionArn=e["executionArn"]) for e in fresh]
+                    return self.last_executions
+            if self.on_progress is not None and time.monotonic() - last_report > 0.1:
+                last_report = time.monotonic()
+                self.on_progress([e["executionArn"] for e in fresh])
+            done.wait(0.005)  # moto's interpreter thread is doing the work; poll its status
+
+    def history(self, execution_arn: str) -> list[dict[str, Any]]:
+        with as_account(HUB_ACCOUNT):
+            sfn = sandbox_client("stepfunctions")
+            events: list[dict[str, Any]] = sfn.get_execution_history(executionArn=execution_arn,
+                                                                      maxResults=1000)["events"]
+            return events
+
+    def ledger(self) -> Ledger:
+        return Ledger(_LedgerClient(), self.settings_env("LEDGER_TABLE"))  # type: ignore[arg-type]
+
+    def settings_env(self, name: str) -> str:
+        return os.environ[name]
+
+    def _result(self, account_id: str, executions: list[dict[str, Any]], mark: int) -> RunResult:
+        status = self.ledger().status(account_id)
+        machine_of = {arn: short for short, arn in self.state_machines.items()}
+        listed = [{"name": e["name"], "state_machine": machine_of.get(e["stateMachineArn"], "?"),
+                   "status": e["status"]} for e in executions]
+        error: dict[str, str] | None = None
+        failed = [e for e in executions if e["status"] != "SUCCEEDED"]
+        if failed:
+            error = {"type": failed[-1].get("error", "Unknown"),
+                     "message": _one_line(cause_message(failed[-1].get("cause", "")))}
+        if not executions and status is None:
+            outcome = "IGNORED"
+        elif status is not None and status.status in (Status.READY, Status.DEPROVISIONED) and not failed:
+            outcome = status.status.value
+        elif status is not None and status.status in (Status.ROLLED_BACK, Status.ROLLBACK_INCOMPLETE) and failed:
+            outcome = status.status.value
+        elif failed:
+            outcome = "REJECTED"
+        elif not executions:
+            outcome = "IGNORED"
+        else:
+            outcome = status.status.value if status else "IGNORED"
+        if status is not None and status.status == Status.READY and not executions and not failed:
+            outcome = "READY"
+        inv = inventory.read(account_id) if account_id in self.world.accounts else {}
+        owned = inventory.mlplane_resources(inv, account_id) if inv else []
+        live_ids = {r.resource_id for r in self.ledger().resources(account_id)} if status and \
+            status.status == Status.READY else set()
+        leftovers = [r for r in owned if r["id"] not in live_ids]
+        calls = [c.as_json() for c in recording.since(mark)]
+        history: list[dict[str, Any]] = []
+        for e in executions:
+            history.extend(self.history(e["executionArn"]))
+        return RunResult(outcome, account_id, listed, leftovers, calls, inv, error, history=history)
+
+
+class _LedgerClient:
+    """The sandbox reads the ledger as the hub, outside mlplane's recorded calls."""
+
+    def __getattr__(self, name: str) -> Any:
+        def call(*args: Any, **kwargs: Any) -> Any:
+            with as_account(HUB_ACCOUNT):
+                return getattr(sandbox_client("dynamodb"), name)(*args, **kwargs)
+
+        return call
+
+
+def _parse_input(raw: Any) -> ControlTowerEvent | ManualStart:
+    try:
+        return parse_start(raw)
+    except InputRejected as err:
+        raise UsageError(str(err)) from err
+
+
+def _param_value(value: Any) -> str:
+    if isinstance(value, list) and all(isinstance(v, str) for v in value):
+        return ",".join(value)
+    if isinstance(value, (list, dict)):
+        return json.dumps(value, separators=(",", ":"))
+    return str(value)
+
+
+def _config_keys(params: dict[str, Any]) -> list[str]:
+    import re
+
+    return [re.sub(r"(?<!^)([A-Z])", r"_\1", name).lower() for name in params]
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())[:500]
+
+
+def _reset_scenarios(vendor: str, quota: str) -> None:
+    """Point the vendor simulator and the Service Quotas emulator at this run's scenarios."""
+    try:
+        from mlplane_sandbox import vendor as vendor_module
+        vendor_module.reset(vendor, clock_module.clock())
+    except (ImportError, AttributeError):
+        pass
+    try:
+        from mlplane_sandbox.emulators import service_quotas
+        service_quotas.reset(quota, clock_module.clock())
+    except (ImportError, AttributeError):
+        pass
+

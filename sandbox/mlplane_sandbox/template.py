@@ -1,0 +1,102 @@
+"""template.yaml as the sandbox deploys it: CloudFormation tags, parameters and the intrinsics mlplane uses."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+_SUB = re.compile(r"\$\{([A-Za-z0-9_:.]+)\}")
+
+
+class _CfnLoader(yaml.SafeLoader):
+    pass
+
+
+def _tag(loader: yaml.SafeLoader, suffix: str, node: yaml.Node) -> dict[str, Any]:
+    if isinstance(node, yaml.ScalarNode):
+        value: Any = loader.construct_scalar(node)
+    elif isinstance(node, yaml.SequenceNode):
+        value = loader.construct_sequence(node, deep=True)
+    else:
+        value = loader.construct_mapping(node, deep=True)  # type: ignore[arg-type]
+    if suffix == "Ref":
+        return {"Ref": value}
+    if suffix == "GetAtt" and isinstance(value, str):
+        value = value.split(".", 1)
+    return {f"Fn::{suffix}": value}
+
+
+_CfnLoader.add_multi_constructor("!", _tag)
+
+
+def project_root() -> Path:
+    """The checkout that holds template.yaml (the sandbox runs the artifact that is deployed)."""
+    here = Path(__file__).resolve()
+    for parent in here.parents:
+        if (parent / "template.yaml").is_file() and (parent / "statemachines").is_dir():
+            return parent
+    raise FileNotFoundError("template.yaml not found above the sandbox package")
+
+
+def load_template(path: Path | None = None) -> dict[str, Any]:
+    with (path or project_root() / "template.yaml").open(encoding="utf-8") as handle:
+        loaded = yaml.load(handle, Loader=_CfnLoader)  # noqa: S506 - SafeLoader subclass
+    return dict(loaded)
+
+
+class Resolver:
+    """Resolves Ref, Fn::GetAtt, Fn::Sub and Fn::Join against parameters and the sandbox's resources."""
+
+    def __init__(self, *, parameters: dict[str, Any], refs: dict[str, Any], attrs: dict[str, Any],
+                 pseudo: dict[str, str]) -> None:
+        self.parameters = parameters
+        self.refs = refs
+        self.attrs = attrs
+        self.pseudo = pseudo
+
+    def ref(self, name: str) -> Any:
+        for source in (self.pseudo, self.parameters, self.refs):
+            if name in source:
+                return source[name]
+        raise KeyError(f"template: unresolved Ref {name}")
+
+    def resolve(self, node: Any) -> Any:
+        if isinstance(node, list):
+            return [self.resolve(item) for item in node]
+        if not isinstance(node, dict):
+            return node
+        if len(node) == 1:
+            (key, value), = node.items()
+            if key == "Ref":
+                return self.ref(value)
+            if key == "Fn::GetAtt":
+                return self.attrs[f"{value[0]}.{value[1]}"]
+            if key == "Fn::Join":
+                sep, items = value
+                resolved = self.resolve(items)
+                return sep.join(str(v) for v in (resolved if isinstance(resolved, list) else [resolved]))
+            if key == "Fn::Sub":
+                return _SUB.sub(lambda m: str(self._sub_name(m.group(1))), value)
+        return {k: self.resolve(v) for k, v in node.items()}
+
+    def _sub_name(self, name: str) -> Any:
+        return self.attrs[name] if "." in name else self.ref(name)
+
+
+def parameter_values(template: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
+    """Parameter defaults, with overrides; CommaDelimitedList values are lists, as CloudFormation gives them."""
+    values: dict[str, Any] = {}
+    for name, spec in template.get("Parameters", {}).items():
+        value = overrides.get(name, spec.get("Default"))
+        if spec.get("Type") == "CommaDelimitedList" and isinstance(value, str):
+            value = [part.strip() for part in value.split(",") if part.strip()]
+        values[name] = value
+    return values
+
+
+def pascal(key: str) -> str:
+    """A --config key's stack parameter: egress_mode -> EgressMode."""
+    return "".join(part.capitalize() for part in key.split("_"))

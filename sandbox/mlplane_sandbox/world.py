@@ -1,0 +1,132 @@
+"""The world Control Tower would have left: an Organization with seed 002's OUs, a hub, member accounts
+with the execution role, and (for egress mode tgw) a network account sharing a transit gateway via RAM."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+from unittest import mock
+
+import boto3
+from botocore.config import Config
+
+from mlplane_sandbox import recording
+
+HUB_ACCOUNT = "123456789012"
+NETWORK_ACCOUNT = "999999999999"
+REGION = "eu-west-1"
+OUS = ("Security", "Infrastructure", "Workloads", "Deployments", "Sandbox")
+
+_local = threading.local()
+_clients: dict[str, Any] = {}
+_clients_lock = threading.Lock()
+
+
+@contextmanager
+def as_account(account_id: str) -> Iterator[None]:
+    """Make the sandbox's own clients act in `account_id` (world-building, vendor, read-back; never mlplane).
+
+    moto's MOTO_ACCOUNT_ID would do this process-wide and race with the handlers running in other threads,
+    so each request carries moto's per-request `x-moto-account-id` header instead.
+    """
+    previous = getattr(_local, "account", None)
+    _local.account = account_id
+    try:
+        with recording.suppressed():
+            yield
+    finally:
+        _local.account = previous
+
+
+def _add_account_header(request: Any, **_: Any) -> None:
+    account = getattr(_local, "account", None)
+    if account:
+        request.headers["x-moto-account-id"] = account
+
+
+def sandbox_client(service: str) -> Any:
+    """A client for the sandbox's own calls; use inside `as_account(account_id)`."""
+    with _clients_lock:
+        if service not in _clients:
+            made = boto3.session.Session(region_name=REGION).client(
+                service, config=Config(retries={"mode": "standard", "max_attempts": 2})
+            )
+            made.meta.events.register("before-sign.*.*", _add_account_header)
+            _clients[service] = made
+        return _clients[service]
+
+
+def reset_clients() -> None:
+    with _clients_lock:
+        _clients.clear()
+
+
+@dataclass
+class World:
+    root_id: str = ""
+    ou_ids: dict[str, str] = field(default_factory=dict)
+    accounts: dict[str, str] = field(default_factory=dict)  # account id -> OU name
+    transit_gateway_id: str = ""
+
+    def build(self) -> None:
+        with as_account(HUB_ACCOUNT):
+            org = sandbox_client("organizations")
+            org.create_organization(FeatureSet="ALL")
+            self.root_id = org.list_roots()["Roots"][0]["Id"]
+            for name in OUS:
+                self.ou_ids[name] = org.create_organizational_unit(ParentId=self.root_id, Name=name)[
+                    "OrganizationalUnit"
+                ]["Id"]
+
+    def ou(self, name: str) -> str:
+        if name not in self.ou_ids:
+            with as_account(HUB_ACCOUNT):
+                org = sandbox_client("organizations")
+                self.ou_ids[name] = org.create_organizational_unit(ParentId=self.root_id, Name=name)[
+                    "OrganizationalUnit"
+                ]["Id"]
+        return self.ou_ids[name]
+
+    def place_account(self, account_id: str, ou_name: str, *, role_name: str, status: str = "ACTIVE") -> None:
+        """The account exists in the organization, in `ou_name`, with the execution role (as vended)."""
+        from moto.organizations import utils as org_utils
+        from moto.organizations.models import organizations_backends
+
+        target = self.ou(ou_name)
+        with as_account(HUB_ACCOUNT):
+            org = sandbox_client("organizations")
+            if account_id not in self.accounts:
+                with mock.patch.object(org_utils, "make_random_account_id", return_value=account_id):
+                    org.create_account(AccountName=f"ml-{account_id}", Email=f"ml+{account_id}@example.com",
+                                       RoleName=role_name)
+            parent = org.list_parents(ChildId=account_id)["Parents"][0]["Id"]
+            if parent != target:
+                org.move_account(AccountId=account_id, SourceParentId=parent, DestinationParentId=target)
+        backend = organizations_backends[HUB_ACCOUNT]["aws"]
+        for account in backend.accounts:
+            if account.id == account_id:
+                account.status = account.state = status
+        self.accounts[account_id] = ou_name
+
+    def shared_transit_gateway(self) -> str:
+        """seed 002's hub and spoke: the network account owns a TGW shared with the organization via RAM."""
+        if self.transit_gateway_id:
+            return self.transit_gateway_id
+        self.place_account(NETWORK_ACCOUNT, "Infrastructure", role_name="AWSControlTowerExecution")
+        with as_account(NETWORK_ACCOUNT):
+            ec2 = sandbox_client("ec2")
+            tgw = ec2.create_transit_gateway(
+                Description="shared egress", Options={"AutoAcceptSharedAttachments": "enable"}
+            )["TransitGateway"]
+            self.transit_gateway_id = tgw["TransitGatewayId"]
+            ram = sandbox_client("ram")
+            ram.create_resource_share(
+                name="network-egress-tgw",
+                resourceArns=[tgw["TransitGatewayArn"]],
+                principals=[f"arn:aws:organizations::{HUB_ACCOUNT}:organization/*"],
+                allowExternalPrincipals=False,
+            )
+        return self.transit_gateway_id

@@ -1,0 +1,111 @@
+"""Fixtures of the IAM and KMS module tests: moto with the sandbox's interceptor (fidelity rules), a member."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+
+import boto3
+import pytest
+from moto import mock_aws
+from moto.iam.models import iam_backends
+
+from mlplane import aws
+from mlplane.config import Settings, reset_settings
+from mlplane.member import Member, member_for
+from mlplane_sandbox import clock as clock_module
+from mlplane_sandbox import interceptor
+from mlplane_sandbox.clock import VirtualClock
+from mlplane_sandbox.fidelity import iam_kms
+
+REGION = "eu-west-1"
+HUB = "123456789012"
+MEMBER = "111111111111"
+OTHER_MEMBER = "222222222222"
+TABLE = "mlplane-ledger"
+EXECUTION_ROLE = "AWSControlTowerExecution"
+
+
+def place_role(account_id: str, name: str, trusted: str = HUB) -> str:
+    """A role made straight in moto's backend, as Control Tower vends it (no CreateRole call, no delay)."""
+    trust = {
+        "Version": "2012-10-17",
+        "Statement": [{"Effect": "Allow", "Principal": {"AWS": f"arn:aws:iam::{trusted}:root"}, "Action": "sts:AssumeRole"}],
+    }
+    role = iam_backends[account_id]["aws"].create_role(
+        role_name=name,
+        assume_role_policy_document=json.dumps(trust),
+        path="/",
+        permissions_boundary=None,
+        description="",
+        tags=[],
+        max_session_duration=None,
+    )
+    return str(role.arn)
+
+
+@pytest.fixture
+def sandbox(monkeypatch: pytest.MonkeyPatch) -> Iterator[VirtualClock]:
+    """moto with the interceptor installed, a fresh clock, default fidelity settings, the ledger table."""
+    for name, value in {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_SECURITY_TOKEN": "testing",
+        "AWS_SESSION_TOKEN": "testing",
+        "AWS_DEFAULT_REGION": REGION,
+    }.items():
+        monkeypatch.setenv(name, value)
+    aws.reset()
+    reset_settings()
+    clock = clock_module.reset()
+    iam_kms.reset()
+    with mock_aws():
+        interceptor.install()
+        try:
+            boto3.client("dynamodb", region_name=REGION).create_table(
+                TableName=TABLE,
+                KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
+                AttributeDefinitions=[
+                    {"AttributeName": "pk", "AttributeType": "S"},
+                    {"AttributeName": "sk", "AttributeType": "S"},
+                ],
+                BillingMode="PAY_PER_REQUEST",
+            )
+            yield clock
+        finally:
+            interceptor.uninstall()
+            iam_kms.reset()
+    aws.reset()
+    reset_settings()
+
+
+@pytest.fixture
+def settings() -> Settings:
+    return Settings(ledger_table=TABLE, aws_region=REGION)
+
+
+@pytest.fixture
+def member(sandbox: VirtualClock, settings: Settings) -> Member:
+    place_role(MEMBER, EXECUTION_ROLE)
+    iam_kms.configure(assume_role_check=True)  # the role exists, as in a vended account
+    return member_for(MEMBER, "exec-1", "CreateIam", settings)
+
+
+@pytest.fixture
+def calls(member: Member) -> Callable[[str, str], list[dict[str, object]]]:
+    """`calls(service, operation)`: the parameters of every such call the member's mlplane clients made."""
+    seen: dict[tuple[str, str], list[dict[str, object]]] = {}
+
+    def hook(service: str) -> Callable[..., None]:
+        def record(params: dict[str, object], model: object, **_: object) -> None:
+            seen.setdefault((service, str(getattr(model, "name", ""))), []).append(params)
+
+        return record
+
+    for service in ("iam", "kms"):
+        member.client(service).meta.events.register(f"provide-client-params.{service}.*", hook(service))
+
+    def lookup(service: str, operation: str) -> list[dict[str, object]]:
+        return seen.get((service, operation), [])
+
+    return lookup

@@ -1,0 +1,107 @@
+"""Fixtures of the network module tests: moto behind the sandbox's interceptor (fidelity rules on), members."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from mlplane import aws
+from mlplane.config import Settings, reset_settings
+from mlplane.member import Member, member_for
+from mlplane_sandbox import clock as clock_module
+from mlplane_sandbox import interceptor, recording
+from mlplane_sandbox.clock import VirtualClock
+
+REGION = "eu-west-1"
+MEMBER = "111111111111"
+OTHER_MEMBER = "222222222222"
+TABLE = "mlplane-ledger"
+MUTATING = ("Create", "Allocate", "Associate", "Attach", "Modify", "Replace", "Delete", "Release", "Detach")
+
+
+@pytest.fixture
+def sandbox(monkeypatch: pytest.MonkeyPatch) -> Iterator[VirtualClock]:
+    """moto with the interceptor (and so the network fidelity rules) installed, a fresh virtual clock."""
+    for name, value in {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_SECURITY_TOKEN": "testing",
+        "AWS_SESSION_TOKEN": "testing",
+        "AWS_DEFAULT_REGION": REGION,
+    }.items():
+        monkeypatch.setenv(name, value)
+    aws.reset()
+    reset_settings()
+    clock = clock_module.reset()
+    recording.reset()
+    with mock_aws():
+        interceptor.install()
+        interceptor.configure()
+        try:
+            _reset_fidelity()
+            boto3.client("dynamodb", region_name=REGION).create_table(
+                TableName=TABLE,
+                KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
+                AttributeDefinitions=[
+                    {"AttributeName": "pk", "AttributeType": "S"},
+                    {"AttributeName": "sk", "AttributeType": "S"},
+                ],
+                BillingMode="PAY_PER_REQUEST",
+            )
+            yield clock
+        finally:
+            interceptor.configure()
+            interceptor.uninstall()
+    aws.reset()
+    reset_settings()
+
+
+def _reset_fidelity() -> None:
+    try:
+        from mlplane_sandbox.fidelity import network
+    except ImportError:  # the rules are not written yet
+        return
+    network.reset()
+
+
+@pytest.fixture
+def settings() -> Settings:
+    return Settings(ledger_table=TABLE, aws_region=REGION)
+
+
+@pytest.fixture
+def member(sandbox: VirtualClock, settings: Settings) -> Member:
+    return member_for(MEMBER, "exec-1", "CreateNetwork", settings)
+
+
+@pytest.fixture
+def other_member(sandbox: VirtualClock, settings: Settings) -> Member:
+    return member_for(OTHER_MEMBER, "exec-2", "CreateNetwork", settings)
+
+
+CallLog = Callable[[], list[str]]
+
+
+@pytest.fixture
+def ec2_calls(member: Member) -> CallLog:
+    """Every EC2 operation the member's client makes from now on (a botocore event hook on the client)."""
+    seen: list[str] = []
+
+    def hook(model: Any, **_: Any) -> None:
+        seen.append(model.name)
+
+    member.client("ec2").meta.events.register("before-call.ec2", hook)
+    return lambda: list(seen)
+
+
+def mutating(calls: list[str]) -> list[str]:
+    return [c for c in calls if c.startswith(MUTATING)]
+
+
+def transit_gateway(member: Member) -> str:
+    """A transit gateway in the member's account (moto cannot attach to one shared from another account)."""
+    return str(member.client("ec2").create_transit_gateway(Description="network hub")["TransitGateway"]["TransitGatewayId"])

@@ -1,0 +1,315 @@
+"""CreateNetwork against moto behind the sandbox (REQUIREMENTS N1-N5, C3, C6)."""
+
+from __future__ import annotations
+
+import ipaddress
+from typing import Any
+
+import boto3
+import pytest
+
+from mlplane.config import Settings
+from mlplane.ledger import ResourceState
+from mlplane.member import Member
+from mlplane.network import allocation, apply
+from mlplane.network.undo import NETWORK_TYPES
+from mlplane.rollback.registry import Blocked, handler_for
+from mlplane_sandbox import faults, interceptor, recording
+from mlplane_sandbox.clock import VirtualClock
+from tests.module.network.conftest import TABLE, CallLog, mutating, transit_gateway
+
+N2 = {
+    "eks_node": ["10.64.0.0/21", "10.64.8.0/21", "10.64.16.0/21"],
+    "eks_control": ["10.10.0.0/27", "10.10.0.32/27", "10.10.0.64/27"],
+    "public": ["10.10.0.128/27", "10.10.0.160/27", "10.10.0.192/27"],
+    "private": ["10.10.1.0/25", "10.10.1.128/25", "10.10.2.0/25"],
+}
+
+
+def _tags(item: dict[str, Any]) -> dict[str, str]:
+    return {t["Key"]: t["Value"] for t in item.get("Tags", item.get("TagSet", []))}
+
+
+def _mine(member: Member) -> list[dict[str, Any]]:
+    return [{"Name": "tag:mlplane:account", "Values": [member.account_id]}]
+
+
+def inventory(member: Member) -> dict[str, list[dict[str, Any]]]:
+    """Every live mlplane-tagged network resource of the member account."""
+    ec2 = member.client("ec2")
+    flt = _mine(member)
+    nats = [
+        n
+        for n in ec2.describe_nat_gateways()["NatGateways"]
+        if n["State"] not in ("deleted", "deleting") and _tags(n).get("mlplane:account") == member.account_id
+    ]
+    endpoints = [
+        e
+        for e in ec2.describe_vpc_endpoints(Filters=flt)["VpcEndpoints"]
+        if e["State"].lower() not in ("deleted", "deleting")
+    ]
+    return {
+        "vpcs": ec2.describe_vpcs(Filters=flt)["Vpcs"],
+        "subnets": ec2.describe_subnets(Filters=flt)["Subnets"],
+        "route_tables": ec2.describe_route_tables(Filters=flt)["RouteTables"],
+        "igws": ec2.describe_internet_gateways(Filters=flt)["InternetGateways"],
+        "eips": ec2.describe_addresses(Filters=flt)["Addresses"],
+        "nats": nats,
+        "endpoints": endpoints,
+    }
+
+
+def _counts(member: Member) -> dict[str, int]:
+    return {kind: len(items) for kind, items in inventory(member).items()}
+
+
+def test_n1_n4_apply_creates_exact_inventory(member: Member, settings: Settings, sandbox: VirtualClock) -> None:
+    out = apply.run(member, settings)
+    ec2 = member.client("ec2")
+    inv = inventory(member)
+    assert _counts(member) == {
+        "vpcs": 1,
+        "subnets": 12,
+        "route_tables": 12,
+        "igws": 1,
+        "eips": 3,
+        "nats": 3,
+        "endpoints": 1,
+    }
+    # N1: VPC, both CIDRs, DNS
+    vpc = inv["vpcs"][0]
+    vpc_id = vpc["VpcId"]
+    assert out.detail["vpc_id"] == vpc_id
+    assert _tags(vpc)["Name"] == "aac_vpc"
+    assert _tags(vpc)["mlplane:managed"] == "true"
+    assert {a["CidrBlock"] for a in vpc["CidrBlockAssociationSet"]} == {"10.10.0.0/21", "10.64.0.0/18"}
+    for attribute, field in (("enableDnsSupport", "EnableDnsSupport"), ("enableDnsHostnames", "EnableDnsHostnames")):
+        assert ec2.describe_vpc_attribute(VpcId=vpc_id, Attribute=attribute)[field]["Value"] is True
+    # N2: twelve subnets, exact CIDRs per AZ, tags
+    by_group: dict[str, list[tuple[str, str]]] = {}
+    subnet_az: dict[str, str] = {}
+    for subnet in inv["subnets"]:
+        tags = _tags(subnet)
+        assert subnet["VpcId"] == vpc_id
+        by_group.setdefault(tags["AACSubnet"], []).append((subnet["AvailabilityZone"], subnet["CidrBlock"]))
+        role = "kubernetes.io/role/elb" if tags["AACSubnet"] == "public" else "kubernetes.io/role/internal-elb"
+        assert tags[role] == "1"
+        assert tags["Name"] == f"{tags['AACSubnet']}-{subnet['AvailabilityZone']}"
+        subnet_az[subnet["SubnetId"]] = subnet["AvailabilityZone"]
+    assert {g: [c for _, c in sorted(v)] for g, v in by_group.items()} == N2
+    # N4: NAT per AZ in the public subnet with its EIP; IGW attached; endpoint on the 9 non-public tables
+    public_subnets = {s["SubnetId"] for s in inv["subnets"] if _tags(s)["AACSubnet"] == "public"}
+    nat_az = {}
+    for nat in inv["nats"]:
+        assert nat["State"] == "available"
+        assert nat["SubnetId"] in public_subnets
+        assert nat["NatGatewayAddresses"][0]["AllocationId"] in {e["AllocationId"] for e in inv["eips"]}
+        nat_az[nat["NatGatewayId"]] = subnet_az[nat["SubnetId"]]
+    assert sorted(nat_az.values()) == ["eu-west-1a", "eu-west-1b", "eu-west-1c"]
+    igw = inv["igws"][0]
+    assert [a["VpcId"] for a in igw["Attachments"]] == [vpc_id]
+    endpoint = inv["endpoints"][0]
+    assert endpoint["ServiceName"] == "com.amazonaws.eu-west-1.s3"
+    assert endpoint["VpcEndpointType"] == "Gateway"
+    # N3: one table per subnet; default route via same-AZ NAT (non-public) or the IGW (public)
+    non_public_tables = set()
+    for table in inv["route_tables"]:
+        assocs = [a["SubnetId"] for a in table["Associations"] if a.get("SubnetId")]
+        assert len(assocs) == 1
+        subnet_id = assocs[0]
+        group = _tags(table)["mlplane:key"].split("/")[1]
+        default = next(r for r in table["Routes"] if r.get("DestinationCidrBlock") == "0.0.0.0/0")
+        if group == "public":
+            assert default["GatewayId"] == igw["InternetGatewayId"]
+        else:
+            non_public_tables.add(table["RouteTableId"])
+            assert nat_az[default["NatGatewayId"]] == subnet_az[subnet_id]
+    assert set(endpoint["RouteTableIds"]) == non_public_tables
+    assert len(non_public_tables) == 9
+    # every resource is in the ledger, created, with its id
+    records = {r.key: r for r in member.ledger.resources(member.account_id)}
+    plan = apply.plan_for(member, settings)
+    assert set(plan.keys()) == set(records)
+    assert all(r.state == ResourceState.CREATED and r.resource_id for r in records.values())
+    assert records["vpc"].resource_id == vpc_id
+    assert out.created == len(records)
+
+
+def test_n4_routes_wait_for_nat_gateways_to_be_available(member: Member, settings: Settings, sandbox: VirtualClock) -> None:
+    """In the sandbox a NAT gateway is `pending` for 60 s: the waiter must sleep (virtually) before routing."""
+    apply.run(member, settings)
+    assert sandbox.slept >= 60
+    states = {n["State"] for n in member.client("ec2").describe_nat_gateways()["NatGateways"]}
+    assert states == {"available"}
+
+
+def test_c6_second_run_creates_nothing(member: Member, settings: Settings, ec2_calls: CallLog) -> None:
+    first = apply.run(member, settings)
+    before = len(ec2_calls())
+    before_counts = _counts(member)
+    second = apply.run(member, settings)
+    assert mutating(ec2_calls()[before:]) == []
+    assert second.created == 0
+    assert second.existing == first.created
+    assert second.detail == first.detail
+    assert _counts(member) == before_counts
+
+
+def _forget_ids(member: Member, keys: list[str]) -> None:
+    """Make the ledger look as if the Lambda died between each create and its ledger write."""
+    db = boto3.client("dynamodb", region_name=member.region)
+    for key in keys:
+        db.update_item(
+            TableName=TABLE,
+            Key={"pk": {"S": member.account_id}, "sk": {"S": f"RES#{key}"}},
+            UpdateExpression="SET #s = :intent REMOVE resource_id",
+            ExpressionAttributeNames={"#s": "state"},
+            ExpressionAttributeValues={":intent": {"S": "intent"}},
+        )
+
+
+def test_c6_lost_ledger_writes_converge_without_duplicates(
+    member: Member, settings: Settings, ec2_calls: CallLog
+) -> None:
+    apply.run(member, settings)
+    ids = {r.key: r.resource_id for r in member.ledger.resources(member.account_id)}
+    counts = _counts(member)
+    lost = ["vpc", "vpc-cidr/secondary", "subnet/eks_node/a", "eip/b", "nat/b", "vpce/s3", "igw",
+            "rtb-assoc/public/a", "route/private/c/default"]  # fmt: skip
+    _forget_ids(member, lost)
+    assert member.ledger.resource(member.account_id, "nat/b").state == ResourceState.INTENT  # type: ignore[union-attr]
+    before = len(ec2_calls())
+    again = apply.run(member, settings)
+    assert mutating(ec2_calls()[before:]) == []
+    assert again.created == 0
+    assert _counts(member) == counts
+    after = {r.key: r for r in member.ledger.resources(member.account_id)}
+    for key in lost:
+        assert after[key].state == ResourceState.CREATED
+        assert after[key].resource_id == ids[key]
+
+
+def test_c6_crash_right_after_create_nat_gateway_converges(member: Member, settings: Settings) -> None:
+    """The Lambda dies after the 2nd CreateNatGateway succeeded: the re-run finds it, no second NAT."""
+    interceptor.configure(plan=faults.FaultPlan(crashes=[faults.parse_fault("ec2:CreateNatGateway@2", crash=True)]))
+    with recording.actor("CreateNetwork"), pytest.raises(faults.LambdaCrash):
+        apply.run(member, settings)
+    assert member.ledger.resource(member.account_id, "nat/b").state == ResourceState.INTENT  # type: ignore[union-attr]
+    interceptor.configure()
+    apply.run(member, settings)
+    assert _counts(member)["nats"] == 3
+    assert _counts(member)["eips"] == 3
+
+
+def test_c3_teardown_removes_everything_mlplane_created(member: Member, settings: Settings) -> None:
+    ec2 = member.client("ec2")
+    foreign_vpc = ec2.create_vpc(CidrBlock="172.31.0.0/16")["Vpc"]["VpcId"]  # not mlplane's
+    apply.run(member, settings)
+    out = apply.teardown(member, settings)
+    assert _counts(member) == dict.fromkeys(
+        ("vpcs", "subnets", "route_tables", "igws", "eips", "nats", "endpoints"), 0
+    )
+    assert out.removed > 0
+    assert member.ledger.resources(member.account_id) == []
+    assert foreign_vpc in {v["VpcId"] for v in ec2.describe_vpcs()["Vpcs"]}
+    again = apply.teardown(member, settings)
+    assert again.removed == 0
+
+
+def test_c3_teardown_after_lost_ledger_write_still_finds_by_tag(member: Member, settings: Settings) -> None:
+    apply.run(member, settings)
+    _forget_ids(member, ["vpc", "subnet/private/b", "nat/a", "eip/a", "igw"])
+    apply.teardown(member, settings)
+    assert sum(_counts(member).values()) == 0
+
+
+def test_v2_teardown_blocked_by_vendor_eni_names_it(member: Member, settings: Settings) -> None:
+    apply.run(member, settings)
+    ec2 = member.client("ec2")
+    subnet = member.ledger.resource(member.account_id, "subnet/eks_node/b")
+    assert subnet is not None and subnet.resource_id
+    eni = ec2.create_network_interface(SubnetId=subnet.resource_id, Description="aac eks node")["NetworkInterface"]
+    with pytest.raises(Blocked) as caught:
+        apply.teardown(member, settings)
+    message = str(caught.value)
+    assert eni["NetworkInterfaceId"] in message
+    assert subnet.resource_id in message
+    assert "\n" not in message
+    # what it could remove before the blocker is gone; the blocked subnet and the VPC stay
+    counts = _counts(member)
+    assert counts["nats"] == 0 and counts["eips"] == 0
+    assert counts["vpcs"] == 1
+    assert subnet.resource_id in {s["SubnetId"] for s in inventory(member)["subnets"]}
+    # the vendor removes its ENI: teardown resumes and finishes
+    ec2.delete_network_interface(NetworkInterfaceId=eni["NetworkInterfaceId"])
+    apply.teardown(member, settings)
+    assert sum(_counts(member).values()) == 0
+
+
+def test_v2_undo_leaves_resources_without_mlplane_tags_alone(member: Member, settings: Settings) -> None:
+    apply.run(member, settings)
+    ec2 = member.client("ec2")
+    record = member.ledger.resource(member.account_id, "rtb/private/a")
+    assert record is not None and record.resource_id
+    ec2.delete_tags(Resources=[record.resource_id], Tags=[{"Key": "mlplane:managed"}])
+    outcome = handler_for("ec2:route-table").undo(member, record, record.resource_id)
+    assert outcome.outcome == "gone"
+    assert "left alone" in outcome.reason
+    assert ec2.describe_route_tables(RouteTableIds=[record.resource_id])["RouteTables"]
+
+
+def test_registered_types_cover_every_ledger_type(member: Member, settings: Settings) -> None:
+    apply.run(member, settings)
+    types = {r.type for r in member.ledger.resources(member.account_id)}
+    assert types <= NETWORK_TYPES
+    for resource_type in NETWORK_TYPES:
+        handler_for(resource_type)
+
+
+def test_n5_tgw_mode_allocates_disjoint_cidrs_and_frees_them(
+    member: Member, other_member: Member, settings: Settings
+) -> None:
+    first = settings.model_copy(update={"egress_mode": "tgw", "transit_gateway_id": transit_gateway(member)})
+    second = settings.model_copy(update={"egress_mode": "tgw", "transit_gateway_id": transit_gateway(other_member)})
+    out1 = apply.run(member, first)
+    out2 = apply.run(other_member, second)
+    blocks = [ipaddress.IPv4Network(c) for c in out1.detail["cidrs"] + out2.detail["cidrs"]]
+    pool = ipaddress.IPv4Network(settings.cidr_pool)
+    assert all(b.subnet_of(pool) for b in blocks)
+    assert not any(a.overlaps(b) for a in blocks[:2] for b in blocks[2:])
+    assert allocation.lookup(member.ledger, member.account_id, settings.cidr_pool) is not None
+    # a re-run keeps the same allocation
+    assert apply.run(member, first).detail["cidrs"] == out1.detail["cidrs"]
+    # N4 tgw: attachment in eks_control subnets, every default route to the TGW, no NAT/IGW/EIP
+    ec2 = member.client("ec2")
+    inv = inventory(member)
+    assert (len(inv["nats"]), len(inv["igws"]), len(inv["eips"])) == (0, 0, 0)
+    control = {s["SubnetId"] for s in inv["subnets"] if _tags(s)["AACSubnet"] == "eks_control"}
+    attachments = ec2.describe_transit_gateway_vpc_attachments(
+        Filters=[{"Name": "vpc-id", "Values": [out1.detail["vpc_id"]]}]
+    )["TransitGatewayVpcAttachments"]
+    assert len(attachments) == 1
+    assert set(attachments[0]["SubnetIds"]) == control
+    for table in inv["route_tables"]:
+        default = next(r for r in table["Routes"] if r.get("DestinationCidrBlock") == "0.0.0.0/0")
+        assert default["TransitGatewayId"] == first.transit_gateway_id
+    # deprovision frees the allocation; the other account keeps its own
+    apply.teardown(member, first)
+    assert allocation.lookup(member.ledger, member.account_id, settings.cidr_pool) is None
+    assert allocation.lookup(other_member.ledger, other_member.account_id, settings.cidr_pool) is not None
+    assert sum(_counts(member).values()) == 0
+    live = [
+        a
+        for a in ec2.describe_transit_gateway_vpc_attachments()["TransitGatewayVpcAttachments"]
+        if a["State"] not in ("deleted", "deleting")
+    ]
+    assert live == []
+
+
+def test_n5_plan_for_changes_nothing(member: Member, settings: Settings, ec2_calls: CallLog) -> None:
+    tgw = settings.model_copy(update={"egress_mode": "tgw", "transit_gateway_id": "tgw-0123456789abcdef0"})
+    plan = apply.plan_for(member, tgw)
+    assert mutating(ec2_calls()) == []
+    assert allocation.lookup(member.ledger, member.account_id, tgw.cidr_pool) is None
+    assert plan.vpc.cidr == "10.128.64.0/21"
+    assert plan.vpc.secondary_cidr == "10.128.0.0/18"
