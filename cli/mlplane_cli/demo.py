@@ -89,8 +89,10 @@ def _demo(event_file: Path | None, console: Console) -> int:
             update([f"{e['executionArn']}" for e in sandbox.last_executions])
     elapsed = time.monotonic() - started
     colour = "green" if result.outcome == "READY" else "red"
-    console.print(f"\naccount [bold]{result.account_id}[/bold]: [{colour}]{result.outcome}[/{colour}] in "
-                  f"{elapsed:.1f} s wall time ({(clock.clock().now() - begin) / 60:.0f} min of AWS time compressed)")
+    console.print(
+        f"\naccount [bold]{result.account_id}[/bold]: [{colour}]{result.outcome}[/{colour}] in "
+        f"{elapsed:.1f} s wall time ({(clock.clock().now() - begin) / 60:.0f} min of AWS time compressed)"
+    )
     if result.error:
         console.print(f"error: {result.error['type']}: {result.error['message']}")
     created = ", ".join(f"{n} {section.replace('_', ' ')}" for section, n in created_counts(result.inventory).items())

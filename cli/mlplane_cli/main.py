@@ -95,8 +95,16 @@ def local_run(
         from mlplane.errors import MlplaneError
         from mlplane_sandbox.runner import Options, Sandbox, UsageError
 
-        options = Options(config=settings, absent=absent, fails=fail_ or [], crashes=crash or [],
-                          redeliver=redeliver or [], vendor=vendor, quota=quota, then_deprovision=then_deprovision)
+        options = Options(
+            config=settings,
+            absent=absent,
+            fails=fail_ or [],
+            crashes=crash or [],
+            redeliver=redeliver or [],
+            vendor=vendor,
+            quota=quota,
+            then_deprovision=then_deprovision,
+        )
         try:
             with Sandbox(options) as sandbox:
                 results = []

@@ -10,9 +10,20 @@ from rich.table import Table
 
 console = Console(stderr=False)
 
-_SECTIONS = ("vpcs", "subnets", "route_tables", "internet_gateways", "nat_gateways", "vpc_endpoints",
-             "transit_gateway_attachments", "iam_users", "iam_policies", "kms_keys", "quota_requests",
-             "eks_clusters")
+_SECTIONS = (
+    "vpcs",
+    "subnets",
+    "route_tables",
+    "internet_gateways",
+    "nat_gateways",
+    "vpc_endpoints",
+    "transit_gateway_attachments",
+    "iam_users",
+    "iam_policies",
+    "kms_keys",
+    "quota_requests",
+    "eks_clusters",
+)
 
 
 def created_counts(inventory: dict[str, Any]) -> dict[str, int]:
@@ -34,9 +45,28 @@ def print_summary(label: str, result: Any) -> None:
     console.print(table)
     calls = Counter(c["call"] for c in result.api_calls)
     mutating = sum(n for call, n in calls.items() if call.split(":")[1].startswith(_MUTATING))
-    console.print(f"  AWS calls by mlplane: {len(result.api_calls)} ({mutating} mutating); leftovers: "
-                  f"{len(result.leftovers)}")
+    console.print(
+        f"  AWS calls by mlplane: {len(result.api_calls)} ({mutating} mutating); leftovers: {len(result.leftovers)}"
+    )
 
 
-_MUTATING = ("Create", "Delete", "Put", "Attach", "Detach", "Associate", "Disassociate", "Allocate", "Release",
-             "Modify", "Request", "Schedule", "Update", "Tag", "Untag", "Replace", "Enable", "Disable")
+_MUTATING = (
+    "Create",
+    "Delete",
+    "Put",
+    "Attach",
+    "Detach",
+    "Associate",
+    "Disassociate",
+    "Allocate",
+    "Release",
+    "Modify",
+    "Request",
+    "Schedule",
+    "Update",
+    "Tag",
+    "Untag",
+    "Replace",
+    "Enable",
+    "Disable",
+)

@@ -8,10 +8,10 @@ from aws_lambda_powertools.utilities.parser import parse
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from mlplane.config import get_settings
-from mlplane.observability import logger, metrics, tracer
 from mlplane.iam import apply as iam
 from mlplane.kms import apply as kms
 from mlplane.member import member_for
+from mlplane.observability import logger, metrics, tracer
 from mlplane.steps import CreateIamInput, StepOutput
 
 

@@ -7,10 +7,10 @@ from typing import Any
 from aws_lambda_powertools.utilities.parser import parse
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from mlplane.config import get_settings
-from mlplane.observability import logger, metrics, tracer
 from mlplane.accounts.lifecycle import mark_ready
+from mlplane.config import get_settings
 from mlplane.member import hub_ledger
+from mlplane.observability import logger, metrics, tracer
 from mlplane.steps import MarkReadyInput
 
 

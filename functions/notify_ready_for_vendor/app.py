@@ -7,9 +7,9 @@ from typing import Any
 from aws_lambda_powertools.utilities.parser import parse
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from mlplane.accounts.lifecycle import notify_ready_for_vendor
 from mlplane.config import get_settings
 from mlplane.observability import logger, metrics, tracer
-from mlplane.accounts.lifecycle import notify_ready_for_vendor
 from mlplane.steps import StepInput
 
 

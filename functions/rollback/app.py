@@ -8,10 +8,10 @@ from aws_lambda_powertools.utilities.parser import parse
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from mlplane.config import get_settings
-from mlplane.observability import logger, metrics, tracer
 from mlplane.member import member_for
-from mlplane.steps import RollbackInput
+from mlplane.observability import logger, metrics, tracer
 from mlplane.rollback.run import rollback
+from mlplane.steps import RollbackInput
 
 
 @logger.inject_lambda_context(clear_state=True)

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from aws_lambda_powertools.utilities.parser import parse
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from mlplane.accounts.start import start_provisioning
 from mlplane.config import get_settings
 from mlplane.observability import logger, metrics, tracer
-from mlplane.accounts.start import start_provisioning
 
 
 @logger.inject_lambda_context(clear_state=True)

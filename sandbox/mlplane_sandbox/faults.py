@@ -11,7 +11,9 @@ import re
 import threading
 from dataclasses import dataclass, field
 
-_SPEC = re.compile(r"^(?P<service>[a-z0-9-]+):(?P<op>[A-Z][A-Za-z0-9]+)(?:=(?P<code>[A-Za-z0-9.]+))?(?:@(?P<n>\*|[1-9]\d*))?$")
+_SPEC = re.compile(
+    r"^(?P<service>[a-z0-9-]+):(?P<op>[A-Z][A-Za-z0-9]+)(?:=(?P<code>[A-Za-z0-9.]+))?(?:@(?P<n>\*|[1-9]\d*))?$"
+)
 
 _STATUS = {
     "InternalError": 500,
@@ -40,7 +42,7 @@ class FaultSpecError(ValueError):
     pass
 
 
-class LambdaCrash(BaseException):  # noqa: N818 - a kill, not an error handler code should see
+class LambdaCrash(BaseException):
     """The Lambda dies right after a call succeeded (timeout, out of memory)."""
 
 

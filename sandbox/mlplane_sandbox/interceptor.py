@@ -28,6 +28,7 @@ import xmltodict
 from botocore.awsrequest import AWSPreparedRequest, AWSResponse
 from moto.core.botocore_stubber import BotocoreStubber, MockRawResponse
 
+from mlplane.aws import new_session
 from mlplane_sandbox import faults, recording, rules
 from mlplane_sandbox.clock import clock
 
@@ -41,17 +42,23 @@ _principals: dict[str, str] = {}  # actor name -> principal ARN in the hub (a La
 
 
 # botocore event names carry the hyphenated service id, which is not always the model's name.
-_MODEL_NAMES = {"sfn": "stepfunctions", "eventbridge": "events", "resource-groups-tagging-api": "resourcegroupstaggingapi"}
+_MODEL_NAMES = {
+    "sfn": "stepfunctions",
+    "eventbridge": "events",
+    "resource-groups-tagging-api": "resourcegroupstaggingapi",
+}
 
 
 @cache
 def _protocol(service: str) -> str:
-    model = botocore.session.get_session().get_service_model(_MODEL_NAMES.get(service, service))
+    made = new_session().client(_MODEL_NAMES.get(service, service), region_name="us-east-1")  # type: ignore[call-overload]
+    model = made.meta.service_model
     return str(model.metadata["protocol"])
 
 
-def configure(*, plan: faults.FaultPlan | None = None, hub_account: str | None = None,
-              principals: dict[str, str] | None = None) -> None:
+def configure(
+    *, plan: faults.FaultPlan | None = None, hub_account: str | None = None, principals: dict[str, str] | None = None
+) -> None:
     global _fault_plan, _hub_account  # noqa: PLW0603 - the sandbox's single configuration
     with _state_lock:
         _fault_plan = plan or faults.FaultPlan()
@@ -165,57 +172,61 @@ def _intercepted_call(self: BotocoreStubber, event_name: str, request: AWSPrepar
     service, operation = parts[1], parts[2]
     account, region, principal = _identity(request)
     actor = recording.current_actor()
-    by_mlplane = actor is not None
-    call = rules.Call(service, operation, account, region, _params(service, request), principal, by_mlplane)
+    call = rules.Call(service, operation, account, region, _params(service, request), principal, actor is not None)
     name = f"{_call_prefix(service)}:{operation}"
-    ordinal = _fault_plan.count(name) if by_mlplane else 0
+    ordinal = _fault_plan.count(name) if actor is not None else 0
 
     def finish(ok: bool, error: str | None = None) -> None:
-        if by_mlplane:
-            recording.record(recording.ApiCall(principal, name, ok, actor or "", account, error))
+        if actor is not None:
+            recording.record(recording.ApiCall(principal, name, ok, actor, account, error))
 
-    fault = _fault_plan.failure_for(name, ordinal) if by_mlplane else None
+    fault = _fault_plan.failure_for(name, ordinal) if actor is not None else None
     if fault is not None:
         finish(False, fault.code)
-        status, headers, body = error_response(
-            service, fault.code, f"injected fault: {name} call {ordinal}", faults.status_for(fault.code)
-        )
-        return _respond(request, status, headers, body)
+        message = f"injected fault: {name} call {ordinal}"
+        return _respond(request, *error_response(service, fault.code, message, faults.status_for(fault.code)))
     try:
-        for rule in rules.before_rules(service, operation):
-            rule(call)
-        emulated = rules.emulator(service, operation)
-        if emulated is not None:
-            answer = emulated(call)
-            if isinstance(answer, tuple):
-                status, headers, body = answer
-            else:
-                status, headers, body = 200, {"Content-Type": "application/x-amz-json-1.1"}, json.dumps(
-                    answer, default=_to_json
-                ).encode()
-            response = _respond(request, status, headers, body)
-        else:
-            response = _original_call(self, event_name, request, **kwargs)
-            if response is None:
-                return None
-            status = response.status_code
-            body = response.content
-            response = _respond(request, status, dict(response.headers), body)
+        answered = _answer(self, event_name, request, call, **kwargs)
     except rules.AwsError as err:
         finish(False, err.code)
-        status, headers, body = error_response(service, err.code, err.message, err.status)
-        return _respond(request, status, headers, body)
+        return _respond(request, *error_response(service, err.code, err.message, err.status))
+    if answered is None:
+        return None
+    status, headers, body = answered
     ok = status < 300
     if ok:
-        after = rules.after_rules(service, operation)
-        if after:
-            parsed = _parsed(service, body)
-            for rule in after:
-                rule(call, parsed)
+        _run_after_rules(call, body)
     finish(ok, None if ok else _error_code(service, body))
-    if ok and by_mlplane and _fault_plan.crash_for(name, ordinal) is not None:
+    if ok and actor is not None and _fault_plan.crash_for(name, ordinal) is not None:
         raise faults.LambdaCrash(f"{name} call {ordinal}")
-    return response
+    return _respond(request, status, headers, body)
+
+
+def _answer(
+    stubber: BotocoreStubber, event_name: str, request: AWSPreparedRequest, call: rules.Call, **kwargs: Any
+) -> tuple[int, dict[str, str], bytes] | None:
+    """Fidelity rules first, then an emulator or moto; raises AwsError for a refused call."""
+    for rule in rules.before_rules(call.service, call.operation):
+        rule(call)
+    emulated = rules.emulator(call.service, call.operation)
+    if emulated is not None:
+        answer = emulated(call)
+        if isinstance(answer, tuple):
+            return answer
+        body = json.dumps(answer, default=_to_json).encode()
+        return 200, {"Content-Type": "application/x-amz-json-1.1"}, body
+    response = _original_call(stubber, event_name, request, **kwargs)
+    if response is None:
+        return None
+    return response.status_code, dict(response.headers), response.content
+
+
+def _run_after_rules(call: rules.Call, body: bytes) -> None:
+    after = rules.after_rules(call.service, call.operation)
+    if after:
+        parsed = _parsed(call.service, body)
+        for rule in after:
+            rule(call, parsed)
 
 
 def _call_prefix(service: str) -> str:
@@ -238,8 +249,12 @@ class _VirtualTime(types.SimpleNamespace):
 
 
 def _virtual_time_module() -> _VirtualTime:
-    return _VirtualTime(sleep=lambda seconds: clock().advance(float(seconds)), time=time.time,
-                        monotonic=time.monotonic, perf_counter=time.perf_counter)
+    return _VirtualTime(
+        sleep=lambda seconds: clock().advance(float(seconds)),
+        time=time.time,
+        monotonic=time.monotonic,
+        perf_counter=time.perf_counter,
+    )
 
 
 def _patch_time() -> None:
@@ -247,9 +262,9 @@ def _patch_time() -> None:
     from moto.stepfunctions.parser.asl.component.state.wait.wait_function import wait_function
 
     virtual = _virtual_time_module()
-    botocore.endpoint.time = virtual  # type: ignore[assignment]  # back-off between retries
-    botocore.waiter.time = virtual  # type: ignore[assignment]  # waiter polling
-    retrier_decl.time = virtual  # type: ignore[assignment]  # ASL Retry intervals
+    botocore.endpoint.time = virtual  # type: ignore[attr-defined]  # back-off between retries
+    botocore.waiter.time = virtual  # type: ignore[attr-defined]  # waiter polling
+    retrier_decl.time = virtual  # type: ignore[attr-defined,assignment]  # ASL Retry intervals
 
     def _wait_interval(self: Any, env: Any, wait_seconds: int) -> None:  # ASL Wait states
         clock().advance(float(wait_seconds))

@@ -29,79 +29,136 @@ def read(account_id: str) -> dict[str, Any]:  # noqa: C901, PLR0912 - one sectio
         ec2 = sandbox_client("ec2")
         vpcs = [v for v in ec2.describe_vpcs()["Vpcs"] if not v.get("IsDefault")]
         vpc_ids = {v["VpcId"] for v in vpcs}
-        inventory: dict[str, Any] = {"vpcs": [], "subnets": [], "route_tables": [], "internet_gateways": [],
-                                     "nat_gateways": [], "vpc_endpoints": [], "transit_gateway_attachments": [],
-                                     "iam_users": [], "iam_policies": [], "iam_roles": [], "kms_keys": [],
-                                     "quota_requests": [], "eks_clusters": []}
+        inventory: dict[str, Any] = {
+            "vpcs": [],
+            "subnets": [],
+            "route_tables": [],
+            "internet_gateways": [],
+            "nat_gateways": [],
+            "vpc_endpoints": [],
+            "transit_gateway_attachments": [],
+            "iam_users": [],
+            "iam_policies": [],
+            "iam_roles": [],
+            "kms_keys": [],
+            "quota_requests": [],
+            "eks_clusters": [],
+        }
+        def attribute(vpc_id: str, name: str) -> bool:
+            answer = ec2.describe_vpc_attribute(VpcId=vpc_id, Attribute=name)
+            key = name[0].upper() + name[1:]
+            return bool(answer[key]["Value"])
+
         for vpc in vpcs:
-            attr = lambda name, vid=vpc["VpcId"]: ec2.describe_vpc_attribute(VpcId=vid, Attribute=name)  # noqa: E731
-            inventory["vpcs"].append({
-                "id": vpc["VpcId"],
-                "cidrs": [a["CidrBlock"] for a in vpc.get("CidrBlockAssociationSet", [])
-                          if a.get("CidrBlockState", {}).get("State") in ("associated", "associating")],
-                "dns_support": attr("enableDnsSupport")["EnableDnsSupport"]["Value"],
-                "dns_hostnames": attr("enableDnsHostnames")["EnableDnsHostnames"]["Value"],
-                "tags": _tags(vpc.get("Tags")),
-            })
+            inventory["vpcs"].append(
+                {
+                    "id": vpc["VpcId"],
+                    "cidrs": [
+                        a["CidrBlock"]
+                        for a in vpc.get("CidrBlockAssociationSet", [])
+                        if a.get("CidrBlockState", {}).get("State") in ("associated", "associating")
+                    ],
+                    "dns_support": attribute(vpc["VpcId"], "enableDnsSupport"),
+                    "dns_hostnames": attribute(vpc["VpcId"], "enableDnsHostnames"),
+                    "tags": _tags(vpc.get("Tags")),
+                }
+            )
         for subnet in ec2.describe_subnets()["Subnets"]:
             if subnet["VpcId"] in vpc_ids:
-                inventory["subnets"].append({"id": subnet["SubnetId"], "vpc_id": subnet["VpcId"],
-                                             "cidr": subnet["CidrBlock"], "az": subnet["AvailabilityZone"],
-                                             "tags": _tags(subnet.get("Tags"))})
+                inventory["subnets"].append(
+                    {
+                        "id": subnet["SubnetId"],
+                        "vpc_id": subnet["VpcId"],
+                        "cidr": subnet["CidrBlock"],
+                        "az": subnet["AvailabilityZone"],
+                        "tags": _tags(subnet.get("Tags")),
+                    }
+                )
         for table in ec2.describe_route_tables()["RouteTables"]:
             if table["VpcId"] not in vpc_ids:
                 continue
-            inventory["route_tables"].append({
-                "id": table["RouteTableId"], "vpc_id": table["VpcId"],
-                "subnet_ids": sorted(a["SubnetId"] for a in table.get("Associations", []) if a.get("SubnetId")),
-                "routes": [{"destination": r.get("DestinationCidrBlock") or r.get("DestinationPrefixListId"),
-                            "target": _target(r)} for r in table.get("Routes", [])],
-                "tags": _tags(table.get("Tags")),
-            })
+            inventory["route_tables"].append(
+                {
+                    "id": table["RouteTableId"],
+                    "vpc_id": table["VpcId"],
+                    "subnet_ids": sorted(a["SubnetId"] for a in table.get("Associations", []) if a.get("SubnetId")),
+                    "routes": [
+                        {
+                            "destination": r.get("DestinationCidrBlock") or r.get("DestinationPrefixListId"),
+                            "target": _target(r),
+                        }
+                        for r in table.get("Routes", [])
+                    ],
+                    "tags": _tags(table.get("Tags")),
+                }
+            )
         for igw in ec2.describe_internet_gateways()["InternetGateways"]:
             attached = [a["VpcId"] for a in igw.get("Attachments", [])]
             tags = _tags(igw.get("Tags"))
             if set(attached) & vpc_ids or tags.get(MANAGED_TAG) == "true":
-                inventory["internet_gateways"].append({"id": igw["InternetGatewayId"], "vpc_ids": attached,
-                                                       "tags": tags})
+                inventory["internet_gateways"].append(
+                    {"id": igw["InternetGatewayId"], "vpc_ids": attached, "tags": tags}
+                )
         for nat in ec2.describe_nat_gateways()["NatGateways"]:
             if nat.get("State") != "deleted":
-                inventory["nat_gateways"].append({"id": nat["NatGatewayId"], "subnet_id": nat["SubnetId"],
-                                                  "state": nat["State"], "tags": _tags(nat.get("Tags"))})
+                inventory["nat_gateways"].append(
+                    {
+                        "id": nat["NatGatewayId"],
+                        "subnet_id": nat["SubnetId"],
+                        "state": nat["State"],
+                        "tags": _tags(nat.get("Tags")),
+                    }
+                )
         for endpoint in ec2.describe_vpc_endpoints()["VpcEndpoints"]:
             if endpoint["VpcId"] in vpc_ids:
-                inventory["vpc_endpoints"].append({"id": endpoint["VpcEndpointId"],
-                                                   "service": endpoint["ServiceName"],
-                                                   "route_table_ids": sorted(endpoint.get("RouteTableIds", [])),
-                                                   "tags": _tags(endpoint.get("Tags"))})
+                inventory["vpc_endpoints"].append(
+                    {
+                        "id": endpoint["VpcEndpointId"],
+                        "service": endpoint["ServiceName"],
+                        "route_table_ids": sorted(endpoint.get("RouteTableIds", [])),
+                        "tags": _tags(endpoint.get("Tags")),
+                    }
+                )
         with contextlib.suppress(ClientError):
             for att in ec2.describe_transit_gateway_vpc_attachments()["TransitGatewayVpcAttachments"]:
                 if att.get("State") not in ("deleted", "deleting"):
-                    inventory["transit_gateway_attachments"].append({
-                        "id": att["TransitGatewayAttachmentId"], "transit_gateway_id": att["TransitGatewayId"],
-                        "vpc_id": att["VpcId"], "subnet_ids": sorted(att.get("SubnetIds", [])),
-                        "tags": _tags(att.get("Tags"))})
+                    inventory["transit_gateway_attachments"].append(
+                        {
+                            "id": att["TransitGatewayAttachmentId"],
+                            "transit_gateway_id": att["TransitGatewayId"],
+                            "vpc_id": att["VpcId"],
+                            "subnet_ids": sorted(att.get("SubnetIds", [])),
+                            "tags": _tags(att.get("Tags")),
+                        }
+                    )
         inventory["elastic_ips"] = [
             {"id": a["AllocationId"], "tags": _tags(a.get("Tags"))} for a in ec2.describe_addresses()["Addresses"]
         ]
         iam = sandbox_client("iam")
         for user in iam.list_users()["Users"]:
             name = user["UserName"]
-            inventory["iam_users"].append({
-                "name": name,
-                "attached_policy_arns": sorted(p["PolicyArn"] for p in
-                                               iam.list_attached_user_policies(UserName=name)["AttachedPolicies"]),
-                "tags": _tags(iam.list_user_tags(UserName=name).get("Tags")),
-            })
+            inventory["iam_users"].append(
+                {
+                    "name": name,
+                    "attached_policy_arns": sorted(
+                        p["PolicyArn"] for p in iam.list_attached_user_policies(UserName=name)["AttachedPolicies"]
+                    ),
+                    "tags": _tags(iam.list_user_tags(UserName=name).get("Tags")),
+                }
+            )
         for policy in iam.list_policies(Scope="Local")["Policies"]:
             version = iam.get_policy_version(PolicyArn=policy["Arn"], VersionId=policy["DefaultVersionId"])
             document = version["PolicyVersion"]["Document"]
             if isinstance(document, str):
                 document = json.loads(unquote(document))
-            inventory["iam_policies"].append({
-                "name": policy["PolicyName"], "arn": policy["Arn"], "document": document,
-                "tags": _tags(iam.list_policy_tags(PolicyArn=policy["Arn"]).get("Tags")),
-            })
+            inventory["iam_policies"].append(
+                {
+                    "name": policy["PolicyName"],
+                    "arn": policy["Arn"],
+                    "document": document,
+                    "tags": _tags(iam.list_policy_tags(PolicyArn=policy["Arn"]).get("Tags")),
+                }
+            )
         inventory["iam_roles"] = [{"name": r["RoleName"], "arn": r["Arn"]} for r in iam.list_roles()["Roles"]]
         kms = sandbox_client("kms")
         aliases = kms.list_aliases()["Aliases"]
@@ -109,23 +166,31 @@ def read(account_id: str) -> dict[str, Any]:  # noqa: C901, PLR0912 - one sectio
             meta = kms.describe_key(KeyId=key["KeyId"])["KeyMetadata"]
             if meta.get("KeyManager") == "AWS":
                 continue
-            inventory["kms_keys"].append({
-                "id": key["KeyId"],
-                "aliases": sorted(a["AliasName"] for a in aliases if a.get("TargetKeyId") == key["KeyId"]),
-                "policy": json.loads(kms.get_key_policy(KeyId=key["KeyId"], PolicyName="default")["Policy"]),
-                "rotation": bool(kms.get_key_rotation_status(KeyId=key["KeyId"]).get("KeyRotationEnabled")),
-                "state": meta["KeyState"],
-                "tags": {t["TagKey"]: t["TagValue"] for t in kms.list_resource_tags(KeyId=key["KeyId"])["Tags"]},
-            })
+            inventory["kms_keys"].append(
+                {
+                    "id": key["KeyId"],
+                    "aliases": sorted(a["AliasName"] for a in aliases if a.get("TargetKeyId") == key["KeyId"]),
+                    "policy": json.loads(kms.get_key_policy(KeyId=key["KeyId"], PolicyName="default")["Policy"]),
+                    "rotation": bool(kms.get_key_rotation_status(KeyId=key["KeyId"]).get("KeyRotationEnabled")),
+                    "state": meta["KeyState"],
+                    "tags": {t["TagKey"]: t["TagValue"] for t in kms.list_resource_tags(KeyId=key["KeyId"])["Tags"]},
+                }
+            )
         inventory["quota_requests"] = _quota_requests(account_id)
         eks = sandbox_client("eks")
         for name in eks.list_clusters()["clusters"]:
             cluster = eks.describe_cluster(name=name)["cluster"]
-            groups = [eks.describe_nodegroup(clusterName=name, nodegroupName=g)["nodegroup"]
-                      for g in eks.list_nodegroups(clusterName=name)["nodegroups"]]
-            inventory["eks_clusters"].append({"name": name, "status": cluster["status"],
-                                              "nodegroups": [{"name": g["nodegroupName"], "status": g["status"]}
-                                                             for g in groups]})
+            groups = [
+                eks.describe_nodegroup(clusterName=name, nodegroupName=g)["nodegroup"]
+                for g in eks.list_nodegroups(clusterName=name)["nodegroups"]
+            ]
+            inventory["eks_clusters"].append(
+                {
+                    "name": name,
+                    "status": cluster["status"],
+                    "nodegroups": [{"name": g["nodegroupName"], "status": g["status"]} for g in groups],
+                }
+            )
     return inventory
 
 
@@ -145,9 +210,16 @@ def mlplane_resources(inventory: dict[str, Any], account_id: str) -> list[dict[s
     def mine(tags: dict[str, str]) -> bool:
         return tags.get(MANAGED_TAG) == "true" and tags.get(ACCOUNT_TAG, account_id) == account_id
 
-    kinds = {"vpcs": "ec2:vpc", "subnets": "ec2:subnet", "route_tables": "ec2:route-table",
-             "internet_gateways": "ec2:igw", "nat_gateways": "ec2:nat", "vpc_endpoints": "ec2:vpce",
-             "transit_gateway_attachments": "ec2:tgw-attachment", "elastic_ips": "ec2:eip"}
+    kinds = {
+        "vpcs": "ec2:vpc",
+        "subnets": "ec2:subnet",
+        "route_tables": "ec2:route-table",
+        "internet_gateways": "ec2:igw",
+        "nat_gateways": "ec2:nat",
+        "vpc_endpoints": "ec2:vpce",
+        "transit_gateway_attachments": "ec2:tgw-attachment",
+        "elastic_ips": "ec2:eip",
+    }
     for section, kind in kinds.items():
         for item in inventory.get(section, []):
             if mine(item.get("tags", {})) and item.get("state") not in ("deleted", "deleting"):

@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
-from typing import Any
+from typing import Any, cast
 
 from botocore.exceptions import ClientError
 
@@ -85,7 +85,7 @@ class Dispatcher:
         self.invocations: list[Invocation] = []
 
     def function(self, name_or_arn: str) -> Function:
-        found = self.by_arn.get(name_or_arn) or self.by_name.get(name_or_arn.split(":")[-1])
+        found = self.by_arn.get(name_or_arn) or self.by_name.get(name_or_arn.rsplit(":", maxsplit=1)[-1])
         if found is None:
             raise KeyError(f"no function {name_or_arn} in template.yaml")
         return found
@@ -117,10 +117,13 @@ class Dispatcher:
         self.invocations.append(Invocation(function.logical_id, state, ok, None if ok else result.get("errorType")))
         if ok and self._drop_response(function.logical_id):
             raise ClientError(
-                {
-                    "Error": {"Code": "ServiceException", "Message": "sandbox --redeliver: the response was lost"},
-                    "ResponseMetadata": {"HTTPStatusCode": 500, "RequestId": str(uuid.uuid4())},
-                },
+                cast(
+                    Any,
+                    {
+                        "Error": {"Code": "ServiceException", "Message": "sandbox --redeliver: the response was lost"},
+                        "ResponseMetadata": {"HTTPStatusCode": 500, "RequestId": str(uuid.uuid4())},
+                    },
+                ),
                 "Invoke",
             )
         response: dict[str, Any] = {"StatusCode": 200, "ExecutedVersion": "$LATEST", "Payload": result}
@@ -140,4 +143,4 @@ class Dispatcher:
 def install(dispatcher: Dispatcher) -> None:
     from moto.stepfunctions.parser.asl.component.state.exec.state_task import lambda_eval_utils
 
-    lambda_eval_utils._invoke_lambda_function = dispatcher.serve  # type: ignore[assignment]
+    lambda_eval_utils._invoke_lambda_function = dispatcher.serve

@@ -11,9 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import os
-import threading
 import warnings
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -67,9 +65,16 @@ class RunResult:
     history: list[dict[str, Any]] = field(default_factory=list)
 
     def as_json(self) -> dict[str, Any]:
-        return {"outcome": self.outcome, "account_id": self.account_id, "executions": self.executions,
-                "leftovers": self.leftovers, "api_calls": self.api_calls, "inventory": self.inventory,
-                "error": self.error, "deferred": self.deferred}
+        return {
+            "outcome": self.outcome,
+            "account_id": self.account_id,
+            "executions": self.executions,
+            "leftovers": self.leftovers,
+            "api_calls": self.api_calls,
+            "inventory": self.inventory,
+            "error": self.error,
+            "deferred": self.deferred,
+        }
 
 
 @dataclass
@@ -116,12 +121,19 @@ class Sandbox:
 
     def __enter__(self) -> Sandbox:
         self._env.start()
-        os.environ.update({
-            "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_SESSION_TOKEN": "testing",
-            "AWS_DEFAULT_REGION": REGION, "AWS_REGION": REGION, "POWERTOOLS_TRACE_DISABLED": "true",
-            "POWERTOOLS_METRICS_DISABLED": "true", "POWERTOOLS_LOG_LEVEL": "WARNING",
-            "POWERTOOLS_DEV": "false",
-        })
+        os.environ.update(
+            {
+                "AWS_ACCESS_KEY_ID": "testing",
+                "AWS_SECRET_ACCESS_KEY": "testing",
+                "AWS_SESSION_TOKEN": "testing",
+                "AWS_DEFAULT_REGION": REGION,
+                "AWS_REGION": REGION,
+                "POWERTOOLS_TRACE_DISABLED": "true",
+                "POWERTOOLS_METRICS_DISABLED": "true",
+                "POWERTOOLS_LOG_LEVEL": "WARNING",
+                "POWERTOOLS_DEV": "false",
+            }
+        )
         os.environ.pop("MOTO_ACCOUNT_ID", None)
         logging.getLogger("moto").setLevel(logging.CRITICAL)  # the interpreter logs every failed state
         warnings.filterwarnings("ignore", message="No application metrics to publish")
@@ -140,6 +152,7 @@ class Sandbox:
         return self
 
     def __exit__(self, *exc: object) -> None:
+        interceptor.configure()  # no fault plan leaks into whatever runs next in this process
         self._mock.stop()
         self._env.stop()
         aws.reset()
@@ -160,8 +173,12 @@ class Sandbox:
                 name = f"{STACK}-{logical_id}"
                 refs[logical_id] = name
                 attrs[f"{logical_id}.Arn"] = f"arn:aws:lambda:{REGION}:{HUB_ACCOUNT}:function:{name}"
-        pseudo = {"AWS::Region": REGION, "AWS::AccountId": HUB_ACCOUNT, "AWS::Partition": "aws",
-                  "AWS::StackName": STACK}
+        pseudo = {
+            "AWS::Region": REGION,
+            "AWS::AccountId": HUB_ACCOUNT,
+            "AWS::Partition": "aws",
+            "AWS::StackName": STACK,
+        }
         resolver = Resolver(parameters=params, refs=refs, attrs=attrs, pseudo=pseudo)
         with as_account(HUB_ACCOUNT):
             for logical_id, resource in resources.items():
@@ -169,8 +186,10 @@ class Sandbox:
                 if resource["Type"] == "AWS::DynamoDB::Table":
                     name = f"{STACK}-{logical_id}"
                     sandbox_client("dynamodb").create_table(
-                        TableName=name, AttributeDefinitions=props["AttributeDefinitions"],
-                        KeySchema=props["KeySchema"], BillingMode=props["BillingMode"],
+                        TableName=name,
+                        AttributeDefinitions=props["AttributeDefinitions"],
+                        KeySchema=props["KeySchema"],
+                        BillingMode=props["BillingMode"],
                     )
                     refs[logical_id] = name
                 elif resource["Type"] == "AWS::SNS::Topic":
@@ -186,7 +205,8 @@ class Sandbox:
         self.dispatcher = lambdas.Dispatcher(self.functions, self._redeliver_targets())
         lambdas.install(self.dispatcher)
         interceptor.configure(
-            plan=self.fault_plan, hub_account=HUB_ACCOUNT,
+            plan=self.fault_plan,
+            hub_account=HUB_ACCOUNT,
             principals={f.logical_id: f.role_arn for f in self.functions.values()} | {_CLI: _OPERATOR},
         )
 
@@ -197,7 +217,9 @@ class Sandbox:
             text = text.replace("${" + key + "}", str(value))
         name = f"{STACK}-{logical_id}"
         arn: str = sandbox_client("stepfunctions").create_state_machine(
-            name=name, definition=text, roleArn=f"arn:aws:iam::{HUB_ACCOUNT}:role/{name}Role",
+            name=name,
+            definition=text,
+            roleArn=f"arn:aws:iam::{HUB_ACCOUNT}:role/{name}Role",
             type=props.get("Type", "STANDARD"),
         )["stateMachineArn"]
         short = logical_id.removesuffix("StateMachine").lower()
@@ -217,15 +239,20 @@ class Sandbox:
             env = {k: str(v) for k, v in env.items()}
             name = resolver.refs[logical_id]
             self.functions[logical_id] = lambdas.Function(
-                logical_id=logical_id, name=name, arn=resolver.attrs[f"{logical_id}.Arn"],
-                code_dir=self.root / props["CodeUri"], handler=props.get("Handler", globals_fn.get("Handler")),
-                environment=env, role_arn=f"arn:aws:sts::{HUB_ACCOUNT}:assumed-role/{name}-role/{name}",
+                logical_id=logical_id,
+                name=name,
+                arn=resolver.attrs[f"{logical_id}.Arn"],
+                code_dir=self.root / props["CodeUri"],
+                handler=props.get("Handler", globals_fn.get("Handler")),
+                environment=env,
+                role_arn=f"arn:aws:sts::{HUB_ACCOUNT}:assumed-role/{name}-role/{name}",
                 timeout=int(props.get("Timeout", globals_fn.get("Timeout", 900))),
             )
             for event_name, event in props.get("Events", {}).items():
                 if event["Type"] == "EventBridgeRule":
-                    self.rules.append(Rule(f"{logical_id}{event_name}", resolver.resolve(event["Properties"]["Pattern"]),
-                                           logical_id))
+                    self.rules.append(
+                        Rule(f"{logical_id}{event_name}", resolver.resolve(event["Properties"]["Pattern"]), logical_id)
+                    )
             for key, value in env.items():
                 # Lambda gives each function its own environment; in one process they must agree.
                 if key in merged and merged[key] != value:
@@ -267,8 +294,11 @@ class Sandbox:
         start = _parse_input(raw)
         account_id = start.account_id
         if not self.options.absent:
-            ou = start.status.organizationalUnit.organizationalUnitName if isinstance(start, ControlTowerEvent) \
+            ou = (
+                start.status.organizationalUnit.organizationalUnitName
+                if isinstance(start, ControlTowerEvent)
                 else "Workloads"
+            )
             self.world.place_account(account_id, ou, role_name=self.settings.member_role_name)
         mark = recording.mark()
         known = self._execution_arns()
@@ -286,7 +316,7 @@ class Sandbox:
 
         assert self.dispatcher is not None
         for rule in self.rules:
-            if EventPattern.load(json.dumps(rule.pattern)).matches_event(event):
+            if EventPattern.load(json.dumps(rule.pattern)).matches_event(event):  # type: ignore[arg-type]
                 function = self.functions[rule.function]
                 ok, result = self.dispatcher.invoke(function, event)
                 if not ok:
@@ -295,32 +325,42 @@ class Sandbox:
     def _execution_arns(self) -> dict[str, str]:
         with as_account(HUB_ACCOUNT):
             sfn = sandbox_client("stepfunctions")
-            return {e["executionArn"]: e["status"] for arn in self.state_machines.values()
-                    for e in sfn.list_executions(stateMachineArn=arn)["executions"]}
+            return {
+                e["executionArn"]: e["status"]
+                for arn in self.state_machines.values()
+                for e in sfn.list_executions(stateMachineArn=arn)["executions"]
+            }
 
     def _wait_new(self, known: dict[str, str]) -> list[dict[str, Any]]:
-        """Executions started by this input, once they have ended (moto runs each in a thread)."""
-        done = threading.Event()
-        last_report = 0.0
+        """Executions started by this input, once they have ended.
+
+        moto runs each execution (and each state) in a thread it lists in TMP_THREADS: join those instead
+        of polling the API, which would compete with the handlers for the GIL.
+        """
+        from moto.stepfunctions.parser.utils import TMP_THREADS
+
         while True:
-            with as_account(HUB_ACCOUNT):
-                sfn = sandbox_client("stepfunctions")
-                current = [e for arn in self.state_machines.values()
-                           for e in sfn.list_executions(stateMachineArn=arn)["executions"]]
-                fresh = [e for e in current if e["executionArn"] not in known]
-                if all(e["status"] != "RUNNING" for e in fresh):
-                    self.last_executions = [sfn.describe_execution(executionArn=e["executionArn"]) for e in fresh]
-                    return self.last_executions
-            if self.on_progress is not None and time.monotonic() - last_report > 0.1:
-                last_report = time.monotonic()
-                self.on_progress([e["executionArn"] for e in fresh])
-            done.wait(0.005)  # moto's interpreter thread is doing the work; poll its status
+            alive = [t for t in list(TMP_THREADS) if t.is_alive()]
+            TMP_THREADS[:] = alive
+            if not alive:
+                break
+            alive[0].join(0.1)
+            if self.on_progress is not None:
+                self.on_progress(list(self._fresh(known)))
+        with as_account(HUB_ACCOUNT):
+            sfn = sandbox_client("stepfunctions")
+            self.last_executions = [sfn.describe_execution(executionArn=arn) for arn in self._fresh(known)]
+        return self.last_executions
+
+    def _fresh(self, known: dict[str, str]) -> list[str]:
+        return [arn for arn in self._execution_arns() if arn not in known]
 
     def history(self, execution_arn: str) -> list[dict[str, Any]]:
         with as_account(HUB_ACCOUNT):
             sfn = sandbox_client("stepfunctions")
-            events: list[dict[str, Any]] = sfn.get_execution_history(executionArn=execution_arn,
-                                                                      maxResults=1000)["events"]
+            events: list[dict[str, Any]] = sfn.get_execution_history(executionArn=execution_arn, maxResults=1000)[
+                "events"
+            ]
             return events
 
     def ledger(self) -> Ledger:
@@ -332,18 +372,22 @@ class Sandbox:
     def _result(self, account_id: str, executions: list[dict[str, Any]], mark: int) -> RunResult:
         status = self.ledger().status(account_id)
         machine_of = {arn: short for short, arn in self.state_machines.items()}
-        listed = [{"name": e["name"], "state_machine": machine_of.get(e["stateMachineArn"], "?"),
-                   "status": e["status"]} for e in executions]
+        listed = [
+            {"name": e["name"], "state_machine": machine_of.get(e["stateMachineArn"], "?"), "status": e["status"]}
+            for e in executions
+        ]
         error: dict[str, str] | None = None
         failed = [e for e in executions if e["status"] != "SUCCEEDED"]
         if failed:
-            error = {"type": failed[-1].get("error", "Unknown"),
-                     "message": _one_line(cause_message(failed[-1].get("cause", "")))}
+            error = {
+                "type": failed[-1].get("error", "Unknown"),
+                "message": _one_line(cause_message(failed[-1].get("cause", ""))),
+            }
         if not executions and status is None:
             outcome = "IGNORED"
-        elif status is not None and status.status in (Status.READY, Status.DEPROVISIONED) and not failed:
-            outcome = status.status.value
-        elif status is not None and status.status in (Status.ROLLED_BACK, Status.ROLLBACK_INCOMPLETE) and failed:
+        elif (status is not None and status.status in (Status.READY, Status.DEPROVISIONED) and not failed) or (
+            status is not None and status.status in (Status.ROLLED_BACK, Status.ROLLBACK_INCOMPLETE) and failed
+        ):
             outcome = status.status.value
         elif failed:
             outcome = "REJECTED"
@@ -355,8 +399,11 @@ class Sandbox:
             outcome = "READY"
         inv = inventory.read(account_id) if account_id in self.world.accounts else {}
         owned = inventory.mlplane_resources(inv, account_id) if inv else []
-        live_ids = {r.resource_id for r in self.ledger().resources(account_id)} if status and \
-            status.status == Status.READY else set()
+        live_ids = (
+            {r.resource_id for r in self.ledger().resources(account_id)}
+            if status and status.status == Status.READY
+            else set()
+        )
         leftovers = [r for r in owned if r["id"] not in live_ids]
         calls = [c.as_json() for c in recording.since(mark)]
         history: list[dict[str, Any]] = []
@@ -405,12 +452,13 @@ def _reset_scenarios(vendor: str, quota: str) -> None:
     """Point the vendor simulator and the Service Quotas emulator at this run's scenarios."""
     try:
         from mlplane_sandbox import vendor as vendor_module
+
         vendor_module.reset(vendor, clock_module.clock())
     except (ImportError, AttributeError):
         pass
     try:
         from mlplane_sandbox.emulators import service_quotas
+
         service_quotas.reset(quota, clock_module.clock())
     except (ImportError, AttributeError):
         pass
-

@@ -43,15 +43,16 @@ def project_root() -> Path:
 
 def load_template(path: Path | None = None) -> dict[str, Any]:
     with (path or project_root() / "template.yaml").open(encoding="utf-8") as handle:
-        loaded = yaml.load(handle, Loader=_CfnLoader)  # noqa: S506 - SafeLoader subclass
+        loaded = yaml.load(handle, Loader=_CfnLoader)
     return dict(loaded)
 
 
 class Resolver:
     """Resolves Ref, Fn::GetAtt, Fn::Sub and Fn::Join against parameters and the sandbox's resources."""
 
-    def __init__(self, *, parameters: dict[str, Any], refs: dict[str, Any], attrs: dict[str, Any],
-                 pseudo: dict[str, str]) -> None:
+    def __init__(
+        self, *, parameters: dict[str, Any], refs: dict[str, Any], attrs: dict[str, Any], pseudo: dict[str, str]
+    ) -> None:
         self.parameters = parameters
         self.refs = refs
         self.attrs = attrs
@@ -69,18 +70,24 @@ class Resolver:
         if not isinstance(node, dict):
             return node
         if len(node) == 1:
-            (key, value), = node.items()
-            if key == "Ref":
-                return self.ref(value)
-            if key == "Fn::GetAtt":
-                return self.attrs[f"{value[0]}.{value[1]}"]
-            if key == "Fn::Join":
-                sep, items = value
-                resolved = self.resolve(items)
-                return sep.join(str(v) for v in (resolved if isinstance(resolved, list) else [resolved]))
-            if key == "Fn::Sub":
-                return _SUB.sub(lambda m: str(self._sub_name(m.group(1))), value)
+            ((key, value),) = node.items()
+            intrinsic = self._intrinsics().get(key)
+            if intrinsic is not None:
+                return intrinsic(value)
         return {k: self.resolve(v) for k, v in node.items()}
+
+    def _intrinsics(self) -> dict[str, Any]:
+        return {
+            "Ref": self.ref,
+            "Fn::GetAtt": lambda value: self.attrs[f"{value[0]}.{value[1]}"],
+            "Fn::Join": self._join,
+            "Fn::Sub": lambda value: _SUB.sub(lambda m: str(self._sub_name(m.group(1))), value),
+        }
+
+    def _join(self, value: list[Any]) -> str:
+        sep, items = value
+        resolved = self.resolve(items)
+        return str(sep).join(str(v) for v in (resolved if isinstance(resolved, list) else [resolved]))
 
     def _sub_name(self, name: str) -> Any:
         return self.attrs[name] if "." in name else self.ref(name)

@@ -10,9 +10,9 @@ from dataclasses import dataclass, field
 from typing import Any
 from unittest import mock
 
-import boto3
 from botocore.config import Config
 
+from mlplane.aws import new_session
 from mlplane_sandbox import recording
 
 HUB_ACCOUNT = "123456789012"
@@ -51,7 +51,7 @@ def sandbox_client(service: str) -> Any:
     """A client for the sandbox's own calls; use inside `as_account(account_id)`."""
     with _clients_lock:
         if service not in _clients:
-            made = boto3.session.Session(region_name=REGION).client(
+            made = new_session(region_name=REGION).client(  # type: ignore[call-overload]
                 service, config=Config(retries={"mode": "standard", "max_attempts": 2})
             )
             made.meta.events.register("before-sign.*.*", _add_account_header)
@@ -100,8 +100,9 @@ class World:
             org = sandbox_client("organizations")
             if account_id not in self.accounts:
                 with mock.patch.object(org_utils, "make_random_account_id", return_value=account_id):
-                    org.create_account(AccountName=f"ml-{account_id}", Email=f"ml+{account_id}@example.com",
-                                       RoleName=role_name)
+                    org.create_account(
+                        AccountName=f"ml-{account_id}", Email=f"ml+{account_id}@example.com", RoleName=role_name
+                    )
             parent = org.list_parents(ChildId=account_id)["Parents"][0]["Id"]
             if parent != target:
                 org.move_account(AccountId=account_id, SourceParentId=parent, DestinationParentId=target)

@@ -21,7 +21,7 @@ def _seen(applied: float, *requests: tuple[str, str, float]) -> dict[str, Observ
             service="ec2",
             quota_code="L-1216C47A",
             applied=applied,
-            requests=tuple(QuotaRequest(id=i, status=s, desired=2500, created=c) for i, s, c in requests),  # type: ignore[arg-type]
+            requests=tuple(QuotaRequest(id=i, status=s, desired=2500, created=c) for i, s, c in requests),
         )
     }
 

@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import boto3
+import botocore.loaders
+import botocore.session
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
@@ -21,6 +23,9 @@ from mlplane.errors import AccessDenied, translate
 
 if TYPE_CHECKING:
     from mypy_boto3_sts import STSClient
+
+Session = boto3.Session
+"""The session type other modules annotate with (they never construct one)."""
 
 _CONFIG = Config(
     retries={"mode": "standard", "max_attempts": 4},
@@ -40,6 +45,7 @@ class _CachedSession:
 
 
 _lock = threading.RLock()
+_loader: botocore.loaders.Loader | None = None
 _hub: dict[str, boto3.Session] = {}
 _members: dict[tuple[str, str, str], _CachedSession] = {}
 _clients: dict[tuple[int, str], Any] = {}
@@ -57,11 +63,23 @@ def role_arn(account_id: str, role_name: str, *, region: str) -> str:
     return f"arn:{partition_for(region)}:iam::{account_id}:role/{role_name}"
 
 
+def new_session(**kwargs: Any) -> boto3.Session:
+    """A boto3 session sharing one model loader: each fresh botocore session would otherwise re-read and
+    re-parse the service's JSON model (about 100 ms for EC2) for its first client."""
+    global _loader  # noqa: PLW0603 - process-wide cache, like botocore's own
+    with _lock:
+        if _loader is None:
+            _loader = botocore.loaders.create_loader()
+        core = botocore.session.Session()
+        core.register_component("data_loader", _loader)
+    return boto3.Session(botocore_session=core, **kwargs)
+
+
 def hub_session(region: str) -> boto3.Session:
     """The session of the account the stack runs in (the Lambda's own role)."""
     with _lock:
         if region not in _hub:
-            _hub[region] = boto3.Session(region_name=region)
+            _hub[region] = new_session(region_name=region)
         return _hub[region]
 
 
@@ -83,9 +101,11 @@ def session_for(account_id: str, role_name: str, *, region: str, session_name: s
                 RoleArn=arn, RoleSessionName=_session_name(session_name), DurationSeconds=_SESSION_SECONDS
             )
         except ClientError as err:
-            raise AccessDenied(f"cannot assume role {role_name} in account {account_id}: {translate(err, 'sts:AssumeRole')}") from err
+            raise AccessDenied(
+                f"cannot assume role {role_name} in account {account_id}: {translate(err, 'sts:AssumeRole')}"
+            ) from err
         creds = answer["Credentials"]
-        session = boto3.Session(
+        session = new_session(
             aws_access_key_id=creds["AccessKeyId"],
             aws_secret_access_key=creds["SecretAccessKey"],
             aws_session_token=creds["SessionToken"],

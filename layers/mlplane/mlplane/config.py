@@ -121,7 +121,9 @@ def settings_from(values: dict[str, Any]) -> Settings:
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
     """Settings from the environment template.yaml gives a function (cached; `reset_settings` clears)."""
-    values = {key: os.environ[Settings.env_name(key)] for key in Settings.model_fields if Settings.env_name(key) in os.environ}
+    values = {
+        key: os.environ[Settings.env_name(key)] for key in Settings.model_fields if Settings.env_name(key) in os.environ
+    }
     return settings_from(values)
 
 

@@ -6,8 +6,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-import boto3
-
 from mlplane import aws
 from mlplane.config import Settings
 from mlplane.ledger import Ledger, ResourceState
@@ -26,7 +24,7 @@ class Member:
     region: str
     execution: str
     step: str
-    session: boto3.Session
+    session: aws.Session
     ledger: Ledger
 
     def client(self, service: str) -> Any:
@@ -58,15 +56,21 @@ class Member:
             found = find()
             if found == record.resource_id:
                 return found, False
-        self.ledger.record_intent(
-            self.account_id, key=key, type=type, step=self.step, execution=self.execution, data=data
+        intent = self.ledger.record_intent(
+            self.account_id,
+            key=key,
+            type=type,
+            step=self.step,
+            execution=self.execution,
+            data=data,
+            known=record,
         )
         found = find()
         if found is not None:
-            self.ledger.record_created(self.account_id, key=key, resource_id=found, data=data)
+            self.ledger.record_created(self.account_id, key=key, resource_id=found, data=data, known=intent)
             return found, False
         made = create()
-        self.ledger.record_created(self.account_id, key=key, resource_id=made, data=data)
+        self.ledger.record_created(self.account_id, key=key, resource_id=made, data=data, known=intent)
         return made, True
 
 
@@ -76,9 +80,7 @@ def hub_ledger(settings: Settings) -> Ledger:
 
 def member_for(account_id: str, execution: str, step: str, settings: Settings) -> Member:
     """Assume the member role (cached) and bundle it with the hub's ledger."""
-    session = aws.session_for(
-        account_id, settings.member_role_name, region=settings.aws_region, session_name=execution
-    )
+    session = aws.session_for(account_id, settings.member_role_name, region=settings.aws_region, session_name=execution)
     return Member(
         account_id=account_id,
         region=settings.aws_region,

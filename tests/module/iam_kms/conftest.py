@@ -7,9 +7,6 @@ from collections.abc import Callable, Iterator
 
 import boto3
 import pytest
-from moto import mock_aws
-from moto.iam.models import iam_backends
-
 from mlplane import aws
 from mlplane.config import Settings, reset_settings
 from mlplane.member import Member, member_for
@@ -17,6 +14,8 @@ from mlplane_sandbox import clock as clock_module
 from mlplane_sandbox import interceptor
 from mlplane_sandbox.clock import VirtualClock
 from mlplane_sandbox.fidelity import iam_kms
+from moto import mock_aws
+from moto.iam.models import iam_backends
 
 REGION = "eu-west-1"
 HUB = "123456789012"
@@ -30,7 +29,9 @@ def place_role(account_id: str, name: str, trusted: str = HUB) -> str:
     """A role made straight in moto's backend, as Control Tower vends it (no CreateRole call, no delay)."""
     trust = {
         "Version": "2012-10-17",
-        "Statement": [{"Effect": "Allow", "Principal": {"AWS": f"arn:aws:iam::{trusted}:root"}, "Action": "sts:AssumeRole"}],
+        "Statement": [
+            {"Effect": "Allow", "Principal": {"AWS": f"arn:aws:iam::{trusted}:root"}, "Action": "sts:AssumeRole"}
+        ],
     }
     role = iam_backends[account_id]["aws"].create_role(
         role_name=name,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 import boto3
 import pytest
@@ -13,7 +14,7 @@ from mlplane_sandbox.emulators import service_quotas
 from .conftest import MEMBER, OTHER_MEMBER, REGION
 
 
-def _client(account: str = MEMBER) -> object:
+def _client(account: str = MEMBER) -> Any:
     creds = boto3.client("sts", region_name=REGION).assume_role(
         RoleArn=f"arn:aws:iam::{account}:role/AWSControlTowerExecution", RoleSessionName="test"
     )["Credentials"]
@@ -31,62 +32,62 @@ def _code(err: pytest.ExceptionInfo[ClientError]) -> str:
 
 
 def test_q1_get_service_quota_reports_the_default_applied_value(sandbox: VirtualClock) -> None:
-    quota = _client().get_service_quota(ServiceCode="ec2", QuotaCode="L-1216C47A")["Quota"]  # type: ignore[attr-defined]
+    quota = _client().get_service_quota(ServiceCode="ec2", QuotaCode="L-1216C47A")["Quota"]
     assert quota["Value"] == 5.0
     assert quota["QuotaName"] == "Running On-Demand Standard (A, C, D, H, I, M, R, T, Z) instances"
     assert quota["Adjustable"] is True
     assert quota["Unit"] == "None"
     assert quota["QuotaArn"] == f"arn:aws:servicequotas:{REGION}:{MEMBER}:ec2/L-1216C47A"
-    default = _client().get_aws_default_service_quota(ServiceCode="ec2", QuotaCode="L-1216C47A")  # type: ignore[attr-defined]
+    default = _client().get_aws_default_service_quota(ServiceCode="ec2", QuotaCode="L-1216C47A")
     assert default["Quota"]["Value"] == 5.0
 
 
 def test_unknown_quota_and_request_are_no_such_resource(sandbox: VirtualClock) -> None:
     client = _client()
     with pytest.raises(ClientError) as err:
-        client.get_service_quota(ServiceCode="ec2", QuotaCode="L-00000000")  # type: ignore[attr-defined]
+        client.get_service_quota(ServiceCode="ec2", QuotaCode="L-00000000")
     assert _code(err) == "NoSuchResourceException"
     with pytest.raises(ClientError) as err:
-        client.get_requested_service_quota_change(RequestId="nope-1")  # type: ignore[attr-defined]
+        client.get_requested_service_quota_change(RequestId="nope-1")
     assert _code(err) == "NoSuchResourceException"
 
 
 def test_q2_second_open_request_is_refused_and_low_values_are_illegal(sandbox: VirtualClock) -> None:
     client = _client()
     with pytest.raises(ClientError) as err:
-        client.request_service_quota_increase(ServiceCode="ec2", QuotaCode="L-1216C47A", DesiredValue=5)  # type: ignore[attr-defined]
+        client.request_service_quota_increase(ServiceCode="ec2", QuotaCode="L-1216C47A", DesiredValue=5)
     assert _code(err) == "IllegalArgumentException"
-    first = client.request_service_quota_increase(  # type: ignore[attr-defined]
-        ServiceCode="ec2", QuotaCode="L-1216C47A", DesiredValue=2500
-    )["RequestedQuota"]
+    first = client.request_service_quota_increase(ServiceCode="ec2", QuotaCode="L-1216C47A", DesiredValue=2500)[
+        "RequestedQuota"
+    ]
     assert first["Status"] == "PENDING"
     assert first["DesiredValue"] == 2500.0
     assert isinstance(first["Created"], datetime)
     with pytest.raises(ClientError) as err:
-        client.request_service_quota_increase(ServiceCode="ec2", QuotaCode="L-1216C47A", DesiredValue=3000)  # type: ignore[attr-defined]
+        client.request_service_quota_increase(ServiceCode="ec2", QuotaCode="L-1216C47A", DesiredValue=3000)
     assert _code(err) == "ResourceAlreadyExistsException"
 
 
 def test_q2_approved_request_moves_on_the_clock_and_raises_the_applied_value(sandbox: VirtualClock) -> None:
     client = _client()
-    request_id = client.request_service_quota_increase(  # type: ignore[attr-defined]
-        ServiceCode="ec2", QuotaCode="L-1216C47A", DesiredValue=2500
-    )["RequestedQuota"]["Id"]
+    request_id = client.request_service_quota_increase(ServiceCode="ec2", QuotaCode="L-1216C47A", DesiredValue=2500)[
+        "RequestedQuota"
+    ]["Id"]
 
     def status() -> str:
-        return str(client.get_requested_service_quota_change(RequestId=request_id)["RequestedQuota"]["Status"])  # type: ignore[attr-defined]
+        return str(client.get_requested_service_quota_change(RequestId=request_id)["RequestedQuota"]["Status"])
 
     sandbox.advance(59)
     assert status() == "PENDING"
     sandbox.advance(1)
     assert status() == "CASE_OPENED"
-    assert client.get_service_quota(ServiceCode="ec2", QuotaCode="L-1216C47A")["Quota"]["Value"] == 5.0  # type: ignore[attr-defined]
+    assert client.get_service_quota(ServiceCode="ec2", QuotaCode="L-1216C47A")["Quota"]["Value"] == 5.0
     sandbox.advance(240)
     assert status() == "APPROVED"
-    assert client.get_service_quota(ServiceCode="ec2", QuotaCode="L-1216C47A")["Quota"]["Value"] == 2500.0  # type: ignore[attr-defined]
-    history = client.list_requested_service_quota_change_history_by_quota(  # type: ignore[attr-defined]
-        ServiceCode="ec2", QuotaCode="L-1216C47A"
-    )["RequestedQuotas"]
+    assert client.get_service_quota(ServiceCode="ec2", QuotaCode="L-1216C47A")["Quota"]["Value"] == 2500.0
+    history = client.list_requested_service_quota_change_history_by_quota(ServiceCode="ec2", QuotaCode="L-1216C47A")[
+        "RequestedQuotas"
+    ]
     assert [(r["Id"], r["Status"]) for r in history] == [(request_id, "APPROVED")]
 
 
@@ -94,19 +95,19 @@ def test_q2_approved_request_moves_on_the_clock_and_raises_the_applied_value(san
 def test_q2_denied_and_pending_scenarios(sandbox: VirtualClock, scenario: str, final: str) -> None:
     service_quotas.set_scenario(scenario)
     client = _client()
-    request_id = client.request_service_quota_increase(  # type: ignore[attr-defined]
-        ServiceCode="ec2", QuotaCode="L-1216C47A", DesiredValue=2500
-    )["RequestedQuota"]["Id"]
+    request_id = client.request_service_quota_increase(ServiceCode="ec2", QuotaCode="L-1216C47A", DesiredValue=2500)[
+        "RequestedQuota"
+    ]["Id"]
     sandbox.advance(86_400)
-    answer = client.get_requested_service_quota_change(RequestId=request_id)["RequestedQuota"]  # type: ignore[attr-defined]
+    answer = client.get_requested_service_quota_change(RequestId=request_id)["RequestedQuota"]
     assert answer["Status"] == final
-    assert client.get_service_quota(ServiceCode="ec2", QuotaCode="L-1216C47A")["Quota"]["Value"] == 5.0  # type: ignore[attr-defined]
+    assert client.get_service_quota(ServiceCode="ec2", QuotaCode="L-1216C47A")["Quota"]["Value"] == 5.0
 
 
 def test_already_applied_scenario_starts_at_2500_and_accounts_are_separate(sandbox: VirtualClock) -> None:
     service_quotas.set_scenario("already-applied", account_id=OTHER_MEMBER)
-    assert _client(OTHER_MEMBER).get_service_quota(ServiceCode="ec2", QuotaCode="L-1216C47A")["Quota"]["Value"] == 2500  # type: ignore[attr-defined]
-    assert _client(MEMBER).get_service_quota(ServiceCode="ec2", QuotaCode="L-1216C47A")["Quota"]["Value"] == 5  # type: ignore[attr-defined]
+    assert _client(OTHER_MEMBER).get_service_quota(ServiceCode="ec2", QuotaCode="L-1216C47A")["Quota"]["Value"] == 2500
+    assert _client(MEMBER).get_service_quota(ServiceCode="ec2", QuotaCode="L-1216C47A")["Quota"]["Value"] == 5
 
 
 def test_history_pages_with_next_token_and_filters_by_status(sandbox: VirtualClock) -> None:
@@ -115,16 +116,16 @@ def test_history_pages_with_next_token_and_filters_by_status(sandbox: VirtualClo
     ids = []
     for _ in range(3):
         ids.append(
-            client.request_service_quota_increase(ServiceCode="ec2", QuotaCode="L-1216C47A", DesiredValue=2500)[  # type: ignore[attr-defined]
+            client.request_service_quota_increase(ServiceCode="ec2", QuotaCode="L-1216C47A", DesiredValue=2500)[
                 "RequestedQuota"
             ]["Id"]
         )
         sandbox.advance(300)
-    paginator = client.get_paginator("list_requested_service_quota_change_history_by_quota")  # type: ignore[attr-defined]
+    paginator = client.get_paginator("list_requested_service_quota_change_history_by_quota")
     pages = list(paginator.paginate(ServiceCode="ec2", QuotaCode="L-1216C47A", PaginationConfig={"PageSize": 2}))
     assert len(pages) == 2
     assert [r["Id"] for page in pages for r in page["RequestedQuotas"]] == list(reversed(ids))
-    open_only = client.list_requested_service_quota_change_history_by_quota(  # type: ignore[attr-defined]
+    open_only = client.list_requested_service_quota_change_history_by_quota(
         ServiceCode="ec2", QuotaCode="L-1216C47A", Status="PENDING"
     )
     assert open_only["RequestedQuotas"] == []

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import boto3
 import pytest
@@ -11,11 +11,14 @@ from mlplane.config import Settings
 from mlplane.eks import watch
 from mlplane.errors import TimedOut, VendorFailed
 from mlplane.member import Member, member_for
+from mlplane.steps import PollOutput
 from mlplane_sandbox import recording, vendor
 from mlplane_sandbox.clock import VirtualClock
 
 from .conftest import MEMBER, OTHER_MEMBER, REGION, TABLE
 
+Starter = Callable[[str], vendor.VendorSimulator]
+Poll = Callable[[Member, Settings, int], PollOutput]
 DURATION = vendor.DEFAULT_DURATION_SECONDS
 READ_ONLY = {
     "eks:ListClusters",
@@ -44,7 +47,7 @@ def watcher(settings: Settings) -> Member:
 
 
 @pytest.fixture
-def start(sandbox: VirtualClock) -> Iterator[object]:
+def start(sandbox: VirtualClock) -> Iterator[Starter]:
     made: list[vendor.VendorSimulator] = []
 
     def _start(scenario: str) -> vendor.VendorSimulator:
@@ -61,12 +64,12 @@ def _ready_for_vendor(settings: Settings, account: str = MEMBER) -> None:
     notify.publish(settings, notify.message("READY_FOR_VENDOR", account_id=account, execution="exec-1"))
 
 
-def _wait(poll: object, member: Member, settings: Settings, clock: VirtualClock) -> int:
+def _wait(poll: Poll, member: Member, settings: Settings, clock: VirtualClock) -> int:
     """The ASL's wait loop: poll, Wait the interval, poll again; returns the attempts used."""
     attempt = 0
     while True:
         with recording.actor("WaitFunction"):
-            answer = poll(member, settings, attempt)  # type: ignore[operator]
+            answer = poll(member, settings, attempt)
         attempt = answer.attempt
         if answer.ready:
             return attempt
@@ -74,9 +77,9 @@ def _wait(poll: object, member: Member, settings: Settings, clock: VirtualClock)
 
 
 def test_v1_ok_vendor_is_detected_within_one_poll_interval_of_readiness(
-    start: object, settings: Settings, watcher: Member, sandbox: VirtualClock
+    start: Starter, settings: Settings, watcher: Member, sandbox: VirtualClock
 ) -> None:
-    simulator = start("ok")  # type: ignore[operator]
+    simulator = start("ok")
     began = sandbox.now()
     _ready_for_vendor(settings)
     assert simulator.triggered(MEMBER)
@@ -84,6 +87,7 @@ def test_v1_ok_vendor_is_detected_within_one_poll_interval_of_readiness(
 
     _wait(watch.poll_cluster, watcher, settings, sandbox)
     ready_at = simulator.readiness_time(MEMBER)
+    assert ready_at is not None
     assert ready_at == pytest.approx(began + DURATION)
     assert 0 <= sandbox.now() - ready_at < settings.poll_interval_seconds
     assert watch.poll_credential_role(watcher, settings, 0).ready
@@ -91,9 +95,9 @@ def test_v1_ok_vendor_is_detected_within_one_poll_interval_of_readiness(
 
 
 def test_v1_cluster_and_node_groups_move_on_the_clock(
-    start: object, settings: Settings, watcher: Member, sandbox: VirtualClock
+    start: Starter, settings: Settings, watcher: Member, sandbox: VirtualClock
 ) -> None:
-    start("ok")  # type: ignore[operator]
+    start("ok")
     _ready_for_vendor(settings)
     eks = watcher.client("eks")
     name = f"aac-{MEMBER}"
@@ -115,9 +119,9 @@ def test_v1_cluster_and_node_groups_move_on_the_clock(
 
 
 def test_v1_slow_vendor_is_still_within_the_default_timeout(
-    start: object, settings: Settings, watcher: Member, sandbox: VirtualClock
+    start: Starter, settings: Settings, watcher: Member, sandbox: VirtualClock
 ) -> None:
-    simulator = start("slow")  # type: ignore[operator]
+    simulator = start("slow")
     began = sandbox.now()
     _ready_for_vendor(settings)
     attempts = _wait(watch.poll_cluster, watcher, settings, sandbox)
@@ -126,9 +130,9 @@ def test_v1_slow_vendor_is_still_within_the_default_timeout(
 
 
 def test_v1_failed_cluster_fails_fast_naming_it(
-    start: object, settings: Settings, watcher: Member, sandbox: VirtualClock
+    start: Starter, settings: Settings, watcher: Member, sandbox: VirtualClock
 ) -> None:
-    start("cluster-failed")  # type: ignore[operator]
+    start("cluster-failed")
     began = sandbox.now()
     _ready_for_vendor(settings)
     with pytest.raises(VendorFailed) as err:
@@ -141,9 +145,9 @@ def test_v1_failed_cluster_fails_fast_naming_it(
 
 
 def test_v1_failed_node_group_fails_naming_it_and_its_health_issue(
-    start: object, settings: Settings, watcher: Member, sandbox: VirtualClock
+    start: Starter, settings: Settings, watcher: Member, sandbox: VirtualClock
 ) -> None:
-    simulator = start("nodegroup-failed")  # type: ignore[operator]
+    simulator = start("nodegroup-failed")
     _ready_for_vendor(settings)
     with pytest.raises(VendorFailed) as err:
         _wait(watch.poll_cluster, watcher, settings, sandbox)
@@ -154,9 +158,9 @@ def test_v1_failed_node_group_fails_naming_it_and_its_health_issue(
 
 
 def test_v1_vendor_that_never_comes_times_out_after_the_configured_budget(
-    start: object, settings: Settings, watcher: Member, sandbox: VirtualClock
+    start: Starter, settings: Settings, watcher: Member, sandbox: VirtualClock
 ) -> None:
-    start("never")  # type: ignore[operator]
+    start("never")
     _ready_for_vendor(settings)
     began = sandbox.now()
     with pytest.raises(TimedOut) as err:
@@ -167,9 +171,9 @@ def test_v1_vendor_that_never_comes_times_out_after_the_configured_budget(
 
 
 def test_v1_missing_credential_role_times_out(
-    start: object, settings: Settings, watcher: Member, sandbox: VirtualClock
+    start: Starter, settings: Settings, watcher: Member, sandbox: VirtualClock
 ) -> None:
-    simulator = start("no-credential-role")  # type: ignore[operator]
+    simulator = start("no-credential-role")
     _ready_for_vendor(settings)
     _wait(watch.poll_cluster, watcher, settings, sandbox)
     assert simulator.readiness_time(MEMBER) is not None
@@ -179,9 +183,9 @@ def test_v1_missing_credential_role_times_out(
 
 
 def test_v2_watch_only_reads_and_vendor_resources_carry_no_mlplane_tags(
-    start: object, settings: Settings, watcher: Member, sandbox: VirtualClock
+    start: Starter, settings: Settings, watcher: Member, sandbox: VirtualClock
 ) -> None:
-    simulator = start("ok")  # type: ignore[operator]
+    simulator = start("ok")
     _ready_for_vendor(settings)
     mark = recording.mark()
     _wait(watch.poll_cluster, watcher, settings, sandbox)
@@ -201,9 +205,9 @@ def test_v2_watch_only_reads_and_vendor_resources_carry_no_mlplane_tags(
 
 
 def test_v2_teardown_removes_what_the_vendor_made(
-    start: object, settings: Settings, watcher: Member, sandbox: VirtualClock
+    start: Starter, settings: Settings, watcher: Member, sandbox: VirtualClock
 ) -> None:
-    simulator = start("ok")  # type: ignore[operator]
+    simulator = start("ok")
     _ready_for_vendor(settings)
     sandbox.advance(DURATION)
     assert watch.vendor_cluster(watcher, settings) == f"aac-{MEMBER}"
@@ -214,7 +218,7 @@ def test_v2_teardown_removes_what_the_vendor_made(
 
 
 def test_v1_cluster_uses_the_aac_subnets_mlplane_made(
-    start: object, settings: Settings, watcher: Member, sandbox: VirtualClock
+    start: Starter, settings: Settings, watcher: Member, sandbox: VirtualClock
 ) -> None:
     ec2 = watcher.client("ec2")
     vpc = ec2.create_vpc(CidrBlock="10.10.0.0/21")["Vpc"]["VpcId"]
@@ -225,7 +229,7 @@ def test_v1_cluster_uses_the_aac_subnets_mlplane_made(
             CidrBlock=cidr,
             TagSpecifications=[{"ResourceType": "subnet", "Tags": [{"Key": "AACSubnet", "Value": group}]}],
         )["Subnet"]["SubnetId"]
-    start("ok")  # type: ignore[operator]
+    start("ok")
     _ready_for_vendor(settings)
     sandbox.advance(DURATION)
     eks = watcher.client("eks")
@@ -236,9 +240,9 @@ def test_v1_cluster_uses_the_aac_subnets_mlplane_made(
 
 
 def test_v1_vendor_starts_only_on_ready_for_vendor_once_per_account(
-    start: object, settings: Settings, watcher: Member, sandbox: VirtualClock
+    start: Starter, settings: Settings, watcher: Member, sandbox: VirtualClock
 ) -> None:
-    simulator = start("ok")  # type: ignore[operator]
+    simulator = start("ok")
     notify.publish(settings, notify.message("READY", account_id=MEMBER, execution="exec-1"))
     assert not simulator.triggered(MEMBER)
     _ready_for_vendor(settings)

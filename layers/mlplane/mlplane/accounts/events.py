@@ -47,8 +47,8 @@ class ControlTowerDetail(_Lenient):
 class ControlTowerEvent(EventBridgeModel):
     """`aws.controltower` / `AWS Service Event via CloudTrail` for CreateManagedAccount or UpdateManagedAccount."""
 
-    source: Literal["aws.controltower"]  # type: ignore[assignment]
-    detail_type: Literal["AWS Service Event via CloudTrail"] = Field(alias="detail-type")  # type: ignore[assignment]
+    source: Literal["aws.controltower"]
+    detail_type: Literal["AWS Service Event via CloudTrail"] = Field(alias="detail-type")
     detail: ControlTowerDetail
 
     @property

@@ -26,24 +26,36 @@ def validate(raw: Any, execution: str, settings: Settings, ledger: Ledger) -> Va
     start = parse_start(raw)
     account_id = start.account_id
     if isinstance(start, ControlTowerEvent) and start.status.state != "SUCCEEDED":
-        raise InputRejected(f"Control Tower {start.detail.eventName} for {account_id} is {start.status.state}: nothing to do")
+        raise InputRejected(
+            f"Control Tower {start.detail.eventName} for {account_id} is {start.status.state}: nothing to do"
+        )
     ou = _organization_ou(account_id, settings)
     if ou not in settings.allowed_ous:
-        raise InputRejected(f"account {account_id} is in OU {ou!r}, not in the allowed OUs {', '.join(settings.allowed_ous)}")
+        raise InputRejected(
+            f"account {account_id} is in OU {ou!r}, not in the allowed OUs {', '.join(settings.allowed_ous)}"
+        )
     current = ledger.status(account_id)
     if current is not None and current.status == Status.READY:
         return ValidateAccountOutput(
-            account_id=account_id, execution=execution, ou=ou, action="noop",
+            account_id=account_id,
+            execution=execution,
+            ou=ou,
+            action="noop",
             poll_interval_seconds=settings.poll_interval_seconds,
         )
     if current is not None and current.status not in _STARTABLE and current.execution != execution:
-        raise Conflict(f"account {account_id} is {current.status} by execution {current.execution}; not starting another")
+        raise Conflict(
+            f"account {account_id} is {current.status} by execution {current.execution}; not starting another"
+        )
     session = aws.session_for(account_id, settings.member_role_name, region=settings.aws_region, session_name=execution)
     _check_member(account_id, settings, aws.client(session, "ec2"))
     if current is None or current.execution != execution:
         ledger.set_status(account_id, Status.PROVISIONING, execution=execution, only_from=_STARTABLE)
     return ValidateAccountOutput(
-        account_id=account_id, execution=execution, ou=ou, action="provision",
+        account_id=account_id,
+        execution=execution,
+        ou=ou,
+        action="provision",
         poll_interval_seconds=settings.poll_interval_seconds,
     )
 
@@ -77,7 +89,11 @@ def _check_member(account_id: str, settings: Settings, ec2: Any) -> None:
         vpcs = ec2.describe_vpcs()["Vpcs"]
     except ClientError as err:
         raise translate(err, f"ec2:DescribeVpcs in {account_id}") from err
-    names = sorted(z["ZoneName"] for z in zones["AvailabilityZones"] if z.get("ZoneType", "availability-zone") == "availability-zone")
+    names = sorted(
+        z["ZoneName"]
+        for z in zones["AvailabilityZones"]
+        if z.get("ZoneType", "availability-zone") == "availability-zone"
+    )
     if len(names) < _REQUIRED_AZS:
         raise InputRejected(f"region {settings.aws_region} has {len(names)} AZs in {account_id}; the plan needs 3")
     if settings.egress_mode != "nat":

@@ -96,10 +96,21 @@ class Ledger:
 
     # -- resources ------------------------------------------------------------------------------------
     def record_intent(
-        self, account_id: str, *, key: str, type: str, step: str, execution: str, data: dict[str, Any] | None = None
+        self,
+        account_id: str,
+        *,
+        key: str,
+        type: str,
+        step: str,
+        execution: str,
+        data: dict[str, Any] | None = None,
+        known: ResourceRecord | None = None,
     ) -> ResourceRecord:
-        """Record that `key` is about to be created; a record that exists keeps its seq."""
-        existing = self.resource(account_id, key)
+        """Record that `key` is about to be created; a live record keeps its seq.
+
+        `known`: the record the caller just read (saves a read); None reads it.
+        """
+        existing = known if known is not None else self.resource(account_id, key)
         if existing is not None and existing.state != ResourceState.DELETED:
             return existing
         record = ResourceRecord(
@@ -116,9 +127,15 @@ class Ledger:
         return record
 
     def record_created(
-        self, account_id: str, *, key: str, resource_id: str, data: dict[str, Any] | None = None
+        self,
+        account_id: str,
+        *,
+        key: str,
+        resource_id: str,
+        data: dict[str, Any] | None = None,
+        known: ResourceRecord | None = None,
     ) -> ResourceRecord:
-        record = self.resource(account_id, key)
+        record = known if known is not None else self.resource(account_id, key)
         if record is None:
             raise Conflict(f"no intent recorded for {key} in {account_id}")
         updated = record.model_copy(

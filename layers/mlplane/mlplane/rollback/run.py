@@ -7,6 +7,8 @@ write) is found again by its mlplane tags. Only mlplane-tagged resources are eve
 
 from __future__ import annotations
 
+from typing import Literal
+
 from mlplane import notify
 from mlplane.config import Settings
 from mlplane.errors import MlplaneError, TransientError
@@ -62,17 +64,17 @@ def rollback(member: Member, settings: Settings, error: str | None) -> RollbackO
     ledger.set_status(member.account_id, Status.ROLLING_BACK, execution=member.execution, error=error)
     removed, blocked, deferred = undo_all(member, ledger.resources(member.account_id))
     _release_allocations(member)
-    outcome = Status.ROLLBACK_INCOMPLETE if blocked else Status.ROLLED_BACK
+    outcome: Literal["ROLLED_BACK", "ROLLBACK_INCOMPLETE"] = "ROLLBACK_INCOMPLETE" if blocked else "ROLLED_BACK"
     summary = error
     if blocked:
         names = ", ".join(f"{b.type} {b.id}" for b in blocked)
         summary = f"{error or 'rollback'}; rollback blocked by: {names}"
-    ledger.set_status(member.account_id, outcome, execution=member.execution, error=summary)
-    logger.info("rollback finished", outcome=outcome.value, removed=removed, blocked=len(blocked))
+    ledger.set_status(member.account_id, Status(outcome), execution=member.execution, error=summary)
+    logger.info("rollback finished", outcome=outcome, removed=removed, blocked=len(blocked))
     notify.publish(
         settings,
         notify.message(
-            outcome.value,  # type: ignore[arg-type]
+            outcome,
             account_id=member.account_id,
             execution=member.execution,
             error=summary,
@@ -81,7 +83,7 @@ def rollback(member: Member, settings: Settings, error: str | None) -> RollbackO
         ),
     )
     return RollbackOutput(
-        outcome=outcome.value,  # type: ignore[arg-type]
+        outcome=outcome,
         removed=removed,
         blocked=blocked,
         deferred=deferred,

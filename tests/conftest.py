@@ -1,0 +1,42 @@
+"""Shared fixtures: sample events, a fake Lambda context, and the sandbox."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+EVENTS = ROOT / "events"
+SEEDS = ROOT.parent / "shared" / "seeds"
+
+
+def load_event(folder: str, case: str) -> Any:
+    """events/<folder>/<case>.json, as the sandbox and the contract tests read it."""
+    return json.loads((EVENTS / folder / f"{case}.json").read_text(encoding="utf-8"))
+
+
+@pytest.fixture
+def lambda_context() -> Any:
+    from mlplane_sandbox.lambdas import LambdaContext
+
+    return LambdaContext("mlplane-test", "arn:aws:lambda:eu-west-1:123456789012:function:mlplane-test", 256)
+
+
+RunSandbox = Callable[..., list[Any]]
+
+
+@pytest.fixture
+def run_sandbox() -> RunSandbox:
+    """Run inputs (file names under events/ or dicts) in one fresh sandbox; returns one RunResult per input."""
+    from mlplane_sandbox.runner import Options, Sandbox
+
+    def run(*inputs: str | dict[str, Any], **options: Any) -> list[Any]:
+        raws = [load_event(*item.split("/", 1)) if isinstance(item, str) else item for item in inputs]
+        with Sandbox(Options(**options)) as sandbox:
+            return [sandbox.run(raw) for raw in raws]
+
+    return run

@@ -1,0 +1,113 @@
+"""`mlplane local run` keeps DESIGN.md's contract: JSON keys, exit statuses, one-line errors (issue 3)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+MLPLANE = str(Path(sys.executable).parent / "mlplane")
+KEYS = {"outcome", "account_id", "executions", "leftovers", "api_calls", "inventory", "error"}
+
+
+def run(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([MLPLANE, "local", "run", *args], capture_output=True, text=True, cwd=ROOT, check=False)
+
+
+def test_success_event_json_contract_and_exit_zero() -> None:
+    result = run("events/controltower/create_managed_account_succeeded.json", "--json")
+    assert result.returncode == 0, result.stderr[-2000:]
+    document = json.loads(result.stdout)  # stdout is exactly one JSON document
+    assert set(document) >= KEYS
+    assert document["outcome"] == "READY"
+    assert document["account_id"] == "111111111111"
+    for call in document["api_calls"]:
+        assert set(call) == {"principal", "call", "ok"}
+    for section in (
+        "vpcs",
+        "subnets",
+        "route_tables",
+        "internet_gateways",
+        "nat_gateways",
+        "vpc_endpoints",
+        "iam_users",
+        "iam_policies",
+        "iam_roles",
+        "kms_keys",
+        "quota_requests",
+        "eks_clusters",
+    ):
+        assert section in document["inventory"]
+
+
+@pytest.mark.parametrize(
+    ("content", "expected"),
+    [
+        ("this is not json {", "not valid JSON"),
+        (
+            json.dumps(
+                {
+                    "source": "aws.controltower",
+                    "detail-type": "AWS Service Event via CloudTrail",
+                    "detail": {
+                        "eventName": "CreateManagedAccount",
+                        "serviceEventDetails": {
+                            "createManagedAccountStatus": {
+                                "state": "SUCCEEDED",
+                                "organizationalUnit": {
+                                    "organizationalUnitName": "Workloads",
+                                    "organizationalUnitId": "ou-1",
+                                },
+                                "account": {"accountName": "x"},
+                            }
+                        },
+                    },
+                }
+            ),
+            "accountId",
+        ),
+        (json.dumps({"account_id": "12345"}), "account_id"),
+    ],
+    ids=["not-json", "event-without-account-id", "manual-with-short-account-id"],
+)
+def test_bad_input_file_exits_2_with_one_line_error(tmp_path: Path, content: str, expected: str) -> None:
+    bad = tmp_path / "input.json"
+    bad.write_text(content)
+    result = run(str(bad), "--json")
+    assert result.returncode == 2
+    assert result.stdout == ""
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert expected in lines[0]
+    assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["--fail", "ec2CreateVpc"],
+        ["--vendor", "sometimes"],
+        ["--config", '{"nope": 1}'],
+        ["--config", '{"sa_policy_name": "MyPolicy"}'],
+        ["--redeliver", "NotAState"],
+    ],
+    ids=["bad-fail-spec", "bad-vendor", "unknown-config-key", "policy-without-prefix", "redeliver-non-task"],
+)
+def test_usage_errors_exit_2_with_one_line(args: list[str]) -> None:
+    result = run("events/controltower/create_managed_account_succeeded.json", "--json", *args)
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_fail_create_vpc_rolls_back_exit_1() -> None:
+    result = run("events/controltower/create_managed_account_succeeded.json", "--json", "--fail", "ec2:CreateVpc")
+    assert result.returncode == 1
+    document = json.loads(result.stdout)
+    assert document["outcome"] == "ROLLED_BACK"
+    assert document["leftovers"] == []
+    assert "ec2:CreateVpc" in document["error"]["message"]

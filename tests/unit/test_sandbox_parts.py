@@ -1,0 +1,84 @@
+"""Sandbox building blocks: fault specs, the template resolver, settings from --config."""
+
+from __future__ import annotations
+
+import pytest
+
+from mlplane.config import settings_from
+from mlplane.errors import ConfigError
+from mlplane_sandbox import faults
+from mlplane_sandbox.template import Resolver, parameter_values, pascal
+
+
+@pytest.mark.parametrize(
+    ("spec", "expected"),
+    [
+        ("ec2:CreateVpc", faults.Fault("ec2", "CreateVpc", "InternalError", None)),
+        ("ec2:CreateNatGateway=InternalError@2", faults.Fault("ec2", "CreateNatGateway", "InternalError", 2)),
+        ("iam:AttachUserPolicy=AccessDenied", faults.Fault("iam", "AttachUserPolicy", "AccessDenied", None)),
+        ("kms:PutKeyPolicy@*", faults.Fault("kms", "PutKeyPolicy", "InternalError", None)),
+    ],
+)
+def test_fail_specs_parse_with_design_defaults(spec: str, expected: faults.Fault) -> None:
+    assert faults.parse_fault(spec) == expected
+
+
+@pytest.mark.parametrize("spec", ["ec2CreateVpc", "ec2:createVpc", "ec2:CreateVpc@0", "ec2:CreateVpc@x", ""])
+def test_bad_fail_specs_are_usage_errors(spec: str) -> None:
+    with pytest.raises(faults.FaultSpecError):
+        faults.parse_fault(spec)
+
+
+def test_crash_defaults_to_the_first_call_and_takes_no_error_code() -> None:
+    assert faults.parse_fault("ec2:CreateNatGateway", crash=True).nth == 1
+    with pytest.raises(faults.FaultSpecError):
+        faults.parse_fault("ec2:CreateNatGateway=InternalError", crash=True)
+
+
+def test_every_failing_call_counts_and_only_the_nth_fails() -> None:
+    plan = faults.FaultPlan(fails=[faults.parse_fault("ec2:CreateVpc@2")])
+    outcomes = [plan.failure_for("ec2:CreateVpc", plan.count("ec2:CreateVpc")) is not None for _ in range(3)]
+    assert outcomes == [False, True, False]
+
+
+@pytest.mark.parametrize(
+    ("code", "status"),
+    [
+        ("InternalError", 500),
+        ("RequestLimitExceeded", 503),
+        ("ThrottlingException", 400),
+        ("AccessDenied", 403),
+        ("InvalidParameterValue", 400),
+    ],
+)
+def test_injected_errors_carry_the_real_http_status(code: str, status: int) -> None:
+    assert faults.status_for(code) == status
+
+
+def test_resolver_handles_ref_getatt_sub_join() -> None:
+    resolver = Resolver(
+        parameters={"Role": "Exec", "Ous": ["Workloads", "ML"]},
+        refs={"Table": "t1"},
+        attrs={"Fn.Arn": "arn:fn"},
+        pseudo={"AWS::Partition": "aws"},
+    )
+    assert resolver.resolve({"Ref": "Table"}) == "t1"
+    assert resolver.resolve({"Fn::GetAtt": ["Fn", "Arn"]}) == "arn:fn"
+    assert resolver.resolve({"Fn::Sub": "arn:${AWS::Partition}:iam::*:role/${Role}"}) == "arn:aws:iam::*:role/Exec"
+    assert resolver.resolve({"Fn::Join": [",", {"Ref": "Ous"}]}) == "Workloads,ML"
+
+
+def test_comma_delimited_parameters_become_lists() -> None:
+    template = {"Parameters": {"AllowedOus": {"Type": "CommaDelimitedList", "Default": "Workloads"}}}
+    assert parameter_values(template, {})["AllowedOus"] == ["Workloads"]
+    assert parameter_values(template, {"AllowedOus": "A, B"})["AllowedOus"] == ["A", "B"]
+
+
+def test_config_keys_map_to_template_parameters() -> None:
+    assert pascal("egress_mode") == "EgressMode"
+    assert pascal("allowed_ous") == "AllowedOus"
+
+
+def test_policy_name_without_prefix_is_a_config_error() -> None:
+    with pytest.raises(ConfigError, match="AAC_MachineLearning"):
+        settings_from({"sa_policy_name": "MyPolicy"})

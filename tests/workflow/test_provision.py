@@ -1,0 +1,96 @@
+"""The provision workflow: the real statemachines/provision.asl.json run by the sandbox (issue 3, C1-C3)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tests.conftest import RunSandbox
+
+SUCCESS = "controltower/create_managed_account_succeeded"
+MEMBER = "111111111111"
+
+
+def states_entered(history: list[dict[str, Any]]) -> list[str]:
+    return [e["stateEnteredEventDetails"]["name"] for e in history if "stateEnteredEventDetails" in e]
+
+
+def test_success_event_on_eventbridge_reaches_ready_through_every_state(run_sandbox: RunSandbox) -> None:
+    # Given the Control Tower success event, When it is put on the sandbox's EventBridge
+    (result,) = run_sandbox(SUCCESS)
+    # Then the account is READY, from one execution of the provision state machine
+    assert result.outcome == "READY", result.error
+    assert [e["state_machine"] for e in result.executions] == ["provision"]
+    assert result.executions[0]["status"] == "SUCCEEDED"
+    assert result.leftovers == []
+    visited = states_entered(result.history)
+    for state in (
+        "ValidateAccount",
+        "PrepareAccount",
+        "CreateNetwork",
+        "CreateIam",
+        "RequestQuotas",
+        "WaitForQuotas",
+        "NotifyReadyForVendor",
+        "WaitForEks",
+        "EksPollDelay",
+        "WaitForCredentialRole",
+        "PatchKmsPolicy",
+        "MarkReady",
+        "Ready",
+    ):
+        assert state in visited, state
+    assert "Rollback" not in visited
+    assert any(e["type"] == "ParallelStateEntered" for e in result.history)
+
+
+def test_failed_and_other_ou_events_are_ignored_without_an_execution(run_sandbox: RunSandbox) -> None:
+    failed, other_ou = run_sandbox(
+        "controltower/create_managed_account_failed", "controltower/create_managed_account_other_ou"
+    )
+    for result in (failed, other_ou):
+        assert result.outcome == "IGNORED"
+        assert result.executions == []
+        assert not [c for c in result.api_calls if c["call"].startswith("states:")]
+
+
+def test_manual_start_input_reaches_ready(run_sandbox: RunSandbox) -> None:
+    (result,) = run_sandbox("manual/start")
+    assert result.outcome == "READY", result.error
+    assert result.executions[0]["name"].startswith(f"op-{MEMBER}-")
+
+
+def test_outage_of_create_vpc_rolls_back_with_nothing_left(run_sandbox: RunSandbox) -> None:
+    (result,) = run_sandbox(SUCCESS, fails=["ec2:CreateVpc"])
+    assert result.outcome == "ROLLED_BACK"
+    assert result.leftovers == []
+    assert result.inventory["vpcs"] == []
+    assert result.error is not None and "ec2:CreateVpc" in result.error["message"]
+    assert "Rollback" in states_entered(result.history)
+
+
+def test_transient_fault_on_one_call_is_absorbed_by_retries(run_sandbox: RunSandbox) -> None:
+    (result,) = run_sandbox(SUCCESS, fails=["ec2:CreateVpc=RequestLimitExceeded@1"])
+    assert result.outcome == "READY", result.error
+    create_vpc = [c["ok"] for c in result.api_calls if c["call"] == "ec2:CreateVpc"]
+    assert create_vpc == [False, True]
+    assert len(result.inventory["vpcs"]) == 1
+
+
+def test_member_calls_are_made_as_the_assumed_role_and_hub_calls_as_the_function(run_sandbox: RunSandbox) -> None:
+    (result,) = run_sandbox(SUCCESS)
+    member_calls = [c for c in result.api_calls if c["call"].startswith(("ec2:", "iam:", "kms:"))]
+    assert member_calls
+    assert all(
+        c["principal"].startswith(f"arn:aws:sts::{MEMBER}:assumed-role/AWSControlTowerExecution/") for c in member_calls
+    )
+    hub_calls = [c for c in result.api_calls if c["call"].startswith(("dynamodb:", "organizations:", "sts:"))]
+    assert hub_calls
+    assert all(c["principal"].startswith("arn:aws:sts::123456789012:assumed-role/mlplane-") for c in hub_calls)
+
+
+def test_duplicate_delivery_starts_one_execution_and_changes_nothing(run_sandbox: RunSandbox) -> None:
+    first, second = run_sandbox(SUCCESS, SUCCESS)
+    assert first.outcome == second.outcome == "READY"
+    assert len(first.executions) == 1
+    assert second.executions == []
+    assert not [c for c in second.api_calls if c["call"].split(":")[1].startswith(("Create", "Allocate"))]
