@@ -28,6 +28,7 @@ from mlplane.ledger import Ledger, Status
 from mlplane.steps import cause_message
 from mlplane_sandbox import clock as clock_module
 from mlplane_sandbox import faults, interceptor, inventory, lambdas, recording
+from mlplane_sandbox.fidelity import iam_kms as fidelity_iam_kms
 from mlplane_sandbox.template import Resolver, load_template, parameter_values, pascal, project_root
 from mlplane_sandbox.world import HUB_ACCOUNT, REGION, World, as_account, reset_clients, sandbox_client
 
@@ -148,11 +149,14 @@ class Sandbox:
         reset_settings()
         interceptor.install()
         _reset_scenarios(self.options.vendor, self.options.quota)
+        fidelity_iam_kms.reset()
+        fidelity_iam_kms.configure(assume_role_check=True)  # accounts are placed with their execution role
         self.deploy()
         return self
 
     def __exit__(self, *exc: object) -> None:
         interceptor.configure()  # no fault plan leaks into whatever runs next in this process
+        fidelity_iam_kms.reset()
         self._mock.stop()
         self._env.stop()
         aws.reset()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import itertools
 from pathlib import Path
 
 import pytest
@@ -70,7 +71,7 @@ def test_n2_uses_first_three_sorted_azs_of_a_bigger_region() -> None:
 
 
 def test_n2_configured_zones_pick_the_azs() -> None:
-    plan = plan_network(Settings(), AZS + ["eu-west-1d"], zones=["eu-west-1b", "eu-west-1c", "eu-west-1d"])
+    plan = plan_network(Settings(), [*AZS, "eu-west-1d"], zones=["eu-west-1b", "eu-west-1c", "eu-west-1d"])
     assert [s.az for s in plan.subnets if s.group == "public"] == ["eu-west-1b", "eu-west-1c", "eu-west-1d"]
 
 
@@ -141,29 +142,65 @@ def test_plan_is_deterministic_and_keys_are_stable() -> None:
     first, second = _plan(), _plan()
     assert first == second
     assert first.model_dump_json() == second.model_dump_json()
-    keys = first.keys()
+    keys = first.ledger_keys()
     assert len(keys) == len(set(keys))
     assert keys[:2] == ["vpc", "vpc-cidr/secondary"]
     assert {"igw", "vpce/s3", "nat/a", "eip/c", "rtb/public/b", "route/eks_node/a/default"} <= set(keys)
-    assert "tgw-attachment" in _plan(egress_mode="tgw", transit_gateway_id=TGW).keys()
+    assert "tgw-attachment" in _plan(egress_mode="tgw", transit_gateway_id=TGW).ledger_keys()
 
 
 @pytest.mark.parametrize(
     ("kwargs", "azs", "message"),
     [
-        pytest.param({"cidrs": ("10.10.0.0/33", "10.64.0.0/18")}, AZS, "primary VPC CIDR '10.10.0.0/33' is not a valid", id="unparseable"),
-        pytest.param({"cidrs": ("10.10.0.0/21", "10.64.0.1/18")}, AZS, "secondary VPC CIDR '10.64.0.1/18' is not a valid", id="host-bits"),
+        pytest.param(
+            {"cidrs": ("10.10.0.0/33", "10.64.0.0/18")},
+            AZS,
+            "primary VPC CIDR '10.10.0.0/33' is not a valid",
+            id="unparseable",
+        ),
+        pytest.param(
+            {"cidrs": ("10.10.0.0/21", "10.64.0.1/18")},
+            AZS,
+            "secondary VPC CIDR '10.64.0.1/18' is not a valid",
+            id="host-bits",
+        ),
         pytest.param({"cidrs": ("10.0.0.0/8", "10.64.0.0/18")}, AZS, "must be between /16 and /28", id="too-big"),
-        pytest.param({"cidrs": ("10.10.0.0/24", "10.64.0.0/18")}, AZS, "subnet private/a 10.10.1.0/25 is outside every VPC CIDR", id="outside"),
-        pytest.param({"cidrs": ("10.10.0.0/21", "10.10.0.0/18")}, AZS, "subnet eks_node/a 10.10.0.0/21 overlaps subnet eks_control/a 10.10.0.0/27", id="overlap"),
-        pytest.param({"cidrs": ("10.64.32.0/21", "10.64.0.0/18")}, AZS, "secondary CIDR 10.64.0.0/18 overlaps primary CIDR 10.64.32.0/21", id="vpc-overlap"),
-        pytest.param({}, AZS[:2], "region eu-west-1 has 2 AZs (eu-west-1a, eu-west-1b), the plan needs 3", id="too-few-azs"),
+        pytest.param(
+            {"cidrs": ("10.10.0.0/24", "10.64.0.0/18")},
+            AZS,
+            "subnet private/a 10.10.1.0/25 is outside every VPC CIDR",
+            id="outside",
+        ),
+        pytest.param(
+            {"cidrs": ("10.10.0.0/21", "10.10.0.0/18")},
+            AZS,
+            "subnet eks_node/a 10.10.0.0/21 overlaps subnet eks_control/a 10.10.0.0/27",
+            id="overlap",
+        ),
+        pytest.param(
+            {"cidrs": ("10.64.32.0/21", "10.64.0.0/18")},
+            AZS,
+            "secondary CIDR 10.64.0.0/18 overlaps primary CIDR 10.64.32.0/21",
+            id="vpc-overlap",
+        ),
+        pytest.param(
+            {}, AZS[:2], "region eu-west-1 has 2 AZs (eu-west-1a, eu-west-1b), the plan needs 3", id="too-few-azs"
+        ),
         pytest.param({}, ["eu-west-1a", "eu-west-1a", "eu-west-1b"], "has 2 AZs", id="duplicate-azs"),
-        pytest.param({"zones": AZS + ["eu-west-1d"]}, AZS + ["eu-west-1d"], "exactly 3 distinct AZs", id="too-many-zones"),
-        pytest.param({"zones": ["eu-west-1a", "eu-west-1a", "eu-west-1b"]}, AZS, "exactly 3 distinct AZs", id="repeated-zone"),
-        pytest.param({"zones": ["eu-west-1a", "eu-west-1b", "eu-west-1z"]}, AZS, "AZ eu-west-1z is not in region eu-west-1", id="unknown-az"),
+        pytest.param(
+            {"zones": [*AZS, "eu-west-1d"]}, [*AZS, "eu-west-1d"], "exactly 3 distinct AZs", id="too-many-zones"
+        ),
+        pytest.param(
+            {"zones": ["eu-west-1a", "eu-west-1a", "eu-west-1b"]}, AZS, "exactly 3 distinct AZs", id="repeated-zone"
+        ),
+        pytest.param(
+            {"zones": ["eu-west-1a", "eu-west-1b", "eu-west-1z"]},
+            AZS,
+            "AZ eu-west-1z is not in region eu-west-1",
+            id="unknown-az",
+        ),
     ],
-)  # fmt: skip
+)
 def test_n5_rejects_with_one_line_message(kwargs: dict[str, object], azs: list[str], message: str) -> None:
     with pytest.raises(ConfigError) as caught:
         plan_network(Settings(), azs, **kwargs)  # type: ignore[arg-type]
@@ -187,7 +224,7 @@ def test_n5_pool_slots_are_disjoint_and_bounded() -> None:
     assert len(blocks) == 256
     assert all(b.subnet_of(ipaddress.IPv4Network("10.128.0.0/10")) for b in blocks)
     ordered = sorted(blocks)
-    assert all(not a.overlaps(b) for a, b in zip(ordered, ordered[1:], strict=False))
+    assert all(not a.overlaps(b) for a, b in itertools.pairwise(ordered))
     with pytest.raises(ConfigError, match="too small"):
         allocation.slot_for("10.0.0.0/20", 0, primary_prefix=21, secondary_prefix=18)
 

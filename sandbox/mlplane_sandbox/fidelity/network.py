@@ -11,6 +11,10 @@
 - NAT gateways take time: `pending` at creation, `available` 60 virtual seconds later; DeleteNatGateway leaves
   it `deleting`, `deleted` 60 virtual seconds later, when its Elastic IP is disassociated and its network
   interface removed (moto: `available` and `deleted` at once, and the interface stays forever).
+- DeleteRouteTable drops the table from the gateway endpoints that served it (moto keeps it, and then
+  refuses DeleteVpcEndpoints).
+- A transit gateway another account shares through RAM can be attached to and routed to (moto only looks in
+  the caller's own account).
 
 Time is the sandbox's `VirtualClock`: botocore waiters advance it instead of sleeping. `reset()` forgets all
 state and follows the current clock (the sandbox calls it at start; the rules also follow a clock swapped
@@ -29,6 +33,7 @@ from typing import Any
 from xml.etree import ElementTree
 
 from moto.ec2.models import ec2_backends
+from moto.ram.models import ram_backends
 
 from mlplane_sandbox import clock as clock_module
 from mlplane_sandbox.rules import AwsError, Call, after, before, emulate
@@ -305,3 +310,70 @@ def delete_attached_igw(call: Call) -> None:
     igw = _backend(call).internet_gateways.get(igw_id)
     if igw is not None and igw.vpc is not None:
         raise AwsError("DependencyViolation", f"The internetGateway '{igw_id}' has dependencies and cannot be deleted.")
+
+
+# -- transit gateways shared through RAM (seed 002's hub and spoke) --------------------------------------------------
+def _shared_with(share: Any, account_id: str) -> bool:
+    if getattr(share, "status", "ACTIVE") != "ACTIVE":
+        return False
+    for principal in getattr(share, "principals", []):
+        text = str(principal)
+        if text == account_id or f":{account_id}:" in text or ":organization/" in text or ":ou/" in text:
+            return True  # the sandbox's member accounts all belong to the one organization
+    return False
+
+
+def _link_shared_transit_gateway(call: Call, tgw_id: str) -> None:
+    """Make a transit gateway that another account shares with the caller (RAM) usable from the caller's EC2.
+
+    AWS lets an account attach its VPC to, and route to, a transit gateway shared with it; moto only looks in
+    the caller's own account. The shared gateway (and its default route table) is linked into the caller's
+    backend, as DescribeTransitGateways in AWS also shows shared gateways to the consumer.
+    """
+    backend = _backend(call)
+    if not tgw_id or tgw_id in backend.transit_gateways:
+        return
+    for owner, regions in list(ec2_backends.items()):
+        if owner == call.account_id or call.region not in regions:
+            continue
+        tgw = ec2_backends[owner][call.region].transit_gateways.get(tgw_id)
+        if tgw is None:
+            continue
+        shares = ram_backends[owner][call.region].resource_shares if call.region in ram_backends[owner] else []
+        if any(
+            _shared_with(share, call.account_id) and any(arn.endswith(f"/{tgw_id}") for arn in share.resource_arns)
+            for share in shares
+        ):
+            with _lock:
+                backend.transit_gateways.setdefault(tgw_id, tgw)
+                table = getattr(tgw, "default_route_table", None)
+                if table is not None:
+                    backend.transit_gateways_route_tables.setdefault(table.id, table)
+        return
+
+
+@before("ec2", "CreateTransitGatewayVpcAttachment")
+def attach_to_shared_transit_gateway(call: Call) -> None:
+    _link_shared_transit_gateway(call, str(call.params.get("TransitGatewayId", "")))
+
+
+@before("ec2", "CreateRoute")
+def route_to_shared_transit_gateway(call: Call) -> None:
+    _link_shared_transit_gateway(call, str(call.params.get("TransitGatewayId", "")))
+
+
+@before("ec2", "ReplaceRoute")
+def replace_route_to_shared_transit_gateway(call: Call) -> None:
+    _link_shared_transit_gateway(call, str(call.params.get("TransitGatewayId", "")))
+
+
+# -- gateway endpoints forget a deleted route table ------------------------------------------------------------------
+@after("ec2", "DeleteRouteTable")
+def endpoints_forget_deleted_route_table(call: Call, parsed: dict[str, Any]) -> None:
+    """AWS drops a deleted route table from the gateway endpoints that served it; moto keeps the id, and a later
+    DeleteVpcEndpoints then fails with InvalidRouteTableID.NotFound."""
+    table_id = str(call.params.get("RouteTableId", ""))
+    for endpoint in _backend(call).vpc_end_points.values():
+        ids = getattr(endpoint, "route_table_ids", None)
+        if ids and table_id in ids:
+            endpoint.route_table_ids = [t for t in ids if t != table_id]

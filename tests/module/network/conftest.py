@@ -102,6 +102,10 @@ def mutating(calls: list[str]) -> list[str]:
     return [c for c in calls if c.startswith(MUTATING)]
 
 
-def transit_gateway(member: Member) -> str:
-    """A transit gateway in the member's account (moto cannot attach to one shared from another account)."""
-    return str(member.client("ec2").create_transit_gateway(Description="network hub")["TransitGateway"]["TransitGatewayId"])
+def shared_transit_gateway(*accounts: str) -> str:
+    """seed 002's hub and spoke: a transit gateway in the hub account (123456789012), shared through RAM."""
+    tgw = boto3.client("ec2", region_name=REGION).create_transit_gateway(Description="network hub")["TransitGateway"]
+    boto3.client("ram", region_name=REGION).create_resource_share(
+        name="egress", resourceArns=[tgw["TransitGatewayArn"]], principals=list(accounts)
+    )
+    return str(tgw["TransitGatewayId"])

@@ -9,14 +9,15 @@ import boto3
 import pytest
 
 from mlplane.config import Settings
-from mlplane.ledger import ResourceState
+from mlplane.errors import Conflict
+from mlplane.ledger import ResourceState, Status
 from mlplane.member import Member
 from mlplane.network import allocation, apply
 from mlplane.network.undo import NETWORK_TYPES
 from mlplane.rollback.registry import Blocked, handler_for
 from mlplane_sandbox import faults, interceptor, recording
 from mlplane_sandbox.clock import VirtualClock
-from tests.module.network.conftest import TABLE, CallLog, mutating, transit_gateway
+from tests.module.network.conftest import TABLE, CallLog, mutating, shared_transit_gateway
 
 N2 = {
     "eks_node": ["10.64.0.0/21", "10.64.8.0/21", "10.64.16.0/21"],
@@ -87,7 +88,6 @@ def test_n1_n4_apply_creates_exact_inventory(member: Member, settings: Settings,
         assert ec2.describe_vpc_attribute(VpcId=vpc_id, Attribute=attribute)[field]["Value"] is True
     # N2: twelve subnets, exact CIDRs per AZ, tags
     by_group: dict[str, list[tuple[str, str]]] = {}
-    subnet_az: dict[str, str] = {}
     for subnet in inv["subnets"]:
         tags = _tags(subnet)
         assert subnet["VpcId"] == vpc_id
@@ -95,8 +95,20 @@ def test_n1_n4_apply_creates_exact_inventory(member: Member, settings: Settings,
         role = "kubernetes.io/role/elb" if tags["AACSubnet"] == "public" else "kubernetes.io/role/internal-elb"
         assert tags[role] == "1"
         assert tags["Name"] == f"{tags['AACSubnet']}-{subnet['AvailabilityZone']}"
-        subnet_az[subnet["SubnetId"]] = subnet["AvailabilityZone"]
     assert {g: [c for _, c in sorted(v)] for g, v in by_group.items()} == N2
+    # every resource is in the ledger, created, with its id
+    records = {r.key: r for r in member.ledger.resources(member.account_id)}
+    plan = apply.plan_for(member, settings)
+    assert set(plan.ledger_keys()) == set(records)
+    assert all(r.state == ResourceState.CREATED and r.resource_id for r in records.values())
+    assert records["vpc"].resource_id == vpc_id
+    assert out.created == len(records)
+
+
+def test_n3_n4_apply_routes_gateways_and_endpoint(member: Member, settings: Settings) -> None:
+    apply.run(member, settings)
+    inv = inventory(member)
+    subnet_az = {s["SubnetId"]: s["AvailabilityZone"] for s in inv["subnets"]}
     # N4: NAT per AZ in the public subnet with its EIP; IGW attached; endpoint on the 9 non-public tables
     public_subnets = {s["SubnetId"] for s in inv["subnets"] if _tags(s)["AACSubnet"] == "public"}
     nat_az = {}
@@ -107,7 +119,7 @@ def test_n1_n4_apply_creates_exact_inventory(member: Member, settings: Settings,
         nat_az[nat["NatGatewayId"]] = subnet_az[nat["SubnetId"]]
     assert sorted(nat_az.values()) == ["eu-west-1a", "eu-west-1b", "eu-west-1c"]
     igw = inv["igws"][0]
-    assert [a["VpcId"] for a in igw["Attachments"]] == [vpc_id]
+    assert [a["VpcId"] for a in igw["Attachments"]] == [inv["vpcs"][0]["VpcId"]]
     endpoint = inv["endpoints"][0]
     assert endpoint["ServiceName"] == "com.amazonaws.eu-west-1.s3"
     assert endpoint["VpcEndpointType"] == "Gateway"
@@ -126,16 +138,11 @@ def test_n1_n4_apply_creates_exact_inventory(member: Member, settings: Settings,
             assert nat_az[default["NatGatewayId"]] == subnet_az[subnet_id]
     assert set(endpoint["RouteTableIds"]) == non_public_tables
     assert len(non_public_tables) == 9
-    # every resource is in the ledger, created, with its id
-    records = {r.key: r for r in member.ledger.resources(member.account_id)}
-    plan = apply.plan_for(member, settings)
-    assert set(plan.keys()) == set(records)
-    assert all(r.state == ResourceState.CREATED and r.resource_id for r in records.values())
-    assert records["vpc"].resource_id == vpc_id
-    assert out.created == len(records)
 
 
-def test_n4_routes_wait_for_nat_gateways_to_be_available(member: Member, settings: Settings, sandbox: VirtualClock) -> None:
+def test_n4_routes_wait_for_nat_gateways_to_be_available(
+    member: Member, settings: Settings, sandbox: VirtualClock
+) -> None:
     """In the sandbox a NAT gateway is `pending` for 60 s: the waiter must sleep (virtually) before routing."""
     apply.run(member, settings)
     assert sandbox.slept >= 60
@@ -206,9 +213,7 @@ def test_c3_teardown_removes_everything_mlplane_created(member: Member, settings
     foreign_vpc = ec2.create_vpc(CidrBlock="172.31.0.0/16")["Vpc"]["VpcId"]  # not mlplane's
     apply.run(member, settings)
     out = apply.teardown(member, settings)
-    assert _counts(member) == dict.fromkeys(
-        ("vpcs", "subnets", "route_tables", "igws", "eips", "nats", "endpoints"), 0
-    )
+    assert _counts(member) == dict.fromkeys(("vpcs", "subnets", "route_tables", "igws", "eips", "nats", "endpoints"), 0)
     assert out.removed > 0
     assert member.ledger.resources(member.account_id) == []
     assert foreign_vpc in {v["VpcId"] for v in ec2.describe_vpcs()["Vpcs"]}
@@ -269,10 +274,10 @@ def test_registered_types_cover_every_ledger_type(member: Member, settings: Sett
 def test_n5_tgw_mode_allocates_disjoint_cidrs_and_frees_them(
     member: Member, other_member: Member, settings: Settings
 ) -> None:
-    first = settings.model_copy(update={"egress_mode": "tgw", "transit_gateway_id": transit_gateway(member)})
-    second = settings.model_copy(update={"egress_mode": "tgw", "transit_gateway_id": transit_gateway(other_member)})
+    tgw = shared_transit_gateway(member.account_id, other_member.account_id)
+    first = settings.model_copy(update={"egress_mode": "tgw", "transit_gateway_id": tgw})
     out1 = apply.run(member, first)
-    out2 = apply.run(other_member, second)
+    out2 = apply.run(other_member, first)
     blocks = [ipaddress.IPv4Network(c) for c in out1.detail["cidrs"] + out2.detail["cidrs"]]
     pool = ipaddress.IPv4Network(settings.cidr_pool)
     assert all(b.subnet_of(pool) for b in blocks)
@@ -313,3 +318,25 @@ def test_n5_plan_for_changes_nothing(member: Member, settings: Settings, ec2_cal
     assert allocation.lookup(member.ledger, member.account_id, tgw.cidr_pool) is None
     assert plan.vpc.cidr == "10.128.64.0/21"
     assert plan.vpc.secondary_cidr == "10.128.0.0/18"
+
+
+def test_c3_stops_creating_once_rollback_began(member: Member, settings: Settings, ec2_calls: CallLog) -> None:
+    """A Parallel branch still running after its sibling failed must not create behind the rollback."""
+    member.ledger.set_status(member.account_id, Status.ROLLING_BACK, execution=member.execution)
+    with pytest.raises(Conflict, match="ROLLING_BACK"):
+        apply.run(member, settings)
+    assert mutating(ec2_calls()) == []
+    assert member.ledger.resources(member.account_id) == []
+
+
+def test_c3_rollback_sweeps_mlplane_resources_the_ledger_never_recorded(member: Member, settings: Settings) -> None:
+    """Creates that raced the rollback's walk left no ledger record: the VPC's undo finds them by their tags."""
+    apply.run(member, settings)
+    db = boto3.client("dynamodb", region_name=member.region)
+    for key in ["subnet/private/a", "subnet/eks_node/c", "nat/b", "eip/b", "rtb/public/c", "rtb-assoc/public/c",
+                "route/public/c/default", "route/eks_node/b/default", "vpce/s3", "igw"]:  # fmt: skip
+        db.delete_item(TableName=TABLE, Key={"pk": {"S": member.account_id}, "sk": {"S": f"RES#{key}"}})
+    foreign = member.client("ec2").create_vpc(CidrBlock="172.31.0.0/16")["Vpc"]["VpcId"]
+    apply.teardown(member, settings)
+    assert sum(_counts(member).values()) == 0
+    assert foreign in {v["VpcId"] for v in member.client("ec2").describe_vpcs()["Vpcs"]}

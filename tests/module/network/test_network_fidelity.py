@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import boto3
 import pytest
 from botocore.exceptions import ClientError
 
@@ -178,3 +179,43 @@ def test_delete_attached_internet_gateway_is_dependency_violation(ec2: Any, vpc:
     assert _code(caught) == "DependencyViolation"
     ec2.detach_internet_gateway(InternetGatewayId=vpc["igw"], VpcId=vpc["vpc"])
     ec2.delete_internet_gateway(InternetGatewayId=vpc["igw"])
+
+
+def _hub_transit_gateway(share_with: str | None) -> str:
+    """A transit gateway in the hub account (123456789012), shared through RAM with `share_with`."""
+    hub_ec2 = boto3.client("ec2", region_name="eu-west-1")
+    tgw = hub_ec2.create_transit_gateway(Description="network hub")["TransitGateway"]
+    if share_with:
+        boto3.client("ram", region_name="eu-west-1").create_resource_share(
+            name="egress", resourceArns=[tgw["TransitGatewayArn"]], principals=[share_with]
+        )
+    return str(tgw["TransitGatewayId"])
+
+
+def test_n4_attach_to_transit_gateway_shared_through_ram(ec2: Any, vpc: dict[str, str]) -> None:
+    tgw = _hub_transit_gateway(share_with="111111111111")
+    attachment = ec2.create_transit_gateway_vpc_attachment(
+        TransitGatewayId=tgw, VpcId=vpc["vpc"], SubnetIds=[vpc["subnet"]]
+    )["TransitGatewayVpcAttachment"]
+    assert attachment["TransitGatewayId"] == tgw
+    table = ec2.create_route_table(VpcId=vpc["vpc"])["RouteTable"]["RouteTableId"]
+    ec2.create_route(RouteTableId=table, DestinationCidrBlock="0.0.0.0/0", TransitGatewayId=tgw)
+    routes = ec2.describe_route_tables(RouteTableIds=[table])["RouteTables"][0]["Routes"]
+    assert {r.get("TransitGatewayId") for r in routes if r.get("DestinationCidrBlock") == "0.0.0.0/0"} == {tgw}
+
+
+def test_n4_transit_gateway_not_shared_cannot_be_attached(ec2: Any, vpc: dict[str, str]) -> None:
+    tgw = _hub_transit_gateway(share_with=None)
+    with pytest.raises(ClientError) as caught:
+        ec2.create_transit_gateway_vpc_attachment(TransitGatewayId=tgw, VpcId=vpc["vpc"], SubnetIds=[vpc["subnet"]])
+    assert "NotFound" in _code(caught)
+
+
+def test_deleted_route_table_leaves_its_gateway_endpoint_deletable(ec2: Any, vpc: dict[str, str]) -> None:
+    table = ec2.create_route_table(VpcId=vpc["vpc"])["RouteTable"]["RouteTableId"]
+    endpoint = ec2.create_vpc_endpoint(
+        VpcEndpointType="Gateway", VpcId=vpc["vpc"], ServiceName="com.amazonaws.eu-west-1.s3", RouteTableIds=[table]
+    )["VpcEndpoint"]["VpcEndpointId"]
+    ec2.delete_route_table(RouteTableId=table)
+    assert ec2.describe_vpc_endpoints(VpcEndpointIds=[endpoint])["VpcEndpoints"][0]["RouteTableIds"] == []
+    assert ec2.delete_vpc_endpoints(VpcEndpointIds=[endpoint]).get("Unsuccessful", []) == []

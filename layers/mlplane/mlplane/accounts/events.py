@@ -93,7 +93,9 @@ def parse_start(raw: Any) -> ControlTowerEvent | ManualStart:
     try:
         return _ADAPTER.validate_python(raw)
     except ValidationError as err:
-        first = err.errors()[0]
+        # The account id is what an operator needs to see first; otherwise report the first problem.
+        problems = err.errors()
+        first = next((p for p in problems if {"accountId", "account_id"} & set(map(str, p["loc"]))), problems[0])
         where = ".".join(str(part) for part in first["loc"][1:]) or "input"
         kind = "Control Tower event" if _kind(raw) == "event" else "manual start input"
         raise InputRejected(f"invalid {kind}: {where}: {first['msg']}") from err

@@ -21,8 +21,8 @@ from typing import Any
 from botocore.exceptions import WaiterError
 
 from mlplane.config import Settings
-from mlplane.errors import AwsCallFailed, TimedOut
-from mlplane.ledger import ResourceState
+from mlplane.errors import AwsCallFailed, Conflict, TimedOut
+from mlplane.ledger import ResourceState, Status
 from mlplane.member import Member
 from mlplane.network import allocation, lookup, undo
 from mlplane.network.lookup import call
@@ -33,6 +33,9 @@ from mlplane.rollback import registry
 from mlplane.steps import StepOutput
 
 NAT_AVAILABLE_WAIT = {"Delay": 15, "MaxAttempts": 40}
+_STOP = frozenset(
+    {Status.ROLLING_BACK, Status.ROLLED_BACK, Status.ROLLBACK_INCOMPLETE, Status.DEPROVISIONING, Status.DEPROVISIONED}
+)
 
 
 def observe_azs(member: Member) -> list[str]:
@@ -91,6 +94,7 @@ class _Run:
         data: dict[str, Any] | None = None,
     ) -> str:
         values = data or {}
+        self._still_provisioning()
         made, now = self.member.ensure(
             key=key, type=type, find=lambda: find(self.member, key, values), create=create, data=values
         )
@@ -100,6 +104,17 @@ class _Run:
         else:
             self.existing += 1
         return made
+
+    def _still_provisioning(self) -> None:
+        """Stop creating once rollback or deprovision of the account has begun.
+
+        A Parallel branch keeps running after its sibling failed and the workflow moved on to Rollback;
+        creating on would race the rollback's walk of the ledger (what still slips through one create is
+        removed by the VPC's sweep, see `undo.sweep_vpc`).
+        """
+        status = self.member.ledger.status(self.member.account_id)
+        if status is not None and status.status in _STOP:
+            raise Conflict(f"account {self.member.account_id} is {status.status}: CreateNetwork stopped")
 
     def creator(self, operation: str, path: tuple[str, ...], **kwargs: Any) -> Callable[[], str]:
         """The create call of `ensure`: `operation(**kwargs)`, returning the id found at `path` in the answer."""
@@ -307,6 +322,17 @@ class _Run:
             ),
             {"vpc_id": vpc_id, "transit_gateway_id": attachment.transit_gateway_id},
         )
+        # Routes to the transit gateway need the attachment `available` (the network account may have to
+        # accept it first: `pendingAcceptance` keeps the waiter polling until its limit).
+        try:
+            lookup.tgw_attachment_waiter(self.member, "TransitGatewayAttachmentAvailable").wait(
+                TransitGatewayAttachmentIds=[self.ids[attachment.key]]
+            )
+        except WaiterError as err:
+            where = f"transit gateway attachment {self.ids[attachment.key]} in {self.member.account_id}"
+            if "Max attempts exceeded" in str(err):
+                raise TimedOut(f"{where} not available (accepted in the network account?)") from err
+            raise AwsCallFailed(f"{where} failed: {err}") from err
 
     # -- associations and routes ------------------------------------------------------------------------------
     def associations(self) -> None:
@@ -387,7 +413,9 @@ def run(member: Member, settings: Settings) -> StepOutput:
     step.associations()
     step.routes()
     output = step.output(vpc_id)
-    logger.info("network ready", account_id=member.account_id, created_count=output.created, existing_count=output.existing)
+    logger.info(
+        "network ready", account_id=member.account_id, created_count=output.created, existing_count=output.existing
+    )
     return output
 
 

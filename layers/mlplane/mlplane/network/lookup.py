@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from botocore.exceptions import ClientError
+from botocore.waiter import Waiter, WaiterModel, create_waiter_with_client
 
 from mlplane.errors import error_code, translate
 from mlplane.member import ACCOUNT_TAG, KEY_TAG, MANAGED_TAG, Member
@@ -188,6 +189,64 @@ def tgw_attachment_owned(member: Member, attachment_id: str) -> dict[str, Any] |
         if item.get("TransitGatewayAttachmentId") == attachment_id and (not item.get("Tags") or owned(member, item)):
             return dict(item)
     return None
+
+
+# botocore has no waiters for transit gateway attachments; these are botocore waiters all the same (its
+# polling, back-off and limits), defined the way botocore's own waiters-2.json defines them.
+_TGW_WAITERS = WaiterModel(
+    {
+        "version": 2,
+        "waiters": {
+            "TransitGatewayAttachmentAvailable": {
+                "operation": "DescribeTransitGatewayVpcAttachments",
+                "delay": 15,
+                "maxAttempts": 40,
+                "acceptors": [
+                    {
+                        "state": "success",
+                        "matcher": "pathAll",
+                        "argument": "TransitGatewayVpcAttachments[].State",
+                        "expected": "available",
+                    },
+                    *(
+                        {
+                            "state": "failure",
+                            "matcher": "pathAny",
+                            "argument": "TransitGatewayVpcAttachments[].State",
+                            "expected": state,
+                        }
+                        for state in ("failed", "rejected", "deleted", "deleting")
+                    ),
+                ],
+            },
+            "TransitGatewayAttachmentDeleted": {
+                "operation": "DescribeTransitGatewayVpcAttachments",
+                "delay": 15,
+                "maxAttempts": 40,
+                "acceptors": [
+                    {
+                        "state": "success",
+                        "matcher": "pathAll",
+                        "argument": "TransitGatewayVpcAttachments[].State",
+                        "expected": "deleted",
+                    },
+                    {
+                        "state": "success",
+                        "matcher": "path",
+                        "argument": "length(TransitGatewayVpcAttachments[]) == `0`",
+                        "expected": True,
+                    },
+                    {"state": "success", "matcher": "error", "expected": "InvalidTransitGatewayAttachmentID.NotFound"},
+                ],
+            },
+        },
+    }
+)
+
+
+def tgw_attachment_waiter(member: Member, name: str) -> Waiter:
+    """`TransitGatewayAttachmentAvailable` or `TransitGatewayAttachmentDeleted` for the member's EC2 client."""
+    return create_waiter_with_client(name, _TGW_WAITERS, ec2(member))
 
 
 def _first(ids: Any) -> str | None:

@@ -116,7 +116,7 @@ class NetworkPlan(_Frozen):
                 return subnet
         raise KeyError(key)
 
-    def keys(self) -> list[str]:
+    def ledger_keys(self) -> list[str]:
         """Every ledger key the plan may create, in creation order."""
         out = [self.vpc.key, self.vpc.secondary_key]
         out += [rt.key for rt in self.route_tables]

@@ -22,14 +22,15 @@ from typing import TYPE_CHECKING, Any
 from botocore.exceptions import ClientError, WaiterError
 
 from mlplane.errors import TimedOut, error_code, translate
+from mlplane.ledger import ResourceRecord, ResourceState
+from mlplane.member import KEY_TAG
 from mlplane.network import allocation, lookup
 from mlplane.rollback import registry
-from mlplane.rollback.registry import Blocked, Undone
+from mlplane.rollback.registry import Blocked, UndoFn, Undone
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from mlplane.ledger import ResourceRecord
     from mlplane.member import Member
 
 VPC = "ec2:vpc"
@@ -210,6 +211,13 @@ def undo_tgw_attachment(member: Member, record: ResourceRecord, resource_id: str
     if attachment is None or attachment.get("State") in lookup.DEAD_TGW_ATTACHMENT_STATES:
         return _gone()
     done = _attempt(member, "delete_transit_gateway_vpc_attachment", TransitGatewayAttachmentId=resource_id)
+    # Its network interfaces leave the eks_control subnets only once it is `deleted`.
+    try:
+        lookup.tgw_attachment_waiter(member, "TransitGatewayAttachmentDeleted").wait(
+            TransitGatewayAttachmentIds=[resource_id]
+        )
+    except WaiterError as err:
+        raise TimedOut(f"transit gateway attachment {resource_id} in {member.account_id} not deleted: {err}") from err
     return _removed() if done else _gone()
 
 
@@ -220,6 +228,7 @@ def undo_subnet(member: Member, record: ResourceRecord, resource_id: str) -> Und
         return _gone()
     if not lookup.owned(member, subnets[0]):
         return _gone(_NOT_OURS)
+    _clear_own_interfaces(member, resource_id)
     done = _attempt(
         member,
         "delete_subnet",
@@ -230,6 +239,26 @@ def undo_subnet(member: Member, record: ResourceRecord, resource_id: str) -> Und
         SubnetId=resource_id,
     )
     return _removed() if done else _gone()
+
+
+def _clear_own_interfaces(member: Member, subnet_id: str) -> None:
+    """Remove mlplane's own NAT gateways and transit gateway attachments whose interfaces sit in the subnet.
+
+    Normally their ledger records were undone already; these are ones a create racing the rollback left
+    unrecorded. Only resources with mlplane's tags for this account are touched.
+    """
+    blank = _sweep_record(member)
+    mine = lookup.tag_filters(member, "")[1:]
+    nats = lookup.call(member, "describe_nat_gateways", Filters=[{"Name": "subnet-id", "Values": [subnet_id]}, *mine])[
+        "NatGateways"
+    ]
+    for nat in nats:
+        if nat.get("SubnetId") == subnet_id and lookup.owned(member, nat):
+            undo_nat(member, blank, str(nat["NatGatewayId"]))
+    attachments = lookup.call(member, "describe_transit_gateway_vpc_attachments", Filters=mine)
+    for attachment in attachments["TransitGatewayVpcAttachments"]:
+        if subnet_id in attachment.get("SubnetIds", []):
+            undo_tgw_attachment(member, blank, str(attachment["TransitGatewayAttachmentId"]))
 
 
 def undo_route_table(member: Member, record: ResourceRecord, resource_id: str) -> Undone:
@@ -271,6 +300,10 @@ def undo_vpc_cidr(member: Member, record: ResourceRecord, resource_id: str) -> U
     if not live:
         return _gone()
     cidr = str(live[0].get("CidrBlock"))
+    users = _subnets_in(member, record.data["vpc_id"], cidr)
+    if users and all(lookup.owned(member, s) for s in users):
+        # mlplane subnets the ledger does not list (a create that raced the rollback): the VPC's sweep removes them
+        return Undone("deferred", f"CIDR {cidr} still holds mlplane subnets: removed with VPC {record.data['vpc_id']}")
     done = _attempt(
         member,
         "disassociate_vpc_cidr_block",
@@ -286,8 +319,10 @@ def undo_vpc_cidr(member: Member, record: ResourceRecord, resource_id: str) -> U
 def undo_vpc(member: Member, record: ResourceRecord, resource_id: str) -> Undone:
     if lookup.describe_or_none(member, "describe_vpcs", "Vpcs", VpcIds=[resource_id]) is None:
         return _gone()
-    if _owned_vpc(member, resource_id) is None:
+    vpc = _owned_vpc(member, resource_id)
+    if vpc is None:
         return _gone(_NOT_OURS)
+    sweep_vpc(member, vpc)
     done = _attempt(
         member,
         "delete_vpc",
@@ -311,14 +346,118 @@ def _vpc_dependents(member: Member, vpc_id: str) -> str:
     return ", ".join(p for p in parts if p and p != "(unknown)") or "(unknown)"
 
 
-def _describe_subnets(member: Member, vpc_id: str, cidr: str | None) -> str:
+def _subnets_in(member: Member, vpc_id: str, cidr: str | None) -> list[dict[str, Any]]:
     subnets = lookup.call(member, "describe_subnets", Filters=[{"Name": "vpc-id", "Values": [vpc_id]}])["Subnets"]
-    inside = [
-        s
+    return [
+        dict(s)
         for s in subnets
         if cidr is None or ipaddress.IPv4Network(s["CidrBlock"]).subnet_of(ipaddress.IPv4Network(cidr))
     ]
+
+
+def _describe_subnets(member: Member, vpc_id: str, cidr: str | None) -> str:
+    inside = _subnets_in(member, vpc_id, cidr)
     return ", ".join(sorted(f"{s['SubnetId']} ({s['CidrBlock']})" for s in inside)) or "(unknown)"
+
+
+# -- the VPC's sweep: mlplane resources the ledger does not list -------------------------------------------------
+def sweep_vpc(member: Member, vpc: dict[str, Any]) -> None:
+    """Remove every mlplane-tagged resource of this account left in the VPC, in dependency order.
+
+    The ledger lists what a step recorded; a step still running when rollback starts (a Parallel branch
+    whose sibling failed) may create after rollback walked past. Everything such a step makes carries
+    mlplane's tags, so the VPC, undone last, first removes whatever mlplane-owned resources remain in it,
+    with the same undo functions (which check the tags again). Nothing else is touched.
+    """
+    vpc_id = str(vpc["VpcId"])
+    blank = _sweep_record(member)
+    order: list[tuple[UndoFn, Callable[[], list[str]]]] = [
+        (undo_nat, lambda: _owned_ids(member, "describe_nat_gateways", "NatGateways", "NatGatewayId", vpc_id)),
+        (undo_eip, lambda: _free_eips(member)),
+        (undo_vpce, lambda: _owned_ids(member, "describe_vpc_endpoints", "VpcEndpoints", "VpcEndpointId", vpc_id)),
+        (
+            undo_tgw_attachment,
+            lambda: _owned_ids(
+                member,
+                "describe_transit_gateway_vpc_attachments",
+                "TransitGatewayVpcAttachments",
+                "TransitGatewayAttachmentId",
+                vpc_id,
+            ),
+        ),
+        (undo_igw, lambda: _attached_igws(member, vpc_id)),
+        (_undo_any_association, lambda: _associations(member, vpc_id)),
+        (undo_subnet, lambda: _owned_ids(member, "describe_subnets", "Subnets", "SubnetId", vpc_id)),
+        (undo_route_table, lambda: _owned_ids(member, "describe_route_tables", "RouteTables", "RouteTableId", vpc_id)),
+        (_undo_any_cidr, lambda: _secondary_cidrs(vpc)),
+    ]
+    for undo, ids in order:
+        for resource_id in ids():
+            undo(member, blank, resource_id)
+
+
+def _owned_ids(member: Member, operation: str, result_key: str, id_key: str, vpc_id: str) -> list[str]:
+    filters = [{"Name": "vpc-id", "Values": [vpc_id]}, *lookup.tag_filters(member, "")[1:]]
+    items = lookup.call(member, operation, Filters=filters)[result_key]
+    return sorted(str(i[id_key]) for i in items if i.get("VpcId", vpc_id) == vpc_id and lookup.owned(member, i))
+
+
+def _free_eips(member: Member) -> list[str]:
+    addresses = lookup.call(member, "describe_addresses", Filters=lookup.tag_filters(member, "")[1:])["Addresses"]
+    return sorted(
+        str(a["AllocationId"])
+        for a in addresses
+        if lookup.owned(member, a)
+        and lookup.tags_of(a).get(KEY_TAG, "").startswith("eip/")
+        and not a.get("AssociationId")
+    )
+
+
+def _attached_igws(member: Member, vpc_id: str) -> list[str]:
+    filters = [{"Name": "attachment.vpc-id", "Values": [vpc_id]}, *lookup.tag_filters(member, "")[1:]]
+    igws = lookup.call(member, "describe_internet_gateways", Filters=filters)["InternetGateways"]
+    return sorted(str(g["InternetGatewayId"]) for g in igws if lookup.owned(member, g))
+
+
+def _associations(member: Member, vpc_id: str) -> list[str]:
+    filters = [{"Name": "vpc-id", "Values": [vpc_id]}, *lookup.tag_filters(member, "")[1:]]
+    tables = lookup.call(member, "describe_route_tables", Filters=filters)["RouteTables"]
+    return sorted(
+        str(a["RouteTableAssociationId"])
+        for t in tables
+        if lookup.owned(member, t)
+        for a in t.get("Associations", [])
+        if a.get("SubnetId") and not a.get("Main")
+    )
+
+
+def _undo_any_association(member: Member, record: ResourceRecord, resource_id: str) -> Undone:
+    return _removed() if _attempt(member, "disassociate_route_table", AssociationId=resource_id) else _gone()
+
+
+def _secondary_cidrs(vpc: dict[str, Any]) -> list[str]:
+    return sorted(
+        str(a["AssociationId"])
+        for a in vpc.get("CidrBlockAssociationSet", [])
+        if a.get("CidrBlock") != vpc.get("CidrBlock")
+        and a.get("CidrBlockState", {}).get("State") in ("associating", "associated")
+    )
+
+
+def _undo_any_cidr(member: Member, record: ResourceRecord, resource_id: str) -> Undone:
+    return _removed() if _attempt(member, "disassociate_vpc_cidr_block", AssociationId=resource_id) else _gone()
+
+
+def _sweep_record(member: Member) -> ResourceRecord:
+    return ResourceRecord(
+        account_id=member.account_id,
+        key="sweep",
+        type="sweep",
+        step=member.step,
+        execution=member.execution,
+        state=ResourceState.CREATED,
+        seq=0,
+    )
 
 
 # -- network interfaces: who blocks a subnet or a VPC -----------------------------------------------------------
