@@ -44,6 +44,7 @@ def read(account_id: str) -> dict[str, Any]:  # noqa: C901, PLR0912 - one sectio
             "quota_requests": [],
             "eks_clusters": [],
         }
+
         def attribute(vpc_id: str, name: str) -> bool:
             answer = ec2.describe_vpc_attribute(VpcId=vpc_id, Attribute=name)
             key = name[0].upper() + name[1:]

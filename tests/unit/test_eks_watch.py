@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from mlplane.eks.models import ClusterView, HealthIssue, NodegroupView
 from mlplane.eks.watch import assess
 

@@ -8,9 +8,10 @@ import re
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 import mlplane.iam.plan as plan_module
 import mlplane.kms.policy as policy_module
-import pytest
 from mlplane.config import Settings, settings_from
 from mlplane.errors import ConfigError
 from mlplane.iam.models import IamObserved, ObservedPolicy, ObservedUser, PolicyAction, PolicyVersion, UserAction

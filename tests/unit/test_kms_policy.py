@@ -6,6 +6,7 @@ import copy
 from typing import Any
 
 import pytest
+
 from mlplane.errors import ConfigError
 from mlplane.kms.policy import (
     CREDENTIAL_ACTIONS,

@@ -5,8 +5,9 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
-import mlplane.quotas.plan as plan_module
 import pytest
+
+import mlplane.quotas.plan as plan_module
 from mlplane.config import QuotaTarget
 from mlplane.quotas.models import ObservedQuota, QuotaRequest, quota_key
 from mlplane.quotas.plan import plan, progress

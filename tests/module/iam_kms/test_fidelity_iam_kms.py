@@ -8,6 +8,7 @@ from typing import Any
 import boto3
 import pytest
 from botocore.exceptions import ClientError
+
 from mlplane.iam.plan import shipped_policy
 from mlplane.kms.policy import credential_statement, default_key_policy
 from mlplane.member import Member

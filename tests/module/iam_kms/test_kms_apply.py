@@ -7,6 +7,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+
 from mlplane.config import Settings
 from mlplane.errors import AwsCallFailed, ConfigError, TransientError
 from mlplane.kms import apply

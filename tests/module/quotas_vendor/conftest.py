@@ -7,6 +7,9 @@ from collections.abc import Iterator
 
 import boto3
 import pytest
+from moto import mock_aws
+from moto.iam.models import iam_backends
+
 from mlplane import aws
 from mlplane.config import Settings, reset_settings
 from mlplane.member import Member, member_for
@@ -14,8 +17,6 @@ from mlplane_sandbox import clock as clock_module
 from mlplane_sandbox import interceptor
 from mlplane_sandbox.clock import VirtualClock
 from mlplane_sandbox.emulators import service_quotas
-from moto import mock_aws
-from moto.iam.models import iam_backends
 
 REGION = "eu-west-1"
 MEMBER = "111111111111"

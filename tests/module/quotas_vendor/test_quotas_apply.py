@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from mlplane.config import QuotaTarget, Settings
 from mlplane.errors import QuotaDenied, TimedOut
 from mlplane.ledger import ResourceState

@@ -8,6 +8,7 @@ from typing import Any
 import boto3
 import pytest
 from botocore.exceptions import ClientError
+
 from mlplane_sandbox.clock import VirtualClock
 from mlplane_sandbox.emulators import service_quotas
 

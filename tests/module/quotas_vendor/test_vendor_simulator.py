@@ -6,6 +6,7 @@ from collections.abc import Callable, Iterator
 
 import boto3
 import pytest
+
 from mlplane import notify
 from mlplane.config import Settings
 from mlplane.eks import watch
