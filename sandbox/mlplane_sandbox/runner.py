@@ -21,13 +21,16 @@ from moto import mock_aws
 
 from mlplane import aws
 from mlplane.accounts.events import ControlTowerEvent, ManualStart, parse_start
+from mlplane.accounts.retire import parse_retire, start_deprovisioning
 from mlplane.accounts.start import start_provisioning
 from mlplane.config import Settings, reset_settings, settings_from
 from mlplane.errors import ConfigError, InputRejected
 from mlplane.ledger import Ledger, Status
 from mlplane.steps import cause_message
 from mlplane_sandbox import clock as clock_module
-from mlplane_sandbox import faults, interceptor, inventory, lambdas, recording
+from mlplane_sandbox import faults, interceptor, inventory, lambdas, recording, rules
+from mlplane_sandbox import vendor as vendor_module
+from mlplane_sandbox.emulators import service_quotas
 from mlplane_sandbox.fidelity import iam_kms as fidelity_iam_kms
 from mlplane_sandbox.template import Resolver, load_template, parameter_values, pascal, project_root
 from mlplane_sandbox.world import HUB_ACCOUNT, REGION, World, as_account, reset_clients, sandbox_client
@@ -145,6 +148,7 @@ class Sandbox:
         reset_clients()
         clock_module.reset()
         recording.reset()
+        _notifications.clear()
         aws.reset()
         reset_settings()
         interceptor.install()
@@ -295,6 +299,9 @@ class Sandbox:
 
     # -- running ------------------------------------------------------------------------------------------
     def run(self, raw: Any) -> RunResult:
+        """Make the world the input describes, send it, wait for the executions; then deprovision if asked."""
+        if _is_retirement(raw):
+            return self._retire(raw)
         start = _parse_input(raw)
         account_id = start.account_id
         if not self.options.absent:
@@ -312,7 +319,42 @@ class Sandbox:
             with recording.actor(_CLI):
                 start_provisioning(raw, self.settings, self.state_machines["provision"])
         executions = self._wait_new(known)
-        return self._result(account_id, executions, mark)
+        result = self._result(account_id, executions, mark)
+        if self.options.then_deprovision and result.outcome == "READY":
+            result = self.deprovision(account_id, mark=mark, before=executions)
+        return result
+
+    def deprovision(
+        self,
+        account_id: str,
+        *,
+        vendor_first: bool = True,
+        mark: int | None = None,
+        before: list[dict[str, Any]] | None = None,
+    ) -> RunResult:
+        """Retire the account by hand, as an operator would after the AAC admin removed the data plane."""
+        if vendor_first:
+            vendor_module.teardown(account_id)
+        mark = recording.mark() if mark is None else mark
+        known = self._execution_arns()
+        with recording.actor(_CLI):
+            start_deprovisioning(
+                {"account_id": account_id, "requested_by": "mlplane local run"},
+                self.settings,
+                self.state_machines["deprovision"],
+            )
+        return self._result(account_id, (before or []) + self._wait_new(known), mark)
+
+    def _retire(self, raw: dict[str, Any]) -> RunResult:
+        """An Organizations CloseAccount/MoveAccount event, through EventBridge."""
+        try:
+            account_id = parse_retire(raw).account_id
+        except InputRejected as err:
+            raise UsageError(str(err)) from err
+        mark = recording.mark()
+        known = self._execution_arns()
+        self._put_event(raw)
+        return self._result(account_id, self._wait_new(known), mark)
 
     def _put_event(self, event: dict[str, Any]) -> None:
         """EventBridge: match the template's rules and invoke their targets (moto does not deliver)."""
@@ -380,27 +422,11 @@ class Sandbox:
             {"name": e["name"], "state_machine": machine_of.get(e["stateMachineArn"], "?"), "status": e["status"]}
             for e in executions
         ]
+        last = executions[-1] if executions else None
         error: dict[str, str] | None = None
-        failed = [e for e in executions if e["status"] != "SUCCEEDED"]
-        if failed:
-            error = {
-                "type": failed[-1].get("error", "Unknown"),
-                "message": _one_line(cause_message(failed[-1].get("cause", ""))),
-            }
-        if not executions and status is None:
-            outcome = "IGNORED"
-        elif (status is not None and status.status in (Status.READY, Status.DEPROVISIONED) and not failed) or (
-            status is not None and status.status in (Status.ROLLED_BACK, Status.ROLLBACK_INCOMPLETE) and failed
-        ):
-            outcome = status.status.value
-        elif failed:
-            outcome = "REJECTED"
-        elif not executions:
-            outcome = "IGNORED"
-        else:
-            outcome = status.status.value if status else "IGNORED"
-        if status is not None and status.status == Status.READY and not executions and not failed:
-            outcome = "READY"
+        if last is not None and last["status"] != "SUCCEEDED":
+            error = {"type": last.get("error", "Unknown"), "message": _one_line(cause_message(last.get("cause", "")))}
+        outcome = _outcome(status.status if status else None, last, machine_of)
         inv = inventory.read(account_id) if account_id in self.world.accounts else {}
         owned = inventory.mlplane_resources(inv, account_id) if inv else []
         live_ids = (
@@ -413,7 +439,47 @@ class Sandbox:
         history: list[dict[str, Any]] = []
         for e in executions:
             history.extend(self.history(e["executionArn"]))
-        return RunResult(outcome, account_id, listed, leftovers, calls, inv, error, history=history)
+        notes = [n for n in notifications() if n.get("account_id") == account_id and n.get("outcome")]
+        deferred = notes[-1]["deferred"] if notes and last is not None else []
+        return RunResult(outcome, account_id, listed, leftovers, calls, inv, error, deferred=deferred, history=history)
+
+
+def _outcome(status: Status | None, last: dict[str, Any] | None, machine_of: dict[str, str]) -> str:
+    """The run's outcome from the account's ledger status and the last execution of this input."""
+    settled = {Status.READY, Status.DEPROVISIONED, Status.ROLLED_BACK, Status.ROLLBACK_INCOMPLETE}
+    if last is None:  # no execution: not for mlplane, or a duplicate of one that already ended
+        return status.value if status in settled else "IGNORED"
+    if last["status"] == "SUCCEEDED":
+        if machine_of.get(last["stateMachineArn"]) == "deprovision":
+            return "DEPROVISIONED"
+        return status.value if status in settled else "READY"
+    if status in (Status.ROLLED_BACK, Status.ROLLBACK_INCOMPLETE):
+        return status.value
+    if status == Status.DEPROVISIONING:
+        return "ROLLBACK_INCOMPLETE"  # deprovisioning stopped with mlplane resources still there
+    return "REJECTED"  # failed before changing anything (validation, refusal)
+
+
+_notifications: list[dict[str, Any]] = []
+
+
+@rules.after("sns", "Publish")
+def _capture_notification(call: rules.Call, response: dict[str, Any]) -> None:
+    """Keep what mlplane published on its topic: the run's `deferred` comes from its outcome message."""
+    try:
+        document = json.loads(str(call.params.get("Message", "")))
+    except json.JSONDecodeError:
+        return
+    if isinstance(document, dict) and document.get("source") == "mlplane":
+        _notifications.append(document)
+
+
+def notifications() -> list[dict[str, Any]]:
+    return list(_notifications)
+
+
+def _is_retirement(raw: Any) -> bool:
+    return isinstance(raw, dict) and raw.get("source") == "aws.organizations"
 
 
 class _LedgerClient:
@@ -454,15 +520,5 @@ def _one_line(text: str) -> str:
 
 def _reset_scenarios(vendor: str, quota: str) -> None:
     """Point the vendor simulator and the Service Quotas emulator at this run's scenarios."""
-    try:
-        from mlplane_sandbox import vendor as vendor_module
-
-        vendor_module.reset(vendor, clock_module.clock())
-    except (ImportError, AttributeError):
-        pass
-    try:
-        from mlplane_sandbox.emulators import service_quotas
-
-        service_quotas.reset(quota, clock_module.clock())
-    except (ImportError, AttributeError):
-        pass
+    vendor_module.reset(vendor, clock_module.clock())
+    service_quotas.reset(quota, clock_module.clock())

@@ -16,7 +16,9 @@ from mlplane_sandbox.template import load_template
 
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE = load_template(ROOT / "template.yaml")
-MACHINES = {name: json.loads((ROOT / "statemachines" / f"{name}.asl.json").read_text()) for name in ("provision",)}
+MACHINES = {
+    name: json.loads((ROOT / "statemachines" / f"{name}.asl.json").read_text()) for name in ("provision", "deprovision")
+}
 
 
 def all_states(definition: dict[str, Any]) -> dict[str, dict[str, Any]]:

@@ -38,6 +38,7 @@ class Settings(BaseModel):
     ledger_table: str = "mlplane-ledger"
     topic_arn: str = ""
     provision_state_machine_arn: str = ""
+    deprovision_state_machine_arn: str = ""
     member_role_name: str = "AWSControlTowerExecution"
     allowed_ous: tuple[str, ...] = ("Workloads",)
     egress_mode: Literal["nat", "tgw"] = "nat"

@@ -24,6 +24,12 @@ class ValidateAccountInput(_Model):
     execution: ExecutionName
 
 
+class ValidateDeprovisionOutput(_Model):
+    account_id: AccountId
+    execution: ExecutionName
+    action: Literal["deprovision", "noop"]
+
+
 class StepInput(_Model):
     """What every step after ValidateAccount receives."""
 

@@ -179,14 +179,17 @@ def test_c4_teardown_restores_policy_deletes_alias_and_schedules_key_deletion(
     _vendor_role(member, sandbox)
     apply.patch_policy(member, settings)
     output = apply.teardown(member, settings)
-    assert output.detail["undone"] == {"kms/key-policy": "removed", "kms/alias": "removed", "kms/key": "deferred"}
-    (reason,) = output.detail["deferred"]
+    assert output.removed == 2  # the key-policy statement and the alias
+    (deferred,) = output.detail["deferred"]
+    assert (deferred["type"], deferred["id"]) == ("kms:key", key_id)
+    reason = deferred["reason"]
     assert reason.startswith(f"KMS key {key_id} scheduled for deletion on ")
     assert reason.endswith("; AWS cannot delete a key at once")
     kms = member.client("kms")
     assert kms.describe_key(KeyId=key_id)["KeyMetadata"]["KeyState"] == "PendingDeletion"
     assert kms.list_aliases(KeyId=key_id)["Aliases"] == []
     assert member.ledger.resources(MEMBER) == []
+    assert [r.key for r in member.ledger.deferred(MEMBER)] == ["kms/key"]
     assert apply.teardown(member, settings).removed == 0
 
 

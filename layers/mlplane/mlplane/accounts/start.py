@@ -27,10 +27,23 @@ def execution_name(start: ControlTowerEvent | ManualStart, *, now: datetime | No
 
 def start_provisioning(raw: Any, settings: Settings, state_machine_arn: str) -> dict[str, Any]:
     """StartExecution for an event or manual input; a duplicate delivery returns the first execution."""
-    if not state_machine_arn:
-        raise ConfigError("PROVISION_STATE_MACHINE_ARN is not set")
     start = parse_start(raw)
-    name = execution_name(start)
+    return start_execution(
+        raw,
+        account_id=start.account_id,
+        name=execution_name(start),
+        settings=settings,
+        state_machine_arn=state_machine_arn,
+    )
+
+
+def start_execution(
+    raw: Any, *, account_id: str, name: str, settings: Settings, state_machine_arn: str
+) -> dict[str, Any]:
+    """StartExecution with a deterministic name: EventBridge delivers at least once, and a Standard
+    workflow refuses a second execution of the same name (ExecutionAlreadyExists once the first closed)."""
+    if not state_machine_arn:
+        raise ConfigError("the state machine ARN is not configured")
     sfn = aws.client(aws.hub_session(settings.aws_region), "stepfunctions")
     payload = json.dumps(raw, sort_keys=True, separators=(",", ":"))
     try:
@@ -39,8 +52,7 @@ def start_provisioning(raw: Any, settings: Settings, state_machine_arn: str) -> 
     except ClientError as err:
         if error_code(err) != "ExecutionAlreadyExists":
             raise translate(err, f"states:StartExecution {name}") from err
-        # At-least-once delivery: the event already started (and maybe finished) its execution.
         arn = f"{state_machine_arn.replace(':stateMachine:', ':execution:')}:{name}"
         started = False
-    logger.info("provision start", account_id=start.account_id, execution=name, started=started)
-    return {"account_id": start.account_id, "execution": name, "execution_arn": arn, "started": started}
+    logger.info("execution start", account_id=account_id, execution=name, started=started)
+    return {"account_id": account_id, "execution": name, "execution_arn": arn, "started": started}

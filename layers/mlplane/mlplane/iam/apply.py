@@ -28,10 +28,10 @@ from mlplane.iam.models import (
     PolicyVersion,
     UserAction,
 )
-from mlplane.ledger import ResourceState
 from mlplane.member import ACCOUNT_TAG, KEY_TAG, MANAGED_TAG
 from mlplane.observability import logger, tracer
-from mlplane.rollback.registry import Blocked, Undone, handler_for, register
+from mlplane.rollback import run as rollback_run
+from mlplane.rollback.registry import Blocked, Undone, register
 from mlplane.steps import StepOutput
 
 if TYPE_CHECKING:
@@ -306,31 +306,10 @@ def _attached(iam: IAMClient, user: str, arn: str) -> bool:
 # -- teardown (deprovision) -------------------------------------------------------------------------------
 @tracer.capture_method(capture_response=False)
 def teardown(member: Member, settings: Settings) -> StepOutput:
-    """Deprovision: undo every live iam:* ledger record, newest first, with the rollback handlers.
-
-    A resource something else blocks (e.g. access keys someone created for the service account) is left in
-    place and named in one `Blocked` raised after the others were undone.
-    """
+    """Deprovision: undo every live iam:* ledger record newest first: detach, delete the policy mlplane
+    created, and delete the service account only if mlplane created it."""
     del settings  # the ledger has everything the undo needs
-    records = [r for r in member.ledger.resources(member.account_id) if r.type.startswith("iam:")]
-    removed = 0
-    blocked: list[str] = []
-    outcomes: dict[str, str] = {}
-    for record in sorted(records, key=lambda r: r.seq, reverse=True):
-        handler = handler_for(record.type)
-        resource_id = record.resource_id if record.state == ResourceState.CREATED else None
-        resource_id = resource_id or handler.find(member, record)
-        try:
-            outcome = handler.undo(member, record, resource_id) if resource_id else Undone("gone")
-        except Blocked as err:
-            blocked.append(str(err))
-            continue
-        member.ledger.record_deleted(member.account_id, key=record.key)
-        outcomes[record.key] = outcome.outcome
-        removed += outcome.outcome == "removed"
-    if blocked:
-        raise Blocked("; ".join(blocked))
-    return StepOutput(removed=removed, detail={"undone": outcomes})
+    return rollback_run.teardown(member, "iam:")
 
 
 # -- rollback handlers ------------------------------------------------------------------------------------

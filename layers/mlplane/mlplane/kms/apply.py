@@ -19,10 +19,10 @@ from mlplane.config import Settings
 from mlplane.errors import Conflict, TransientError, error_code, translate
 from mlplane.kms import policy as key_policy
 from mlplane.kms.models import VaultKey
-from mlplane.ledger import ResourceState
 from mlplane.member import ACCOUNT_TAG, KEY_TAG, MANAGED_TAG
 from mlplane.observability import logger, tracer
-from mlplane.rollback.registry import Blocked, Undone, handler_for, register
+from mlplane.rollback import run as rollback_run
+from mlplane.rollback.registry import Blocked, Undone, register
 from mlplane.steps import StepOutput
 
 if TYPE_CHECKING:
@@ -225,31 +225,10 @@ def _role_exists(member: Member, role_name: str) -> bool:
 # -- teardown (deprovision) -------------------------------------------------------------------------------
 @tracer.capture_method(capture_response=False)
 def teardown(member: Member, settings: Settings) -> StepOutput:
-    """Deprovision: undo every live kms:* ledger record newest first: restore the key policy, delete the alias,
-    schedule deletion of the key only if mlplane created it (a key found by alias has no record)."""
-    del settings
-    records = [r for r in member.ledger.resources(member.account_id) if r.type.startswith("kms:")]
-    removed = 0
-    blocked: list[str] = []
-    outcomes: dict[str, str] = {}
-    deferred: list[str] = []
-    for record in sorted(records, key=lambda r: r.seq, reverse=True):
-        handler = handler_for(record.type)
-        resource_id = record.resource_id if record.state == ResourceState.CREATED else None
-        resource_id = resource_id or handler.find(member, record)
-        try:
-            outcome = handler.undo(member, record, resource_id) if resource_id else Undone("gone")
-        except Blocked as err:
-            blocked.append(str(err))
-            continue
-        member.ledger.record_deleted(member.account_id, key=record.key)
-        outcomes[record.key] = outcome.outcome
-        removed += outcome.outcome == "removed"
-        if outcome.outcome == "deferred":
-            deferred.append(outcome.reason)
-    if blocked:
-        raise Blocked("; ".join(blocked))
-    return StepOutput(removed=removed, detail={"undone": outcomes, "deferred": deferred})
+    """Deprovision: undo every live kms:* ledger record newest first: restore the key policy, delete the
+    alias, and schedule deletion of the key only if mlplane created it (a key found by alias has no record)."""
+    del settings  # the ledger has everything the undo needs
+    return rollback_run.teardown(member, "kms:")
 
 
 # -- rollback handlers ------------------------------------------------------------------------------------

@@ -33,6 +33,7 @@ class ResourceState(StrEnum):
     INTENT = "intent"  # recorded before the create call: the id may exist in AWS without being known here
     CREATED = "created"
     DELETED = "deleted"
+    DEFERRED = "deferred"  # undone as far as AWS allows at once (a key scheduled for deletion, a quota request)
 
 
 class ResourceRecord(BaseModel):

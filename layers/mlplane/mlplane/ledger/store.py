@@ -111,7 +111,7 @@ class Ledger:
         `known`: the record the caller just read (saves a read); None reads it.
         """
         existing = known if known is not None else self.resource(account_id, key)
-        if existing is not None and existing.state != ResourceState.DELETED:
+        if existing is not None and existing.state not in (ResourceState.DELETED, ResourceState.DEFERRED):
             return existing
         record = ResourceRecord(
             account_id=account_id,
@@ -149,6 +149,17 @@ class Ledger:
         if record is not None and record.state != ResourceState.DELETED:
             self._put(record.model_copy(update={"state": ResourceState.DELETED}))
 
+    def record_deferred(self, account_id: str, *, key: str, reason: str) -> None:
+        """AWS cannot undo this at once: keep it listed, with why, instead of deleting the record."""
+        record = self.resource(account_id, key)
+        if record is not None:
+            self._put(
+                record.model_copy(update={"state": ResourceState.DEFERRED, "data": {**record.data, "deferred": reason}})
+            )
+
+    def deferred(self, account_id: str) -> list[ResourceRecord]:
+        return [r for r in self.resources(account_id, live_only=False) if r.state == ResourceState.DEFERRED]
+
     def resource(self, account_id: str, key: str) -> ResourceRecord | None:
         item = self._get(account_id, _RESOURCE_PREFIX + key)
         return None if item is None else _record_from(item)
@@ -168,7 +179,7 @@ class Ledger:
         except ClientError as err:
             raise translate(err, f"dynamodb:Query {self._table}") from err
         if live_only:
-            records = [r for r in records if r.state != ResourceState.DELETED]
+            records = [r for r in records if r.state not in (ResourceState.DELETED, ResourceState.DEFERRED)]
         return sorted(records, key=lambda r: r.seq)
 
     # -- generic items (e.g. CIDR allocations) ----------------------------------------------------------

@@ -7,16 +7,17 @@ write) is found again by its mlplane tags. Only mlplane-tagged resources are eve
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Literal
 
 from mlplane import notify
 from mlplane.config import Settings
 from mlplane.errors import MlplaneError, TransientError
-from mlplane.ledger import ResourceRecord, Status
+from mlplane.ledger import ResourceRecord, ResourceState, Status
 from mlplane.member import Member
 from mlplane.observability import logger, tracer
 from mlplane.rollback.registry import Blocked, handler_for
-from mlplane.steps import RollbackOutput, UndoneItem
+from mlplane.steps import RollbackOutput, StepOutput, UndoneItem
 
 
 def _load_domains() -> None:
@@ -27,42 +28,69 @@ def _load_domains() -> None:
     import mlplane.quotas.apply  # noqa: F401
 
 
+@dataclass(frozen=True)
+class UndoReport:
+    removed: int
+    blocked: list[UndoneItem]
+    deferred: list[UndoneItem]
+
+
 @tracer.capture_method(capture_response=False)
-def undo_all(member: Member, records: list[ResourceRecord]) -> tuple[int, list[UndoneItem], list[UndoneItem]]:
-    """Undo `records` newest first; returns (removed, blocked, deferred). Transient errors propagate (retry)."""
+def undo_all(member: Member, records: list[ResourceRecord]) -> UndoReport:
+    """Undo `records` newest first. Transient errors propagate (the workflow retries the step); a resource
+    that cannot be removed is reported as blocked and the walk goes on with the others."""
     _load_domains()
     removed = 0
     blocked: list[UndoneItem] = []
     deferred: list[UndoneItem] = []
     for record in sorted(records, key=lambda r: r.seq, reverse=True):
         handler = handler_for(record.type)
-        resource_id = record.resource_id or handler.find(member, record)
-        if resource_id is None:
+        resource_id = (record.resource_id if record.state == ResourceState.CREATED else None) or handler.find(
+            member, record
+        )
+        if resource_id is None:  # never created (the intent was recorded, the create never happened)
             member.ledger.record_deleted(member.account_id, key=record.key)
             continue
         try:
             undone = handler.undo(member, record, resource_id)
         except TransientError:
             raise
-        except Blocked as err:
-            blocked.append(UndoneItem(type=record.type, id=resource_id, reason=str(err)))
-            continue
-        except MlplaneError as err:
+        except MlplaneError as err:  # Blocked, or an error that a retry will not fix: name it, go on
             blocked.append(UndoneItem(type=record.type, id=resource_id, reason=str(err)))
             continue
         if undone.outcome == "deferred":
             deferred.append(UndoneItem(type=record.type, id=resource_id, reason=undone.reason))
-        else:
-            removed += 1
+            member.ledger.record_deferred(member.account_id, key=record.key, reason=undone.reason)
+            continue
+        removed += undone.outcome == "removed"
         member.ledger.record_deleted(member.account_id, key=record.key)
-    return removed, blocked, deferred
+    return UndoReport(removed, blocked, deferred)
+
+
+def teardown(member: Member, type_prefix: str) -> StepOutput:
+    """Deprovision one domain: undo its live records; Blocked (after undoing the rest) if any is blocked."""
+    records = [r for r in member.ledger.resources(member.account_id) if r.type.startswith(type_prefix)]
+    report = undo_all(member, records)
+    if report.blocked:
+        raise Blocked("; ".join(f"{b.type} {b.id}: {b.reason}" for b in report.blocked))
+    return StepOutput(removed=report.removed, detail={"deferred": [d.model_dump() for d in report.deferred]})
+
+
+def deferred_items(member: Member) -> list[UndoneItem]:
+    """Everything mlplane undid only as far as AWS allows at once, as the ledger records it."""
+    return [
+        UndoneItem(type=r.type, id=r.resource_id or r.key, reason=str(r.data.get("deferred", "")))
+        for r in member.ledger.deferred(member.account_id)
+    ]
 
 
 def rollback(member: Member, settings: Settings, error: str | None) -> RollbackOutput:
     """Undo everything mlplane recorded for the account; ROLLED_BACK or ROLLBACK_INCOMPLETE, notified."""
     ledger = member.ledger
     ledger.set_status(member.account_id, Status.ROLLING_BACK, execution=member.execution, error=error)
-    removed, blocked, deferred = undo_all(member, ledger.resources(member.account_id))
+    report = undo_all(member, ledger.resources(member.account_id))
+    removed, blocked = report.removed, report.blocked
+    deferred = deferred_items(member)
     _release_allocations(member)
     outcome: Literal["ROLLED_BACK", "ROLLBACK_INCOMPLETE"] = "ROLLBACK_INCOMPLETE" if blocked else "ROLLED_BACK"
     summary = error

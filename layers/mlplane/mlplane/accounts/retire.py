@@ -1,0 +1,147 @@
+"""Deprovisioning: the inputs that start it, the refusal while the vendor's data plane exists, the end state.
+
+Started by hand (`{"account_id": ..., "requested_by": ...}`) or by the Organizations CloudTrail events of an
+account closed (`CloseAccount`) or moved to the retirement OU (`MoveAccount`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, TypeAdapter, ValidationError
+
+from mlplane import notify
+from mlplane.accounts.start import start_execution
+from mlplane.config import Settings
+from mlplane.eks import watch
+from mlplane.errors import Conflict, InputRejected, RollbackIncomplete
+from mlplane.ledger import Ledger, Status
+from mlplane.member import Member
+from mlplane.network import allocation
+from mlplane.rollback.run import deferred_items, undo_all
+from mlplane.steps import StepOutput, ValidateDeprovisionOutput
+from mlplane.types import AccountId
+
+# Another run owns the account in these states: deprovisioning must wait for it to end.
+_BUSY = frozenset({Status.PROVISIONING, Status.ROLLING_BACK})
+
+
+class _Lenient(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+
+class OrganizationsRequest(_Lenient):
+    accountId: AccountId
+    destinationParentId: str = ""
+
+
+class OrganizationsCall(_Lenient):
+    eventName: Literal["CloseAccount", "MoveAccount"]
+    eventSource: Literal["organizations.amazonaws.com"]
+    requestParameters: OrganizationsRequest
+
+
+class OrganizationsEvent(_Lenient):
+    """`aws.organizations` / `AWS API Call via CloudTrail` for CloseAccount or MoveAccount."""
+
+    id: str
+    source: Literal["aws.organizations"]
+    detail_type: Literal["AWS API Call via CloudTrail"] = Field(alias="detail-type")
+    detail: OrganizationsCall
+
+    @property
+    def account_id(self) -> str:
+        return self.detail.requestParameters.accountId
+
+
+class ManualDeprovision(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    account_id: AccountId
+    requested_by: str = Field(default="operator", max_length=128)
+    reason: str = Field(default="", max_length=512)
+
+
+def _kind(value: Any) -> str:
+    return "event" if isinstance(value, dict) and ("detail-type" in value or "source" in value) else "manual"
+
+
+_ADAPTER: TypeAdapter[OrganizationsEvent | ManualDeprovision] = TypeAdapter(
+    Annotated[
+        Annotated[OrganizationsEvent, Tag("event")] | Annotated[ManualDeprovision, Tag("manual")],
+        Discriminator(_kind),
+    ]
+)
+
+
+def parse_retire(raw: Any) -> OrganizationsEvent | ManualDeprovision:
+    if not isinstance(raw, dict):
+        raise InputRejected(f"input must be a JSON object, got {type(raw).__name__}")
+    try:
+        return _ADAPTER.validate_python(raw)
+    except ValidationError as err:
+        first = err.errors()[0]
+        where = ".".join(str(part) for part in first["loc"][1:]) or "input"
+        raise InputRejected(f"invalid deprovision input: {where}: {first['msg']}") from err
+
+
+def deprovision_execution_name(start: OrganizationsEvent | ManualDeprovision, *, now: datetime | None = None) -> str:
+    if isinstance(start, OrganizationsEvent):
+        return f"dp-{start.account_id}-{hashlib.sha256(start.id.encode()).hexdigest()[:16]}"
+    return f"dp-{start.account_id}-{(now or datetime.now(UTC)).strftime('%Y%m%dT%H%M%S%f')}"
+
+
+def start_deprovisioning(raw: Any, settings: Settings, state_machine_arn: str) -> dict[str, Any]:
+    start = parse_retire(raw)
+    return start_execution(
+        raw,
+        account_id=start.account_id,
+        name=deprovision_execution_name(start),
+        settings=settings,
+        state_machine_arn=state_machine_arn,
+    )
+
+
+def validate_deprovision(
+    raw: Any, execution: str, ledger: Ledger, member_of: Any, settings: Settings
+) -> ValidateDeprovisionOutput:
+    """Refuse while another run owns the account or the vendor's cluster exists; nothing is changed then."""
+    start = parse_retire(raw)
+    account_id = start.account_id
+    current = ledger.status(account_id)
+    if current is None or current.status == Status.DEPROVISIONED:
+        return ValidateDeprovisionOutput(account_id=account_id, execution=execution, action="noop")
+    if current.status in _BUSY:
+        raise Conflict(f"account {account_id} is {current.status} by execution {current.execution}; deprovision later")
+    member: Member = member_of(account_id)
+    cluster = watch.vendor_cluster(member, settings)
+    if cluster is not None:
+        raise Conflict(
+            f"vendor EKS cluster {cluster} still exists in {account_id}: deprovision the data plane in AAC "
+            "first (Admin Console > Private Data Handling), then run deprovision again"
+        )
+    if current.status != Status.DEPROVISIONING or current.execution != execution:
+        ledger.set_status(account_id, Status.DEPROVISIONING, execution=execution)
+    return ValidateDeprovisionOutput(account_id=account_id, execution=execution, action="deprovision")
+
+
+def mark_deprovisioned(member: Member, settings: Settings) -> StepOutput:
+    """Undo what is left (quota requests are reported, not undone), free the CIDRs, DEPROVISIONED, notify."""
+    ledger = member.ledger
+    current = ledger.status(member.account_id)
+    if current is not None and current.status == Status.DEPROVISIONED:
+        return StepOutput(existing=1)
+    report = undo_all(member, ledger.resources(member.account_id))
+    if report.blocked:
+        names = ", ".join(f"{b.type} {b.id}" for b in report.blocked)
+        raise RollbackIncomplete(f"deprovision of {member.account_id} blocked by: {names}")
+    deferred = [d.model_dump() for d in deferred_items(member)]
+    freed = allocation.release(ledger, member.account_id)
+    ledger.set_status(member.account_id, Status.DEPROVISIONED, execution=member.execution)
+    notify.publish(
+        settings,
+        notify.message("DEPROVISIONED", account_id=member.account_id, execution=member.execution, deferred=deferred),
+    )
+    return StepOutput(removed=report.removed + freed, detail={"deferred": deferred})

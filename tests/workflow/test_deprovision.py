@@ -1,0 +1,76 @@
+"""The deprovision workflow: the real statemachines/deprovision.asl.json in the sandbox (C4, V2, issue 7)."""
+
+from __future__ import annotations
+
+from mlplane_sandbox.runner import Options, Sandbox
+from tests.conftest import RunSandbox, load_event
+
+SUCCESS = "controltower/create_managed_account_succeeded"
+MEMBER = "111111111111"
+MUTATING = ("Create", "Delete", "Put", "Attach", "Detach", "Update", "Tag", "Untag", "Modify", "Associate")
+
+
+def vendor_touches(calls: list[dict[str, object]]) -> list[str]:
+    """mlplane creates no EKS resource and no IAM role: any such mutation would be of a vendor resource (V2)."""
+    touched = []
+    for call in calls:
+        service, operation = str(call["call"]).split(":")
+        mutating = operation.startswith(MUTATING)
+        if mutating and (service == "eks" or (service == "iam" and "Role" in operation)):
+            touched.append(str(call["call"]))
+    return touched
+
+
+def test_then_deprovision_removes_what_mlplane_made_and_reports_what_aws_defers(run_sandbox: RunSandbox) -> None:
+    (result,) = run_sandbox(SUCCESS, then_deprovision=True)
+    assert result.outcome == "DEPROVISIONED", result.error
+    assert [e["state_machine"] for e in result.executions] == ["provision", "deprovision"]
+    assert result.leftovers == []
+    inventory = result.inventory
+    assert inventory["vpcs"] == [] and inventory["subnets"] == [] and inventory["nat_gateways"] == []
+    assert inventory["iam_policies"] == [] and inventory["iam_users"] == []
+    assert [k["state"] for k in inventory["kms_keys"]] == ["PendingDeletion"]
+    assert sorted(d["type"] for d in result.deferred) == ["kms:key", "quotas:request"]
+    assert vendor_touches(result.api_calls) == []
+
+
+def test_deprovision_is_refused_while_the_vendor_cluster_exists_and_removes_nothing() -> None:
+    with Sandbox(Options()) as sandbox:
+        ready = sandbox.run(load_event("controltower", "create_managed_account_succeeded"))
+        assert ready.outcome == "READY"
+        refused = sandbox.deprovision(MEMBER, vendor_first=False)
+    assert refused.outcome == "REJECTED"
+    assert refused.error is not None
+    assert "deprovision the data plane in AAC first" in refused.error["message"]
+    assert refused.inventory["vpcs"] == ready.inventory["vpcs"]
+    assert refused.inventory["eks_clusters"] == ready.inventory["eks_clusters"]
+    assert not [
+        c
+        for c in refused.api_calls
+        if c["call"].split(":")[1].startswith(MUTATING) and not c["call"].startswith(("dynamodb:", "states:"))
+    ]
+
+
+def test_deprovision_again_is_a_no_op_success() -> None:
+    with Sandbox(Options(then_deprovision=True)) as sandbox:
+        first = sandbox.run(load_event("controltower", "create_managed_account_succeeded"))
+        again = sandbox.deprovision(MEMBER)
+    assert first.outcome == again.outcome == "DEPROVISIONED"
+    member_mutations = [
+        c
+        for c in again.api_calls
+        if c["principal"].startswith(f"arn:aws:sts::{MEMBER}:") and c["call"].split(":")[1].startswith(MUTATING)
+    ]
+    assert member_mutations == []
+
+
+def test_account_closure_event_deprovisions_through_eventbridge() -> None:
+    with Sandbox(Options()) as sandbox:
+        assert sandbox.run(load_event("controltower", "create_managed_account_succeeded")).outcome == "READY"
+        from mlplane_sandbox import vendor
+
+        vendor.teardown(MEMBER)  # the AAC admin removed the data plane first
+        closed = sandbox.run(load_event("organizations", "close_account"))
+    assert closed.outcome == "DEPROVISIONED", closed.error
+    assert [e["state_machine"] for e in closed.executions] == ["deprovision"]
+    assert closed.leftovers == []
