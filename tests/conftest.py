@@ -14,6 +14,13 @@ EVENTS = ROOT / "events"
 SEEDS = ROOT.parent / "shared" / "seeds"
 
 
+def seed_policy_text() -> str:
+    """The JSON of seed 000 step 1a, cut out of the seed itself (REQUIREMENTS I2)."""
+    seed = next(SEEDS.glob("000_*.txt")).read_text(encoding="utf-8")
+    section = seed[seed.index("use the following policy document.") : seed.index("Step 1b")]
+    return section[section.index("{") : section.rindex("}") + 1]
+
+
 def load_event(folder: str, case: str) -> Any:
     """events/<folder>/<case>.json, as the sandbox and the contract tests read it."""
     return json.loads((EVENTS / folder / f"{case}.json").read_text(encoding="utf-8"))

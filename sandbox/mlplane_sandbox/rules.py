@@ -43,7 +43,8 @@ class AwsError(Exception):
 
 BeforeRule = Callable[[Call], None]
 AfterRule = Callable[[Call, dict[str, Any]], None]
-Emulator = Callable[[Call], dict[str, Any]]
+Emulator = Callable[[Call], "dict[str, Any] | tuple[int, dict[str, str], bytes]"]
+"""Returns the output as a dict (JSON protocols) or a raw (status, headers, body) answer (e.g. EC2's XML)."""
 
 _before: dict[tuple[str, str], list[BeforeRule]] = {}
 _after: dict[tuple[str, str], list[AfterRule]] = {}

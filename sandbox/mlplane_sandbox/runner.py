@@ -32,6 +32,7 @@ from mlplane_sandbox import faults, interceptor, inventory, lambdas, recording, 
 from mlplane_sandbox import vendor as vendor_module
 from mlplane_sandbox.emulators import service_quotas
 from mlplane_sandbox.fidelity import iam_kms as fidelity_iam_kms
+from mlplane_sandbox.fidelity import network as fidelity_network
 from mlplane_sandbox.template import Resolver, load_template, parameter_values, pascal, project_root
 from mlplane_sandbox.world import HUB_ACCOUNT, REGION, World, as_account, reset_clients, sandbox_client
 
@@ -67,6 +68,7 @@ class RunResult:
     error: dict[str, str] | None
     deferred: list[dict[str, str]] = field(default_factory=list)
     history: list[dict[str, Any]] = field(default_factory=list)
+    inventory_before: dict[str, Any] = field(default_factory=dict)
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -93,12 +95,12 @@ class Sandbox:
         self.options = options or Options()
         self.root = root or project_root()
         self.template = load_template(self.root / "template.yaml")
+        self.settings: Settings = settings_from({})
         self._validate_options()
         self.world = World()
         self.functions: dict[str, lambdas.Function] = {}
         self.rules: list[Rule] = []
         self.state_machines: dict[str, str] = {}
-        self.settings: Settings = settings_from({})
         self._mock = mock_aws(config={"stepfunctions": {"execute_state_machine": True}})
         self._env = mock.patch.dict(os.environ, {})
         self.dispatcher: lambdas.Dispatcher | None = None
@@ -155,6 +157,7 @@ class Sandbox:
         _reset_scenarios(self.options.vendor, self.options.quota)
         fidelity_iam_kms.reset()
         fidelity_iam_kms.configure(assume_role_check=True)  # accounts are placed with their execution role
+        fidelity_network.reset()  # accounts are placed with their execution role
         self.deploy()
         return self
 
@@ -311,6 +314,7 @@ class Sandbox:
                 else "Workloads"
             )
             self.world.place_account(account_id, ou, role_name=self.settings.member_role_name)
+        before = inventory.read(account_id) if account_id in self.world.accounts else {}
         mark = recording.mark()
         known = self._execution_arns()
         if isinstance(start, ControlTowerEvent):
@@ -322,6 +326,7 @@ class Sandbox:
         result = self._result(account_id, executions, mark)
         if self.options.then_deprovision and result.outcome == "READY":
             result = self.deprovision(account_id, mark=mark, before=executions)
+        result.inventory_before = before
         return result
 
     def deprovision(

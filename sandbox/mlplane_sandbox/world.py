@@ -70,12 +70,14 @@ class World:
     ou_ids: dict[str, str] = field(default_factory=dict)
     accounts: dict[str, str] = field(default_factory=dict)  # account id -> OU name
     transit_gateway_id: str = ""
+    organization_arn: str = ""
 
     def build(self) -> None:
         with as_account(HUB_ACCOUNT):
             org = sandbox_client("organizations")
             org.create_organization(FeatureSet="ALL")
             self.root_id = org.list_roots()["Roots"][0]["Id"]
+            self.organization_arn = org.describe_organization()["Organization"]["Arn"]
             for name in OUS:
                 self.ou_ids[name] = org.create_organizational_unit(ParentId=self.root_id, Name=name)[
                     "OrganizationalUnit"
@@ -127,7 +129,7 @@ class World:
             ram.create_resource_share(
                 name="network-egress-tgw",
                 resourceArns=[tgw["TransitGatewayArn"]],
-                principals=[f"arn:aws:organizations::{HUB_ACCOUNT}:organization/*"],
+                principals=[self.organization_arn],
                 allowExternalPrincipals=False,
             )
         return self.transit_gateway_id

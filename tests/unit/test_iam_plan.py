@@ -16,18 +16,15 @@ from mlplane.config import Settings, settings_from
 from mlplane.errors import ConfigError
 from mlplane.iam.models import IamObserved, ObservedPolicy, ObservedUser, PolicyAction, PolicyVersion, UserAction
 from mlplane.iam.plan import check_policy, plan, policy_size, shipped_policy, versions_to_prune
+from tests.conftest import seed_policy_text
 
 REPO = Path(__file__).resolve().parents[2]
-SEEDS = REPO / ".." / "shared" / "seeds"
 ACCOUNT = "111111111111"
 ARN = f"arn:aws:iam::{ACCOUNT}:policy/AAC_MachineLearning_SA_Policy"
 
 
 def _seed_policy_text() -> str:
-    """The JSON of seed 000 step 1a, cut out of the seed itself."""
-    seed = next(SEEDS.glob("000_*.txt")).read_text(encoding="utf-8")
-    section = seed[seed.index("use the following policy document.") : seed.index("Step 1b")]
-    return section[section.index("{") : section.rindex("}") + 1]
+    return seed_policy_text()
 
 
 def test_i2_shipped_policy_is_exactly_the_seed_document() -> None:

@@ -105,7 +105,7 @@ def _tags_from(params: dict[str, Any]) -> dict[str, str]:
 
 
 # The interceptor takes (status, headers, body) from an emulator too: EC2 answers in XML, not JSON.
-@emulate("ec2", "CreateNatGateway")  # type: ignore[arg-type]
+@emulate("ec2", "CreateNatGateway")
 def create_nat_gateway(call: Call) -> tuple[int, dict[str, str], bytes]:
     params = call.params
     subnet_id = str(params.get("SubnetId", ""))

@@ -11,8 +11,10 @@ from mlplane import aws
 from mlplane.accounts.events import ControlTowerEvent, parse_start
 from mlplane.config import Settings
 from mlplane.errors import Conflict, InputRejected, error_code, translate
+from mlplane.iam.plan import check_policy, shipped_policy
 from mlplane.ledger import Ledger, Status
 from mlplane.member import MANAGED_TAG
+from mlplane.network.plan import plan_network
 from mlplane.observability import tracer
 from mlplane.steps import ValidateAccountOutput
 
@@ -47,8 +49,11 @@ def validate(raw: Any, execution: str, settings: Settings, ledger: Ledger) -> Va
         raise Conflict(
             f"account {account_id} is {current.status} by execution {current.execution}; not starting another"
         )
+    check_policy(settings.sa_policy_name, shipped_policy())  # name prefix and IAM's size limit (I2)
     session = aws.session_for(account_id, settings.member_role_name, region=settings.aws_region, session_name=execution)
-    _check_member(account_id, settings, aws.client(session, "ec2"))
+    azs = _check_member(account_id, settings, aws.client(session, "ec2"))
+    if settings.egress_mode == "nat":
+        plan_network(settings, azs)  # N5: the plan is validated before anything is created
     if current is None or current.execution != execution:
         ledger.set_status(account_id, Status.PROVISIONING, execution=execution, only_from=_STARTABLE)
     return ValidateAccountOutput(
@@ -82,7 +87,7 @@ def _organization_ou(account_id: str, settings: Settings) -> str:
     return name
 
 
-def _check_member(account_id: str, settings: Settings, ec2: Any) -> None:
+def _check_member(account_id: str, settings: Settings, ec2: Any) -> list[str]:
     """The region has the AZs the plan needs and no foreign VPC overlaps the planned CIDRs."""
     try:
         zones = ec2.describe_availability_zones(Filters=[{"Name": "state", "Values": ["available"]}])
@@ -97,7 +102,7 @@ def _check_member(account_id: str, settings: Settings, ec2: Any) -> None:
     if len(names) < _REQUIRED_AZS:
         raise InputRejected(f"region {settings.aws_region} has {len(names)} AZs in {account_id}; the plan needs 3")
     if settings.egress_mode != "nat":
-        return  # tgw mode allocates the account's CIDRs from the pool in CreateNetwork
+        return names  # tgw mode allocates the account's CIDRs from the pool in CreateNetwork
     planned = [ipaddress.IPv4Network(settings.vpc_cidr), ipaddress.IPv4Network(settings.secondary_cidr)]
     for vpc in vpcs:
         tags = {t["Key"]: t["Value"] for t in vpc.get("Tags", [])}
@@ -110,3 +115,4 @@ def _check_member(account_id: str, settings: Settings, ec2: Any) -> None:
                     f"VPC {vpc['VpcId']} in {account_id} has {cidr}, which overlaps the planned "
                     f"{settings.vpc_cidr} / {settings.secondary_cidr}"
                 )
+    return names
