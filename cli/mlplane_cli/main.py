@@ -64,6 +64,22 @@ def load_config(value: str | None) -> dict[str, Any]:
     return data
 
 
+def check_input(path: Path, raw: Any) -> str:
+    """The account an input names, or exit 2 if the sandbox would refuse it. Every file is checked before the
+    sandbox starts: a bad second file no longer discards the first one's run, and a bad file fails at once."""
+    from mlplane.accounts.events import parse_start
+    from mlplane.errors import InputRejected
+
+    try:
+        if isinstance(raw, dict) and raw.get("source") == "aws.organizations":  # as the sandbox dispatches
+            from mlplane.accounts.retire import parse_retire
+
+            return parse_retire(raw).account_id
+        return parse_start(raw).account_id
+    except InputRejected as err:
+        raise fail(f"{path}: {err}") from None
+
+
 def _inline_json(value: str) -> Any:
     try:
         return json.loads(value)
@@ -90,6 +106,8 @@ def local_run(
     if quota not in QUOTA_SCENARIOS:
         raise fail(f"--quota {quota!r}: expected one of {', '.join(QUOTA_SCENARIOS)}")
     inputs = [load_json_file(path) for path in event_files]
+    for path, raw in zip(event_files, inputs, strict=True):
+        check_input(path, raw)
     settings = load_config(config)
     with stdout_to_stderr() as stdout:
         from mlplane.errors import MlplaneError

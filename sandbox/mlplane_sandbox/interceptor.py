@@ -77,7 +77,10 @@ def _identity(request: AWSPreparedRequest) -> tuple[str, str, str]:
     match = _ACCESS_KEY.search(auth)
     access_key = match.group(1) if match else "AKIAEXAMPLE"
     region = match.group(2) if match else "us-east-1"
-    account = str(request.headers.get("x-moto-account-id") or get_account_id_from(access_key))
+    header = request.headers.get("x-moto-account-id")
+    if isinstance(header, bytes):
+        header = header.decode()
+    account = str(header or get_account_id_from(access_key))
     for partition in ("aws",):
         backend = sts_backends[account][partition]
         role = backend.get_assumed_role_from_access_key(access_key)

@@ -133,6 +133,12 @@ class VendorSimulator:
         with self._lock:
             return account_id in self._accounts
 
+    def trigger_time(self, account_id: str) -> float | None:
+        """Virtual time at which the AAC admin triggered provisioning in the account, or None."""
+        with self._lock:
+            state = self._accounts.get(account_id)
+            return state.started if state else None
+
     def readiness_time(self, account_id: str) -> float | None:
         """Virtual time at which the cluster and every node group were ACTIVE, or None."""
         with self._lock:
@@ -263,7 +269,8 @@ class VendorSimulator:
                 group.status = "ACTIVE"
         if self.scenario == "nodegroup-failed":
             return
-        state.ready_at = self.clock.now()
+        # AAC finished at its scheduled time; the clock only shows it at its next advance (the next poll's Wait).
+        state.ready_at = state.started + self.duration
         if self.scenario != "no-credential-role":
             self._create_role(state, self.credential_role_name, _oidc_trust(state.account_id, cluster))
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 from functools import lru_cache
 from typing import Annotated, Any, Literal
 
@@ -17,6 +18,17 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from mlplane.errors import ConfigError
 from mlplane.types import Cidr
+
+# IAM user, role and policy names: ASCII letters, digits and +=,.@_- (AWS refuses anything else, e.g. "*" or "/").
+_IAM_NAME = re.compile(r"[A-Za-z0-9+=,.@_-]+")
+_ALIAS = re.compile(r"alias/[A-Za-z0-9/_-]{1,250}")
+_TGW_ID = re.compile(r"tgw-[0-9a-f]{8,17}")
+
+
+def _iam_name(what: str, value: str, limit: int) -> str:
+    if not _IAM_NAME.fullmatch(value) or len(value) > limit:
+        raise ValueError(f"{what} {value!r} must be 1-{limit} of the characters A-Z a-z 0-9 + = , . @ _ -")
+    return value
 
 
 class QuotaTarget(BaseModel):
@@ -62,13 +74,33 @@ class Settings(BaseModel):
         # Seed 000 step 1c: the vendor only accepts policies whose name starts with AAC_MachineLearning.
         if not value.startswith("AAC_MachineLearning"):
             raise ValueError(f"policy name {value!r} must start with 'AAC_MachineLearning'")
-        return value
+        return _iam_name("policy name", value, 128)
+
+    @field_validator("member_role_name", "credential_role_name")
+    @classmethod
+    def _role_name(cls, value: str) -> str:
+        return _iam_name("role name", value, 64)
+
+    @field_validator("sa_user_name")
+    @classmethod
+    def _user_name(cls, value: str) -> str:
+        return _iam_name("user name", value, 64)
 
     @field_validator("vault_key_alias")
     @classmethod
     def _alias_prefix(cls, value: str) -> str:
         if not value.startswith("alias/"):
             raise ValueError(f"key alias {value!r} must start with 'alias/'")
+        # KMS: alias/ then [A-Za-z0-9/_-], at most 256 characters; alias/aws/ is reserved for AWS.
+        if not _ALIAS.fullmatch(value) or value.startswith("alias/aws/"):
+            raise ValueError(f"key alias {value!r} is not a valid KMS alias name")
+        return value
+
+    @field_validator("transit_gateway_id")
+    @classmethod
+    def _tgw_id(cls, value: str) -> str:
+        if value.strip() and not _TGW_ID.fullmatch(value.strip()):
+            raise ValueError(f"transit gateway id {value!r} is not of the form tgw-<hex>")
         return value
 
     @field_validator("allowed_ous", mode="before")
@@ -86,8 +118,13 @@ class Settings(BaseModel):
         return value
 
     def max_polls(self, timeout_seconds: int) -> int:
-        """How many polls fit in a timeout: wait loops count polls, not wall-clock time."""
+        """How many poll intervals fit in a timeout: wait loops count polls, not wall-clock time."""
         return max(1, math.ceil(timeout_seconds / self.poll_interval_seconds))
+
+    def timed_out(self, attempt: int, timeout_seconds: int) -> bool:
+        """Poll number `attempt` (0-based) comes after `attempt` waits of one interval: the loop gives up
+        once that waiting reaches the timeout, not one interval before it."""
+        return attempt >= self.max_polls(timeout_seconds)
 
     @staticmethod
     def env_name(key: str) -> str:

@@ -16,8 +16,8 @@ def _check_cidr(value: str) -> str:
     return str(network)
 
 
-AccountId = Annotated[str, StringConstraints(pattern=r"^\d{12}$")]
-"""A 12-digit AWS account id."""
+AccountId = Annotated[str, StringConstraints(pattern=r"^[0-9]{12}$")]
+"""A 12-digit AWS account id: ASCII digits only (a Unicode digit class accepts fullwidth or Arabic digits)."""
 
 Cidr = Annotated[str, AfterValidator(_check_cidr)]
 """An IPv4 CIDR block with no host bits set."""
@@ -25,4 +25,4 @@ Cidr = Annotated[str, AfterValidator(_check_cidr)]
 ExecutionName = Annotated[str, StringConstraints(pattern=r"^[0-9A-Za-z_-]{1,80}$")]
 """A Step Functions execution name."""
 
-Region = Annotated[str, StringConstraints(pattern=r"^[a-z]{2}(-[a-z]+)+-\d$")]
+Region = Annotated[str, StringConstraints(pattern=r"^[a-z]{2}(-[a-z]+)+-[0-9]$")]

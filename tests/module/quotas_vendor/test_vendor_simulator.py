@@ -167,8 +167,7 @@ def test_v1_vendor_that_never_comes_times_out_after_the_configured_budget(
     with pytest.raises(TimedOut) as err:
         _wait(watch.poll_cluster, watcher, settings, sandbox)
     assert str(err.value) == f"vendor EKS cluster with prefix 'aac-' not ACTIVE in {MEMBER} after 7200 s"
-    polls = settings.max_polls(settings.vendor_timeout_seconds)
-    assert sandbox.now() - began == (polls - 1) * settings.poll_interval_seconds
+    assert sandbox.now() - began == settings.vendor_timeout_seconds  # gave up at the timeout, not before
 
 
 def test_v1_missing_credential_role_times_out(

@@ -12,8 +12,11 @@ from botocore.exceptions import ClientError
 from mlplane import aws
 from mlplane.accounts.events import ControlTowerEvent, ManualStart, parse_start
 from mlplane.config import Settings
-from mlplane.errors import ConfigError, error_code, translate
+from mlplane.errors import ConfigError, InputRejected, error_code, translate
 from mlplane.observability import logger
+
+MAX_INPUT_BYTES = 262_144
+"""StartExecution's limit on an execution's input (256 KiB, UTF-8), the same as EventBridge's on an event."""
 
 
 def execution_name(start: ControlTowerEvent | ManualStart, *, now: datetime | None = None) -> str:
@@ -44,8 +47,11 @@ def start_execution(
     workflow refuses a second execution of the same name (ExecutionAlreadyExists once the first closed)."""
     if not state_machine_arn:
         raise ConfigError("the state machine ARN is not configured")
-    sfn = aws.client(aws.hub_session(settings.aws_region), "stepfunctions")
     payload = json.dumps(raw, sort_keys=True, separators=(",", ":"))
+    size = len(payload.encode())
+    if size > MAX_INPUT_BYTES:  # Step Functions (and EventBridge) refuse it; say so before calling
+        raise InputRejected(f"input for {account_id} is {size} bytes, over Step Functions' {MAX_INPUT_BYTES}")
+    sfn = aws.client(aws.hub_session(settings.aws_region), "stepfunctions")
     try:
         arn = sfn.start_execution(stateMachineArn=state_machine_arn, name=name, input=payload)["executionArn"]
         started = True

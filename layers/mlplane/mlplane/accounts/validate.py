@@ -14,6 +14,7 @@ from mlplane.errors import Conflict, InputRejected, error_code, translate
 from mlplane.iam.plan import check_policy, shipped_policy
 from mlplane.ledger import Ledger, Status
 from mlplane.member import MANAGED_TAG
+from mlplane.network import allocation
 from mlplane.network.plan import plan_network
 from mlplane.observability import tracer
 from mlplane.steps import ValidateAccountOutput
@@ -52,8 +53,7 @@ def validate(raw: Any, execution: str, settings: Settings, ledger: Ledger) -> Va
     check_policy(settings.sa_policy_name, shipped_policy())  # name prefix and IAM's size limit (I2)
     session = aws.session_for(account_id, settings.member_role_name, region=settings.aws_region, session_name=execution)
     azs = _check_member(account_id, settings, aws.client(session, "ec2"))
-    if settings.egress_mode == "nat":
-        plan_network(settings, azs)  # N5: the plan is validated before anything is created
+    _check_plan(account_id, settings, azs, ledger)  # N5: the plan is validated before anything is created
     if current is None or current.execution != execution:
         ledger.set_status(account_id, Status.PROVISIONING, execution=execution, only_from=_STARTABLE)
     return ValidateAccountOutput(
@@ -116,3 +116,22 @@ def _check_member(account_id: str, settings: Settings, ec2: Any) -> list[str]:
                     f"{settings.vpc_cidr} / {settings.secondary_cidr}"
                 )
     return names
+
+
+def _check_plan(account_id: str, settings: Settings, azs: list[str], ledger: Ledger) -> None:
+    """The network CreateNetwork would build is valid (CIDR sizes, overlaps, AZs, pool), checked before any change.
+
+    CreateNetwork, CreateIam and RequestQuotas run in parallel: a plan error found by CreateNetwork would come
+    after IAM and quota changes (a quota request cannot be withdrawn). In tgw mode the blocks are the pool slot
+    the account would be given (read-only preview; CreateNetwork claims it).
+    """
+    cidrs: tuple[str, str] | None = None
+    if settings.egress_mode == "tgw":
+        cidrs = allocation.preview(
+            ledger,
+            account_id,
+            settings.cidr_pool,
+            primary_prefix=ipaddress.IPv4Network(settings.vpc_cidr).prefixlen,
+            secondary_prefix=ipaddress.IPv4Network(settings.secondary_cidr).prefixlen,
+        ).cidrs
+    plan_network(settings, azs, cidrs=cidrs)

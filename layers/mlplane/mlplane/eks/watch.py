@@ -144,7 +144,7 @@ def poll_cluster(member: Member, settings: Settings, attempt: int) -> PollOutput
     if verdict.state == "failed":
         raise VendorFailed(verdict.detail)
     ready = verdict.state == "ready"
-    if not ready and attempt + 1 >= settings.max_polls(settings.vendor_timeout_seconds):
+    if not ready and settings.timed_out(attempt, settings.vendor_timeout_seconds):
         raise TimedOut(
             f"vendor EKS cluster with prefix {settings.eks_cluster_prefix!r} not ACTIVE in {member.account_id}"
             f" after {settings.vendor_timeout_seconds} s"
@@ -157,7 +157,7 @@ def poll_credential_role(member: Member, settings: Settings, attempt: int) -> Po
     """One poll of WaitForCredentialRole: ready once the vendor's role exists; TimedOut at the end."""
     name = settings.credential_role_name
     ready = role_exists(member, name)
-    if not ready and attempt + 1 >= settings.max_polls(settings.vendor_timeout_seconds):
+    if not ready and settings.timed_out(attempt, settings.vendor_timeout_seconds):
         raise TimedOut(f"vendor role {name} not found in {member.account_id} after {settings.vendor_timeout_seconds} s")
     return PollOutput(ready=ready, attempt=attempt + 1, detail=f"role {name} {'found' if ready else 'not found yet'}")
 

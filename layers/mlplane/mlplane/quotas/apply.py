@@ -183,7 +183,7 @@ def poll(member: Member, settings: Settings, attempt: int) -> PollOutput:
             status = (state.request_status or "denied").lower().replace("_", " ")
             raise QuotaDenied(f"quota {state.label} in {member.account_id} {status} (request {state.request_id})")
     ready = all(state.state == "met" for state in states)
-    if not ready and attempt + 1 >= settings.max_polls(settings.quota_timeout_seconds):
+    if not ready and settings.timed_out(attempt, settings.quota_timeout_seconds):
         short = next(state for state in states if state.state != "met")
         request = f" (request {short.request_id} {short.request_status})" if short.request_id else " (no request)"
         raise TimedOut(

@@ -1,0 +1,119 @@
+"""Issue 5 in the sandbox: the seed's policy exactly, a key-policy patch that locks nobody out (I1-I3, K1-K2)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from mlplane.kms.policy import CREDENTIAL_ACTIONS, MLPLANE_SID
+from mlplane_sandbox.runner import Options, RunResult, Sandbox
+from mlplane_sandbox.world import as_account, sandbox_client
+from tests.conftest import RunSandbox, load_event, seed_policy_text
+
+SUCCESS = "controltower/create_managed_account_succeeded"
+MEMBER = "111111111111"
+FAST = {"poll_interval_seconds": 600}
+ROLE_ARN = f"arn:aws:iam::{MEMBER}:role/credential-service-role"
+# A vault key the account already had (the prerequisite page's step 5), with an extra admin statement.
+EXISTING_POLICY = {
+    "Version": "2012-10-17",
+    "Id": "key-default-1",
+    "Statement": [
+        {
+            "Sid": "Enable IAM User Permissions",
+            "Effect": "Allow",
+            "Principal": {"AWS": f"arn:aws:iam::{MEMBER}:root"},
+            "Action": "kms:*",
+            "Resource": "*",
+        },
+        {
+            "Sid": "Allow key administrators",
+            "Effect": "Allow",
+            "Principal": {"AWS": f"arn:aws:iam::{MEMBER}:role/AWSControlTowerExecution"},
+            "Action": ["kms:Describe*", "kms:Put*", "kms:Get*"],
+            "Resource": "*",
+        },
+    ],
+}
+
+
+def run_with_existing_key(**options: Any) -> tuple[RunResult, str]:
+    """A run on an account whose vault key (alias/aac-secure-vault) exists before mlplane comes."""
+    with Sandbox(Options(config=FAST, **options)) as sandbox:
+        sandbox.world.place_account(MEMBER, "Workloads", role_name="AWSControlTowerExecution")
+        with as_account(MEMBER):
+            kms = sandbox_client("kms")
+            key_id = kms.create_key(Policy=json.dumps(EXISTING_POLICY), Description="secure vault")["KeyMetadata"][
+                "KeyId"
+            ]
+            kms.create_alias(AliasName="alias/aac-secure-vault", TargetKeyId=key_id)
+        return sandbox.run(load_event("controltower", "create_managed_account_succeeded")), key_id
+
+
+def key_policy(result: RunResult, key_id: str) -> dict[str, Any]:
+    (key,) = [k for k in result.inventory["kms_keys"] if k["id"] == key_id]
+    policy: dict[str, Any] = key["policy"]
+    return policy
+
+
+def test_i1_i2_ready_account_has_the_seed_policy_exactly_tagged_and_attached(run_sandbox: RunSandbox) -> None:
+    (result,) = run_sandbox(SUCCESS, config=FAST)
+    assert result.outcome == "READY", result.error
+    (policy,) = result.inventory["iam_policies"]
+    assert policy["name"] == "AAC_MachineLearning_SA_Policy"
+    assert policy["document"] == json.loads(seed_policy_text())
+    assert policy["tags"]["AACResource"] == "aac_sa_custom_policy"
+    (user,) = result.inventory["iam_users"]
+    assert user["name"] == "aac_automation_sa"
+    assert user["attached_policy_arns"] == [policy["arn"]]
+    assert not [c for c in result.api_calls if c["call"] == "iam:CreateAccessKey"]
+
+
+def test_k1_k2_ready_key_policy_adds_the_role_statement_and_keeps_every_other() -> None:
+    result, key_id = run_with_existing_key()
+    assert result.outcome == "READY", result.error
+    policy = key_policy(result, key_id)
+    for statement in EXISTING_POLICY["Statement"]:
+        assert statement in policy["Statement"]
+    (ours,) = [s for s in policy["Statement"] if s.get("Sid") == MLPLANE_SID]
+    assert ours["Principal"] == {"AWS": ROLE_ARN}  # a role, not the seed's :user/
+    assert sorted(ours["Action"]) == sorted(CREDENTIAL_ACTIONS)
+    assert len(result.inventory["kms_keys"]) == 1  # the existing key was used, none created
+
+
+def test_k2_no_credential_role_never_puts_a_key_policy_and_leaves_it_as_it_was() -> None:
+    result, key_id = run_with_existing_key(vendor="no-credential-role")
+    assert result.outcome == "ROLLED_BACK"
+    assert result.error is not None and "credential-service-role" in result.error["message"]
+    assert not [c for c in result.api_calls if c["call"] == "kms:PutKeyPolicy"]
+    assert key_policy(result, key_id) == EXISTING_POLICY
+    assert result.leftovers == []
+
+
+def test_k2_failed_put_key_policy_rolls_back_and_restores_the_policy() -> None:
+    result, key_id = run_with_existing_key(fails=["kms:PutKeyPolicy"])
+    assert result.outcome == "ROLLED_BACK"
+    assert result.leftovers == []
+    assert key_policy(result, key_id) == EXISTING_POLICY
+    assert result.inventory["kms_keys"][0]["aliases"] == ["alias/aac-secure-vault"]  # not mlplane's: kept
+
+
+def test_i2_access_denied_attaching_the_policy_rolls_back_iam(run_sandbox: RunSandbox) -> None:
+    (result,) = run_sandbox(SUCCESS, config=FAST, fails=["iam:AttachUserPolicy=AccessDenied"])
+    assert result.outcome == "ROLLED_BACK"
+    assert result.error is not None and "AccessDenied" in result.error["message"]
+    assert result.leftovers == []
+    assert result.inventory["iam_policies"] == [] and result.inventory["iam_users"] == []
+    attach = [c for c in result.api_calls if c["call"] == "iam:AttachUserPolicy"]
+    assert attach and not any(c["ok"] for c in attach)
+
+
+def test_i3_a_role_that_cannot_be_assumed_is_rejected_naming_role_and_account() -> None:
+    # The account was vended with AWSControlTowerExecution; mlplane is configured to assume another role.
+    with Sandbox(Options(config={"member_role_name": "NoSuchRole"}, absent=True)) as sandbox:
+        sandbox.world.place_account(MEMBER, "Workloads", role_name="AWSControlTowerExecution")
+        result = sandbox.run(load_event("controltower", "create_managed_account_succeeded"))
+    assert result.outcome == "REJECTED"
+    assert result.error is not None
+    assert "NoSuchRole" in result.error["message"] and MEMBER in result.error["message"]
+    assert not [c for c in result.api_calls if c["principal"].startswith(f"arn:aws:sts::{MEMBER}:")]
