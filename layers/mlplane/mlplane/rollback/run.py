@@ -12,7 +12,7 @@ from typing import Literal
 
 from mlplane import notify
 from mlplane.config import Settings
-from mlplane.errors import MlplaneError, TransientError
+from mlplane.errors import MlplaneError, RollbackIncomplete, TransientError
 from mlplane.ledger import ResourceRecord, ResourceState, Status
 from mlplane.member import Member
 from mlplane.observability import logger, tracer
@@ -95,7 +95,7 @@ def rollback(member: Member, settings: Settings, error: str | None) -> RollbackO
     outcome: Literal["ROLLED_BACK", "ROLLBACK_INCOMPLETE"] = "ROLLBACK_INCOMPLETE" if blocked else "ROLLED_BACK"
     summary = error
     if blocked:
-        names = ", ".join(f"{b.type} {b.id}" for b in blocked)
+        names = "; ".join(f"{b.type} {b.id}: {b.reason}" for b in blocked)
         summary = f"{error or 'rollback'}; rollback blocked by: {names}"
     ledger.set_status(member.account_id, Status(outcome), execution=member.execution, error=summary)
     logger.info("rollback finished", outcome=outcome, removed=removed, blocked=len(blocked))
@@ -110,6 +110,9 @@ def rollback(member: Member, settings: Settings, error: str | None) -> RollbackO
             blocked=[b.model_dump() for b in blocked],
         ),
     )
+    if blocked:
+        # The execution must end with the blockers named, not only the failure that started the rollback.
+        raise RollbackIncomplete(summary or "rollback blocked")
     return RollbackOutput(
         outcome=outcome,
         removed=removed,

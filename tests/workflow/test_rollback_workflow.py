@@ -1,0 +1,161 @@
+"""Issue 7 in the sandbox: whatever fails, the account ends READY or exactly as it was (C1-C6, V2)."""
+
+from __future__ import annotations
+
+from functools import cache
+from typing import Any
+
+import pytest
+from moto.ec2.models import ec2_backends
+
+from mlplane.ledger import Status
+from mlplane_sandbox import clock, vendor
+from mlplane_sandbox.runner import Options, RunResult, Sandbox, notifications
+from tests.conftest import RunSandbox, load_event
+
+SUCCESS = "controltower/create_managed_account_succeeded"
+MEMBER = "111111111111"
+FAST = {"poll_interval_seconds": 600}
+MUTATING = (
+    "Create",
+    "Delete",
+    "Put",
+    "Attach",
+    "Detach",
+    "Associate",
+    "Disassociate",
+    "Allocate",
+    "Release",
+    "Modify",
+    "Request",
+    "Schedule",
+    "Update",
+    "Tag",
+    "Untag",
+    "Replace",
+    "Enable",
+    "Disable",
+)
+VENDOR_ROLES = ("aac-", "credential-service-role")
+
+
+def member_mutations(result: RunResult) -> list[str]:
+    return [
+        c["call"]
+        for c in result.api_calls
+        if c["principal"].startswith(f"arn:aws:sts::{MEMBER}:") and c["call"].split(":")[1].startswith(MUTATING)
+    ]
+
+
+@cache
+def recorded_mutations() -> list[str]:
+    """Every distinct mutating call a READY run makes in the member account: the list comes from a run."""
+    with Sandbox(Options(config=FAST)) as sandbox:
+        result = sandbox.run(load_event("controltower", "create_managed_account_succeeded"))
+    assert result.outcome == "READY", result.error
+    return sorted(set(member_mutations(result)))
+
+
+def comparable(inventory: dict[str, Any]) -> dict[str, Any]:
+    """The inventory without what AWS cannot undo at once (a key pending deletion, a quota request) and
+    without what the vendor made (its cluster and roles): everything else must be as before the run."""
+    view = {k: v for k, v in inventory.items() if k not in ("quota_requests", "eks_clusters")}
+    view["kms_keys"] = [k for k in inventory["kms_keys"] if k["state"] != "PendingDeletion"]
+    view["iam_roles"] = [r for r in inventory["iam_roles"] if not r["name"].startswith(VENDOR_ROLES)]
+    return view
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "mutating_call" in metafunc.fixturenames:
+        metafunc.parametrize("mutating_call", recorded_mutations())
+
+
+def test_c3_failing_any_mutating_call_rolls_back_to_the_account_as_it_was(
+    run_sandbox: RunSandbox, mutating_call: str
+) -> None:
+    (result,) = run_sandbox(SUCCESS, config=FAST, fails=[mutating_call])
+    assert result.outcome == "ROLLED_BACK", (mutating_call, result.error)
+    assert result.leftovers == []
+    assert comparable(result.inventory) == comparable(result.inventory_before)
+    assert result.error is not None and mutating_call in result.error["message"]
+
+
+def test_recorded_run_covers_every_kind_of_resource() -> None:
+    calls = recorded_mutations()
+    for expected in (
+        "ec2:CreateVpc",
+        "ec2:CreateNatGateway",
+        "iam:CreatePolicy",
+        "kms:PutKeyPolicy",
+        "servicequotas:RequestServiceQuotaIncrease",
+    ):
+        assert expected in calls
+
+
+@pytest.mark.parametrize(
+    "crash", ["ec2:CreateVpc", "ec2:CreateSubnet@5", "ec2:CreateNatGateway@2", "iam:CreatePolicy", "kms:CreateKey"]
+)
+def test_c6_crash_between_create_and_ledger_write_converges(run_sandbox: RunSandbox, crash: str) -> None:
+    ready, rolled_back = run_sandbox(SUCCESS, config=FAST, crashes=[crash]), None
+    (ready_result,) = ready
+    assert ready_result.outcome == "READY", ready_result.error
+    assert ready_result.leftovers == []  # nothing created twice, nothing the ledger does not own
+    assert len(ready_result.inventory["vpcs"]) == 1 and len(ready_result.inventory["nat_gateways"]) == 3
+    (rolled_back,) = run_sandbox(SUCCESS, config=FAST, crashes=[crash], fails=["kms:PutKeyPolicy"])
+    assert rolled_back.outcome == "ROLLED_BACK", rolled_back.error
+    assert rolled_back.leftovers == []
+    assert comparable(rolled_back.inventory) == comparable(rolled_back.inventory_before)
+
+
+def test_c1_concurrent_start_for_a_provisioning_account_is_refused() -> None:
+    with Sandbox(Options(config=FAST)) as sandbox:
+        sandbox.world.place_account(MEMBER, "Workloads", role_name="AWSControlTowerExecution")
+        sandbox.ledger().set_status(MEMBER, Status.PROVISIONING, execution="ct-111111111111-otherexecution")
+        result = sandbox.run(load_event("manual", "start"))
+    assert result.outcome == "REJECTED"
+    assert result.error is not None and "PROVISIONING" in result.error["message"]
+    assert member_mutations(result) == []
+
+
+def test_c1_rolled_back_account_provisions_afresh_on_rerun(run_sandbox: RunSandbox) -> None:
+    failed, rerun = run_sandbox(
+        SUCCESS, "manual/start", config=FAST, fails=["kms:PutKeyPolicy=AccessDeniedException@1"]
+    )
+    assert failed.outcome == "ROLLED_BACK"
+    assert rerun.outcome == "READY", rerun.error
+    assert rerun.leftovers == []
+    assert len(rerun.inventory["vpcs"]) == 1
+
+
+def test_c5_notifications_carry_account_execution_outcome_and_error(run_sandbox: RunSandbox) -> None:
+    (result,) = run_sandbox(SUCCESS, config=FAST, fails=["kms:PutKeyPolicy"])
+    assert result.outcome == "ROLLED_BACK"
+    (last,) = [n for n in notifications() if n["outcome"]]
+    assert set(last) == {"source", "event", "account_id", "execution", "outcome", "error", "deferred", "blocked"}
+    assert last["event"] == last["outcome"] == "ROLLED_BACK"
+    assert last["account_id"] == MEMBER and last["execution"] == result.executions[0]["name"]
+    assert "kms:PutKeyPolicy" in last["error"]
+    assert [n["event"] for n in notifications()] == ["READY_FOR_VENDOR", "ROLLED_BACK"]
+
+
+def test_v2_vendor_eni_in_an_mlplane_subnet_makes_rollback_incomplete_and_names_it() -> None:
+    created: list[str] = []
+
+    def vendor_leaves_an_eni(now: float) -> None:
+        simulator = vendor.active()
+        if created or simulator is None or simulator.readiness_time(MEMBER) is None:
+            return
+        backend = ec2_backends[MEMBER]["eu-west-1"]
+        (subnet, *_) = backend.describe_subnets(filters={"tag:AACSubnet": ["eks_node"]})
+        eni = backend.create_network_interface(subnet, None, description="aac eks node", tags={"aac:managed": "true"})
+        created.append(eni.id)
+
+    with Sandbox(Options(config=FAST, fails=["kms:PutKeyPolicy"])) as sandbox:
+        clock.clock().on_advance(vendor_leaves_an_eni)
+        result = sandbox.run(load_event("controltower", "create_managed_account_succeeded"))
+        status = sandbox.ledger().status(MEMBER)
+    assert created
+    assert result.outcome == "ROLLBACK_INCOMPLETE"
+    assert status is not None and status.status == Status.ROLLBACK_INCOMPLETE
+    assert result.error is not None and created[0] in result.error["message"]
+    assert result.leftovers  # the blocked subnet (and the VPC) are reported, not hidden
