@@ -19,7 +19,7 @@ demo: install
 	$(BIN)/mlplane demo
 
 test: install lint
-	$(BIN)/pytest
+	$(BIN)/pytest -n 2
 
 test-unit: install
 	$(BIN)/pytest tests/unit

@@ -7,6 +7,7 @@ message go to stderr. Errors the user can fix are one line on stderr with exit s
 from __future__ import annotations
 
 import json
+import re
 import sys
 from contextlib import contextmanager
 from pathlib import Path
@@ -145,6 +146,152 @@ def local_run(
         for path, result in zip(event_files, results, strict=True):
             print_summary(path.name, result)
     raise typer.Exit(0 if last.outcome in EXIT_OK else 1)
+
+
+@local.command("burst")
+def local_burst(
+    count: Annotated[int, typer.Argument(min=1, help="How many accounts to vend at once.")],
+    config: Annotated[str | None, typer.Option("--config", help="Settings: a JSON file or inline JSON.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object on stdout.")] = False,
+) -> None:
+    """Vend COUNT accounts at once through EventBridge in one sandbox; report outcomes, CIDR overlaps, time, memory."""
+    settings = load_config(config)
+    with stdout_to_stderr() as stdout:
+        from mlplane.errors import MlplaneError
+        from mlplane_sandbox.burst import run_burst
+        from mlplane_sandbox.runner import Options, UsageError
+
+        try:
+            burst = run_burst(count, Options(config=settings))
+        except (UsageError, MlplaneError) as err:
+            raise fail(str(err)) from None
+    document = burst.as_json()
+    if as_json:
+        stdout.write(json.dumps(document) + "\n")
+    else:
+        outcomes = ", ".join(f"{name} {n}" for name, n in document["outcomes"].items())
+        stdout.write(
+            f"{document['accounts']} accounts ({document['egress_mode']}): {outcomes}; "
+            f"CIDR overlaps {document['cidr_overlaps']}; cross-talk {document['cross_talk']}; "
+            f"{document['wall_seconds']} s; peak RSS {document['peak_rss_mb']} MB\n"
+        )
+    raise typer.Exit(0 if burst.ok else 1)
+
+
+@app.command()
+def plan(
+    target: Annotated[str, typer.Argument(help="An event or manual-start file, or a 12-digit account id.")],
+    local_: Annotated[bool, typer.Option("--local", help="Plan in the sandbox instead of AWS.")] = False,
+    config: Annotated[str | None, typer.Option("--config", help="Settings: a JSON file or inline JSON.")] = None,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Print what provisioning would create in the account, without calling any mutating API."""
+    raw: Any = target if re.fullmatch(r"\d{12}", target) else load_json_file(Path(target))
+    settings = load_config(config)
+    if not local_:
+        document = _plan_in_aws(raw, settings)
+        _print_plan(document, as_json, sys.stdout)
+        return
+    with stdout_to_stderr() as stdout:
+        from mlplane.errors import MlplaneError
+        from mlplane_sandbox.runner import Options, Sandbox, UsageError
+
+        try:
+            with Sandbox(Options(config=settings)) as sandbox:
+                document = sandbox.plan(raw)
+        except (UsageError, MlplaneError) as err:
+            raise fail(str(err)) from None
+    _print_plan(document, as_json, stdout)
+
+
+def _plan_in_aws(raw: Any, config: dict[str, Any]) -> dict[str, Any]:
+    """Plan against AWS with the caller's credentials (the hub), assuming the member role: reads only."""
+    from mlplane.accounts.events import parse_start
+    from mlplane.accounts.preview import preview
+    from mlplane.config import get_settings, settings_from
+    from mlplane.errors import MlplaneError
+    from mlplane.member import member_for
+
+    try:
+        account_id = raw if isinstance(raw, str) else parse_start(raw).account_id
+        settings = settings_from({**get_settings().model_dump(), **config})
+        return preview(member_for(account_id, "mlplane-plan", "Plan", settings), settings)
+    except MlplaneError as err:
+        raise fail(str(err)) from None
+
+
+def _print_plan(document: dict[str, Any], as_json: bool, stdout: TextIO) -> None:
+    if as_json:
+        stdout.write(json.dumps(document, default=str) + "\n")
+    else:
+        from mlplane_cli.report import print_plan
+
+        print_plan(document)
+
+
+AccountArg = Annotated[str, typer.Argument(help="The member account's 12-digit id.")]
+StackOpt = Annotated[str, typer.Option("--stack", help="The deployed mlplane stack.")]
+RegionOpt = Annotated[str, typer.Option("--region", envvar="AWS_REGION", help="The hub's region.")]
+
+
+def _account(account_id: str) -> str:
+    if not re.fullmatch(r"\d{12}", account_id):
+        raise fail(f"account id {account_id!r} is not 12 digits")
+    return account_id
+
+
+def _operate(action: Any, *args: Any, **kwargs: Any) -> dict[str, Any]:
+    from mlplane.errors import MlplaneError
+
+    try:
+        result: dict[str, Any] = action(*args, **kwargs)
+    except MlplaneError as err:
+        raise fail(str(err), code=1) from None
+    return result
+
+
+@app.command()
+def provision(
+    account_id: AccountArg,
+    requested_by: Annotated[str, typer.Option("--requested-by")] = "operator",
+    reason: Annotated[str, typer.Option("--reason")] = "",
+    stack: StackOpt = "mlplane",
+    region: RegionOpt = "eu-west-1",
+) -> None:
+    """Start the provision workflow for an account by hand (back-fills, re-runs after a fix)."""
+    from mlplane_cli import operate
+
+    started = _operate(operate.provision, _account(account_id), requested_by, reason, stack=stack, region=region)
+    sys.stdout.write(json.dumps(started) + "\n")
+
+
+@app.command()
+def deprovision(
+    account_id: AccountArg,
+    requested_by: Annotated[str, typer.Option("--requested-by")] = "operator",
+    reason: Annotated[str, typer.Option("--reason")] = "",
+    stack: StackOpt = "mlplane",
+    region: RegionOpt = "eu-west-1",
+) -> None:
+    """Start the deprovision workflow (refused while the vendor's EKS cluster exists)."""
+    from mlplane_cli import operate
+
+    started = _operate(operate.deprovision, _account(account_id), requested_by, reason, stack=stack, region=region)
+    sys.stdout.write(json.dumps(started) + "\n")
+
+
+@app.command()
+def status(
+    account_id: AccountArg,
+    stack: StackOpt = "mlplane",
+    region: RegionOpt = "eu-west-1",
+    table: Annotated[str | None, typer.Option("--table", help="The ledger table (default: the stack's).")] = None,
+) -> None:
+    """The account's status and the resources mlplane recorded for it, from the ledger."""
+    from mlplane_cli import operate
+
+    document = _operate(operate.status, _account(account_id), stack=stack, region=region, table=table)
+    sys.stdout.write(json.dumps(document, default=str) + "\n")
 
 
 @app.command()

@@ -70,3 +70,20 @@ _MUTATING = (
     "Enable",
     "Disable",
 )
+
+
+def print_plan(document: dict[str, Any]) -> None:
+    network = document["network"]
+    console.print(
+        f"[bold]account {document['account_id']}[/bold] ({document['region']}), egress {network['egress_mode']}"
+    )
+    console.print(f"  VPC {network['vpc']['name']}: {network['vpc']['cidr']} + {network['vpc']['secondary_cidr']}")
+    table = Table(title="subnets", show_header=True)
+    for column in ("group", "az", "cidr"):
+        table.add_column(column)
+    for subnet in network["subnets"]:
+        table.add_row(subnet["group"], subnet["az"], subnet["cidr"])
+    console.print(table)
+    iam = document["iam"]
+    console.print(f"  IAM: user {iam['user']}, policy {iam['policy']} ({iam['policy_characters']} characters)")
+    console.print(f"  KMS: key {document['kms']['alias']}; quotas: {document['quotas']}")

@@ -21,11 +21,13 @@ from moto import mock_aws
 
 from mlplane import aws
 from mlplane.accounts.events import ControlTowerEvent, ManualStart, parse_start
+from mlplane.accounts.preview import preview
 from mlplane.accounts.retire import parse_retire, start_deprovisioning
 from mlplane.accounts.start import start_provisioning
-from mlplane.config import Settings, reset_settings, settings_from
+from mlplane.config import Settings, get_settings, reset_settings, settings_from
 from mlplane.errors import ConfigError, InputRejected
 from mlplane.ledger import Ledger, Status
+from mlplane.member import member_for
 from mlplane.steps import cause_message
 from mlplane_sandbox import clock as clock_module
 from mlplane_sandbox import faults, interceptor, inventory, lambdas, recording, rules
@@ -329,6 +331,22 @@ class Sandbox:
         result.inventory_before = before
         return result
 
+    def plan(self, raw: Any) -> dict[str, Any]:
+        """`mlplane plan --local`: the account the input names, planned with read-only calls."""
+        account_id = raw if isinstance(raw, str) else _parse_input(raw).account_id
+        if not self.options.absent:
+            self.world.place_account(account_id, "Workloads", role_name=self.settings.member_role_name)
+        mark = recording.mark()
+        with recording.actor(_CLI):
+            member = member_for(account_id, "plan", "Plan", self.settings_from_env())
+            document = preview(member, self.settings_from_env())
+        document["api_calls"] = [c.as_json() for c in recording.since(mark)]
+        return document
+
+    def settings_from_env(self) -> Settings:
+        """The settings the deployed functions see (template environment plus --config)."""
+        return get_settings()
+
     def deprovision(
         self,
         account_id: str,
@@ -360,6 +378,11 @@ class Sandbox:
         known = self._execution_arns()
         self._put_event(raw)
         return self._result(account_id, self._wait_new(known), mark)
+
+    def put_events(self, raws: list[dict[str, Any]]) -> None:
+        """Put several events on the sandbox's EventBridge at once (a burst); does not wait for executions."""
+        for raw in raws:
+            self._put_event(raw)
 
     def _put_event(self, event: dict[str, Any]) -> None:
         """EventBridge: match the template's rules and invoke their targets (moto does not deliver)."""

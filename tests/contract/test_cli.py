@@ -111,3 +111,20 @@ def test_fail_create_vpc_rolls_back_exit_1() -> None:
     assert document["outcome"] == "ROLLED_BACK"
     assert document["leftovers"] == []
     assert "ec2:CreateVpc" in document["error"]["message"]
+
+
+def test_plan_local_prints_the_plan_with_read_only_calls() -> None:
+    result = subprocess.run(
+        [MLPLANE, "plan", "events/controltower/create_managed_account_succeeded.json", "--local", "--json"],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    document = json.loads(result.stdout)
+    assert document["account_id"] == "111111111111"
+    assert len(document["network"]["subnets"]) == 12
+    assert document["iam"]["policy_characters"] == 4545
+    calls = [c["call"].split(":")[1] for c in document["api_calls"]]
+    assert calls and all(c.startswith(("Describe", "Get", "List", "AssumeRole")) for c in calls)

@@ -7,9 +7,12 @@ workflow run handlers in threads, so the caches are guarded by a lock. No work a
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from dataclasses import dataclass
+from functools import cache
+from importlib import resources
 from typing import TYPE_CHECKING, Any
 
 import boto3
@@ -47,7 +50,7 @@ class _CachedSession:
 _lock = threading.RLock()
 _loader: botocore.loaders.Loader | None = None
 _hub: dict[str, boto3.Session] = {}
-_members: dict[tuple[str, str, str], _CachedSession] = {}
+_members: dict[tuple[str, str, str, str], _CachedSession] = {}
 _clients: dict[tuple[int, str], Any] = {}
 
 
@@ -83,13 +86,33 @@ def hub_session(region: str) -> boto3.Session:
         return _hub[region]
 
 
-def session_for(account_id: str, role_name: str, *, region: str, session_name: str) -> boto3.Session:
+MEMBER_SESSION_POLICY_FILE = "member_session_policy.json"
+
+
+@cache
+def member_session_policy() -> str:
+    """The session policy mlplane assumes member roles with (minified JSON; STS allows 2,048 characters).
+
+    The execution role (AWSControlTowerExecution) is an administrator; the session policy limits mlplane's
+    session to the member-side actions it uses. The effective permissions are the intersection of the two.
+    moto does not enforce session policies: tests/contract/test_least_privilege.py checks every member-account
+    call recorded in the sandbox against this document instead.
+    """
+    text = resources.files("mlplane").joinpath(MEMBER_SESSION_POLICY_FILE).read_text(encoding="utf-8")
+    return json.dumps(json.loads(text), separators=(",", ":"))
+
+
+def session_for(
+    account_id: str, role_name: str, *, region: str, session_name: str, session_policy: str | None = None
+) -> boto3.Session:
     """A session in a member account, assumed from the hub through STS.
 
     The session name carries the execution name so CloudTrail ties the member account's calls to a run.
-    Raises AccessDenied naming the role and account when the role cannot be assumed.
+    `session_policy` (JSON) limits the session below the role's permissions; by default, mlplane's
+    `member_session_policy()`. Raises AccessDenied naming the role and account when the role cannot be assumed.
     """
-    key = (account_id, role_name, region)
+    policy = member_session_policy() if session_policy is None else session_policy
+    key = (account_id, role_name, region, policy)
     with _lock:
         cached = _members.get(key)
         if cached and cached.expires_at - time.time() > _REFRESH_MARGIN_SECONDS:
@@ -98,7 +121,10 @@ def session_for(account_id: str, role_name: str, *, region: str, session_name: s
         arn = role_arn(account_id, role_name, region=region)
         try:
             answer = sts.assume_role(
-                RoleArn=arn, RoleSessionName=_session_name(session_name), DurationSeconds=_SESSION_SECONDS
+                RoleArn=arn,
+                RoleSessionName=_session_name(session_name),
+                DurationSeconds=_SESSION_SECONDS,
+                Policy=policy,
             )
         except ClientError as err:
             raise AccessDenied(

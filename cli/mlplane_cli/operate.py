@@ -1,0 +1,61 @@
+"""Operating a deployed stack: start provisioning or deprovisioning by hand, read an account's status.
+
+The stack's outputs name the state machines and the ledger table, so an operator needs only the stack
+name (default `mlplane`) and credentials for the hub account.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from mlplane import aws
+from mlplane.accounts.retire import start_deprovisioning
+from mlplane.accounts.start import start_provisioning
+from mlplane.config import Settings
+from mlplane.errors import ConfigError, translate
+from mlplane.ledger import Ledger
+
+
+def stack_outputs(stack: str, region: str) -> dict[str, str]:
+    cloudformation = aws.client(aws.hub_session(region), "cloudformation")
+    try:
+        answer = cloudformation.describe_stacks(StackName=stack)
+    except ClientError as err:
+        raise translate(err, f"cloudformation:DescribeStacks {stack}") from err
+    except BotoCoreError as err:
+        raise ConfigError(f"cannot reach AWS for stack {stack}: {err}") from err
+    return {o["OutputKey"]: o["OutputValue"] for o in answer["Stacks"][0].get("Outputs", [])}
+
+
+def output(outputs: dict[str, str], key: str, stack: str) -> str:
+    if key not in outputs:
+        raise ConfigError(f"stack {stack} has no output {key}; is it mlplane's stack?")
+    return outputs[key]
+
+
+def provision(account_id: str, requested_by: str, reason: str, *, stack: str, region: str) -> dict[str, Any]:
+    arn = output(stack_outputs(stack, region), "ProvisionStateMachineArn", stack)
+    document = {"account_id": account_id, "requested_by": requested_by, "reason": reason}
+    return start_provisioning(document, Settings(aws_region=region), arn)
+
+
+def deprovision(account_id: str, requested_by: str, reason: str, *, stack: str, region: str) -> dict[str, Any]:
+    arn = output(stack_outputs(stack, region), "DeprovisionStateMachineArn", stack)
+    document = {"account_id": account_id, "requested_by": requested_by, "reason": reason}
+    return start_deprovisioning(document, Settings(aws_region=region), arn)
+
+
+def status(account_id: str, *, stack: str, region: str, table: str | None = None) -> dict[str, Any]:
+    name = table or output(stack_outputs(stack, region), "LedgerTableName", stack)
+    ledger = Ledger(aws.client(aws.hub_session(region), "dynamodb"), name)
+    current = ledger.status(account_id)
+    return {
+        "account_id": account_id,
+        "status": current.model_dump(mode="json") if current else None,
+        "resources": [
+            {"type": r.type, "key": r.key, "id": r.resource_id, "state": r.state.value, "step": r.step}
+            for r in ledger.resources(account_id, live_only=False)
+        ],
+    }

@@ -1,0 +1,225 @@
+"""A burst: N accounts vended at once, through EventBridge, in one sandbox (`mlplane local burst N`).
+
+Each account gets a Control Tower `CreateManagedAccount` SUCCEEDED event of the sample's shape; the accounts
+are placed in the organization as Control Tower leaves them, every event is put on the sandbox's EventBridge
+before any execution is waited for, and then all executions run side by side (moto runs each in its own
+threads). The report gives each outcome's count and two isolation checks:
+
+- `cidr_overlaps`: pairs of accounts whose VPC blocks overlap. In egress mode `tgw` every account gets its
+  own slot of the CIDR pool, so the target is 0; in mode `nat` every account gets the same 10.10.0.0/21 +
+  10.64.0.0/18 by design (the VPCs are never connected), so the count is honestly N(N-1)/2 there.
+- `cross_talk`: resources in one account's inventory tagged `mlplane:account=<another account>`, or a READY
+  account whose VPC is missing or not tagged with its own id. The target is 0 in every mode.
+
+Account ids are obviously fake and made at run time: 200000000000, 200000000001, ...
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import resource
+import sys
+import time
+import uuid
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+from mlplane.member import ACCOUNT_TAG
+from mlplane_sandbox import recording
+from mlplane_sandbox.recording import ApiCall
+from mlplane_sandbox.runner import Options, RunResult, Sandbox
+from mlplane_sandbox.world import HUB_ACCOUNT
+
+BASE_ACCOUNT = 200_000_000_000
+_EVENT_NAMESPACE = uuid.UUID("6d1f7a52-0c4e-4e0b-9a51-6d6c6e616e65")  # any fixed UUID: event ids are stable
+_TAGGED_SECTIONS = (
+    "vpcs",
+    "subnets",
+    "route_tables",
+    "internet_gateways",
+    "nat_gateways",
+    "vpc_endpoints",
+    "transit_gateway_attachments",
+    "elastic_ips",
+    "iam_users",
+    "iam_policies",
+    "kms_keys",
+)
+
+
+def account_ids(count: int, *, base: int = BASE_ACCOUNT) -> list[str]:
+    """`count` obviously fake, deterministic 12-digit account ids."""
+    return [f"{base + i:012d}" for i in range(count)]
+
+
+def control_tower_event(account_id: str, *, ou_name: str, ou_id: str, hub_account: str, region: str) -> dict[str, Any]:
+    """A CreateManagedAccount SUCCEEDED event for `account_id`, shaped like the sample in events/controltower/."""
+    event_id = str(uuid.uuid5(_EVENT_NAMESPACE, f"event/{account_id}"))
+    moment = "2026-11-23T10:15:30Z"
+    return {
+        "version": "0",
+        "id": event_id,
+        "detail-type": "AWS Service Event via CloudTrail",
+        "source": "aws.controltower",
+        "account": hub_account,
+        "time": moment,
+        "region": region,
+        "resources": [],
+        "detail": {
+            "eventVersion": "1.08",
+            "userIdentity": {"accountId": hub_account, "invokedBy": "AWS Internal"},
+            "eventTime": moment,
+            "eventSource": "controltower.amazonaws.com",
+            "eventName": "CreateManagedAccount",
+            "awsRegion": region,
+            "sourceIPAddress": "AWS Internal",
+            "userAgent": "AWS Internal",
+            "requestParameters": None,
+            "responseElements": None,
+            "eventID": str(uuid.uuid5(_EVENT_NAMESPACE, f"cloudtrail/{account_id}")),
+            "readOnly": False,
+            "eventType": "AwsServiceEvent",
+            "managementEvent": True,
+            "recipientAccountId": hub_account,
+            "eventCategory": "Management",
+            "serviceEventDetails": {
+                "createManagedAccountStatus": {
+                    "organizationalUnit": {"organizationalUnitName": ou_name, "organizationalUnitId": ou_id},
+                    "account": {"accountName": f"ml-burst-{account_id}", "accountId": account_id},
+                    "state": "SUCCEEDED",
+                    "message": "AWS Control Tower successfully created an enrolled account.",
+                    "requestedTimestamp": "Mon Nov 23 10:01:12 UTC 2026",
+                    "completedTimestamp": "Mon Nov 23 10:15:29 UTC 2026",
+                }
+            },
+        },
+    }
+
+
+def peak_rss_mb() -> float:
+    """This process's peak resident set size so far, in MiB."""
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / (1024 * 1024) if sys.platform == "darwin" else peak / 1024  # macOS: bytes; Linux: KiB
+
+
+@dataclass
+class Burst:
+    """What a burst did: one RunResult per account, every recorded call, the wall time."""
+
+    egress_mode: str
+    accounts: list[str]
+    results: dict[str, RunResult]
+    calls: list[ApiCall] = field(default_factory=list)
+    wall_seconds: float = 0.0  # the whole burst, sandbox set-up included
+    run_seconds: float = 0.0  # from the first event put to the last execution ended
+
+    def outcomes(self) -> dict[str, int]:
+        return dict(sorted(Counter(r.outcome for r in self.results.values()).items()))
+
+    def cidr_overlaps(self) -> int:
+        """Pairs of accounts with at least one overlapping VPC block."""
+        blocks = {
+            account: [ipaddress.ip_network(c) for vpc in r.inventory.get("vpcs", []) for c in vpc["cidrs"]]
+            for account, r in self.results.items()
+        }
+        ordered = list(blocks.values())
+        return sum(
+            1
+            for i, mine in enumerate(ordered)
+            for theirs in ordered[i + 1 :]
+            if any(a.overlaps(b) for a in mine for b in theirs)
+        )
+
+    def cross_talk(self) -> list[str]:
+        """One line per isolation breach: a resource tagged for another account, or a READY account's VPC
+        missing or tagged for someone else."""
+        found: list[str] = []
+        for account, result in self.results.items():
+            for section in _TAGGED_SECTIONS:
+                for item in result.inventory.get(section, []):
+                    owner = item.get("tags", {}).get(ACCOUNT_TAG)
+                    if owner is not None and owner != account:
+                        found.append(f"{account}: {section} {item.get('id') or item.get('name')} tagged for {owner}")
+            if result.outcome == "READY":
+                owners = [v.get("tags", {}).get(ACCOUNT_TAG) for v in result.inventory.get("vpcs", [])]
+                if owners != [account]:
+                    found.append(f"{account}: READY with VPCs tagged for {owners}")
+        return found
+
+    def member_calls(self, account_id: str) -> list[ApiCall]:
+        """The calls mlplane made inside one member account."""
+        return [c for c in self.calls if c.account_id == account_id]
+
+    @property
+    def ok(self) -> bool:
+        """Every account READY, no cross-talk, and (tgw mode) no overlapping CIDRs."""
+        all_ready = all(r.outcome == "READY" for r in self.results.values())
+        overlaps_ok = self.egress_mode != "tgw" or self.cidr_overlaps() == 0
+        return all_ready and overlaps_ok and not self.cross_talk()
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "accounts": len(self.accounts),
+            "outcomes": self.outcomes(),
+            "cidr_overlaps": self.cidr_overlaps(),
+            "cross_talk": len(self.cross_talk()),
+            "egress_mode": self.egress_mode,
+            "wall_seconds": round(self.wall_seconds, 1),
+            "peak_rss_mb": round(peak_rss_mb(), 1),
+        }
+
+
+def run_burst(count: int, options: Options | None = None, *, base: int = BASE_ACCOUNT) -> Burst:
+    """Vend `count` accounts at once through EventBridge in one sandbox and read every account back."""
+    if count < 1:
+        raise ValueError("a burst needs at least one account")
+    started = time.perf_counter()
+    ids = account_ids(count, base=base)
+    with Sandbox(options or Options()) as sandbox:
+        settings = sandbox.settings
+        ou_name = settings.allowed_ous[0]
+        ou_id = sandbox.world.ou(ou_name)
+        for account_id in ids:
+            sandbox.world.place_account(account_id, ou_name, role_name=settings.member_role_name)
+        events = [
+            control_tower_event(
+                account_id, ou_name=ou_name, ou_id=ou_id, hub_account=HUB_ACCOUNT, region=settings.aws_region
+            )
+            for account_id in ids
+        ]
+        first_call = recording.mark()
+        known = sandbox._execution_arns()
+        put_at = time.perf_counter()
+        sandbox.put_events(events)
+        executions = sandbox._wait_new(known)
+        run_seconds = time.perf_counter() - put_at
+        by_account: dict[str, list[dict[str, Any]]] = {account_id: [] for account_id in ids}
+        for execution in executions:
+            owner = _account_of(execution)
+            if owner in by_account:
+                by_account[owner].append(execution)
+        calls = recording.since(first_call)
+        no_calls = recording.mark()  # each RunResult's own api_calls would be every account's: leave them out
+        results = {account_id: sandbox._result(account_id, by_account[account_id], no_calls) for account_id in ids}
+        egress_mode = settings.egress_mode
+    return Burst(
+        egress_mode=egress_mode,
+        accounts=ids,
+        results=results,
+        calls=calls,
+        wall_seconds=time.perf_counter() - started,
+        run_seconds=run_seconds,
+    )
+
+
+def _account_of(execution: dict[str, Any]) -> str | None:
+    """The account an execution provisions, from the event it was started with."""
+    try:
+        raw = json.loads(execution.get("input") or "{}")
+    except json.JSONDecodeError:
+        return None
+    status = raw.get("detail", {}).get("serviceEventDetails", {}).get("createManagedAccountStatus") or {}
+    account = status.get("account", {}).get("accountId")
+    return str(account) if account else None

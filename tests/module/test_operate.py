@@ -1,0 +1,119 @@
+"""Operator commands against a deployed stack (moto plays the hub): start by hand, read status (C2, C5)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from mlplane import aws
+from mlplane.config import reset_settings
+from mlplane.errors import ConfigError
+from mlplane.ledger import Ledger, Status
+from mlplane_cli import operate
+
+REGION = "eu-west-1"
+MEMBER = "111111111111"
+
+
+@pytest.fixture
+def stack(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, str]]:
+    for name, value in {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": REGION,
+    }.items():
+        monkeypatch.setenv(name, value)
+    aws.reset()
+    reset_settings()
+    with mock_aws():
+        sfn = boto3.client("stepfunctions", region_name=REGION)
+        definition = json.dumps({"StartAt": "Done", "States": {"Done": {"Type": "Succeed"}}})
+        role = "arn:aws:iam::123456789012:role/sfn"
+        outputs = {
+            "ProvisionStateMachineArn": sfn.create_state_machine(name="p", definition=definition, roleArn=role)[
+                "stateMachineArn"
+            ],
+            "DeprovisionStateMachineArn": sfn.create_state_machine(name="d", definition=definition, roleArn=role)[
+                "stateMachineArn"
+            ],
+            "LedgerTableName": "mlplane-ledger",
+        }
+        boto3.client("dynamodb", region_name=REGION).create_table(
+            TableName="mlplane-ledger",
+            KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
+            AttributeDefinitions=[
+                {"AttributeName": "pk", "AttributeType": "S"},
+                {"AttributeName": "sk", "AttributeType": "S"},
+            ],
+            BillingMode="PAY_PER_REQUEST",
+        )
+        # moto's CloudFormation needs a dozen more packages; the stack's outputs are all these commands read.
+        monkeypatch.setattr(operate, "stack_outputs", lambda name, region: outputs if name == "mlplane" else {})
+        yield outputs
+    aws.reset()
+
+
+def test_c2_provision_by_hand_starts_the_stack_state_machine_with_the_documented_input(
+    stack: dict[str, str],
+) -> None:
+    started = operate.provision(MEMBER, "oncall", "back-fill", stack="mlplane", region=REGION)
+    assert started["started"] is True and started["execution"].startswith(f"op-{MEMBER}-")
+    execution = boto3.client("stepfunctions", region_name=REGION).describe_execution(
+        executionArn=started["execution_arn"]
+    )
+    assert json.loads(execution["input"]) == {"account_id": MEMBER, "requested_by": "oncall", "reason": "back-fill"}
+    assert execution["stateMachineArn"] == stack["ProvisionStateMachineArn"]
+
+
+def test_c4_deprovision_by_hand_starts_the_deprovision_state_machine(stack: dict[str, str]) -> None:
+    started = operate.deprovision(MEMBER, "oncall", "retired", stack="mlplane", region=REGION)
+    assert started["execution"].startswith(f"dp-{MEMBER}-")
+    assert started["execution_arn"].startswith(stack["DeprovisionStateMachineArn"].replace("stateMachine", "execution"))
+
+
+def test_c5_status_reads_the_ledger(stack: dict[str, str]) -> None:
+    ledger = Ledger(boto3.client("dynamodb", region_name=REGION), "mlplane-ledger")
+    ledger.set_status(MEMBER, Status.READY, execution="ct-111111111111-abc")
+    ledger.record_intent(MEMBER, key="vpc", type="ec2:vpc", step="CreateNetwork", execution="ct-111111111111-abc")
+    ledger.record_created(MEMBER, key="vpc", resource_id="vpc-123")
+    document = operate.status(MEMBER, stack="mlplane", region=REGION)
+    assert document["status"]["status"] == "READY"
+    assert document["resources"] == [
+        {"type": "ec2:vpc", "key": "vpc", "id": "vpc-123", "state": "created", "step": "CreateNetwork"}
+    ]
+    assert operate.status("222222222222", stack="mlplane", region=REGION)["status"] is None
+
+
+def test_a_stack_without_mlplane_outputs_is_a_clear_error(stack: dict[str, str]) -> None:
+    with pytest.raises(ConfigError, match="has no output"):
+        operate.output({}, "ProvisionStateMachineArn", "other-stack")
+
+
+def test_stack_outputs_are_read_from_describe_stacks(monkeypatch: pytest.MonkeyPatch) -> None:
+    from botocore.stub import Stubber
+
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    aws.reset()
+    client = aws.client(aws.hub_session(REGION), "cloudformation")
+    with Stubber(client) as stub:
+        stub.add_response(
+            "describe_stacks",
+            {
+                "Stacks": [
+                    {
+                        "StackName": "mlplane",
+                        "CreationTime": "2026-11-23T00:00:00Z",
+                        "StackStatus": "CREATE_COMPLETE",
+                        "Outputs": [{"OutputKey": "LedgerTableName", "OutputValue": "mlplane-ledger"}],
+                    }
+                ]
+            },
+            {"StackName": "mlplane"},
+        )
+        assert operate.stack_outputs("mlplane", REGION) == {"LedgerTableName": "mlplane-ledger"}
+    aws.reset()
