@@ -115,8 +115,10 @@ class Sandbox:
         for key in self.options.config:
             if pascal(key) not in params:
                 raise UsageError(f"--config: unknown key {key!r} (known: {', '.join(sorted(_config_keys(params)))})")
+        # Stack parameters that are no function setting (e.g. RetirementOuId, used by a rule) are valid too.
+        function_settings = {k: v for k, v in self.options.config.items() if k in Settings.model_fields}
         try:
-            self.settings = settings_from(dict(self.options.config))
+            self.settings = settings_from(function_settings)
         except ConfigError as err:
             raise UsageError(f"--config: {err}") from err
         try:

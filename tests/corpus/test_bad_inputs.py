@@ -2,8 +2,8 @@
 status 2 and one line on stderr, and no mutating call is ever made in the member account.
 
 - `exit2` cases run the real CLI (`mlplane local run FILE --json [--config ...] [--absent]`) in subprocesses.
-  They are started in the background when the module's first test runs, two at a time, while the in-process
-  cases run; each `exit2` test then waits for its own process.
+  They are started in the background when the module's first test runs, one per CPU, while the in-process
+  cases run; each `exit2` test then waits for its own process (under pytest-xdist each test runs its own).
 - `IGNORED` and `REJECTED` cases run in-process, through `mlplane_sandbox.runner.Sandbox`. Cases with the same
   configuration and `absent` share one Sandbox (each case names its own account, so they cannot interfere).
 
@@ -22,12 +22,14 @@ import sys
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import pytest
 
 if TYPE_CHECKING:
     from mlplane_sandbox.runner import RunResult, Sandbox
+
+pytestmark = pytest.mark.filterwarnings("ignore:No application metrics to publish")
 
 CORPUS = Path(__file__).resolve().parent
 ROOT = CORPUS.parents[1]
@@ -114,12 +116,17 @@ def _cli(case: dict[str, Any]) -> subprocess.CompletedProcess[str]:
 
 @pytest.fixture(scope="module", autouse=True)
 def cli_runs(request: pytest.FixtureRequest) -> Iterator[dict[str, Future[subprocess.CompletedProcess[str]]]]:
-    """Start every selected exit-2 case now, in the background; the in-process cases run meanwhile."""
+    """Start every selected exit-2 case now, in the background; the in-process cases run meanwhile.
+
+    Not under pytest-xdist: its workers already run tests in parallel, and each would start every case.
+    """
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        yield {}
+        return
     selected: set[str] = set()
     for item in request.session.items:
         if isinstance(item, pytest.Function) and item.originalname == _EXIT2_TEST:
-            case: dict[str, Any] = item.callspec.params["case"]
-            selected.add(case["name"])
+            selected.add(cast("dict[str, Any]", item.callspec.params["case"])["name"])
     with ThreadPoolExecutor(max_workers=max(1, os.cpu_count() or 1)) as pool:
         futures = {case["name"]: pool.submit(_cli, case) for case in EXIT2 if case["name"] in selected}
         yield futures
@@ -214,7 +221,8 @@ def test_input_is_ignored_or_rejected_without_changing_the_member(case: dict[str
 def test_input_is_refused_with_exit_2_and_one_line(
     case: dict[str, Any], cli_runs: dict[str, Future[subprocess.CompletedProcess[str]]]
 ) -> None:
-    result = cli_runs[case["name"]].result()
+    started = cli_runs.get(case["name"])
+    result = started.result() if started is not None else _cli(case)
     assert "Traceback" not in result.stderr, result.stderr[-3000:]
     assert result.returncode == 2, f"{case['name']}: exit {result.returncode}: {result.stderr[-2000:]}"
     assert result.stdout == ""

@@ -82,3 +82,12 @@ def test_config_keys_map_to_template_parameters() -> None:
 def test_policy_name_without_prefix_is_a_config_error() -> None:
     with pytest.raises(ConfigError, match="AAC_MachineLearning"):
         settings_from({"sa_policy_name": "MyPolicy"})
+
+
+def test_config_accepts_stack_parameters_that_only_rules_use() -> None:
+    from mlplane_sandbox.runner import Options, Sandbox, UsageError
+
+    sandbox = Sandbox(Options(config={"retirement_ou_id": "ou-a1b2-retired0"}))
+    assert sandbox.settings.egress_mode == "nat"
+    with pytest.raises(UsageError, match="unknown key 'no_such_key'"):
+        Sandbox(Options(config={"no_such_key": 1}))
