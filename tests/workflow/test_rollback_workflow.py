@@ -2,67 +2,16 @@
 
 from __future__ import annotations
 
-from functools import cache
-from typing import Any
-
 import pytest
 from moto.ec2.models import ec2_backends
 
 from mlplane.ledger import Status
 from mlplane_sandbox import clock, vendor
-from mlplane_sandbox.runner import Options, RunResult, Sandbox, notifications
+from mlplane_sandbox.runner import Options, Sandbox, notifications
 from tests.conftest import RunSandbox, load_event
+from tests.workflow.recorded import FAST, MEMBER, comparable, member_mutations, recorded_mutations
 
 SUCCESS = "controltower/create_managed_account_succeeded"
-MEMBER = "111111111111"
-FAST = {"poll_interval_seconds": 600}
-MUTATING = (
-    "Create",
-    "Delete",
-    "Put",
-    "Attach",
-    "Detach",
-    "Associate",
-    "Disassociate",
-    "Allocate",
-    "Release",
-    "Modify",
-    "Request",
-    "Schedule",
-    "Update",
-    "Tag",
-    "Untag",
-    "Replace",
-    "Enable",
-    "Disable",
-)
-VENDOR_ROLES = ("aac-", "credential-service-role")
-
-
-def member_mutations(result: RunResult) -> list[str]:
-    return [
-        c["call"]
-        for c in result.api_calls
-        if c["principal"].startswith(f"arn:aws:sts::{MEMBER}:") and c["call"].split(":")[1].startswith(MUTATING)
-    ]
-
-
-@cache
-def recorded_mutations() -> list[str]:
-    """Every distinct mutating call a READY run makes in the member account: the list comes from a run."""
-    with Sandbox(Options(config=FAST)) as sandbox:
-        result = sandbox.run(load_event("controltower", "create_managed_account_succeeded"))
-    assert result.outcome == "READY", result.error
-    return sorted(set(member_mutations(result)))
-
-
-def comparable(inventory: dict[str, Any]) -> dict[str, Any]:
-    """The inventory without what AWS cannot undo at once (a key pending deletion, a quota request) and
-    without what the vendor made (its cluster and roles): everything else must be as before the run."""
-    view = {k: v for k, v in inventory.items() if k not in ("quota_requests", "eks_clusters")}
-    view["kms_keys"] = [k for k in inventory["kms_keys"] if k["state"] != "PendingDeletion"]
-    view["iam_roles"] = [r for r in inventory["iam_roles"] if not r["name"].startswith(VENDOR_ROLES)]
-    return view
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
