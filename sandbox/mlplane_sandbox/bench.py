@@ -1,0 +1,305 @@
+"""`make bench`: what one account and a burst cost, in AWS calls, state transitions, time and memory.
+
+    .venv/bin/python -m mlplane_sandbox.bench          # one account, then a burst of 10 (MLPLANE_BENCH_BURST=N)
+
+Each scenario runs in a fresh subprocess (`--measure N`), so its peak memory is its own. Figures, not
+assertions; default settings (egress mode nat, poll interval 60 s) unless MLPLANE_BENCH_CONFIG holds a JSON
+object of `--config` keys. Definitions:
+
+- **writes**: successful calls mlplane made in the member account whose operation changes something
+  (Create*, Delete*, Put*, Attach*, Associate*, Modify*, Allocate*, Request*, Enable*, ...); refused
+  attempts are counted apart (**failed**), and the writes above the minimum are named per call.
+  **minimum**: one call per thing the plan makes or changes in a fresh account: the VPC, its secondary
+  block, its DNS-hostnames attribute (DNS support is on by default), each subnet, route table, route-table
+  association and mlplane-made route (`plan_network`), the internet gateway and its attachment, the S3
+  endpoint, each NAT gateway and its Elastic IP (nat mode) or the transit gateway attachment (tgw mode);
+  the IAM user, policy and attachment; the KMS key, alias, rotation and the key-policy patch; one request
+  per quota target. Hub writes (the ledger, SNS) are counted apart: they are bookkeeping, not the plan.
+- **state transitions**: Step Functions Standard bills each state entered, retries included: the
+  execution history's `*StateEntered` events plus Task retries (`TaskScheduled` beyond one per entry).
+  Price: $0.025 per 1,000 transitions (us-east-1 list price; the free tier ignored). In a burst the
+  sandbox's single clock is moved by every account's Wait states, so the vendor's 37.5 minutes pass in
+  fewer polls per account: price the one-account figure.
+- **cold import**: a fresh interpreter imports `functions/<step>/app.py` (time.perf_counter around the
+  import, interpreter start-up excluded; bytecode caches warm), against a bare `import boto3`. Measured
+  with this machine's CPython, not Lambda's python3.13 on arm64: compare the columns, not the absolutes.
+- **accounts per minute**: accounts over the wall time from the first event put to the last execution's
+  end (sandbox set-up excluded). **peak RSS**: the scenario process's maximum resident set size.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+PRICE_PER_TRANSITION = 0.025 / 1000
+IMPORT_RUNS = 3
+MUTATING_PREFIXES = (
+    "Create",
+    "Delete",
+    "Put",
+    "Attach",
+    "Detach",
+    "Associate",
+    "Disassociate",
+    "Modify",
+    "Allocate",
+    "Release",
+    "Replace",
+    "Enable",
+    "Disable",
+    "Request",
+    "Tag",
+    "Untag",
+    "Update",
+    "Schedule",
+    "Set",
+)
+_HUB_WRITES = ("dynamodb:PutItem", "dynamodb:DeleteItem", "dynamodb:UpdateItem", "sns:Publish")
+
+
+def is_mutating(call: str) -> bool:
+    return call.split(":", 1)[1].startswith(MUTATING_PREFIXES)
+
+
+def minimum_mutations(config: dict[str, Any]) -> dict[str, int]:
+    """The fewest member-account writes the plan needs in a fresh account, per call (see the module doc)."""
+    from mlplane.config import settings_from
+    from mlplane.network.plan import plan_network
+
+    values = dict(config)
+    if values.get("egress_mode") == "tgw" and not values.get("transit_gateway_id"):
+        values["transit_gateway_id"] = "tgw-0123456789abcdef0"  # any well-formed id: only the shape matters
+    settings = settings_from(values)
+    region = settings.aws_region
+    plan = plan_network(settings, [f"{region}a", f"{region}b", f"{region}c"])
+    wanted = {
+        "ec2:CreateVpc": 1,
+        "ec2:AssociateVpcCidrBlock": 1,  # the secondary block
+        "ec2:ModifyVpcAttribute": int(plan.vpc.dns_hostnames),  # DNS support is on by default, hostnames not
+        "ec2:CreateSubnet": len(plan.subnets),
+        "ec2:CreateRouteTable": len(plan.route_tables),
+        "ec2:AssociateRouteTable": len(plan.route_tables),
+        "ec2:CreateRoute": sum(1 for table in plan.route_tables for route in table.routes if route.key),
+        "ec2:CreateInternetGateway": int(plan.internet_gateway is not None),
+        "ec2:AttachInternetGateway": int(plan.internet_gateway is not None),
+        "ec2:CreateVpcEndpoint": 1,
+        "ec2:AllocateAddress": len(plan.nat_gateways),
+        "ec2:CreateNatGateway": len(plan.nat_gateways),
+        "ec2:CreateTransitGatewayVpcAttachment": int(plan.tgw_attachment is not None),
+        "iam:CreateUser": 1,
+        "iam:CreatePolicy": 1,
+        "iam:AttachUserPolicy": 1,
+        "kms:CreateKey": 1,
+        "kms:CreateAlias": 1,
+        "kms:EnableKeyRotation": 1,
+        "kms:PutKeyPolicy": 1,  # the credential role's statement
+        "servicequotas:RequestServiceQuotaIncrease": len(settings.quota_targets),
+    }
+    return {call: n for call, n in wanted.items() if n}
+
+
+def transitions(history: list[dict[str, Any]]) -> int:
+    entered = sum(1 for e in history if str(e["type"]).endswith("StateEntered"))
+    retries = max(
+        0,
+        sum(1 for e in history if e["type"] == "TaskScheduled")
+        - sum(1 for e in history if e["type"] == "TaskStateEntered"),
+    )
+    return entered + retries
+
+
+def measure(count: int, config: dict[str, Any]) -> dict[str, Any]:
+    """Run one burst of `count` accounts in this process and return its figures (the `--measure` mode)."""
+    from mlplane_sandbox.burst import peak_rss_mb, run_burst
+    from mlplane_sandbox.runner import Options
+
+    burst = run_burst(count, Options(config=config))
+    minimum = minimum_mutations(config)
+    per_account = []
+    excess: Counter[str] = Counter()
+    for account in burst.accounts:
+        calls = burst.member_calls(account)
+        writes = Counter(c.call for c in calls if c.ok and is_mutating(c.call))
+        excess.update({call: n - minimum.get(call, 0) for call, n in writes.items() if n > minimum.get(call, 0)})
+        per_account.append(
+            {
+                "mutating": sum(writes.values()),
+                "failed": sum(1 for c in calls if not c.ok and is_mutating(c.call)),
+                "member_calls": len(calls),
+                "transitions": transitions(burst.results[account].history),
+            }
+        )
+    hub_writes = sum(1 for c in burst.calls if c.call in _HUB_WRITES)
+    return {
+        "accounts": count,
+        "outcomes": burst.outcomes(),
+        "cidr_overlaps": burst.cidr_overlaps(),
+        "cross_talk": len(burst.cross_talk()),
+        "mutating_per_account": statistics.mean(a["mutating"] for a in per_account),
+        "failed_writes_per_account": statistics.mean(a["failed"] for a in per_account),
+        "over_minimum": {call: n / count for call, n in sorted(excess.items())},
+        "member_calls_per_account": statistics.mean(a["member_calls"] for a in per_account),
+        "hub_writes_per_account": hub_writes / count,
+        "transitions_per_account": statistics.mean(a["transitions"] for a in per_account),
+        "run_seconds": burst.run_seconds,
+        "wall_seconds": burst.wall_seconds,
+        "accounts_per_minute": count / (burst.run_seconds / 60) if burst.run_seconds else 0.0,
+        "peak_rss_mb": peak_rss_mb(),
+    }
+
+
+def _child_env(extra: dict[str, str] | None = None) -> dict[str, str]:
+    env = dict(os.environ)
+    env.setdefault("PYTHONPATH", "")
+    env.update(extra or {})
+    return env
+
+
+def _run_scenario(count: int, config: dict[str, Any]) -> dict[str, Any]:
+    command = [sys.executable, "-m", "mlplane_sandbox.bench", "--measure", str(count), json.dumps(config)]
+    done = subprocess.run(command, capture_output=True, text=True, check=True, env=_child_env())
+    last = [line for line in done.stdout.splitlines() if line.startswith('{"accounts"')][-1]
+    figures: dict[str, Any] = json.loads(last)
+    return figures
+
+
+_IMPORT_PROBE = (
+    "import importlib, sys, time\n"
+    "start = time.perf_counter()\n"
+    "importlib.import_module(sys.argv[1])\n"
+    "print(time.perf_counter() - start)\n"
+)
+
+
+def import_seconds(module: str, root: Path) -> float:
+    """Median seconds a fresh interpreter takes to import `module` (start-up excluded)."""
+    env = _child_env(
+        {
+            "PYTHONPATH": os.pathsep.join(str(root / p) for p in (".", "layers/mlplane")),
+            "POWERTOOLS_SERVICE_NAME": "mlplane",
+            "POWERTOOLS_METRICS_NAMESPACE": "mlplane",
+            "AWS_DEFAULT_REGION": "eu-west-1",
+        }
+    )
+    samples = []
+    for _ in range(IMPORT_RUNS):
+        done = subprocess.run(
+            [sys.executable, "-c", _IMPORT_PROBE, module], capture_output=True, text=True, check=True, env=env, cwd=root
+        )
+        samples.append(float(done.stdout.strip().splitlines()[-1]))
+    return statistics.median(samples)
+
+
+def _handlers(root: Path) -> list[str]:
+    return sorted(p.parent.name for p in (root / "functions").glob("*/app.py"))
+
+
+def _row(cells: list[str], widths: list[int]) -> str:
+    return "  ".join(
+        cell.ljust(width) if i == 0 else cell.rjust(width)
+        for i, (cell, width) in enumerate(zip(cells, widths, strict=True))
+    )
+
+
+def _table(title: str, header: list[str], rows: list[list[str]]) -> str:
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
+    lines = [title, _row(header, widths), _row(["-" * w for w in widths], widths)]
+    lines += [_row(r, widths) for r in rows]
+    return "\n".join(lines)
+
+
+def main() -> int:
+    from mlplane_sandbox.template import project_root
+
+    started = time.perf_counter()
+    root = project_root()
+    burst_size = int(os.environ.get("MLPLANE_BENCH_BURST", "10"))
+    config: dict[str, Any] = json.loads(os.environ.get("MLPLANE_BENCH_CONFIG", "{}") or "{}")
+    minimum = minimum_mutations(config)
+    floor = sum(minimum.values())
+    print(f"mlplane bench: config {json.dumps(config)}; burst of {burst_size}", flush=True)
+
+    scenarios = [
+        ("one account", _run_scenario(1, config)),
+        (f"burst of {burst_size}", _run_scenario(burst_size, config)),
+    ]
+    rows = []
+    for name, f in scenarios:
+        outcomes = ", ".join(f"{k} {v}" for k, v in f["outcomes"].items())
+        rows.append(
+            [
+                name,
+                outcomes,
+                f"{f['mutating_per_account']:.1f}",
+                str(floor),
+                f"{f['mutating_per_account'] / floor:.2f}x",
+                f"{f['failed_writes_per_account']:.1f}",
+                f"{f['member_calls_per_account']:.0f}",
+                f"{f['hub_writes_per_account']:.0f}",
+                f"{f['transitions_per_account']:.0f}",
+                f"${f['transitions_per_account'] * PRICE_PER_TRANSITION:.4f}",
+                f"{f['accounts_per_minute']:.1f}",
+                f"{f['run_seconds']:.1f}",
+                f"{f['peak_rss_mb']:.0f}",
+            ]
+        )
+    header = [
+        "scenario",
+        "outcomes",
+        "writes/acct",
+        "minimum",
+        "ratio",
+        "failed",
+        "calls/acct",
+        "hub writes",
+        "transitions",
+        "SFN $/acct",
+        "acct/min",
+        "run s",
+        "peak MB",
+    ]
+    print()
+    print(
+        _table("Per account (member-account writes vs the plan's minimum; Step Functions Standard cost)", header, rows)
+    )
+    domains: Counter[str] = Counter()
+    for call, n in minimum.items():
+        domains[call.split(":")[0]] += n
+    print(f"minimum = {' + '.join(f'{k} {v}' for k, v in domains.items())} = {floor} successful writes")
+    for name, f in scenarios:
+        over = ", ".join(f"{call} +{n:g}" for call, n in f["over_minimum"].items()) or "none"
+        print(f"{name}: successful writes over the minimum, per account: {over}")
+    print("failed: refused writes per account, e.g. kms:PutKeyPolicy naming a role IAM has not propagated yet")
+    print("(the sandbox refuses it as AWS does; the state machine retries the TransientError)")
+
+    baseline = import_seconds("boto3", root)
+    import_rows = [["import boto3 (baseline)", f"{baseline * 1000:.0f}", "1.00x"]]
+    for step in _handlers(root):
+        seconds = import_seconds(f"functions.{step}.app", root)
+        import_rows.append([f"functions/{step}/app.py", f"{seconds * 1000:.0f}", f"{seconds / baseline:.2f}x"])
+    print()
+    print(_table("Cold import (fresh interpreter, median of 3)", ["module", "ms", "vs boto3"], import_rows))
+    print(f"\nbench finished in {time.perf_counter() - started:.0f} s")
+    return 0
+
+
+def _measure_main(argv: list[str]) -> int:
+    count = int(argv[0])
+    config = json.loads(argv[1]) if len(argv) > 1 else {}
+    figures = measure(count, config)
+    sys.stdout.write(json.dumps(figures) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    if len(sys.argv) > 1 and sys.argv[1] == "--measure":
+        raise SystemExit(_measure_main(sys.argv[2:]))
+    raise SystemExit(main())

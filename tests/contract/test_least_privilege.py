@@ -1,0 +1,319 @@
+"""Least privilege (issue 8): what each Lambda may do is what it does, in the hub and in member accounts.
+
+A few sandbox scenarios run the real workflows (READY then deprovision through EventBridge in tgw mode,
+READY then deprovision by hand in nat mode, a rollback from an outage, a rollback of a complete account),
+and the sandbox's call record says which function made which call in which account. Then:
+
+- hub: every call a function made is allowed by its `Policies` in template.yaml (SAM policy templates
+  expanded below), and every action it is granted was used, or is listed here with a reason;
+- state machines: each may invoke exactly the functions its Task states name;
+- member accounts: mlplane assumes the member role with a session policy
+  (layers/mlplane/mlplane/member_session_policy.json). moto does not enforce session policies, so this test
+  does: every member-account call recorded is allowed by that document, and every action in it was used or
+  is listed here with a reason;
+- checkov passes on template.yaml with only the checks `.checkov.yaml` skips (each with its reason there and
+  in the README); cfn-lint runs in test_template_and_asl.py.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import json
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from mlplane import aws
+from mlplane_sandbox import recording
+from mlplane_sandbox.recording import ApiCall
+from mlplane_sandbox.runner import Options, Sandbox
+from mlplane_sandbox.template import load_template, project_root
+from mlplane_sandbox.world import HUB_ACCOUNT
+from tests.conftest import load_event
+
+MEMBER = "111111111111"
+FAST = {"poll_interval_seconds": 600}  # fewer polls; the calls made are the same kinds
+
+# The SAM policy templates template.yaml uses, expanded to their actions as SAM documents them:
+# https://docs.aws.amazon.com/serverless-application-model/latest/developerguide/serverless-policy-template-list.html
+# (source: aws/serverless-application-model, samtranslator/policy_templates_data/policy_templates.json).
+SAM_POLICY_TEMPLATES: dict[str, tuple[str, ...]] = {
+    "DynamoDBCrudPolicy": (
+        "dynamodb:GetItem",
+        "dynamodb:DeleteItem",
+        "dynamodb:PutItem",
+        "dynamodb:Scan",
+        "dynamodb:Query",
+        "dynamodb:UpdateItem",
+        "dynamodb:BatchWriteItem",
+        "dynamodb:BatchGetItem",
+        "dynamodb:DescribeTable",
+        "dynamodb:ConditionCheckItem",
+    ),
+    "DynamoDBReadPolicy": (
+        "dynamodb:GetItem",
+        "dynamodb:Scan",
+        "dynamodb:Query",
+        "dynamodb:BatchGetItem",
+        "dynamodb:DescribeTable",
+    ),
+    "SNSPublishMessagePolicy": ("sns:Publish",),
+    "LambdaInvokePolicy": ("lambda:InvokeFunction",),
+}
+
+# Actions a SAM policy template grants as one unit beyond what the function calls. A template none of whose
+# actions is used fails the test: it should not be there at all.
+TEMPLATE_EXTRAS: dict[str, str] = dict.fromkeys(
+    SAM_POLICY_TEMPLATES["DynamoDBCrudPolicy"],
+    "granted as one unit by SAM's DynamoDB policy templates (the table's only access path)",
+)
+
+# Actions a function's own statements grant without the scenarios seeing it call them: (function, action).
+STATEMENT_EXTRAS: dict[tuple[str, str], str] = {}
+
+# Member-account actions in the session policy that the scenarios do not call, each with its reason.
+SESSION_POLICY_EXTRAS: dict[str, str] = {
+    "ec2:CreateTags": "authorised on every create with TagSpecifications (tag on create); never called itself",
+    "iam:TagUser": "authorised by iam:CreateUser with Tags (tag on create)",
+    "iam:TagPolicy": "CreatePolicy with Tags; and the vendor tag AACResource when an existing policy lacks it",
+    "iam:UntagPolicy": "an existing policy's stale mlplane tag is replaced (iam/apply.py)",
+    "iam:CreatePolicyVersion": "an existing AAC policy whose document differs is updated (iam/apply.py)",
+    "iam:SetDefaultPolicyVersion": "restores the previous default version on rollback of such an update",
+    "iam:DeletePolicyVersion": "IAM keeps five versions: the oldest non-default one is deleted first",
+    "kms:TagResource": "authorised by kms:CreateKey with Tags (tag on create)",
+    "ec2:ReplaceRoute": "a re-run finds a route with a different target and points it back (network/apply.py)",
+    "ec2:ModifyVpcEndpoint": "a re-run finds the S3 endpoint missing a route table and adds it",
+    "iam:CreateServiceLinkedRole": "Service Quotas creates AWSServiceRoleForServiceQuotas on an account's "
+    "first request (condition: iam:AWSServiceName servicequotas.amazonaws.com)",
+}
+STS_SESSION_POLICY_LIMIT = 2048  # characters of an inline session policy (STS AssumeRole, Policy)
+
+
+@dataclass
+class Recorded:
+    calls: list[ApiCall] = field(default_factory=list)
+    assumers: set[str] = field(default_factory=set)  # functions that assumed the member role
+    session_policies: list[str | None] = field(default_factory=list)  # Policy of each member-role session
+    functions: set[str] = field(default_factory=set)
+    outcomes: list[str] = field(default_factory=list)
+
+    def hub_actions(self, function: str) -> set[str]:
+        used = {c.call for c in self.calls if c.actor == function and c.account_id == HUB_ACCOUNT}
+        if function in self.assumers:
+            # Each Lambda assumes the member role itself; the sandbox shares one session cache across them,
+            # so only the first caller's sts:AssumeRole reaches the record.
+            used.add("sts:AssumeRole")
+        return used
+
+    def member_calls(self) -> list[ApiCall]:
+        return [c for c in self.calls if c.account_id != HUB_ACCOUNT and c.actor in self.functions]
+
+
+def _session_policies(sandbox: Sandbox) -> list[str | None]:
+    from moto.sts.models import sts_backends
+
+    return [
+        role.policy
+        for account in sandbox.world.accounts
+        if account != HUB_ACCOUNT
+        for role in sts_backends[account]["aws"].assumed_roles
+    ]
+
+
+@pytest.fixture(scope="module")
+def recorded() -> Iterator[Recorded]:
+    found = Recorded()
+    original = aws.session_for
+
+    def spy(*args: Any, **kwargs: Any) -> Any:
+        actor = recording.current_actor()
+        if actor is not None:
+            found.assumers.add(actor)
+        return original(*args, **kwargs)
+
+    def keep(sandbox: Sandbox) -> None:
+        found.calls.extend(recording.calls())
+        found.functions.update(sandbox.functions)
+        found.session_policies.extend(_session_policies(sandbox))
+
+    success = load_event("controltower", "create_managed_account_succeeded")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(aws, "session_for", spy)
+        # READY, then deprovisioned through EventBridge (account closed), in tgw mode
+        with Sandbox(Options(config={**FAST, "egress_mode": "tgw"})) as sandbox:
+            found.outcomes.append(sandbox.run(success).outcome)
+            from mlplane_sandbox import vendor
+
+            vendor.teardown(MEMBER)  # the AAC admin removed the data plane first
+            found.outcomes.append(sandbox.run(load_event("organizations", "close_account")).outcome)
+            keep(sandbox)
+        for options in (
+            Options(config=FAST, then_deprovision=True),  # READY, then deprovisioned by hand (nat mode)
+            Options(config=FAST, fails=["ec2:CreateNatGateway"]),  # an outage: rollback of a partial network
+            Options(config=FAST, vendor="cluster-failed"),  # rollback of a complete account
+        ):
+            with Sandbox(options) as sandbox:
+                found.outcomes.append(sandbox.run(success).outcome)
+                keep(sandbox)
+    yield found
+
+
+def _template() -> dict[str, Any]:
+    return load_template(project_root() / "template.yaml")
+
+
+def _grants(policies: list[Any]) -> dict[str, str]:
+    """action -> where it comes from ("statement" or the SAM policy template's name)."""
+    granted: dict[str, str] = {}
+    for policy in policies:
+        assert isinstance(policy, dict), f"managed policy {policy!r}: list its actions in this test first"
+        for name, value in policy.items():
+            if name == "Statement":
+                for statement in value:
+                    assert statement["Effect"] == "Allow"
+                    actions = statement["Action"]
+                    for action in [actions] if isinstance(actions, str) else actions:
+                        granted[action] = "statement"
+            else:
+                assert name in SAM_POLICY_TEMPLATES, f"policy template {name}: expand it in this test first"
+                for action in SAM_POLICY_TEMPLATES[name]:
+                    granted.setdefault(action, name)
+    return granted
+
+
+def _functions() -> dict[str, dict[str, str]]:
+    resources = _template()["Resources"]
+    return {
+        name: _grants(resource["Properties"].get("Policies", []))
+        for name, resource in resources.items()
+        if resource["Type"] == "AWS::Serverless::Function"
+    }
+
+
+def _allowed(action: str, patterns: list[str]) -> bool:
+    return any(fnmatch.fnmatchcase(action.lower(), pattern.lower()) for pattern in patterns)
+
+
+def test_scenarios_exercise_every_function(recorded: Recorded) -> None:
+    assert recorded.outcomes == ["READY", "DEPROVISIONED", "DEPROVISIONED", "ROLLED_BACK", "ROLLED_BACK"]
+    acted = {c.actor for c in recorded.calls} | recorded.assumers
+    assert set(_functions()) <= acted, sorted(set(_functions()) - acted)
+
+
+def test_every_hub_call_of_a_function_is_allowed_by_its_template_policy(recorded: Recorded) -> None:
+    denied = {
+        f"{function}: {action}"
+        for function, granted in _functions().items()
+        for action in recorded.hub_actions(function)
+        if not _allowed(action, list(granted))
+    }
+    assert not denied, sorted(denied)
+
+
+def test_every_action_a_function_is_granted_is_used_or_justified(recorded: Recorded) -> None:
+    unjustified: list[str] = []
+    for function, granted in _functions().items():
+        used = recorded.hub_actions(function)
+        for template in set(granted.values()) - {"statement"}:
+            if not set(SAM_POLICY_TEMPLATES[template]) & used:
+                unjustified.append(f"{function}: {template} is granted and none of its actions is used")
+        for action, source in granted.items():
+            if action in used:
+                continue
+            if source == "statement" and (function, action) not in STATEMENT_EXTRAS:
+                unjustified.append(f"{function}: {action} (its own statement) is never called")
+            if source != "statement" and action not in TEMPLATE_EXTRAS:
+                unjustified.append(f"{function}: {action} (from {source}) is never called")
+    assert not unjustified, unjustified
+
+
+def test_state_machines_may_invoke_exactly_their_task_functions() -> None:
+    resources = _template()["Resources"]
+    for name, resource in resources.items():
+        if resource["Type"] != "AWS::Serverless::StateMachine":
+            continue
+        props = resource["Properties"]
+        definition = (project_root() / props["DefinitionUri"]).read_text(encoding="utf-8")
+        tasks = {
+            value["Fn::GetAtt"][0] if isinstance(value["Fn::GetAtt"], list) else value["Fn::GetAtt"].split(".")[0]
+            for key, value in props["DefinitionSubstitutions"].items()
+            if "${" + key + "}" in definition and isinstance(value, dict) and "Fn::GetAtt" in value
+        }
+        invokable = {
+            policy["LambdaInvokePolicy"]["FunctionName"]["Ref"]
+            for policy in props["Policies"]
+            if "LambdaInvokePolicy" in policy
+        }
+        assert invokable == tasks, name
+        assert all(set(policy) == {"LambdaInvokePolicy"} for policy in props["Policies"]), name
+
+
+def _session_policy() -> dict[str, Any]:
+    document: dict[str, Any] = json.loads(aws.member_session_policy())
+    return document
+
+
+def _session_actions() -> list[str]:
+    actions: list[str] = []
+    for statement in _session_policy()["Statement"]:
+        assert statement["Effect"] == "Allow"
+        listed = statement["Action"]
+        actions.extend([listed] if isinstance(listed, str) else listed)
+    return actions
+
+
+def test_member_roles_are_assumed_with_the_session_policy(recorded: Recorded) -> None:
+    assert recorded.session_policies
+    assert set(recorded.session_policies) == {aws.member_session_policy()}
+    assert len(aws.member_session_policy()) <= STS_SESSION_POLICY_LIMIT
+
+
+def test_every_member_call_is_allowed_by_the_session_policy(recorded: Recorded) -> None:
+    actions = _session_actions()
+    member_calls = recorded.member_calls()
+    assert member_calls
+    denied = sorted({f"{c.actor}: {c.call}" for c in member_calls if not _allowed(c.call, actions)})
+    assert not denied, denied
+
+
+def test_every_session_policy_action_is_used_or_justified(recorded: Recorded) -> None:
+    used = {c.call for c in recorded.member_calls()}
+    unjustified = []
+    for action in _session_actions():
+        if "*" in action:
+            if not any(_allowed(call, [action]) for call in used):
+                unjustified.append(f"{action} matches no call")
+        elif action not in used and action not in SESSION_POLICY_EXTRAS:
+            unjustified.append(f"{action} is never called")
+    assert not unjustified, unjustified
+    stale = sorted(action for action in SESSION_POLICY_EXTRAS if action in used)
+    assert not stale, f"now used; drop the reason: {stale}"
+
+
+def test_template_passes_checkov_with_only_the_listed_skips() -> None:
+    local = Path(sys.executable).parent / "checkov"
+    checkov = str(local) if local.exists() else shutil.which("checkov")
+    if checkov is None:
+        pytest.skip("checkov is not installed (it belongs in the dev dependencies)")
+    root = project_root()
+    done = subprocess.run(
+        [checkov, "-f", "template.yaml", "--config-file", ".checkov.yaml", "-o", "json"],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    report = json.loads(done.stdout)
+    report = report[0] if isinstance(report, list) else report
+    failed = [f"{c['check_id']} {c['resource']}" for c in report.get("results", {}).get("failed_checks", [])]
+    assert failed == [], failed
+    assert report["summary"]["parsing_errors"] == 0
+    assert report["summary"]["passed"] > 0
+    assert done.returncode == 0, done.stderr[-2000:]
