@@ -5,9 +5,10 @@ are placed in the organization as Control Tower leaves them, every event is put 
 before any execution is waited for, and then all executions run side by side (moto runs each in its own
 threads). The report gives each outcome's count and two isolation checks:
 
-- `cidr_overlaps`: pairs of accounts whose VPC blocks overlap. In egress mode `tgw` every account gets its
-  own slot of the CIDR pool, so the target is 0; in mode `nat` every account gets the same 10.10.0.0/21 +
-  10.64.0.0/18 by design (the VPCs are never connected), so the count is honestly N(N-1)/2 there.
+- `cidr_overlaps`: pairs of accounts whose VPCs are connected (attached to the same transit gateway) and
+  whose blocks overlap: addresses that must be unique. The target is 0. In egress mode `nat` every account
+  gets the same 10.10.0.0/21 + 10.64.0.0/18 by design, in VPCs that are never connected, so they cannot
+  conflict; in mode `tgw` each account gets its own slot of the CIDR pool.
 - `cross_talk`: resources in one account's inventory tagged `mlplane:account=<another account>`, or a READY
   account whose VPC is missing or not tagged with its own id. The target is 0 in every mode.
 
@@ -124,17 +125,19 @@ class Burst:
         return dict(sorted(Counter(r.outcome for r in self.results.values()).items()))
 
     def cidr_overlaps(self) -> int:
-        """Pairs of accounts with at least one overlapping VPC block."""
-        blocks = {
-            account: [ipaddress.ip_network(c) for vpc in r.inventory.get("vpcs", []) for c in vpc["cidrs"]]
-            for account, r in self.results.items()
-        }
-        ordered = list(blocks.values())
+        """Pairs of connected accounts (a shared transit gateway) with at least one overlapping VPC block."""
+        networks = [
+            (
+                {a["transit_gateway_id"] for a in r.inventory.get("transit_gateway_attachments", [])},
+                [ipaddress.ip_network(c) for vpc in r.inventory.get("vpcs", []) for c in vpc["cidrs"]],
+            )
+            for r in self.results.values()
+        ]
         return sum(
             1
-            for i, mine in enumerate(ordered)
-            for theirs in ordered[i + 1 :]
-            if any(a.overlaps(b) for a in mine for b in theirs)
+            for i, (my_tgws, mine) in enumerate(networks)
+            for their_tgws, theirs in networks[i + 1 :]
+            if my_tgws & their_tgws and any(a.overlaps(b) for a in mine for b in theirs)
         )
 
     def cross_talk(self) -> list[str]:
@@ -159,10 +162,9 @@ class Burst:
 
     @property
     def ok(self) -> bool:
-        """Every account READY, no cross-talk, and (tgw mode) no overlapping CIDRs."""
+        """Every account READY, no cross-talk, no overlapping CIDRs between connected accounts."""
         all_ready = all(r.outcome == "READY" for r in self.results.values())
-        overlaps_ok = self.egress_mode != "tgw" or self.cidr_overlaps() == 0
-        return all_ready and overlaps_ok and not self.cross_talk()
+        return all_ready and self.cidr_overlaps() == 0 and not self.cross_talk()
 
     def as_json(self) -> dict[str, Any]:
         return {

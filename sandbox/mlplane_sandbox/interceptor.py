@@ -35,6 +35,7 @@ from mlplane_sandbox.clock import clock
 _ACCESS_KEY = re.compile(r"Credential=([A-Z0-9]+)/\d{8}/([a-z0-9-]+)/")
 _original_call = BotocoreStubber.__call__
 _state_lock = threading.Lock()
+_conditional_write_lock = threading.Lock()
 _installed = False
 _fault_plan = faults.FaultPlan()
 _hub_account = "123456789012"
@@ -218,7 +219,12 @@ def _answer(
             return answer
         body = json.dumps(answer, default=_to_json).encode()
         return 200, {"Content-Type": "application/x-amz-json-1.1"}, body
-    response = _original_call(stubber, event_name, request, **kwargs)
+    if call.service == "dynamodb" and "ConditionExpression" in call.params:
+        # moto evaluates a condition and writes in two steps; DynamoDB does both atomically.
+        with _conditional_write_lock:
+            response = _original_call(stubber, event_name, request, **kwargs)
+    else:
+        response = _original_call(stubber, event_name, request, **kwargs)
     if response is None:
         return None
     return response.status_code, dict(response.headers), response.content

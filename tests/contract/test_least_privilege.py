@@ -75,7 +75,17 @@ TEMPLATE_EXTRAS: dict[str, str] = dict.fromkeys(
 )
 
 # Actions a function's own statements grant without the scenarios seeing it call them: (function, action).
-STATEMENT_EXTRAS: dict[tuple[str, str], str] = {}
+_SSE = "SNS calls KMS on the publisher's behalf to encrypt for the topic's key (SSE); moto's SNS does not"
+STATEMENT_EXTRAS: dict[tuple[str, str], str] = {
+    (function, action): _SSE
+    for function in (
+        "NotifyReadyForVendorFunction",
+        "MarkReadyFunction",
+        "RollbackFunction",
+        "MarkDeprovisionedFunction",
+    )
+    for action in ("kms:GenerateDataKey*", "kms:Decrypt")
+}
 
 # Member-account actions in the session policy that the scenarios do not call, each with its reason.
 SESSION_POLICY_EXTRAS: dict[str, str] = {

@@ -87,12 +87,17 @@ def allocate(ledger: Ledger, account_id: str, pool: str, *, primary_prefix: int,
     if existing is not None:
         return existing
     ledger.put_item(account_id, POINTER_SK, {"pool": pool})
-    taken = ledger.items(pool_pk(pool))
-    candidates = _free_slots(account_id, pool, taken, primary_prefix=primary_prefix, secondary_prefix=secondary_prefix)
-    for candidate in candidates:
-        doc: dict[str, Any] = candidate.model_dump(mode="json")
-        if ledger.put_item(pool_pk(pool), _sk(candidate.slot), doc, only_if_absent=True):
-            return candidate
+    # Accounts vended together race for the same free slots: after losing every candidate, read the pool
+    # again; each round someone won a slot, so the pool's size bounds the rounds.
+    for _ in range(slot_count(pool, primary_prefix=primary_prefix, secondary_prefix=secondary_prefix)):
+        taken = ledger.items(pool_pk(pool))
+        candidates = _free_slots(  # raises ConfigError once the pool is full
+            account_id, pool, taken, primary_prefix=primary_prefix, secondary_prefix=secondary_prefix
+        )
+        for candidate in candidates:
+            doc: dict[str, Any] = candidate.model_dump(mode="json")
+            if ledger.put_item(pool_pk(pool), _sk(candidate.slot), doc, only_if_absent=True):
+                return candidate
     raise ConfigError(f"CIDR pool {pool} is exhausted")
 
 
