@@ -8,6 +8,8 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from mlplane_sandbox.recording import is_mutating
+
 console = Console(stderr=False)
 
 _SECTIONS = (
@@ -44,32 +46,10 @@ def print_summary(label: str, result: Any) -> None:
         table.add_row(section, str(count))
     console.print(table)
     calls = Counter(c["call"] for c in result.api_calls)
-    mutating = sum(n for call, n in calls.items() if call.split(":")[1].startswith(_MUTATING))
+    mutating = sum(n for call, n in calls.items() if is_mutating(call))
     console.print(
         f"  AWS calls by mlplane: {len(result.api_calls)} ({mutating} mutating); leftovers: {len(result.leftovers)}"
     )
-
-
-_MUTATING = (
-    "Create",
-    "Delete",
-    "Put",
-    "Attach",
-    "Detach",
-    "Associate",
-    "Disassociate",
-    "Allocate",
-    "Release",
-    "Modify",
-    "Request",
-    "Schedule",
-    "Update",
-    "Tag",
-    "Untag",
-    "Replace",
-    "Enable",
-    "Disable",
-)
 
 
 def print_plan(document: dict[str, Any]) -> None:

@@ -12,6 +12,35 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 
+# Operation-name prefixes of AWS calls that change something (the rest describe, get or list).
+MUTATING_PREFIXES = (
+    "Create",
+    "Delete",
+    "Put",
+    "Attach",
+    "Detach",
+    "Associate",
+    "Disassociate",
+    "Allocate",
+    "Release",
+    "Modify",
+    "Request",
+    "Schedule",
+    "Update",
+    "Tag",
+    "Untag",
+    "Replace",
+    "Enable",
+    "Disable",
+    "Authorize",
+    "Revoke",
+)
+
+
+def is_mutating(call: str) -> bool:
+    """`service:Operation` changes something."""
+    return call.partition(":")[2].startswith(MUTATING_PREFIXES)
+
 
 @dataclass(frozen=True)
 class ApiCall:

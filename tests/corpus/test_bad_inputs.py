@@ -26,6 +26,8 @@ from typing import TYPE_CHECKING, Any, cast
 
 import pytest
 
+from mlplane_sandbox.recording import MUTATING_PREFIXES
+
 if TYPE_CHECKING:
     from mlplane_sandbox.runner import RunResult, Sandbox
 
@@ -37,29 +39,6 @@ MLPLANE = str(Path(sys.executable).parent / "mlplane")
 CASES: list[dict[str, Any]] = json.loads((CORPUS / "cases.json").read_text(encoding="utf-8"))
 EXPECTS = ("IGNORED", "REJECTED", "exit2")
 
-# AWS operations that change something: none may be called in the member account for any of these inputs.
-MUTATING = (
-    "Create",
-    "Delete",
-    "Put",
-    "Attach",
-    "Detach",
-    "Associate",
-    "Disassociate",
-    "Allocate",
-    "Release",
-    "Modify",
-    "Request",
-    "Schedule",
-    "Update",
-    "Tag",
-    "Untag",
-    "Replace",
-    "Enable",
-    "Disable",
-    "Authorize",
-    "Revoke",
-)
 # What the hub may do for a refused input: start the execution that ValidateAccount then fails, write its ledger.
 HUB_WRITES = frozenset({"states:StartExecution", "dynamodb:PutItem", "dynamodb:UpdateItem"})
 _EXIT2_TEST = "test_input_is_refused_with_exit_2_and_one_line"
@@ -80,7 +59,7 @@ def _ids(cases: list[dict[str, Any]]) -> list[str]:
 
 def _mutating(call: dict[str, Any]) -> bool:
     operation = str(call["call"]).partition(":")[2]
-    return operation.startswith(MUTATING)
+    return operation.startswith(MUTATING_PREFIXES)
 
 
 # -- the manifest -----------------------------------------------------------------------------------------------

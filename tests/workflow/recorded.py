@@ -5,31 +5,12 @@ from __future__ import annotations
 from functools import cache
 from typing import Any
 
+from mlplane_sandbox.recording import is_mutating
 from mlplane_sandbox.runner import Options, RunResult, Sandbox
 from tests.conftest import load_event
 
 MEMBER = "111111111111"
 FAST = {"poll_interval_seconds": 600}  # fewer vendor polls; the timeouts keep their meaning
-MUTATING = (
-    "Create",
-    "Delete",
-    "Put",
-    "Attach",
-    "Detach",
-    "Associate",
-    "Disassociate",
-    "Allocate",
-    "Release",
-    "Modify",
-    "Request",
-    "Schedule",
-    "Update",
-    "Tag",
-    "Untag",
-    "Replace",
-    "Enable",
-    "Disable",
-)
 VENDOR_ROLES = ("aac-", "credential-service-role")
 
 
@@ -37,7 +18,7 @@ def member_mutations(result: RunResult) -> list[str]:
     return [
         c["call"]
         for c in result.api_calls
-        if c["principal"].startswith(f"arn:aws:sts::{MEMBER}:") and c["call"].split(":")[1].startswith(MUTATING)
+        if c["principal"].startswith(f"arn:aws:sts::{MEMBER}:") and is_mutating(c["call"])
     ]
 
 

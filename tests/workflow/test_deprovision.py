@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
+from mlplane_sandbox.recording import MUTATING_PREFIXES as MUTATING
 from mlplane_sandbox.runner import Options, Sandbox
 from tests.conftest import RunSandbox, load_event
 
 SUCCESS = "controltower/create_managed_account_succeeded"
 MEMBER = "111111111111"
-MUTATING = ("Create", "Delete", "Put", "Attach", "Detach", "Update", "Tag", "Untag", "Modify", "Associate")
 
 
 def vendor_touches(calls: list[dict[str, object]]) -> list[str]:

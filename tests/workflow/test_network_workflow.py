@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from mlplane_sandbox.recording import MUTATING_PREFIXES as MEMBER_MUTATIONS
 from tests.conftest import RunSandbox
 
 SUCCESS = "controltower/create_managed_account_succeeded"
@@ -16,7 +17,6 @@ N2 = {
     "private": ["10.10.1.0/25", "10.10.1.128/25", "10.10.2.0/25"],
 }
 AZS = ["eu-west-1a", "eu-west-1b", "eu-west-1c"]
-MEMBER_MUTATIONS = ("Create", "Allocate", "Associate", "Attach", "Modify", "Put", "Request", "Enable")
 
 
 def tables_by_subnet(inventory: dict[str, Any]) -> dict[str, dict[str, Any]]:

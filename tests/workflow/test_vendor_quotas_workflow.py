@@ -5,13 +5,13 @@ from __future__ import annotations
 import pytest
 
 from mlplane_sandbox import vendor
+from mlplane_sandbox.recording import MUTATING_PREFIXES as MUTATING
 from mlplane_sandbox.runner import Options, Sandbox
 from tests.conftest import RunSandbox, load_event
 
 SUCCESS = "controltower/create_managed_account_succeeded"
 MEMBER = "111111111111"
 REQUEST = "servicequotas:RequestServiceQuotaIncrease"
-MUTATING = ("Create", "Delete", "Put", "Attach", "Detach", "Update", "Tag", "Untag", "Modify")
 
 
 def entered(history: list[dict[str, object]], state: str) -> int:
