@@ -10,10 +10,10 @@ import pytest
 from moto import mock_aws
 
 from mlplane import aws
-from mlplane.config import reset_settings
 from mlplane.errors import ConfigError
 from mlplane.ledger import Ledger, Status
 from mlplane_cli import operate
+from tests.module.moto_account import create_ledger_table, use_fake_credentials
 
 REGION = "eu-west-1"
 MEMBER = "111111111111"
@@ -21,14 +21,7 @@ MEMBER = "111111111111"
 
 @pytest.fixture
 def stack(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, str]]:
-    for name, value in {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_DEFAULT_REGION": REGION,
-    }.items():
-        monkeypatch.setenv(name, value)
-    aws.reset()
-    reset_settings()
+    use_fake_credentials(monkeypatch, REGION)
     with mock_aws():
         sfn = boto3.client("stepfunctions", region_name=REGION)
         definition = json.dumps({"StartAt": "Done", "States": {"Done": {"Type": "Succeed"}}})
@@ -42,15 +35,7 @@ def stack(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, str]]:
             ],
             "LedgerTableName": "mlplane-ledger",
         }
-        boto3.client("dynamodb", region_name=REGION).create_table(
-            TableName="mlplane-ledger",
-            KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
-            AttributeDefinitions=[
-                {"AttributeName": "pk", "AttributeType": "S"},
-                {"AttributeName": "sk", "AttributeType": "S"},
-            ],
-            BillingMode="PAY_PER_REQUEST",
-        )
+        create_ledger_table("mlplane-ledger", REGION)
         # moto's CloudFormation needs a dozen more packages; the stack's outputs are all these commands read.
         monkeypatch.setattr(operate, "stack_outputs", lambda name, region: outputs if name == "mlplane" else {})
         yield outputs

@@ -15,6 +15,8 @@ from mlplane.member import Member, member_for
 from mlplane_sandbox import clock as clock_module
 from mlplane_sandbox import interceptor, recording
 from mlplane_sandbox.clock import VirtualClock
+from mlplane_sandbox.fidelity import network as network_rules
+from tests.module.moto_account import create_ledger_table, use_fake_credentials
 
 REGION = "eu-west-1"
 MEMBER = "111111111111"
@@ -26,46 +28,21 @@ MUTATING = ("Create", "Allocate", "Associate", "Attach", "Modify", "Replace", "D
 @pytest.fixture
 def sandbox(monkeypatch: pytest.MonkeyPatch) -> Iterator[VirtualClock]:
     """moto with the interceptor (and so the network fidelity rules) installed, a fresh virtual clock."""
-    for name, value in {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_SECURITY_TOKEN": "testing",
-        "AWS_SESSION_TOKEN": "testing",
-        "AWS_DEFAULT_REGION": REGION,
-    }.items():
-        monkeypatch.setenv(name, value)
-    aws.reset()
-    reset_settings()
+    use_fake_credentials(monkeypatch, REGION)
     clock = clock_module.reset()
     recording.reset()
     with mock_aws():
         interceptor.install()
         interceptor.configure()
         try:
-            _reset_fidelity()
-            boto3.client("dynamodb", region_name=REGION).create_table(
-                TableName=TABLE,
-                KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
-                AttributeDefinitions=[
-                    {"AttributeName": "pk", "AttributeType": "S"},
-                    {"AttributeName": "sk", "AttributeType": "S"},
-                ],
-                BillingMode="PAY_PER_REQUEST",
-            )
+            network_rules.reset()
+            create_ledger_table(TABLE, REGION)
             yield clock
         finally:
             interceptor.configure()
             interceptor.uninstall()
     aws.reset()
     reset_settings()
-
-
-def _reset_fidelity() -> None:
-    try:
-        from mlplane_sandbox.fidelity import network
-    except ImportError:  # the rules are not written yet
-        return
-    network.reset()
 
 
 @pytest.fixture

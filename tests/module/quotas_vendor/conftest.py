@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 
-import boto3
 import pytest
 from moto import mock_aws
 from moto.iam.models import iam_backends
@@ -17,6 +16,7 @@ from mlplane_sandbox import clock as clock_module
 from mlplane_sandbox import interceptor
 from mlplane_sandbox.clock import VirtualClock
 from mlplane_sandbox.emulators import service_quotas
+from tests.module.moto_account import create_ledger_table, use_fake_credentials
 
 REGION = "eu-west-1"
 MEMBER = "111111111111"
@@ -27,30 +27,13 @@ TABLE = "mlplane-ledger"
 @pytest.fixture
 def sandbox(monkeypatch: pytest.MonkeyPatch) -> Iterator[VirtualClock]:
     """moto with the interceptor installed, a fresh clock, Service Quotas emulated ('approved')."""
-    for name, value in {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_SECURITY_TOKEN": "testing",
-        "AWS_SESSION_TOKEN": "testing",
-        "AWS_DEFAULT_REGION": REGION,
-    }.items():
-        monkeypatch.setenv(name, value)
-    aws.reset()
-    reset_settings()
+    use_fake_credentials(monkeypatch, REGION)
     clock = clock_module.reset()
     service_quotas.reset("approved", clock)
     with mock_aws():
         interceptor.install()
         try:
-            boto3.client("dynamodb", region_name=REGION).create_table(
-                TableName=TABLE,
-                KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
-                AttributeDefinitions=[
-                    {"AttributeName": "pk", "AttributeType": "S"},
-                    {"AttributeName": "sk", "AttributeType": "S"},
-                ],
-                BillingMode="PAY_PER_REQUEST",
-            )
+            create_ledger_table(TABLE, REGION)
             for account in (MEMBER, OTHER_MEMBER):
                 _execution_role(account)
             yield clock
