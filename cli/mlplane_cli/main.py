@@ -93,7 +93,7 @@ def local_run(
     event_files: Annotated[list[Path], typer.Argument(help="Control Tower events or manual-start inputs, in order.")],
     config: Annotated[str | None, typer.Option("--config", help="Settings: a JSON file or inline JSON.")] = None,
     absent: Annotated[bool, typer.Option("--absent", help="Do not create the account the event names.")] = False,
-    fail_: Annotated[list[str] | None, typer.Option("--fail", help="SERVICE:Operation[=ErrorCode][@N]")] = None,
+    fail_: Annotated[list[str] | None, typer.Option("--fail", help="SERVICE:Operation[=ErrorCode][@N|@N-M]")] = None,
     crash: Annotated[list[str] | None, typer.Option("--crash", help="SERVICE:Operation[@N]")] = None,
     redeliver: Annotated[list[str] | None, typer.Option("--redeliver", help="STATE[@N]")] = None,
     vendor: Annotated[str, typer.Option("--vendor", help="|".join(VENDOR_SCENARIOS))] = "ok",
@@ -132,6 +132,7 @@ def local_run(
                         results.append(sandbox.run(raw))
                     except UsageError as err:
                         raise fail(f"{path}: {err}") from None
+                sandbox.check_faults_fired()
         except (UsageError, MlplaneError) as err:
             raise fail(str(err)) from None
     last = results[-1]

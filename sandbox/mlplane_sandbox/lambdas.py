@@ -81,6 +81,7 @@ class Dispatcher:
         self.by_name = {f.name: f for f in functions.values()}
         self.redeliver = redeliver  # logical id of the state's function -> which successes to drop
         self._successes: dict[str, int] = {}
+        self._dropped: set[tuple[str, int]] = set()
         self._lock = threading.Lock()
         self.invocations: list[Invocation] = []
 
@@ -137,7 +138,21 @@ class Dispatcher:
             return False
         with self._lock:
             self._successes[logical_id] = self._successes.get(logical_id, 0) + 1
-            return self._successes[logical_id] in wanted
+            nth = self._successes[logical_id]
+            if nth in wanted:
+                self._dropped.add((logical_id, nth))
+                return True
+            return False
+
+    def unfired(self) -> list[str]:
+        """The `--redeliver` options whose state never succeeded that many times."""
+        with self._lock:
+            return [
+                f"--redeliver {logical_id.removesuffix('Function')}@{nth}"
+                for logical_id, wanted in self.redeliver.items()
+                for nth in sorted(wanted)
+                if (logical_id, nth) not in self._dropped
+            ]
 
 
 def install(dispatcher: Dispatcher) -> None:

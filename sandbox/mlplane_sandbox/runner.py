@@ -285,10 +285,16 @@ class Sandbox:
             state, _, nth = spec.partition("@")
             if state not in states:
                 raise UsageError(f"--redeliver {spec!r}: {state!r} is not a Task state of the workflows")
-            if nth and not nth.isdigit():
+            if nth and not (nth.isdigit() and int(nth) >= 1):
                 raise UsageError(f"--redeliver {spec!r}: expected STATE[@N]")
             targets.setdefault(f"{state}Function", set()).add(int(nth or 1))
         return targets
+
+    def check_faults_fired(self) -> None:
+        """A fault, crash or redelivery that never happened proves nothing: a usage error, named."""
+        unfired = self.fault_plan.unfired() + (self.dispatcher.unfired() if self.dispatcher else [])
+        if unfired:
+            raise UsageError(f"never fired during the run: {', '.join(unfired)}")
 
     def task_states(self) -> set[str]:
         names: set[str] = set()

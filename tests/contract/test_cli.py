@@ -128,3 +128,28 @@ def test_plan_local_prints_the_plan_with_read_only_calls() -> None:
     assert document["iam"]["policy_characters"] == 4545
     calls = [c["call"].split(":")[1] for c in document["api_calls"]]
     assert calls and all(c.startswith(("Describe", "Get", "List", "AssumeRole")) for c in calls)
+
+
+@pytest.mark.parametrize(
+    ("option", "named"),
+    [
+        (["--fail", "ec2:CreateVpc@99"], "--fail ec2:CreateVpc@99"),
+        (["--crash", "ec2:CreateNatGateway@9"], "--crash ec2:CreateNatGateway@9"),
+        (["--redeliver", "CreateNetwork@50"], "--redeliver CreateNetwork@50"),
+    ],
+)
+def test_a_fault_that_never_fired_is_a_usage_error_naming_it(option: list[str], named: str) -> None:
+    """A run that ends READY with a fault that never happened proves nothing (DESIGN.md contract): exit 2."""
+    result = run("events/controltower/create_managed_account_succeeded.json", *option, "--json")
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert result.stdout == ""
+    (line,) = [x for x in result.stderr.splitlines() if x.startswith("mlplane:")]
+    assert "never fired" in line and named in line
+    assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("spec", ["ec2:CreateVcp", "foo:Bar"])
+def test_a_fault_on_an_operation_aws_does_not_have_is_refused_before_running(spec: str) -> None:
+    result = run("events/controltower/create_managed_account_succeeded.json", "--fail", spec)
+    assert result.returncode == 2
+    assert result.stderr.count("\n") == 1 and "botocore" in result.stderr

@@ -17,16 +17,63 @@ from mlplane_sandbox.template import Resolver, parameter_values, pascal
         ("ec2:CreateNatGateway=InternalError@2", faults.Fault("ec2", "CreateNatGateway", "InternalError", 2)),
         ("iam:AttachUserPolicy=AccessDenied", faults.Fault("iam", "AttachUserPolicy", "AccessDenied", None)),
         ("kms:PutKeyPolicy@*", faults.Fault("kms", "PutKeyPolicy", "InternalError", None)),
+        (
+            "ec2:DeleteRoute=RequestLimitExceeded@1-200",
+            faults.Fault("ec2", "DeleteRoute", "RequestLimitExceeded", 1, 200),
+        ),
     ],
 )
 def test_fail_specs_parse_with_design_defaults(spec: str, expected: faults.Fault) -> None:
-    assert faults.parse_fault(spec) == expected
+    parsed = faults.parse_fault(spec)
+    assert (parsed.service, parsed.operation, parsed.code, parsed.nth, parsed.last) == (
+        expected.service,
+        expected.operation,
+        expected.code,
+        expected.nth,
+        expected.last,
+    )
+    assert parsed.spec == spec
 
 
-@pytest.mark.parametrize("spec", ["ec2CreateVpc", "ec2:createVpc", "ec2:CreateVpc@0", "ec2:CreateVpc@x", ""])
+@pytest.mark.parametrize(
+    "spec",
+    [
+        "ec2CreateVpc",
+        "ec2:createVpc",
+        "ec2:CreateVpc@0",
+        "ec2:CreateVpc@x",
+        "",
+        "ec2:CreateVpc@5-2",  # a range that ends before it starts
+        "ec2:CreateVpc@*-3",
+        "ec2:CreateVcp",  # no such operation in botocore's ec2 model
+        "foo:Bar",  # no such service
+        "service-quotas:RequestServiceQuotaIncrease",  # mlplane's call names use the IAM prefix, servicequotas
+    ],
+)
 def test_bad_fail_specs_are_usage_errors(spec: str) -> None:
     with pytest.raises(faults.FaultSpecError):
         faults.parse_fault(spec)
+
+
+def test_crash_on_an_operation_botocore_does_not_have_is_a_usage_error() -> None:
+    with pytest.raises(faults.FaultSpecError, match="CreateVcp"):
+        faults.parse_fault("ec2:CreateVcp", crash=True)
+
+
+def test_a_range_fails_its_calls_and_then_lets_them_through() -> None:
+    plan = faults.FaultPlan(fails=[faults.parse_fault("ec2:DeleteRoute@2-4")])
+    outcomes = [plan.failure_for("ec2:DeleteRoute", plan.count("ec2:DeleteRoute")) is not None for _ in range(6)]
+    assert outcomes == [False, True, True, True, False, False]
+
+
+def test_the_plan_names_the_faults_that_never_fired() -> None:
+    plan = faults.FaultPlan(
+        fails=[faults.parse_fault("ec2:CreateVpc@2"), faults.parse_fault("ec2:CreateSubnet")],
+        crashes=[faults.parse_fault("ec2:CreateNatGateway@3", crash=True)],
+    )
+    for _ in range(2):
+        plan.failure_for("ec2:CreateVpc", plan.count("ec2:CreateVpc"))
+    assert plan.unfired() == ["--fail ec2:CreateSubnet", "--crash ec2:CreateNatGateway@3"]
 
 
 def test_crash_defaults_to_the_first_call_and_takes_no_error_code() -> None:

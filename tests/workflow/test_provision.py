@@ -76,6 +76,16 @@ def test_transient_fault_on_one_call_is_absorbed_by_retries(run_sandbox: RunSand
     assert len(result.inventory["vpcs"]) == 1
 
 
+def test_an_outage_that_ends_rolls_back_the_first_run_and_the_next_run_finishes(run_sandbox: RunSandbox) -> None:
+    """`@N-M` (DESIGN.md contract): CreateVpc throttled for its first 30 calls, then answered."""
+    first, second = run_sandbox(SUCCESS, "manual/start", fails=["ec2:CreateVpc=RequestLimitExceeded@1-30"])
+    assert first.outcome == "ROLLED_BACK"
+    assert first.leftovers == []
+    assert [c["ok"] for c in first.api_calls if c["call"] == "ec2:CreateVpc"] == [False] * 25  # every attempt
+    assert second.outcome == "READY", second.error
+    assert len(second.inventory["vpcs"]) == 1
+
+
 def test_member_calls_are_made_as_the_assumed_role_and_hub_calls_as_the_function(run_sandbox: RunSandbox) -> None:
     (result,) = run_sandbox(SUCCESS)
     member_calls = [c for c in result.api_calls if c["call"].startswith(("ec2:", "iam:", "kms:"))]
