@@ -11,13 +11,16 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 EVENTS = ROOT / "events"
-SEEDS = ROOT.parent / "shared" / "seeds"
+# Step 1a of the vendor's guide "Machine Learning in AWS" (Alteryx Analytics Cloud, private data processing),
+# kept verbatim in the repo so that a clone with nothing beside it can check the shipped policy against it.
+SEED_STEP_1A = ROOT / "tests" / "data" / "seed_000_step_1a.txt"
+SEEDS = ROOT.parent / "shared" / "seeds"  # the project's source documents, when they sit beside the clone
 
 
 def seed_policy_text() -> str:
-    """The JSON of seed 000 step 1a, cut out of the seed itself (REQUIREMENTS I2)."""
-    seed = next(SEEDS.glob("000_*.txt")).read_text(encoding="utf-8")
-    section = seed[seed.index("use the following policy document.") : seed.index("Step 1b")]
+    """The JSON of seed 000 step 1a, cut out of the seed's text (REQUIREMENTS I2)."""
+    section = SEED_STEP_1A.read_text(encoding="utf-8")
+    section = section[section.index("use the following policy document.") :]
     return section[section.index("{") : section.rindex("}") + 1]
 
 

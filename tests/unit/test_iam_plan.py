@@ -16,7 +16,7 @@ from mlplane.config import Settings, settings_from
 from mlplane.errors import ConfigError
 from mlplane.iam.models import IamObserved, ObservedPolicy, ObservedUser, PolicyAction, PolicyVersion, UserAction
 from mlplane.iam.plan import check_policy, plan, policy_size, shipped_policy, versions_to_prune
-from tests.conftest import seed_policy_text
+from tests.conftest import SEED_STEP_1A, SEEDS, seed_policy_text
 
 REPO = Path(__file__).resolve().parents[2]
 ACCOUNT = "111111111111"
@@ -29,6 +29,12 @@ def _seed_policy_text() -> str:
 
 def test_i2_shipped_policy_is_exactly_the_seed_document() -> None:
     assert shipped_policy() == json.loads(_seed_policy_text())
+
+
+@pytest.mark.skipif(not SEEDS.is_dir(), reason="the project's seed documents are not beside this clone")
+def test_i2_the_repos_excerpt_is_verbatim_from_seed_000() -> None:
+    seed = next(SEEDS.glob("000_*.txt")).read_text(encoding="utf-8")
+    assert SEED_STEP_1A.read_text(encoding="utf-8") in seed
 
 
 def test_i2_shipped_file_is_pretty_printed_json() -> None:
