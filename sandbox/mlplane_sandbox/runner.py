@@ -22,7 +22,7 @@ from moto import mock_aws
 from mlplane import aws
 from mlplane.accounts.events import ControlTowerEvent, ManualStart, parse_start
 from mlplane.accounts.preview import preview
-from mlplane.accounts.retire import parse_retire, start_deprovisioning
+from mlplane.accounts.retire import OrganizationsEvent, parse_retire, start_deprovisioning
 from mlplane.accounts.start import start_provisioning
 from mlplane.config import Settings, get_settings, reset_settings, settings_from
 from mlplane.errors import ConfigError, InputRejected
@@ -35,6 +35,7 @@ from mlplane_sandbox import vendor as vendor_module
 from mlplane_sandbox.emulators import service_quotas
 from mlplane_sandbox.fidelity import iam_kms as fidelity_iam_kms
 from mlplane_sandbox.fidelity import network as fidelity_network
+from mlplane_sandbox.fidelity import organizations as fidelity_organizations
 from mlplane_sandbox.template import Resolver, load_template, parameter_values, pascal, project_root
 from mlplane_sandbox.world import HUB_ACCOUNT, REGION, World, as_account, reset_clients, sandbox_client
 
@@ -162,6 +163,7 @@ class Sandbox:
         fidelity_iam_kms.reset()
         fidelity_iam_kms.configure(assume_role_check=True)  # accounts are placed with their execution role
         fidelity_network.reset()  # accounts are placed with their execution role
+        fidelity_organizations.reset()
         self.deploy()
         return self
 
@@ -379,9 +381,13 @@ class Sandbox:
     def _retire(self, raw: dict[str, Any]) -> RunResult:
         """An Organizations CloseAccount/MoveAccount event, through EventBridge."""
         try:
-            account_id = parse_retire(raw).account_id
+            start = parse_retire(raw)
         except InputRejected as err:
             raise UsageError(str(err)) from err
+        account_id = start.account_id
+        closing = isinstance(start, OrganizationsEvent) and start.detail.eventName == "CloseAccount"
+        if closing and not self.options.absent and account_id in self.world.accounts:
+            fidelity_organizations.close(HUB_ACCOUNT, account_id)  # the world the event describes
         mark = recording.mark()
         known = self._execution_arns()
         self._put_event(raw)

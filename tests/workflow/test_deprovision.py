@@ -64,13 +64,42 @@ def test_deprovision_again_is_a_no_op_success() -> None:
     assert member_mutations == []
 
 
-def test_account_closure_event_deprovisions_through_eventbridge() -> None:
+def test_account_closure_event_settles_the_ledger_without_reaching_into_the_closed_account() -> None:
+    """Issue 12 item 9. After CloseAccount the account is PENDING_CLOSURE, then SUSPENDED, and its roles can no
+    longer be assumed (Organizations API reference, CloseAccount): the deprovision does what it still can."""
     with Sandbox(Options()) as sandbox:
         assert sandbox.run(load_event("controltower", "create_managed_account_succeeded")).outcome == "READY"
         from mlplane_sandbox import vendor
 
         vendor.teardown(MEMBER)  # the AAC admin removed the data plane first
         closed = sandbox.run(load_event("organizations", "close_account"))
+        status = sandbox.ledger().status(MEMBER)
     assert closed.outcome == "DEPROVISIONED", closed.error
     assert [e["state_machine"] for e in closed.executions] == ["deprovision"]
-    assert closed.leftovers == []
+    assert status is not None and status.status == "DEPROVISIONED"
+    member_calls = [c for c in closed.api_calls if c["principal"].startswith(f"arn:aws:sts::{MEMBER}:")]
+    assert member_calls == []  # nothing tried in an account that cannot be reached
+    assert not [c for c in closed.api_calls if c["call"] == "sts:AssumeRole"]
+    # What mlplane made is still in the closed account (AWS deletes it 90 days after closure): each piece is named.
+    assert closed.leftovers
+    deferred = {d["id"]: d["reason"] for d in closed.deferred}
+    assert {r["id"] for r in closed.leftovers} <= set(deferred)
+    assert all("closed account" in deferred[r["id"]] for r in closed.leftovers)
+
+
+def test_closed_account_in_tgw_mode_keeps_its_cidr_slot_while_its_attachment_cannot_be_verified_gone() -> None:
+    """REQUIREMENTS C9: a CIDR allocation is released only when the VPC holding it is verified gone."""
+    from mlplane.network import allocation
+
+    with Sandbox(Options(config={"egress_mode": "tgw"})) as sandbox:
+        ready = sandbox.run(load_event("controltower", "create_managed_account_succeeded"))
+        assert ready.outcome == "READY", ready.error
+        from mlplane_sandbox import vendor
+
+        vendor.teardown(MEMBER)
+        closed = sandbox.run(load_event("organizations", "close_account"))
+        held = allocation.lookup(sandbox.ledger(), MEMBER, sandbox.settings.cidr_pool)
+    assert closed.outcome == "DEPROVISIONED", closed.error
+    assert held is not None
+    assert held.primary in {c for v in ready.inventory["vpcs"] for c in v["cidrs"]}
+    assert any(d["type"] == "ec2:tgw-attachment" for d in closed.deferred)

@@ -27,7 +27,9 @@ class ValidateAccountInput(_Model):
 class ValidateDeprovisionOutput(_Model):
     account_id: AccountId
     execution: ExecutionName
-    action: Literal["deprovision", "noop"]
+    # closed: the account was closed in Organizations; its role can no longer be assumed, so only the hub's
+    # records can be settled (MarkDeprovisioned), nothing in the member account.
+    action: Literal["deprovision", "noop", "closed"]
 
 
 class StepInput(_Model):
@@ -35,6 +37,10 @@ class StepInput(_Model):
 
     account_id: AccountId
     execution: ExecutionName
+
+
+class MarkDeprovisionedInput(StepInput):
+    action: Literal["deprovision", "closed"] = "deprovision"
 
 
 class PollState(_Model):

@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, TypeAdapt
 
 from mlplane import notify
 from mlplane.accounts.start import start_execution
+from mlplane.accounts.validate import CLOSED_STATES, organization_state
 from mlplane.config import Settings
 from mlplane.eks import watch
 from mlplane.errors import Conflict, InputRejected, RollbackIncomplete
@@ -21,7 +22,7 @@ from mlplane.ledger import Ledger, Status
 from mlplane.member import Member
 from mlplane.network import allocation
 from mlplane.rollback.run import deferred_items, undo_all
-from mlplane.steps import StepOutput, ValidateDeprovisionOutput
+from mlplane.steps import StepOutput, UndoneItem, ValidateDeprovisionOutput
 from mlplane.types import AccountId
 
 # Another run owns the account in these states: deprovisioning must wait for it to end.
@@ -115,6 +116,11 @@ def validate_deprovision(
         return ValidateDeprovisionOutput(account_id=account_id, execution=execution, action="noop")
     if current.status in _BUSY:
         raise Conflict(f"account {account_id} is {current.status} by execution {current.execution}; deprovision later")
+    if organization_state(account_id, settings) in CLOSED_STATES:
+        # Its role can no longer be assumed: settle the hub's records without reaching into the account.
+        if current.status != Status.DEPROVISIONING or current.execution != execution:
+            ledger.set_status(account_id, Status.DEPROVISIONING, execution=execution)
+        return ValidateDeprovisionOutput(account_id=account_id, execution=execution, action="closed")
     member: Member = member_of(account_id)
     cluster = watch.vendor_cluster(member, settings)
     if cluster is not None:
@@ -145,3 +151,51 @@ def mark_deprovisioned(member: Member, settings: Settings) -> StepOutput:
         notify.message("DEPROVISIONED", account_id=member.account_id, execution=member.execution, deferred=deferred),
     )
     return StepOutput(removed=report.removed + freed, detail={"deferred": deferred})
+
+
+# What keeps a CIDR allocation in use: while either may still exist, the slot is not free (REQUIREMENTS C9).
+_HOLDS_CIDRS = frozenset({"ec2:vpc", "ec2:tgw-attachment"})
+CLOSED_REASON = "in a closed account: its role can no longer be assumed; AWS deletes what is left 90 days after closure"
+
+
+def mark_closed_deprovisioned(account_id: str, execution: str, ledger: Ledger, settings: Settings) -> StepOutput:
+    """Deprovision of a closed account: what it still can, from the hub alone.
+
+    Each resource the ledger still lists is kept as deferred with why (nothing in the account can be reached);
+    the CIDR slot is released only if no VPC or transit gateway attachment holding it is still recorded, since
+    nothing can verify that they are gone; the account is DEPROVISIONED and the notification names the rest.
+    """
+    current = ledger.status(account_id)
+    if current is not None and current.status == Status.DEPROVISIONED:
+        return StepOutput(existing=1)
+    live = ledger.resources(account_id)
+    for record in live:
+        ledger.record_deferred(account_id, key=record.key, reason=CLOSED_REASON)
+    holders = [r for r in live if r.type in _HOLDS_CIDRS]
+    freed = 0 if holders else allocation.release(ledger, account_id)
+    held: list[UndoneItem] = []
+    if holders and allocation.lookup(ledger, account_id, settings.cidr_pool) is not None:
+        names = ", ".join(f"{r.type} {r.resource_id or r.key}" for r in holders)
+        held.append(
+            UndoneItem(
+                type="network:cidr-allocation",
+                id=account_id,
+                reason=f"kept: {names} cannot be verified gone in the closed account",
+            )
+        )
+    deferred = [
+        UndoneItem(type=r.type, id=r.resource_id or r.key, reason=str(r.data.get("deferred", ""))).model_dump()
+        for r in ledger.deferred(account_id)
+    ]
+    ledger.set_status(account_id, Status.DEPROVISIONED, execution=execution, error="account closed in Organizations")
+    notify.publish(
+        settings,
+        notify.message(
+            "DEPROVISIONED",
+            account_id=account_id,
+            execution=execution,
+            deferred=deferred,
+            blocked=[h.model_dump() for h in held],
+        ),
+    )
+    return StepOutput(removed=freed, detail={"deferred": deferred, "held": [h.model_dump() for h in held]})

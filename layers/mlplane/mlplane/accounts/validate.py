@@ -65,8 +65,12 @@ def validate(raw: Any, execution: str, settings: Settings, ledger: Ledger) -> Va
     )
 
 
-def _organization_ou(account_id: str, settings: Settings) -> str:
-    """The name of the account's parent OU; the account must be ACTIVE in the organization."""
+# Organizations' account states once CloseAccount was called: the account's roles can no longer be assumed.
+CLOSED_STATES = frozenset({"PENDING_CLOSURE", "SUSPENDED", "CLOSED"})
+
+
+def organization_state(account_id: str, settings: Settings) -> str:
+    """The account's state in the organization (ACTIVE, PENDING_CLOSURE, SUSPENDED, ...), read from the hub."""
     org = aws.client(aws.hub_session(settings.aws_region), "organizations")
     try:
         account = org.describe_account(AccountId=account_id)["Account"]
@@ -74,7 +78,14 @@ def _organization_ou(account_id: str, settings: Settings) -> str:
         if error_code(err) == "AccountNotFoundException":
             raise InputRejected(f"account {account_id} is not in the organization") from err
         raise translate(err, f"organizations:DescribeAccount {account_id}") from err
-    state = account.get("State") or account.get("Status")
+    # `State` replaces the deprecated `Status` (botocore's organizations model); moto sends both.
+    return str(account.get("State") or account.get("Status"))
+
+
+def _organization_ou(account_id: str, settings: Settings) -> str:
+    """The name of the account's parent OU; the account must be ACTIVE in the organization."""
+    org = aws.client(aws.hub_session(settings.aws_region), "organizations")
+    state = organization_state(account_id, settings)
     if state != "ACTIVE":
         raise InputRejected(f"account {account_id} is {state}, not ACTIVE")
     try:
