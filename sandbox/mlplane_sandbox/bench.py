@@ -23,12 +23,19 @@ object of `--config` keys. Definitions:
 - **cold import**: a fresh interpreter imports `functions/<step>/app.py` (time.perf_counter around the
   import, interpreter start-up excluded; bytecode caches warm), against a bare `import boto3`. Measured
   with this machine's CPython, not Lambda's python3.13 on arm64: compare the columns, not the absolutes.
+- **floor**: what the run cannot cost less than in this sandbox: its calls answered by the sandbox (moto or
+  an emulator) times a warm boto3 call's median end-to-end time, plus its ASL states entered (every
+  execution) times the interpreter's cost per state (a chain of Pass states), both measured in the same
+  process right after the scenario. **moto ms**: moto's own median answer time, inside the call. **vs
+  floor**: the run's wall time over that floor (aim: at most 1.5). **rules s**: time spent in the sandbox's
+  fidelity rules and emulators, what the stricter-than-moto sandbox costs.
 - **accounts per minute**: accounts over the wall time from the first event put to the last execution's
   end (sandbox set-up excluded). **peak RSS**: the scenario process's maximum resident set size.
 """
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import statistics
@@ -39,34 +46,11 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from mlplane_sandbox.recording import is_mutating
+
 PRICE_PER_TRANSITION = 0.025 / 1000
 IMPORT_RUNS = 3
-MUTATING_PREFIXES = (
-    "Create",
-    "Delete",
-    "Put",
-    "Attach",
-    "Detach",
-    "Associate",
-    "Disassociate",
-    "Modify",
-    "Allocate",
-    "Release",
-    "Replace",
-    "Enable",
-    "Disable",
-    "Request",
-    "Tag",
-    "Untag",
-    "Update",
-    "Schedule",
-    "Set",
-)
 _HUB_WRITES = ("dynamodb:PutItem", "dynamodb:DeleteItem", "dynamodb:UpdateItem", "sns:Publish")
-
-
-def is_mutating(call: str) -> bool:
-    return call.split(":", 1)[1].startswith(MUTATING_PREFIXES)
 
 
 def minimum_mutations(config: dict[str, Any]) -> dict[str, int]:
@@ -116,12 +100,57 @@ def transitions(history: list[dict[str, Any]]) -> int:
     return entered + retries
 
 
-def measure(count: int, config: dict[str, Any]) -> dict[str, Any]:
+STATE_PROBE_STATES = 100
+CALL_PROBE_CALLS = 100
+
+
+def unit_costs(sandbox: Any) -> dict[str, float]:
+    """The floor's two unit costs, measured in the scenario's own sandbox once it has run (everything warm):
+    a boto3 call end to end (client serialisation, signing, the interceptor, moto, parsing), as the median of
+    read calls of both protocols mlplane uses most (EC2 query, DynamoDB JSON); and the interpreter's cost per
+    state, from a chain of Pass states."""
+    from mlplane_sandbox.world import HUB_ACCOUNT, as_account, sandbox_client
+
+    samples: list[float] = []
+    with as_account(HUB_ACCOUNT):
+        ec2, dynamodb = sandbox_client("ec2"), sandbox_client("dynamodb")
+        tables = dynamodb.list_tables()["TableNames"]
+        for i in range(CALL_PROBE_CALLS):
+            started = time.perf_counter()
+            if i % 2:
+                dynamodb.describe_table(TableName=tables[0])
+            else:
+                ec2.describe_availability_zones()
+            samples.append(time.perf_counter() - started)
+    return {"call": statistics.median(samples), "state": _state_seconds(sandbox)}
+
+
+def _state_seconds(sandbox: Any) -> float:
+    from mlplane_sandbox.world import HUB_ACCOUNT, as_account, sandbox_client
+
+    names = [f"P{i}" for i in range(STATE_PROBE_STATES)]
+    states: dict[str, Any] = {name: {"Type": "Pass", "Next": nxt} for name, nxt in itertools.pairwise(names)}
+    states[names[-1]] = {"Type": "Pass", "End": True}
+    with as_account(HUB_ACCOUNT):
+        sfn = sandbox_client("stepfunctions")
+        arn = sfn.create_state_machine(
+            name="mlplane-bench-probe",
+            definition=json.dumps({"StartAt": names[0], "States": states}),
+            roleArn=f"arn:aws:iam::{HUB_ACCOUNT}:role/probe",
+        )["stateMachineArn"]
+        known = sandbox._execution_arns()
+        started = time.perf_counter()
+        sfn.start_execution(stateMachineArn=arn, input="{}")
+    sandbox._wait_new(known)
+    return (time.perf_counter() - started) / STATE_PROBE_STATES
+
+
+def measure(count: int, config: dict[str, Any], fails: list[str] | None = None) -> dict[str, Any]:
     """Run one burst of `count` accounts in this process and return its figures (the `--measure` mode)."""
     from mlplane_sandbox.burst import peak_rss_mb, run_burst
     from mlplane_sandbox.runner import Options
 
-    burst = run_burst(count, Options(config=config))
+    burst = run_burst(count, Options(config=config, fails=list(fails or [])), probe=unit_costs)
     minimum = minimum_mutations(config)
     per_account = []
     excess: Counter[str] = Counter()
@@ -138,6 +167,10 @@ def measure(count: int, config: dict[str, Any]) -> dict[str, Any]:
             }
         )
     hub_writes = sum(1 for c in burst.calls if c.call in _HUB_WRITES)
+    stats = burst.run_stats
+    per_call, per_state = burst.probe["call"], burst.probe["state"]
+    states = sum(1 for r in burst.results.values() for e in r.history if str(e["type"]).endswith("StateEntered"))
+    floor = stats.calls * per_call + states * per_state
     return {
         "accounts": count,
         "outcomes": burst.outcomes(),
@@ -153,6 +186,13 @@ def measure(count: int, config: dict[str, Any]) -> dict[str, Any]:
         "wall_seconds": burst.wall_seconds,
         "accounts_per_minute": count / (burst.run_seconds / 60) if burst.run_seconds else 0.0,
         "peak_rss_mb": peak_rss_mb(),
+        "sandbox_calls": stats.calls,
+        "ms_per_call": per_call * 1000,
+        "moto_ms_per_call": statistics.median(stats.moto_seconds) * 1000 if stats.moto_seconds else 0.0,
+        "states": states,
+        "ms_per_state": per_state * 1000,
+        "floor_seconds": floor,
+        "rule_seconds": stats.rule_seconds,
     }
 
 
@@ -163,8 +203,16 @@ def _child_env(extra: dict[str, str] | None = None) -> dict[str, str]:
     return env
 
 
-def _run_scenario(count: int, config: dict[str, Any]) -> dict[str, Any]:
-    command = [sys.executable, "-m", "mlplane_sandbox.bench", "--measure", str(count), json.dumps(config)]
+def _run_scenario(count: int, config: dict[str, Any], fails: list[str] | None = None) -> dict[str, Any]:
+    command = [
+        sys.executable,
+        "-m",
+        "mlplane_sandbox.bench",
+        "--measure",
+        str(count),
+        json.dumps(config),
+        json.dumps(fails or []),
+    ]
     done = subprocess.run(command, capture_output=True, text=True, check=True, env=_child_env())
     last = [line for line in done.stdout.splitlines() if line.startswith('{"accounts"')][-1]
     figures: dict[str, Any] = json.loads(last)
@@ -229,6 +277,7 @@ def main() -> int:
 
     scenarios = [
         ("one account", _run_scenario(1, config)),
+        ("rollback (NAT outage)", _run_scenario(1, config, ["ec2:CreateNatGateway"])),
         (f"burst of {burst_size}", _run_scenario(burst_size, config)),
     ]
     rows = []
@@ -280,6 +329,41 @@ def main() -> int:
     print("failed: refused writes per account, e.g. kms:PutKeyPolicy naming a role IAM has not propagated yet")
     print("(the sandbox refuses it as AWS does; the state machine retries the TransientError)")
 
+    floor_rows = [
+        [
+            name,
+            f"{f['sandbox_calls']}",
+            f"{f['ms_per_call']:.2f}",
+            f"{f['moto_ms_per_call']:.2f}",
+            f"{f['states']}",
+            f"{f['ms_per_state']:.2f}",
+            f"{f['floor_seconds']:.1f}",
+            f"{f['run_seconds']:.1f}",
+            f"{f['run_seconds'] / f['floor_seconds']:.2f}x" if f["floor_seconds"] else "-",
+            f"{f['rule_seconds']:.1f}",
+        ]
+        for name, f in scenarios
+    ]
+    print()
+    print(
+        _table(
+            "Wall time against the floor (calls x a warm call's ms + states x the interpreter's ms; same run)",
+            [
+                "scenario",
+                "calls",
+                "ms/call",
+                "moto ms",
+                "states",
+                "ms/state",
+                "floor s",
+                "run s",
+                "vs floor",
+                "rules s",
+            ],
+            floor_rows,
+        )
+    )
+
     baseline = import_seconds("boto3", root)
     import_rows = [["import boto3 (baseline)", f"{baseline * 1000:.0f}", "1.00x"]]
     for step in _handlers(root):
@@ -294,7 +378,8 @@ def main() -> int:
 def _measure_main(argv: list[str]) -> int:
     count = int(argv[0])
     config = json.loads(argv[1]) if len(argv) > 1 else {}
-    figures = measure(count, config)
+    fails = json.loads(argv[2]) if len(argv) > 2 else []
+    figures = measure(count, config, fails)
     sys.stdout.write(json.dumps(figures) + "\n")
     return 0
 

@@ -25,7 +25,7 @@ import sys
 import time
 import uuid
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -33,7 +33,7 @@ from unittest import mock
 
 from mlplane.aws import new_session
 from mlplane.member import ACCOUNT_TAG
-from mlplane_sandbox import recording
+from mlplane_sandbox import interceptor, recording
 from mlplane_sandbox.recording import ApiCall
 from mlplane_sandbox.runner import Options, RunResult, Sandbox
 from mlplane_sandbox.world import HUB_ACCOUNT
@@ -120,6 +120,8 @@ class Burst:
     calls: list[ApiCall] = field(default_factory=list)
     wall_seconds: float = 0.0  # the whole burst, sandbox set-up included
     run_seconds: float = 0.0  # from the first event put to the last execution ended
+    run_stats: interceptor.CallStats = field(default_factory=interceptor.CallStats)  # the calls of that window
+    probe: Any = None  # what `run_burst(probe=...)` measured inside the sandbox afterwards
 
     def outcomes(self) -> dict[str, int]:
         return dict(sorted(Counter(r.outcome for r in self.results.values()).items()))
@@ -178,8 +180,16 @@ class Burst:
         }
 
 
-def run_burst(count: int, options: Options | None = None, *, base: int = BASE_ACCOUNT) -> Burst:
-    """Vend `count` accounts at once through EventBridge in one sandbox and read every account back."""
+def run_burst(
+    count: int,
+    options: Options | None = None,
+    *,
+    base: int = BASE_ACCOUNT,
+    probe: Callable[[Sandbox], Any] | None = None,
+) -> Burst:
+    """Vend `count` accounts at once through EventBridge in one sandbox and read every account back.
+
+    `probe`, if given, runs in the same sandbox once the accounts are read back (the bench's cost probes)."""
     if count < 1:
         raise ValueError("a burst needs at least one account")
     started = time.perf_counter()
@@ -198,10 +208,13 @@ def run_burst(count: int, options: Options | None = None, *, base: int = BASE_AC
         ]
         first_call = recording.mark()
         known = sandbox._execution_arns()
+        interceptor.reset_stats()
         put_at = time.perf_counter()
         sandbox.put_events(events)
         executions = sandbox._wait_new(known)
         run_seconds = time.perf_counter() - put_at
+        run_stats = interceptor.stats()
+        interceptor.reset_stats()
         by_account: dict[str, list[dict[str, Any]]] = {account_id: [] for account_id in ids}
         for execution in executions:
             owner = _account_of(execution)
@@ -211,6 +224,7 @@ def run_burst(count: int, options: Options | None = None, *, base: int = BASE_AC
         no_calls = recording.mark()  # each RunResult's own api_calls would be every account's: leave them out
         results = {account_id: sandbox._result(account_id, by_account[account_id], no_calls) for account_id in ids}
         egress_mode = settings.egress_mode
+        measured = probe(sandbox) if probe is not None else None
     return Burst(
         egress_mode=egress_mode,
         accounts=ids,
@@ -218,6 +232,8 @@ def run_burst(count: int, options: Options | None = None, *, base: int = BASE_AC
         calls=calls,
         wall_seconds=time.perf_counter() - started,
         run_seconds=run_seconds,
+        run_stats=run_stats,
+        probe=measured,
     )
 
 

@@ -42,6 +42,35 @@ _hub_account = "123456789012"
 _principals: dict[str, str] = {}  # actor name -> principal ARN in the hub (a Lambda function's role)
 
 
+class CallStats:
+    """What the sandbox's calls cost (`make bench`): how many, moto's own time for each, time in fidelity rules."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.moto_seconds: list[float] = []  # one per call moto answered
+        self.rule_seconds = 0.0  # before/after rules and emulators: what the stricter sandbox costs
+        self.calls = 0
+
+    def add(self, *, moto: float | None = None, rules: float = 0.0) -> None:
+        with self._lock:
+            self.calls += 1
+            self.rule_seconds += rules
+            if moto is not None:
+                self.moto_seconds.append(moto)
+
+
+_stats = CallStats()
+
+
+def stats() -> CallStats:
+    return _stats
+
+
+def reset_stats() -> None:
+    global _stats  # noqa: PLW0603 - one tally per measured run
+    _stats = CallStats()
+
+
 # botocore event names carry the hyphenated service id, which is not always the model's name.
 _MODEL_NAMES = {
     "sfn": "stepfunctions",
@@ -189,42 +218,66 @@ def _intercepted_call(self: BotocoreStubber, event_name: str, request: AWSPrepar
         finish(False, fault.code)
         message = f"injected fault: {name} call {ordinal}"
         return _respond(request, *error_response(service, fault.code, message, faults.status_for(fault.code)))
+    timing = _Timing()
     try:
-        answered = _answer(self, event_name, request, call, **kwargs)
+        answered = _answer(self, event_name, request, call, timing, **kwargs)
     except rules.AwsError as err:
         finish(False, err.code)
+        _stats.add(rules=timing.rules)
         return _respond(request, *error_response(service, err.code, err.message, err.status))
     if answered is None:
         return None
     status, headers, body = answered
     ok = status < 300
     if ok:
+        started = time.perf_counter()
         _run_after_rules(call, body)
+        timing.rules += time.perf_counter() - started
+    _stats.add(moto=timing.moto, rules=timing.rules)
     finish(ok, None if ok else _error_code(service, body))
     if ok and actor is not None and _fault_plan.crash_for(name, ordinal) is not None:
         raise faults.LambdaCrash(f"{name} call {ordinal}")
     return _respond(request, status, headers, body)
 
 
+class _Timing:
+    """Where one call's time went: moto's answer, or the sandbox's own rules and emulators."""
+
+    def __init__(self) -> None:
+        self.moto: float | None = None
+        self.rules = 0.0
+
+
 def _answer(
-    stubber: BotocoreStubber, event_name: str, request: AWSPreparedRequest, call: rules.Call, **kwargs: Any
+    stubber: BotocoreStubber,
+    event_name: str,
+    request: AWSPreparedRequest,
+    call: rules.Call,
+    timing: _Timing,
+    **kwargs: Any,
 ) -> tuple[int, dict[str, str], bytes] | None:
     """Fidelity rules first, then an emulator or moto; raises AwsError for a refused call."""
-    for rule in rules.before_rules(call.service, call.operation):
-        rule(call)
-    emulated = rules.emulator(call.service, call.operation)
-    if emulated is not None:
-        answer = emulated(call)
-        if isinstance(answer, tuple):
-            return answer
-        body = json.dumps(answer, default=_to_json).encode()
-        return 200, {"Content-Type": "application/x-amz-json-1.1"}, body
+    started = time.perf_counter()
+    try:
+        for rule in rules.before_rules(call.service, call.operation):
+            rule(call)
+        emulated = rules.emulator(call.service, call.operation)
+        if emulated is not None:
+            answer = emulated(call)
+            if isinstance(answer, tuple):
+                return answer
+            body = json.dumps(answer, default=_to_json).encode()
+            return 200, {"Content-Type": "application/x-amz-json-1.1"}, body
+    finally:
+        timing.rules += time.perf_counter() - started
+    started = time.perf_counter()
     if call.service == "dynamodb" and "ConditionExpression" in call.params:
         # moto evaluates a condition and writes in two steps; DynamoDB does both atomically.
         with _conditional_write_lock:
             response = _original_call(stubber, event_name, request, **kwargs)
     else:
         response = _original_call(stubber, event_name, request, **kwargs)
+    timing.moto = time.perf_counter() - started
     if response is None:
         return None
     return response.status_code, dict(response.headers), response.content
