@@ -22,6 +22,7 @@ app.add_typer(local, name="local")
 EXIT_OK = {"READY", "DEPROVISIONED", "IGNORED"}
 VENDOR_SCENARIOS = ("ok", "slow", "cluster-failed", "nodegroup-failed", "never", "no-credential-role")
 QUOTA_SCENARIOS = ("approved", "denied", "pending", "already-applied")
+TGW_AUTO_ACCEPT = ("enable", "disable")  # the network account's AutoAcceptSharedAttachments
 
 
 def fail(message: str, code: int = 2) -> typer.Exit:
@@ -99,9 +100,19 @@ def local_run(
     vendor: Annotated[str, typer.Option("--vendor", help="|".join(VENDOR_SCENARIOS))] = "ok",
     quota: Annotated[str, typer.Option("--quota", help="|".join(QUOTA_SCENARIOS))] = "approved",
     then_deprovision: Annotated[bool, typer.Option("--then-deprovision")] = False,
+    tgw_auto_accept: Annotated[
+        str,
+        typer.Option(
+            "--tgw-auto-accept",
+            help="enable|disable: the network account's transit gateway (tgw mode) accepts shared attachments "
+            "itself, or leaves them pendingAcceptance (AWS's default for a new transit gateway).",
+        ),
+    ] = "enable",
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object on stdout.")] = False,
 ) -> None:
     """Run inputs through the whole control plane in the sandbox and report the outcome."""
+    if tgw_auto_accept not in TGW_AUTO_ACCEPT:
+        raise fail(f"--tgw-auto-accept {tgw_auto_accept!r}: expected one of {', '.join(TGW_AUTO_ACCEPT)}")
     if vendor not in VENDOR_SCENARIOS:
         raise fail(f"--vendor {vendor!r}: expected one of {', '.join(VENDOR_SCENARIOS)}")
     if quota not in QUOTA_SCENARIOS:
@@ -123,6 +134,7 @@ def local_run(
             vendor=vendor,
             quota=quota,
             then_deprovision=then_deprovision,
+            tgw_auto_accept=tgw_auto_accept,
         )
         try:
             with Sandbox(options) as sandbox:

@@ -262,10 +262,10 @@ def _answer(
         for rule in rules.before_rules(call.service, call.operation):
             rule(call)
         emulated = rules.emulator(call.service, call.operation)
-        if emulated is not None:
-            answer = emulated(call)
-            if isinstance(answer, tuple):
-                return answer
+        answer = emulated(call) if emulated is not None else None  # None: the emulator lets moto answer
+        if isinstance(answer, tuple):
+            return answer
+        if answer is not None:
             body = json.dumps(answer, default=_to_json).encode()
             return 200, {"Content-Type": "application/x-amz-json-1.1"}, body
     finally:

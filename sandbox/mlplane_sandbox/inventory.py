@@ -12,6 +12,13 @@ from botocore.exceptions import ClientError
 from mlplane.member import ACCOUNT_TAG, MANAGED_TAG
 from mlplane_sandbox.world import as_account, sandbox_client
 
+GONE_STATES = frozenset({"deleted", "rejected"})
+"""Terminal states of NAT gateways, VPC endpoints and transit gateway attachments: described for a while
+after, but not there (listed neither in the inventory nor as leftovers)."""
+NOT_LIVE_STATES = frozenset({*GONE_STATES, "deleting", "failed", "failing", "rejecting", "expired"})
+"""Listed in the inventory with their state, but no leftover: on the way out, or failed (a failed NAT
+gateway or attachment holds no address nor interface, and AWS removes it by itself)."""
+
 
 def _tags(items: list[dict[str, str]] | None) -> dict[str, str]:
     return {t["Key"]: t["Value"] for t in items or []}
@@ -101,7 +108,7 @@ def read(account_id: str) -> dict[str, Any]:  # noqa: C901, PLR0912 - one sectio
                     {"id": igw["InternetGatewayId"], "vpc_ids": attached, "tags": tags}
                 )
         for nat in ec2.describe_nat_gateways()["NatGateways"]:
-            if nat.get("State") != "deleted":
+            if nat.get("State") not in GONE_STATES:
                 inventory["nat_gateways"].append(
                     {
                         "id": nat["NatGatewayId"],
@@ -111,24 +118,27 @@ def read(account_id: str) -> dict[str, Any]:  # noqa: C901, PLR0912 - one sectio
                     }
                 )
         for endpoint in ec2.describe_vpc_endpoints()["VpcEndpoints"]:
-            if endpoint["VpcId"] in vpc_ids:
+            # A deleted endpoint is still described for a while; it is no longer there.
+            if endpoint["VpcId"] in vpc_ids and str(endpoint.get("State", "")).lower() not in GONE_STATES:
                 inventory["vpc_endpoints"].append(
                     {
                         "id": endpoint["VpcEndpointId"],
                         "service": endpoint["ServiceName"],
                         "route_table_ids": sorted(endpoint.get("RouteTableIds", [])),
+                        "state": str(endpoint.get("State", "")).lower(),
                         "tags": _tags(endpoint.get("Tags")),
                     }
                 )
         with contextlib.suppress(ClientError):
             for att in ec2.describe_transit_gateway_vpc_attachments()["TransitGatewayVpcAttachments"]:
-                if att.get("State") not in ("deleted", "deleting"):
+                if att.get("State") not in GONE_STATES:
                     inventory["transit_gateway_attachments"].append(
                         {
                             "id": att["TransitGatewayAttachmentId"],
                             "transit_gateway_id": att["TransitGatewayId"],
                             "vpc_id": att["VpcId"],
                             "subnet_ids": sorted(att.get("SubnetIds", [])),
+                            "state": att.get("State"),
                             "tags": _tags(att.get("Tags")),
                         }
                     )
@@ -223,7 +233,7 @@ def mlplane_resources(inventory: dict[str, Any], account_id: str) -> list[dict[s
     }
     for section, kind in kinds.items():
         for item in inventory.get(section, []):
-            if mine(item.get("tags", {})) and item.get("state") not in ("deleted", "deleting"):
+            if mine(item.get("tags", {})) and str(item.get("state", "")).lower() not in NOT_LIVE_STATES:
                 found.append({"type": kind, "id": item["id"]})
     for user in inventory.get("iam_users", []):
         if mine(user["tags"]):

@@ -43,8 +43,9 @@ class AwsError(Exception):
 
 BeforeRule = Callable[[Call], None]
 AfterRule = Callable[[Call, dict[str, Any]], None]
-Emulator = Callable[[Call], "dict[str, Any] | tuple[int, dict[str, str], bytes]"]
-"""Returns the output as a dict (JSON protocols) or a raw (status, headers, body) answer (e.g. EC2's XML)."""
+Emulator = Callable[[Call], "dict[str, Any] | tuple[int, dict[str, str], bytes] | None"]
+"""Returns the output as a dict (JSON protocols) or a raw (status, headers, body) answer (e.g. EC2's XML);
+None lets moto answer this call (an emulator that only takes over some calls, e.g. a repeated client token)."""
 
 _before: dict[tuple[str, str], list[BeforeRule]] = {}
 _after: dict[tuple[str, str], list[AfterRule]] = {}

@@ -58,6 +58,10 @@ class Options:
     vendor: str = "ok"
     quota: str = "approved"
     then_deprovision: bool = False
+    # The network account's transit gateway (tgw mode): AutoAcceptSharedAttachments. `enable` is the world
+    # seed 002 describes (vended accounts attach themselves); `disable`, AWS's default, leaves each
+    # attachment pendingAcceptance until the network account's admin accepts it.
+    tgw_auto_accept: str = "enable"
 
 
 @dataclass
@@ -122,6 +126,8 @@ class Sandbox:
             self.settings = settings_from(function_settings)
         except ConfigError as err:
             raise UsageError(f"--config: {err}") from err
+        if self.options.tgw_auto_accept not in ("enable", "disable"):
+            raise UsageError(f"--tgw-auto-accept {self.options.tgw_auto_accept!r}: expected enable or disable")
         try:
             self.fault_plan = faults.FaultPlan(
                 fails=[faults.parse_fault(s) for s in self.options.fails],
@@ -179,7 +185,9 @@ class Sandbox:
         self.world.build()
         overrides = {pascal(k): _param_value(v) for k, v in self.options.config.items()}
         if self.settings.egress_mode == "tgw" and not self.settings.transit_gateway_id:
-            overrides["TransitGatewayId"] = self.world.shared_transit_gateway()
+            overrides["TransitGatewayId"] = self.world.shared_transit_gateway(
+                auto_accept=self.options.tgw_auto_accept == "enable"
+            )
         params = parameter_values(self.template, overrides)
         resources: dict[str, Any] = self.template["Resources"]
         refs: dict[str, Any] = {}

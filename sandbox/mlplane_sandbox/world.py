@@ -114,15 +114,22 @@ class World:
                 account.status = account.state = status
         self.accounts[account_id] = ou_name
 
-    def shared_transit_gateway(self) -> str:
-        """seed 002's hub and spoke: the network account owns a TGW shared with the organization via RAM."""
+    def shared_transit_gateway(self, *, auto_accept: bool = True) -> str:
+        """seed 002's hub and spoke: the network account owns a TGW shared with the organization via RAM.
+
+        `auto_accept` (AutoAcceptSharedAttachments): by default the gateway accepts the member accounts'
+        attachments itself, as seed 002's vending needs (every vended account attaches with no one at hand in
+        the network account). Without it (AWS's default, "Disabled by default" in EC2's API reference) each
+        attachment stays pendingAcceptance until the network account's admin accepts it.
+        """
         if self.transit_gateway_id:
             return self.transit_gateway_id
         self.place_account(NETWORK_ACCOUNT, "Infrastructure", role_name="AWSControlTowerExecution")
         with as_account(NETWORK_ACCOUNT):
             ec2 = sandbox_client("ec2")
             tgw = ec2.create_transit_gateway(
-                Description="shared egress", Options={"AutoAcceptSharedAttachments": "enable"}
+                Description="shared egress",
+                Options={"AutoAcceptSharedAttachments": "enable" if auto_accept else "disable"},
             )["TransitGateway"]
             self.transit_gateway_id = tgw["TransitGatewayId"]
             ram = sandbox_client("ram")

@@ -94,8 +94,16 @@ def test_bad_input_file_exits_2_with_one_line_error(tmp_path: Path, content: str
         ["--config", '{"nope": 1}'],
         ["--config", '{"sa_policy_name": "MyPolicy"}'],
         ["--redeliver", "NotAState"],
+        ["--tgw-auto-accept", "sometimes"],
     ],
-    ids=["bad-fail-spec", "bad-vendor", "unknown-config-key", "policy-without-prefix", "redeliver-non-task"],
+    ids=[
+        "bad-fail-spec",
+        "bad-vendor",
+        "unknown-config-key",
+        "policy-without-prefix",
+        "redeliver-non-task",
+        "bad-tgw-auto-accept",
+    ],
 )
 def test_usage_errors_exit_2_with_one_line(args: list[str]) -> None:
     result = run("events/controltower/create_managed_account_succeeded.json", "--json", *args)

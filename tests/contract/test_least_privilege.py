@@ -100,7 +100,8 @@ SESSION_POLICY_EXTRAS: dict[str, str] = {
     "ec2:ReplaceRoute": "a re-run finds a route with a different target and points it back (network/apply.py)",
     "ec2:ModifyVpcEndpoint": "a re-run finds the S3 endpoint missing a route table and adds it",
     "iam:CreateServiceLinkedRole": "Service Quotas creates AWSServiceRoleForServiceQuotas on an account's "
-    "first request (condition: iam:AWSServiceName servicequotas.amazonaws.com)",
+    "first request, EC2 AWSServiceRoleForVPCTransitGateway on its first transit gateway attachment, each as "
+    "the caller (condition: iam:AWSServiceName servicequotas.amazonaws.com or transitgateway.amazonaws.com)",
 }
 STS_SESSION_POLICY_LIMIT = 2048  # characters of an inline session policy (STS AssumeRole, Policy)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from mlplane_sandbox.recording import MUTATING_PREFIXES as MEMBER_MUTATIONS
@@ -108,3 +109,31 @@ def test_n5_invalid_plan_is_rejected_before_any_member_change(run_sandbox: RunSa
         for c in result.api_calls
         if c["principal"].startswith(member) and c["call"].split(":")[1].startswith(MEMBER_MUTATIONS)
     ] == []
+
+
+TGW = {**FAST, "egress_mode": "tgw"}
+
+
+def test_n4_auto_accepted_attachment_is_ready_and_made_the_service_linked_role(run_sandbox: RunSandbox) -> None:
+    (result,) = run_sandbox(SUCCESS, config=TGW, tgw_auto_accept="enable")
+    assert result.outcome == "READY", result.error
+    (attachment,) = result.inventory["transit_gateway_attachments"]
+    assert attachment["state"] == "available"
+    assert attachment["tags"]["mlplane:managed"] == "true"
+    assert "AWSServiceRoleForVPCTransitGateway" in {r["name"] for r in result.inventory["iam_roles"]}
+
+
+def test_n4_attachment_left_pending_acceptance_fails_clearly_and_rolls_back(run_sandbox: RunSandbox) -> None:
+    """The network account's transit gateway does not auto-accept (AWS's default): the member account cannot
+    accept its own attachment, so CreateNetwork fails at once, naming the attachment and the fix, and rolls back."""
+    (result,) = run_sandbox(SUCCESS, config=TGW, tgw_auto_accept="disable")
+    assert result.outcome == "ROLLED_BACK"
+    assert result.error is not None and result.error["type"] == "Conflict"
+    message = result.error["message"]
+    assert re.search(r"transit gateway attachment tgw-attach-[0-9a-f]+ .* is pendingAcceptance", message), message
+    assert "network account's admin must enable AutoAcceptSharedAttachments" in message
+    assert result.leftovers == []
+    inv = result.inventory
+    assert (inv["vpcs"], inv["subnets"], inv["transit_gateway_attachments"]) == ([], [], [])
+    deletes = [c for c in result.api_calls if c["call"] == "ec2:DeleteTransitGatewayVpcAttachment"]
+    assert [c["ok"] for c in deletes] == [True]

@@ -15,6 +15,24 @@
   refuses DeleteVpcEndpoints).
 - A transit gateway another account shares through RAM can be attached to and routed to (moto only looks in
   the caller's own account).
+- A public NAT gateway created while its VPC has no attached internet gateway goes `pending`, then `failed`
+  with FailureCode `Gateway.NotAttached` (moto: `available`); its client token keeps answering with the failed
+  gateway. A failed gateway holds neither its Elastic IP nor a network interface.
+- CreateVpcEndpoint honours `ClientToken` as CreateNatGateway does (moto makes a second endpoint).
+- Transit gateway VPC attachments (moto: `available` at once, tags dropped, tag filters ignored, a deleted
+  attachment vanishes and deleting it again is a KeyError):
+  - from an account other than the transit gateway's owner, `pendingAcceptance` unless the gateway has
+    `AutoAcceptSharedAttachments=enable` (AWS's default is `disable`); otherwise `pending`, `available` 60
+    virtual seconds later;
+  - the attachment's tags are kept and DescribeTransitGatewayVpcAttachments honours its filters (`state`,
+    `transit-gateway-attachment-id`, `transit-gateway-id`, `vpc-id`, `tag:<key>`, `tag-key`);
+  - at most one subnet per Availability Zone (`DuplicateSubnetsInSameZone`), one live attachment per VPC and
+    transit gateway (`DuplicateTransitGatewayAttachment`);
+  - delete leaves it `deleting`, `deleted` 60 virtual seconds later and still described; deleting a `deleted`
+    one is `InvalidTransitGatewayAttachmentID.NotFound`;
+  - the account's first attachment creates the service-linked role `AWSServiceRoleForVPCTransitGateway`, so
+    the caller needs `iam:CreateServiceLinkedRole` for `transitgateway.amazonaws.com`: without it (judged on
+    the session policy of an assumed-role caller) the attachment is refused with `UnauthorizedOperation`.
 
 Time is the sandbox's `VirtualClock`: botocore waiters advance it instead of sleeping. `reset()` forgets all
 state and follows the current clock (the sandbox calls it at start; the rules also follow a clock swapped
@@ -25,22 +43,36 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import json
 import re
 import threading
 import uuid
 from dataclasses import dataclass
+from fnmatch import fnmatchcase
 from typing import Any
 from xml.etree import ElementTree
 
+from moto.core.serialize import EC2Serializer, XFormedAttributePicker
+from moto.core.utils import get_service_model
 from moto.ec2.models import ec2_backends
+from moto.ec2.responses._base_response import EC2BaseResponse
+from moto.iam.models import iam_backends
 from moto.ram.models import ram_backends
+from moto.sts.models import sts_backends
 
 from mlplane_sandbox import clock as clock_module
 from mlplane_sandbox.rules import AwsError, Call, after, before, emulate
 
 NAT_CREATE_SECONDS = 60.0
 NAT_DELETE_SECONDS = 60.0
+# AWS documents no duration for attachment creation or deletion; a minute, as for NAT gateways, keeps the
+# waiters' polling honest without slowing the sandbox.
+TGW_ATTACHMENT_SECONDS = 60.0
+TGW_SERVICE = "transitgateway.amazonaws.com"
+TGW_SERVICE_LINKED_ROLE = "AWSServiceRoleForVPCTransitGateway"
 _EC2_XMLNS = "http://ec2.amazonaws.com/doc/2016-11-15/"
+_NAT = "nat"
+_ATTACHMENT = "tgw-attachment"
 
 
 @dataclass(frozen=True)
@@ -54,24 +86,35 @@ class _Token:
 class _Transition:
     account_id: str
     region: str
-    nat_id: str
+    resource_id: str
     to_state: str
     due: float
+    kind: str = _NAT
+
+
+@dataclass(frozen=True)
+class _EndpointToken:
+    endpoint_id: str
+    request: tuple[Any, ...]
 
 
 _lock = threading.RLock()
 _tokens: dict[tuple[str, str, str], _Token] = {}
+_endpoint_tokens: dict[tuple[str, str, str], _EndpointToken] = {}
 _transitions: dict[tuple[str, str, str], _Transition] = {}
 _prior_state: dict[tuple[str, str, str], str] = {}
+_gone_attachments: dict[tuple[str, str, str], Any] = {}  # deleting/deleted attachments moto has forgotten
 _clocks: list[clock_module.VirtualClock] = []  # clocks this module listens to (a clock is never dropped)
 
 
 def reset() -> None:
-    """Forget client tokens and pending transitions; listen to the current clock."""
+    """Forget client tokens, pending transitions and deleted attachments; listen to the current clock."""
     with _lock:
         _tokens.clear()
+        _endpoint_tokens.clear()
         _transitions.clear()
         _prior_state.clear()
+        _gone_attachments.clear()
     _follow_clock()
 
 
@@ -92,15 +135,45 @@ def _moto_error(err: Exception) -> AwsError:
     return AwsError(str(getattr(err, "code", "InvalidParameterValue")), str(getattr(err, "message", err)), 400)
 
 
+def _ec2_answer(operation: str, result: dict[str, Any]) -> tuple[int, dict[str, str], bytes]:
+    """`result` (moto's objects) as EC2 answers `operation`, serialised by moto's own EC2 serializer."""
+    serializer = EC2Serializer(
+        operation_model=get_service_model("ec2").operation_model(operation),
+        pretty_print=False,
+        value_picker=XFormedAttributePicker(response_transformers=EC2BaseResponse.RESPONSE_KEY_PATH_TO_TRANSFORMER),
+    )
+    answer = serializer.serialize(result)
+    body = answer["body"]
+    return int(answer["status_code"]), dict(answer["headers"]), body.encode() if isinstance(body, str) else body
+
+
+def _list_param(params: dict[str, Any], name: str) -> list[str]:
+    """A list parameter of EC2's query protocol (`Name.1`, `Name.2`, ...), in order."""
+    pattern = re.compile(rf"^{re.escape(name)}\.(\d+)$")
+    found = sorted((int(m.group(1)), str(v)) for k, v in params.items() if (m := pattern.match(k)))
+    return [value for _, value in found]
+
+
+def _filters(params: dict[str, Any]) -> dict[str, list[str]]:
+    filters: dict[str, list[str]] = {}
+    pattern = re.compile(r"^Filter\.(\d+)\.Name$")
+    for name, value in params.items():
+        match = pattern.match(name)
+        if match:
+            filters[str(value)] = _list_param(params, f"Filter.{match.group(1)}.Value")
+    return filters
+
+
 # -- NAT gateways: client token, pending -> available, deleting -> deleted ---------------------------------------
 def _tags_from(params: dict[str, Any]) -> dict[str, str]:
     tags: dict[str, str] = {}
-    pattern = re.compile(r"^TagSpecification\.(\d+)\.Tag\.(\d+)\.Key$")
+    # CreateTransitGatewayVpcAttachment's model has no locationName for it: `TagSpecifications.N` there.
+    pattern = re.compile(r"^(TagSpecifications?)\.(\d+)\.Tag\.(\d+)\.Key$")
     for name, key in params.items():
         match = pattern.match(name)
         if match:
-            spec, index = match.groups()
-            tags[str(key)] = str(params.get(f"TagSpecification.{spec}.Tag.{index}.Value", ""))
+            prefix, spec, index = match.groups()
+            tags[str(key)] = str(params.get(f"{prefix}.{spec}.Tag.{index}.Value", ""))
     return tags
 
 
@@ -138,8 +211,14 @@ def create_nat_gateway(call: Call) -> tuple[int, dict[str, str], bytes]:
         nat.state = "pending"
         if token:
             _tokens[(call.account_id, call.region, token)] = _Token(nat.id, subnet_id, allocation_id)
-        _schedule(call.account_id, call.region, nat.id, "available", NAT_CREATE_SECONDS)
+        # A public NAT gateway needs the VPC's internet gateway: without it, it fails (Gateway.NotAttached).
+        outcome = "available" if nat.connectivity_type == "private" or _has_igw(backend, nat.vpc_id) else "failed"
+        _schedule(call.account_id, call.region, nat.id, outcome, NAT_CREATE_SECONDS)
         return _nat_response(nat, token)
+
+
+def _has_igw(backend: Any, vpc_id: str) -> bool:
+    return any(getattr(igw.vpc, "id", None) == vpc_id for igw in backend.internet_gateways.values())
 
 
 def _xml(parent: ElementTree.Element, value: dict[str, Any]) -> None:
@@ -210,10 +289,14 @@ def delete_nat_gateway_takes_time(call: Call, parsed: dict[str, Any]) -> None:
         _schedule(call.account_id, call.region, nat.id, "deleted", NAT_DELETE_SECONDS)
 
 
-def _schedule(account_id: str, region: str, nat_id: str, to_state: str, seconds: float) -> None:
+def _schedule(
+    account_id: str, region: str, resource_id: str, to_state: str, seconds: float, *, kind: str = _NAT
+) -> None:
     due = clock_module.clock().now() + seconds
     with _lock:
-        _transitions[(account_id, region, nat_id)] = _Transition(account_id, region, nat_id, to_state, due)
+        _transitions[(account_id, region, resource_id)] = _Transition(
+            account_id, region, resource_id, to_state, due, kind
+        )
 
 
 def _on_advance(source: clock_module.VirtualClock, now: float) -> None:
@@ -222,21 +305,36 @@ def _on_advance(source: clock_module.VirtualClock, now: float) -> None:
     with _lock:
         due = [t for t in _transitions.values() if t.due <= now]
         for transition in due:
-            del _transitions[(transition.account_id, transition.region, transition.nat_id)]
+            del _transitions[(transition.account_id, transition.region, transition.resource_id)]
     for transition in due:
-        _complete(transition)
+        if transition.kind == _ATTACHMENT:
+            _complete_attachment(transition)
+        else:
+            _complete(transition)
 
 
 def _complete(transition: _Transition) -> None:
     backend = ec2_backends[transition.account_id][transition.region]
-    nat = backend.nat_gateways.get(transition.nat_id)
+    nat = backend.nat_gateways.get(transition.resource_id)
     if nat is None:
         return
-    if transition.to_state == "available":
-        if nat.state == "pending":
-            nat.state = "available"
+    if transition.to_state in ("available", "failed"):
+        if nat.state != "pending":
+            return
+        nat.state = transition.to_state
+        if transition.to_state == "failed":
+            # the failure text EC2's model documents for NatGateway.FailureMessage
+            # (moto's NatGateway has no such fields; its serializer answers with them once they are set)
+            nat.failure_code = "Gateway.NotAttached"  # type: ignore[attr-defined]
+            nat.failure_message = f"Network {nat.vpc_id} has no Internet gateway attached"  # type: ignore[attr-defined]
+            _free_nat(backend, nat)
         return
     nat.state = "deleted"
+    _free_nat(backend, nat)
+
+
+def _free_nat(backend: Any, nat: Any) -> None:
+    """A deleted or failed gateway lets go of its Elastic IP and removes its network interface."""
     for address in nat.address_set:
         association = address.get("associationId")
         if association:
@@ -249,11 +347,15 @@ def _complete(transition: _Transition) -> None:
 
 
 def _live_nats(backend: Any) -> list[Any]:
-    return [n for n in backend.nat_gateways.values() if n.state != "deleted"]
+    return [n for n in backend.nat_gateways.values() if n.state not in ("deleted", "failed")]
 
 
 def _dead_nat_enis(backend: Any) -> set[str]:
-    return {n._eni.id for n in backend.nat_gateways.values() if n.state == "deleted" and getattr(n, "_eni", None)}
+    return {
+        n._eni.id
+        for n in backend.nat_gateways.values()
+        if n.state in ("deleted", "failed") and getattr(n, "_eni", None)
+    }
 
 
 # -- dependency checks moto skips ---------------------------------------------------------------------------------
@@ -377,3 +479,270 @@ def endpoints_forget_deleted_route_table(call: Call, parsed: dict[str, Any]) -> 
         ids = getattr(endpoint, "route_table_ids", None)
         if ids and table_id in ids:
             endpoint.route_table_ids = [t for t in ids if t != table_id]
+
+
+# -- CreateVpcEndpoint honours its client token --------------------------------------------------------------------
+def _endpoint_request(params: dict[str, Any]) -> tuple[Any, ...]:
+    """What makes two CreateVpcEndpoint requests the same (tags aside, as for CreateNatGateway above)."""
+    return (
+        str(params.get("VpcId", "")),
+        str(params.get("ServiceName", "")),
+        str(params.get("VpcEndpointType") or "Gateway"),
+        str(params.get("PolicyDocument", "")),
+        tuple(sorted(_list_param(params, "RouteTableId"))),
+        tuple(sorted(_list_param(params, "SubnetId"))),
+        tuple(sorted(_list_param(params, "SecurityGroupId"))),
+    )
+
+
+@emulate("ec2", "CreateVpcEndpoint")
+def create_vpc_endpoint_with_known_token(call: Call) -> tuple[int, dict[str, str], bytes] | None:
+    """A known client token answers with its endpoint (or IdempotentParameterMismatch); a new one goes to moto."""
+    token = str(call.params.get("ClientToken", ""))
+    with _lock:
+        known = _endpoint_tokens.get((call.account_id, call.region, token)) if token else None
+    if known is None:
+        return None
+    if known.request != _endpoint_request(call.params):
+        raise AwsError(
+            "IdempotentParameterMismatch", f"Client token {token} was already used with different parameters."
+        )
+    endpoint = _backend(call).vpc_end_points.get(known.endpoint_id)
+    if endpoint is None:
+        return None
+    return _ec2_answer("CreateVpcEndpoint", {"VpcEndpoint": endpoint, "ClientToken": token})
+
+
+@after("ec2", "CreateVpcEndpoint")
+def remember_endpoint_token(call: Call, parsed: dict[str, Any]) -> None:
+    token = str(call.params.get("ClientToken", ""))
+    answer = parsed.get("CreateVpcEndpointResponse", {})
+    endpoint_id = str((answer.get("vpcEndpoint") or {}).get("vpcEndpointId", ""))
+    if token and endpoint_id:
+        with _lock:
+            _endpoint_tokens.setdefault(
+                (call.account_id, call.region, token), _EndpointToken(endpoint_id, _endpoint_request(call.params))
+            )
+
+
+# -- transit gateway VPC attachments: acceptance, tags and filters, one subnet per AZ, deletion ---------------------
+_ATTACHMENT_OPTIONS = ("DnsSupport", "SecurityGroupReferencingSupport", "Ipv6Support", "ApplianceModeSupport")
+
+
+def _attachment_not_found(attachment_id: str) -> AwsError:
+    return AwsError(
+        "InvalidTransitGatewayAttachmentID.NotFound",
+        f"Transit Gateway VPC Attachment {attachment_id} was deleted or does not exist.",
+    )
+
+
+@emulate("ec2", "CreateTransitGatewayVpcAttachment")
+def create_transit_gateway_vpc_attachment(call: Call) -> tuple[int, dict[str, str], bytes]:
+    params = call.params
+    backend = _backend(call)
+    tgw_id, vpc_id = str(params.get("TransitGatewayId", "")), str(params.get("VpcId", ""))
+    subnet_ids = _list_param(params, "SubnetIds")
+    tgw = backend.transit_gateways.get(tgw_id)  # a shared one is linked in by attach_to_shared_transit_gateway
+    if tgw is None:
+        raise AwsError("InvalidTransitGatewayID.NotFound", f"Transit Gateway {tgw_id} was deleted or does not exist.")
+    if vpc_id not in backend.vpcs:
+        raise AwsError("InvalidVpcID.NotFound", f"The vpc ID '{vpc_id}' does not exist")
+    if not subnet_ids:
+        raise AwsError("MissingParameter", "The request must contain the parameter SubnetIds.")
+    zones: dict[str, list[str]] = {}
+    for subnet_id in subnet_ids:
+        try:
+            subnet = backend.get_subnet(subnet_id)
+        except Exception as err:  # moto's InvalidSubnetID.NotFound
+            raise _moto_error(err) from err
+        zones.setdefault(str(subnet.availability_zone), []).append(subnet_id)
+    if any(len(ids) > 1 for ids in zones.values()):
+        raise AwsError("DuplicateSubnetsInSameZone", "Duplicate Subnets for same AZ")
+    if any(
+        getattr(a, "vpc_id", None) == vpc_id and a.transit_gateway_id == tgw_id
+        for a in backend.transit_gateway_attachments.values()
+    ):
+        raise AwsError(
+            "DuplicateTransitGatewayAttachment",
+            f"{tgw_id} has non-deleted Transit Gateway Attachments with same VPC ID.",
+        )
+    _ensure_service_linked_role(call)
+    options = {name: str(params[f"Options.{name}"]) for name in _ATTACHMENT_OPTIONS if f"Options.{name}" in params}
+    _follow_clock()
+    with _lock:
+        attachment = backend.create_transit_gateway_vpc_attachment(
+            transit_gateway_id=tgw_id, vpc_id=vpc_id, subnet_ids=subnet_ids, tags=_tags_from(params), options=options
+        )
+        owner = str(tgw.ec2_backend.account_id)
+        if owner != call.account_id and tgw.options.get("AutoAcceptSharedAttachments") != "enable":
+            attachment.state = "pendingAcceptance"  # until the owner accepts it; the requester cannot
+        else:
+            attachment.state = "pending"
+            _schedule(
+                call.account_id, call.region, attachment.id, "available", TGW_ATTACHMENT_SECONDS, kind=_ATTACHMENT
+            )
+    return _ec2_answer("CreateTransitGatewayVpcAttachment", {"TransitGatewayVpcAttachment": attachment})
+
+
+def _attachment_matches(attachment: Any, filters: dict[str, list[str]]) -> bool:
+    tags = {t["key"]: t["value"] for t in attachment.get_tags()}
+    fields = {
+        "state": attachment.state,
+        "transit-gateway-attachment-id": attachment.id,
+        "transit-gateway-id": attachment.transit_gateway_id,
+        "vpc-id": attachment.vpc_id,
+    }
+    for name, values in filters.items():
+        if name in fields:
+            matched = fields[name] in values
+        elif name.startswith("tag:"):
+            matched = tags.get(name[4:]) in values
+        elif name == "tag-key":
+            matched = bool(set(tags) & set(values))
+        else:
+            raise AwsError("InvalidParameterValue", f"The filter '{name}' is invalid")
+        if not matched:
+            return False
+    return True
+
+
+@emulate("ec2", "DescribeTransitGatewayVpcAttachments")
+def describe_transit_gateway_vpc_attachments(call: Call) -> tuple[int, dict[str, str], bytes]:
+    backend = _backend(call)
+    ids = set(_list_param(call.params, "TransitGatewayAttachmentIds"))
+    filters = _filters(call.params)
+    with _lock:
+        gone = [
+            a
+            for (account, region, _), a in _gone_attachments.items()
+            if (account, region) == (call.account_id, call.region)
+        ]
+    candidates = [a for a in backend.transit_gateway_attachments.values() if a.resource_type == "vpc"] + gone
+    found = [a for a in candidates if (not ids or a.id in ids) and _attachment_matches(a, filters)]
+    return _ec2_answer("DescribeTransitGatewayVpcAttachments", {"TransitGatewayVpcAttachments": found})
+
+
+@emulate("ec2", "DeleteTransitGatewayVpcAttachment")
+def delete_transit_gateway_vpc_attachment(call: Call) -> tuple[int, dict[str, str], bytes]:
+    attachment_id = str(call.params.get("TransitGatewayAttachmentId", ""))
+    backend = _backend(call)
+    key = (call.account_id, call.region, attachment_id)
+    _follow_clock()
+    with _lock:
+        attachment = _gone_attachments.get(key)
+        if attachment is not None:
+            if attachment.state == "deleted":
+                raise _attachment_not_found(attachment_id)
+            return _ec2_answer("DeleteTransitGatewayVpcAttachment", {"TransitGatewayVpcAttachment": attachment})
+        if attachment_id not in backend.transit_gateway_attachments:
+            raise _attachment_not_found(attachment_id)
+        attachment = backend.delete_transit_gateway_vpc_attachment(attachment_id)  # moto forgets it at once
+        attachment.state = "deleting"
+        _gone_attachments[key] = attachment
+        _schedule(call.account_id, call.region, attachment_id, "deleted", TGW_ATTACHMENT_SECONDS, kind=_ATTACHMENT)
+    return _ec2_answer("DeleteTransitGatewayVpcAttachment", {"TransitGatewayVpcAttachment": attachment})
+
+
+def _complete_attachment(transition: _Transition) -> None:
+    key = (transition.account_id, transition.region, transition.resource_id)
+    with _lock:
+        if transition.to_state == "deleted":
+            gone = _gone_attachments.get(key)
+            if gone is not None:
+                gone.state = "deleted"
+            return
+        live = ec2_backends[transition.account_id][transition.region].transit_gateway_attachments.get(key[2])
+        if live is not None and live.state == "pending":
+            live.state = transition.to_state
+
+
+# -- the service-linked role of the account's first attachment -----------------------------------------------------
+def _session_policy(call: Call) -> dict[str, Any] | None:
+    """The session policy of the assumed-role session that made the call, None if there is none."""
+    match = re.match(r"^arn:aws:sts::(\d{12}):assumed-role/([^/]+)/(.+)$", call.principal)
+    if not match:
+        return None  # an account's root or the sandbox's own calls: not limited by a session policy
+    account, role, session = match.groups()
+    for assumed in reversed(sts_backends[account]["aws"].assumed_roles):
+        if assumed.role_arn.split("/")[-1] == role and assumed.session_name == session and assumed.policy:
+            document: dict[str, Any] = json.loads(assumed.policy)
+            return document
+    return None
+
+
+def _as_list(value: Any) -> list[str]:
+    return [str(v) for v in ([] if value is None else value if isinstance(value, list) else [value])]
+
+
+def _statement_applies(statement: dict[str, Any], action: str, resource: str, context: dict[str, str]) -> bool:
+    if not any(fnmatchcase(action.lower(), a.lower()) for a in _as_list(statement.get("Action"))):
+        return False
+    if not any(fnmatchcase(resource, r) for r in _as_list(statement.get("Resource"))):
+        return False
+    return all(
+        _condition_holds(operator, key, expected, context)
+        for operator, conditions in (statement.get("Condition") or {}).items()
+        for key, expected in conditions.items()
+    )
+
+
+def _condition_holds(operator: str, key: str, expected: Any, context: dict[str, str]) -> bool:
+    """StringEquals / StringLike on a key of the request's context; any other operator is taken not to hold."""
+    actual = context.get(key.lower())
+    if actual is None:
+        return False
+    if operator == "StringEquals":
+        return actual in _as_list(expected)
+    if operator == "StringLike":
+        return any(fnmatchcase(actual, e) for e in _as_list(expected))
+    return False
+
+
+def _allowed(policy: dict[str, Any], action: str, resource: str, context: dict[str, str]) -> bool:
+    statements = [
+        s for s in _as_list_of_dicts(policy.get("Statement")) if _statement_applies(s, action, resource, context)
+    ]
+    return any(s.get("Effect") == "Allow" for s in statements) and not any(
+        s.get("Effect") == "Deny" for s in statements
+    )
+
+
+def _as_list_of_dicts(value: Any) -> list[dict[str, Any]]:
+    return [s for s in (value if isinstance(value, list) else [value]) if isinstance(s, dict)]
+
+
+def _ensure_service_linked_role(call: Call) -> None:
+    """EC2 creates AWSServiceRoleForVPCTransitGateway on the account's first attachment, as the caller.
+
+    The member role itself (AWSControlTowerExecution) is an administrator; what limits mlplane is its session
+    policy, so that is what decides here.
+    """
+    iam = iam_backends[call.account_id]["global"]
+    if any(role.name == TGW_SERVICE_LINKED_ROLE for role in iam.roles.values()):
+        return
+    arn = f"arn:aws:iam::{call.account_id}:role/aws-service-role/{TGW_SERVICE}/{TGW_SERVICE_LINKED_ROLE}"
+    policy = _session_policy(call)
+    context = {"iam:awsservicename": TGW_SERVICE}
+    if policy is not None and not _allowed(policy, "iam:CreateServiceLinkedRole", arn, context):
+        raise AwsError(
+            "UnauthorizedOperation",
+            f"You are not authorized to perform this operation. User: {call.principal} is not authorized to perform: "
+            f"iam:CreateServiceLinkedRole on resource: {arn}",
+            403,
+        )
+    trust = {
+        "Version": "2012-10-17",
+        "Statement": [{"Effect": "Allow", "Principal": {"Service": [TGW_SERVICE]}, "Action": ["sts:AssumeRole"]}],
+    }
+    with _lock:
+        if not any(role.name == TGW_SERVICE_LINKED_ROLE for role in iam.roles.values()):
+            iam.create_role(
+                TGW_SERVICE_LINKED_ROLE,
+                json.dumps(trust),
+                f"/aws-service-role/{TGW_SERVICE}/",
+                permissions_boundary=None,
+                description="Allows VPC Transit Gateway to access EC2 resources on your behalf.",
+                tags=[],
+                max_session_duration="3600",
+                linked_service=TGW_SERVICE,
+            )

@@ -79,9 +79,16 @@ def mutating(calls: list[str]) -> list[str]:
     return [c for c in calls if c.startswith(MUTATING)]
 
 
-def shared_transit_gateway(*accounts: str) -> str:
-    """seed 002's hub and spoke: a transit gateway in the hub account (123456789012), shared through RAM."""
-    tgw = boto3.client("ec2", region_name=REGION).create_transit_gateway(Description="network hub")["TransitGateway"]
+def shared_transit_gateway(*accounts: str, auto_accept: bool = True) -> str:
+    """seed 002's hub and spoke: a transit gateway in the hub account (123456789012), shared through RAM.
+
+    It accepts the accounts' attachments itself (AutoAcceptSharedAttachments=enable), as the sandbox's network
+    account does by default; `auto_accept=False` is AWS's default, where each one waits for the owner.
+    """
+    options = {"AutoAcceptSharedAttachments": "enable" if auto_accept else "disable"}
+    tgw = boto3.client("ec2", region_name=REGION).create_transit_gateway(Description="network hub", Options=options)[
+        "TransitGateway"
+    ]
     boto3.client("ram", region_name=REGION).create_resource_share(
         name="egress", resourceArns=[tgw["TransitGatewayArn"]], principals=list(accounts)
     )

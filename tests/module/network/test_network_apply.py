@@ -340,3 +340,32 @@ def test_c3_rollback_sweeps_mlplane_resources_the_ledger_never_recorded(member: 
     apply.teardown(member, settings)
     assert sum(_counts(member).values()) == 0
     assert foreign in {v["VpcId"] for v in member.client("ec2").describe_vpcs()["Vpcs"]}
+
+
+def test_nat_gateway_failed_for_want_of_an_attached_igw_is_retried_with_a_new_token(
+    member: Member, settings: Settings
+) -> None:
+    """A public NAT gateway created before its VPC's internet gateway is attached fails (Gateway.NotAttached)
+    and its client token keeps answering with the failed one: the step fails as transient, naming the code,
+    and its retry asks for new gateways (a token that includes the failed ones) once the gateway is attached."""
+    from mlplane.errors import TransientError
+    from mlplane.network.plan import plan_network
+
+    plan = plan_network(settings, apply.observe_azs(member), cidrs=None)
+    step = apply._Run(member, plan)
+    vpc_id = step.vpc()
+    step.route_tables_and_subnets(vpc_id)
+    step.endpoint(vpc_id)  # the internet gateway is not attached yet (the race of giantswarm/aws-operator#1234)
+    with pytest.raises(TransientError, match=r"Gateway\.NotAttached"):
+        step.nat_gateways()
+    failed = {n["NatGatewayId"] for n in member.client("ec2").describe_nat_gateways()["NatGateways"]}
+    assert len(failed) == 3
+    retry = apply._Run(member, plan)  # the Task's retry runs the step again
+    retry.ids = dict(step.ids)
+    retry.internet_gateway(vpc_id)
+    retry.nat_gateways()
+    nats = member.client("ec2").describe_nat_gateways()["NatGateways"]
+    live = {n["NatGatewayId"] for n in nats if n["State"] == "available"}
+    assert len(live) == 3 and not live & failed
+    recorded = {r.resource_id for r in member.ledger.resources(member.account_id) if r.type == "ec2:nat"}
+    assert recorded == live

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import boto3
 import pytest
 from botocore.exceptions import ClientError
 
+from mlplane import aws
 from mlplane.member import Member
 from mlplane_sandbox.clock import VirtualClock
 from mlplane_sandbox.fidelity import network as fidelity
+from tests.module.network.conftest import REGION, shared_transit_gateway
 
 
 @pytest.fixture
@@ -219,3 +222,190 @@ def test_deleted_route_table_leaves_its_gateway_endpoint_deletable(ec2: Any, vpc
     ec2.delete_route_table(RouteTableId=table)
     assert ec2.describe_vpc_endpoints(VpcEndpointIds=[endpoint])["VpcEndpoints"][0]["RouteTableIds"] == []
     assert ec2.delete_vpc_endpoints(VpcEndpointIds=[endpoint]).get("Unsuccessful", []) == []
+
+
+# -- issue 12 round 2: failing NAT gateways, endpoint client tokens, transit gateway attachments ---------------------
+def test_public_nat_gateway_without_attached_internet_gateway_fails_and_keeps_its_token(
+    ec2: Any, vpc: dict[str, str], sandbox: VirtualClock
+) -> None:
+    """EC2 API reference, NatGateway (botocore ec2 service-2.json): State `failed` "The NAT gateway could not be
+    created. Check the failureCode and failureMessage fields"; FailureCode `Gateway.NotAttached`, FailureMessage
+    "Network vpc-xxxxxxxx has no Internet gateway attached". A client token names one gateway, failed or not
+    (EC2 idempotency guide). moto makes it `available`."""
+    ec2.detach_internet_gateway(InternetGatewayId=vpc["igw"], VpcId=vpc["vpc"])
+    nat = _nat(ec2, vpc, token="no-igw")
+    assert nat["State"] == "pending"
+    sandbox.advance(60)
+    (failed,) = ec2.describe_nat_gateways(NatGatewayIds=[nat["NatGatewayId"]])["NatGateways"]
+    assert failed["State"] == "failed"
+    assert failed["FailureCode"] == "Gateway.NotAttached"
+    assert failed["FailureMessage"] == f"Network {vpc['vpc']} has no Internet gateway attached"
+    assert _nat(ec2, vpc, token="no-igw")["NatGatewayId"] == nat["NatGatewayId"]  # the token keeps the failed one
+    # a failed gateway holds neither its Elastic IP nor an interface in the subnet
+    ec2.release_address(AllocationId=vpc["eip"])
+    ec2.delete_subnet(SubnetId=vpc["subnet"])
+
+
+def test_create_vpc_endpoint_honours_client_token(ec2: Any, vpc: dict[str, str]) -> None:
+    """EC2 API reference, CreateVpcEndpoint: ClientToken "Unique, case-sensitive identifier that you provide to
+    ensure the idempotency of the request"; the idempotency guide: the same token with other parameters is
+    `IdempotentParameterMismatch`. moto makes a second endpoint."""
+    table = ec2.create_route_table(VpcId=vpc["vpc"])["RouteTable"]["RouteTableId"]
+    other = ec2.create_route_table(VpcId=vpc["vpc"])["RouteTable"]["RouteTableId"]
+    args = {"VpcEndpointType": "Gateway", "VpcId": vpc["vpc"], "ServiceName": "com.amazonaws.eu-west-1.s3"}
+    first = ec2.create_vpc_endpoint(**args, RouteTableIds=[table], ClientToken="vpce-1")
+    again = ec2.create_vpc_endpoint(**args, RouteTableIds=[table], ClientToken="vpce-1")
+    assert again["VpcEndpoint"]["VpcEndpointId"] == first["VpcEndpoint"]["VpcEndpointId"]
+    assert again["ClientToken"] == "vpce-1"
+    assert len(ec2.describe_vpc_endpoints()["VpcEndpoints"]) == 1
+    with pytest.raises(ClientError) as caught:
+        ec2.create_vpc_endpoint(**args, RouteTableIds=[other], ClientToken="vpce-1")
+    assert _code(caught) == "IdempotentParameterMismatch"
+    assert len(ec2.describe_vpc_endpoints()["VpcEndpoints"]) == 1
+
+
+def _attach(ec2: Any, tgw: str, vpc: dict[str, str], **extra: Any) -> dict[str, Any]:
+    return dict(
+        ec2.create_transit_gateway_vpc_attachment(
+            TransitGatewayId=tgw, VpcId=vpc["vpc"], SubnetIds=[vpc["subnet"], vpc["other_subnet"]], **extra
+        )["TransitGatewayVpcAttachment"]
+    )
+
+
+def _attachment_state(ec2: Any, attachment_id: str) -> str:
+    answer = ec2.describe_transit_gateway_vpc_attachments(TransitGatewayAttachmentIds=[attachment_id])
+    return str(answer["TransitGatewayVpcAttachments"][0]["State"])
+
+
+def test_shared_attachment_is_pending_acceptance_unless_the_transit_gateway_auto_accepts(
+    ec2: Any, vpc: dict[str, str], sandbox: VirtualClock
+) -> None:
+    """EC2 API reference, TransitGatewayRequestOptions.AutoAcceptSharedAttachments: "Enable or disable automatic
+    acceptance of attachment requests. Disabled by default."; AcceptTransitGatewayVpcAttachment: "The VPC
+    attachment must be in the pendingAcceptance state" (Transit Gateway guide, "Transit gateway sharing": the
+    owner accepts attachment requests from other accounts unless auto accept is on). moto: `available`."""
+    tgw = shared_transit_gateway("111111111111", auto_accept=False)
+    attachment = _attach(ec2, tgw, vpc)
+    assert attachment["State"] == "pendingAcceptance"
+    sandbox.advance(3600)
+    assert _attachment_state(ec2, attachment["TransitGatewayAttachmentId"]) == "pendingAcceptance"
+
+
+def test_auto_accepted_attachment_is_pending_then_available(
+    ec2: Any, vpc: dict[str, str], sandbox: VirtualClock
+) -> None:
+    """EC2 API reference, TransitGatewayAttachmentState (botocore ec2 service-2.json): `pending` precedes
+    `available`; with AutoAcceptSharedAttachments=enable the owner's acceptance is not waited for."""
+    tgw = shared_transit_gateway("111111111111", auto_accept=True)
+    attachment = _attach(ec2, tgw, vpc)
+    assert attachment["State"] == "pending"
+    sandbox.advance(60)
+    assert _attachment_state(ec2, attachment["TransitGatewayAttachmentId"]) == "available"
+
+
+def test_attachment_tags_are_kept_and_its_filters_honoured(ec2: Any, vpc: dict[str, str]) -> None:
+    """EC2 API reference, CreateTransitGatewayVpcAttachment TagSpecifications and
+    DescribeTransitGatewayVpcAttachments Filters (state, transit-gateway-attachment-id, transit-gateway-id,
+    vpc-id; tag:<key> as on every EC2 describe). moto drops the tags (it reads them for another resource type)
+    and answers every filter with every attachment."""
+    tgw = shared_transit_gateway("111111111111")
+    tags = [{"Key": "mlplane:key", "Value": "tgw-attachment"}, {"Key": "mlplane:managed", "Value": "true"}]
+    mine = _attach(ec2, tgw, vpc, TagSpecifications=[{"ResourceType": "transit-gateway-attachment", "Tags": tags}])
+    assert sorted(mine["Tags"], key=lambda t: t["Key"]) == tags
+    other_vpc = ec2.create_vpc(CidrBlock="10.20.0.0/24")["Vpc"]["VpcId"]
+    other_subnet = ec2.create_subnet(VpcId=other_vpc, CidrBlock="10.20.0.0/28", AvailabilityZone="eu-west-1a")
+    ec2.create_transit_gateway_vpc_attachment(
+        TransitGatewayId=tgw, VpcId=other_vpc, SubnetIds=[other_subnet["Subnet"]["SubnetId"]]
+    )
+
+    def ids(*filters: dict[str, Any]) -> list[str]:
+        found = ec2.describe_transit_gateway_vpc_attachments(Filters=list(filters))["TransitGatewayVpcAttachments"]
+        return [a["TransitGatewayAttachmentId"] for a in found]
+
+    assert ids({"Name": "tag:mlplane:managed", "Values": ["true"]}) == [mine["TransitGatewayAttachmentId"]]
+    assert ids({"Name": "tag:mlplane:key", "Values": ["other"]}) == []
+    assert ids({"Name": "vpc-id", "Values": [vpc["vpc"]]}) == [mine["TransitGatewayAttachmentId"]]
+    assert len(ids({"Name": "transit-gateway-id", "Values": [tgw]})) == 2
+
+
+def test_attachment_with_two_subnets_in_one_availability_zone_is_refused(ec2: Any, vpc: dict[str, str]) -> None:
+    """EC2 API reference, CreateTransitGatewayVpcAttachment SubnetIds: "You can specify only one subnet per
+    Availability Zone"; AWS answers `DuplicateSubnetsInSameZone: Duplicate Subnets for same AZ` (HTTP 400, as
+    reported in zoitech/terraform-aws-network#46). moto attaches both."""
+    tgw = shared_transit_gateway("111111111111")
+    same_az = ec2.create_subnet(VpcId=vpc["vpc"], CidrBlock="10.10.0.192/27", AvailabilityZone="eu-west-1a")
+    with pytest.raises(ClientError) as caught:
+        ec2.create_transit_gateway_vpc_attachment(
+            TransitGatewayId=tgw, VpcId=vpc["vpc"], SubnetIds=[vpc["subnet"], same_az["Subnet"]["SubnetId"]]
+        )
+    assert _code(caught) == "DuplicateSubnetsInSameZone"
+    assert caught.value.response["ResponseMetadata"]["HTTPStatusCode"] == 400
+    assert ec2.describe_transit_gateway_vpc_attachments()["TransitGatewayVpcAttachments"] == []
+
+
+def test_deleted_attachment_stays_described_and_deleting_it_again_is_not_found(
+    ec2: Any, vpc: dict[str, str], sandbox: VirtualClock
+) -> None:
+    """AWS keeps a deleted attachment visible as `deleted` (TransitGatewayAttachmentState; terraform-provider-aws
+    #10393 and #49784: "EC2 can retain deleted Transit Gateway attachments"), and DeleteTransitGatewayVpcAttachment
+    of it answers `InvalidTransitGatewayAttachmentID.NotFound: Transit Gateway VPC Attachment tgw-attach-… was
+    deleted or does not exist.` (rebuy-de/aws-nuke#961). moto forgets it at once and a second delete is a
+    KeyError (HTTP 500)."""
+    tgw = shared_transit_gateway("111111111111")
+    attachment_id = _attach(ec2, tgw, vpc)["TransitGatewayAttachmentId"]
+    sandbox.advance(60)
+    deleting = ec2.delete_transit_gateway_vpc_attachment(TransitGatewayAttachmentId=attachment_id)
+    assert deleting["TransitGatewayVpcAttachment"]["State"] == "deleting"
+    sandbox.advance(60)
+    assert _attachment_state(ec2, attachment_id) == "deleted"
+    with pytest.raises(ClientError) as caught:
+        ec2.delete_transit_gateway_vpc_attachment(TransitGatewayAttachmentId=attachment_id)
+    assert _code(caught) == "InvalidTransitGatewayAttachmentID.NotFound"
+    assert caught.value.response["ResponseMetadata"]["HTTPStatusCode"] == 400
+    # a deleted attachment is no duplicate: the VPC can be attached again
+    _attach(ec2, tgw, vpc)
+
+
+def _member_ec2(session_policy: dict[str, Any], session_name: str) -> Any:
+    session = aws.session_for(
+        "111111111111",
+        "AWSControlTowerExecution",
+        region=REGION,
+        session_name=session_name,
+        session_policy=json.dumps(session_policy),
+    )
+    return session.client("ec2", region_name=REGION)
+
+
+def _role_names(member: Member) -> set[str]:
+    return {r["RoleName"] for r in member.client("iam").list_roles(PathPrefix="/aws-service-role/")["Roles"]}
+
+
+def test_first_attachment_needs_create_service_linked_role_for_transitgateway(
+    member: Member, vpc: dict[str, str]
+) -> None:
+    """Transit Gateway guide, "Use service-linked roles for transit gateways": Amazon VPC creates
+    AWSServiceRoleForVPCTransitGateway "when you attach a VPC in your account to a transit gateway", and "you
+    must configure permissions to allow an IAM entity ... to create" it (iam:CreateServiceLinkedRole, condition
+    key iam:AWSServiceName); without it CreateTransitGatewayVpcAttachment is `UnauthorizedOperation` (HTTP 403,
+    openshift/aws-account-operator#531). moto creates no role and checks nothing."""
+    tgw = shared_transit_gateway("111111111111")
+    policy = json.loads(aws.member_session_policy())
+    quotas_only = {
+        **policy,
+        "Statement": [
+            s
+            if s.get("Action") != "iam:CreateServiceLinkedRole"
+            else {**s, "Condition": {"StringEquals": {"iam:AWSServiceName": "servicequotas.amazonaws.com"}}}
+            for s in policy["Statement"]
+        ],
+    }
+    refused = _member_ec2(quotas_only, "no-slr")
+    with pytest.raises(ClientError) as caught:
+        _attach(refused, tgw, vpc)
+    assert _code(caught) == "UnauthorizedOperation"
+    assert caught.value.response["ResponseMetadata"]["HTTPStatusCode"] == 403
+    assert "iam:CreateServiceLinkedRole" in caught.value.response["Error"]["Message"]
+    assert fidelity.TGW_SERVICE_LINKED_ROLE not in _role_names(member)
+    _attach(_member_ec2(policy, "with-slr"), tgw, vpc)  # mlplane's own session policy allows it
+    assert fidelity.TGW_SERVICE_LINKED_ROLE in _role_names(member)

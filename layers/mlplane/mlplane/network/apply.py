@@ -3,7 +3,10 @@
 Every create goes through `Member.ensure`: ledger intent, find by `mlplane:key` tag (or client token), create
 with mlplane's tags, ledger id. A second run creates nothing; a run that died between a create and its ledger
 write finds the resource by its tags. NAT gateways and the S3 endpoint also carry a client token derived from
-the account, the plan key and their subnet/VPC, so a create retried after a lost response is not doubled.
+the account, the plan key and their subnet/VPC (for a NAT gateway also the key's failed gateways there, whose
+token would only answer with the failed one), so a create retried after a lost response is not doubled.
+A transit gateway attachment left `pendingAcceptance` (the network account's gateway does not auto-accept)
+fails the step at once: only the gateway's owner can accept it.
 
 Creation order (which rollback reverses, newest first): pool allocation (tgw), VPC, secondary CIDR, route
 tables, subnets, internet gateway, S3 endpoint, Elastic IPs, NAT gateways (waited for until `available`),
@@ -21,7 +24,7 @@ from typing import Any
 from botocore.exceptions import WaiterError
 
 from mlplane.config import Settings
-from mlplane.errors import AwsCallFailed, Conflict, TimedOut
+from mlplane.errors import AwsCallFailed, Conflict, TimedOut, TransientError
 from mlplane.ledger import ResourceState, Status
 from mlplane.member import Member
 from mlplane.network import allocation, lookup, undo
@@ -33,6 +36,8 @@ from mlplane.rollback import registry
 from mlplane.steps import StepOutput
 
 NAT_AVAILABLE_WAIT = {"Delay": 15, "MaxAttempts": 40}
+NAT_FAILURES_WORTH_A_RETRY = frozenset({"Gateway.NotAttached", "InternalError"})
+"""NatGateway.FailureCode values a new gateway may not meet (EC2 API reference, NatGateway)."""
 _STOP = frozenset(
     {Status.ROLLING_BACK, Status.ROLLED_BACK, Status.ROLLBACK_INCOMPLETE, Status.DEPROVISIONING, Status.DEPROVISIONED}
 )
@@ -265,7 +270,7 @@ class _Run:
                 ),
             )
             subnet_id = self.ids[nat.subnet_key]
-            token = client_token(self.member, nat.key, subnet_id)
+            token = self._nat_token(nat.key, subnet_id)
             self.ensure(
                 nat.key,
                 undo.NAT,
@@ -287,6 +292,25 @@ class _Run:
         if nat_ids:
             self._wait_available(nat_ids)
 
+    def _nat_token(self, key: str, subnet_id: str) -> str:
+        """The NAT gateway's client token: the same until a gateway made for this key in this subnet fails.
+
+        A failed gateway keeps its token (CreateNatGateway with it answers with the failed gateway again), so
+        the ids of this key's failed gateways in the subnet are part of the token: a re-run, or the retry of a
+        failure that has since been fixed, asks for a new gateway, and a create retried after a lost answer
+        (nothing failed in between) still gets the first one.
+        """
+        filters = [
+            *lookup.tag_filters(self.member, key),
+            {"Name": "subnet-id", "Values": [subnet_id]},
+            {"Name": "state", "Values": ["failed"]},
+        ]
+        nats = call(self.member, "describe_nat_gateways", Filters=filters)["NatGateways"]
+        failed = sorted(
+            str(n["NatGatewayId"]) for n in nats if n.get("State") == "failed" and lookup.owned(self.member, n)
+        )
+        return client_token(self.member, key, "|".join([subnet_id, *failed]))
+
     def _wait_available(self, nat_ids: list[str]) -> None:
         # Routes to a NAT gateway that is not yet available would blackhole the AZ's egress.
         try:
@@ -295,11 +319,17 @@ class _Run:
             )
         except WaiterError as err:
             last: dict[str, Any] = getattr(err, "last_response", None) or {}
-            states = {n["NatGatewayId"]: n.get("State") for n in last.get("NatGateways", [])}
-            detail = ", ".join(f"{k} {v}" for k, v in sorted(states.items())) or str(err)
+            nats = last.get("NatGateways", [])
+            detail = ", ".join(sorted(_nat_state(n) for n in nats)) or str(err)
             if "Max attempts exceeded" in str(err):
                 raise TimedOut(f"NAT gateways in {self.member.account_id} not available: {detail}") from err
-            raise AwsCallFailed(f"NAT gateways in {self.member.account_id} failed: {detail}") from err
+            failed = [n for n in nats if n.get("State") == "failed"]
+            message = f"NAT gateways in {self.member.account_id} failed: {detail}"
+            if failed and all(n.get("FailureCode") in NAT_FAILURES_WORTH_A_RETRY for n in failed):
+                # e.g. created before the internet gateway's attachment showed: a retry of the step re-checks the
+                # attachment and asks for new gateways (see _nat_token)
+                raise TransientError(message) from err
+            raise AwsCallFailed(message) from err
 
     def tgw_attachment(self, vpc_id: str) -> None:
         attachment = self.plan.tgw_attachment
@@ -322,17 +352,27 @@ class _Run:
             ),
             {"vpc_id": vpc_id, "transit_gateway_id": attachment.transit_gateway_id},
         )
-        # Routes to the transit gateway need the attachment `available` (the network account may have to
-        # accept it first: `pendingAcceptance` keeps the waiter polling until its limit).
+        # Routes to the transit gateway need the attachment `available`.
+        attachment_id = self.ids[attachment.key]
+        where = f"transit gateway attachment {attachment_id} of {vpc_id} in {self.member.account_id}"
         try:
             lookup.tgw_attachment_waiter(self.member, "TransitGatewayAttachmentAvailable").wait(
-                TransitGatewayAttachmentIds=[self.ids[attachment.key]]
+                TransitGatewayAttachmentIds=[attachment_id]
             )
         except WaiterError as err:
-            where = f"transit gateway attachment {self.ids[attachment.key]} in {self.member.account_id}"
+            last: dict[str, Any] = getattr(err, "last_response", None) or {}
+            states = {a.get("State") for a in last.get("TransitGatewayVpcAttachments", [])}
+            if "pendingAcceptance" in states:
+                # Only the transit gateway's owner can accept it, by hand, in another account: no wait inside
+                # this Lambda would see it accepted, so fail now and say what must change.
+                raise Conflict(
+                    f"{where} is pendingAcceptance: transit gateway {attachment.transit_gateway_id} does not accept "
+                    "shared attachments automatically; the network account's admin must enable "
+                    "AutoAcceptSharedAttachments on it (or accept each attachment), then re-run mlplane"
+                ) from err
             if "Max attempts exceeded" in str(err):
-                raise TimedOut(f"{where} not available (accepted in the network account?)") from err
-            raise AwsCallFailed(f"{where} failed: {err}") from err
+                raise TimedOut(f"{where} not available: {', '.join(sorted(map(str, states)))}") from err
+            raise AwsCallFailed(f"{where} failed: {', '.join(sorted(map(str, states))) or err}") from err
 
     # -- associations and routes ------------------------------------------------------------------------------
     def associations(self) -> None:
@@ -417,6 +457,14 @@ def run(member: Member, settings: Settings) -> StepOutput:
         "network ready", account_id=member.account_id, created_count=output.created, existing_count=output.existing
     )
     return output
+
+
+def _nat_state(nat: dict[str, Any]) -> str:
+    """`nat-… failed (Gateway.NotAttached: Network vpc-… has no Internet gateway attached)` or `nat-… pending`."""
+    text = f"{nat.get('NatGatewayId')} {nat.get('State')}"
+    if nat.get("FailureCode"):
+        text += f" ({nat['FailureCode']}: {nat.get('FailureMessage', '')})"
+    return text
 
 
 def _allocate(member: Member, settings: Settings, azs: list[str]) -> tuple[tuple[str, str], int]:

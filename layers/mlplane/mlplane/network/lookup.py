@@ -215,7 +215,8 @@ _TGW_WAITERS = WaiterModel(
                             "argument": "TransitGatewayVpcAttachments[].State",
                             "expected": state,
                         }
-                        for state in ("failed", "rejected", "deleted", "deleting")
+                        # pendingAcceptance: only the transit gateway's owner can move it on (apply.py says so)
+                        for state in ("failed", "rejected", "deleted", "deleting", "pendingAcceptance")
                     ),
                 ],
             },
