@@ -81,6 +81,17 @@ def check_input(path: Path, raw: Any) -> str:
         raise fail(f"{path}: {err}") from None
 
 
+def seconds(flag: str, value: str) -> float:
+    """A duration flag: a finite number of seconds >= 0, or exit 2 with one line."""
+    try:
+        parsed = float(value)
+    except ValueError:
+        raise fail(f"{flag} {value!r}: expected a number of seconds") from None
+    if not 0 <= parsed < float("inf"):
+        raise fail(f"{flag} {value!r}: expected seconds >= 0")
+    return parsed
+
+
 def _inline_json(value: str) -> Any:
     try:
         return json.loads(value)
@@ -99,9 +110,18 @@ def local_run(
     vendor: Annotated[str, typer.Option("--vendor", help="|".join(VENDOR_SCENARIOS))] = "ok",
     quota: Annotated[str, typer.Option("--quota", help="|".join(QUOTA_SCENARIOS))] = "approved",
     then_deprovision: Annotated[bool, typer.Option("--then-deprovision")] = False,
+    consistency_delay: Annotated[
+        str,
+        typer.Option(
+            "--consistency-delay",
+            metavar="SECONDS",
+            help="Virtual seconds a just-created EC2/IAM id still answers NotFound (EC2/IAM eventual consistency).",
+        ),
+    ] = "0",
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object on stdout.")] = False,
 ) -> None:
     """Run inputs through the whole control plane in the sandbox and report the outcome."""
+    delay = seconds("--consistency-delay", consistency_delay)
     if vendor not in VENDOR_SCENARIOS:
         raise fail(f"--vendor {vendor!r}: expected one of {', '.join(VENDOR_SCENARIOS)}")
     if quota not in QUOTA_SCENARIOS:
@@ -123,6 +143,7 @@ def local_run(
             vendor=vendor,
             quota=quota,
             then_deprovision=then_deprovision,
+            consistency_delay=delay,
         )
         try:
             with Sandbox(options) as sandbox:

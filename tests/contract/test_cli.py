@@ -94,8 +94,18 @@ def test_bad_input_file_exits_2_with_one_line_error(tmp_path: Path, content: str
         ["--config", '{"nope": 1}'],
         ["--config", '{"sa_policy_name": "MyPolicy"}'],
         ["--redeliver", "NotAState"],
+        ["--consistency-delay", "-1"],
+        ["--consistency-delay", "soon"],
     ],
-    ids=["bad-fail-spec", "bad-vendor", "unknown-config-key", "policy-without-prefix", "redeliver-non-task"],
+    ids=[
+        "bad-fail-spec",
+        "bad-vendor",
+        "unknown-config-key",
+        "policy-without-prefix",
+        "redeliver-non-task",
+        "negative-consistency-delay",
+        "consistency-delay-not-a-number",
+    ],
 )
 def test_usage_errors_exit_2_with_one_line(args: list[str]) -> None:
     result = run("events/controltower/create_managed_account_succeeded.json", "--json", *args)
