@@ -82,6 +82,17 @@ def check_input(path: Path, raw: Any) -> str:
         raise fail(f"{path}: {err}") from None
 
 
+def seconds(flag: str, value: str) -> float:
+    """A duration flag: a finite number of seconds >= 0, or exit 2 with one line."""
+    try:
+        parsed = float(value)
+    except ValueError:
+        raise fail(f"{flag} {value!r}: expected a number of seconds") from None
+    if not 0 <= parsed < float("inf"):
+        raise fail(f"{flag} {value!r}: expected seconds >= 0")
+    return parsed
+
+
 def _inline_json(value: str) -> Any:
     try:
         return json.loads(value)
@@ -108,11 +119,20 @@ def local_run(
             "itself, or leaves them pendingAcceptance (AWS's default for a new transit gateway).",
         ),
     ] = "enable",
+    consistency_delay: Annotated[
+        str,
+        typer.Option(
+            "--consistency-delay",
+            metavar="SECONDS",
+            help="Virtual seconds a just-created EC2/IAM id still answers NotFound (EC2/IAM eventual consistency).",
+        ),
+    ] = "0",
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object on stdout.")] = False,
 ) -> None:
     """Run inputs through the whole control plane in the sandbox and report the outcome."""
     if tgw_auto_accept not in TGW_AUTO_ACCEPT:
         raise fail(f"--tgw-auto-accept {tgw_auto_accept!r}: expected one of {', '.join(TGW_AUTO_ACCEPT)}")
+    delay = seconds("--consistency-delay", consistency_delay)
     if vendor not in VENDOR_SCENARIOS:
         raise fail(f"--vendor {vendor!r}: expected one of {', '.join(VENDOR_SCENARIOS)}")
     if quota not in QUOTA_SCENARIOS:
@@ -135,6 +155,7 @@ def local_run(
             quota=quota,
             then_deprovision=then_deprovision,
             tgw_auto_accept=tgw_auto_accept,
+            consistency_delay=delay,
         )
         try:
             with Sandbox(options) as sandbox:

@@ -36,6 +36,7 @@ _STATUS = {
     "AccessDenied": 403,
     "AccessDeniedException": 403,
     "UnauthorizedOperation": 403,
+    "NoSuchEntity": 404,  # IAM's NoSuchEntityException
 }
 
 

@@ -361,6 +361,7 @@ def _load_rules() -> None:
         "mlplane_sandbox.fidelity.network",
         "mlplane_sandbox.fidelity.iam_kms",
         "mlplane_sandbox.fidelity.organizations",
+        "mlplane_sandbox.fidelity.consistency",
         "mlplane_sandbox.emulators.service_quotas",
         "mlplane_sandbox.vendor",
     ):

@@ -33,6 +33,7 @@ from mlplane_sandbox import clock as clock_module
 from mlplane_sandbox import faults, interceptor, inventory, lambdas, recording, rules
 from mlplane_sandbox import vendor as vendor_module
 from mlplane_sandbox.emulators import service_quotas
+from mlplane_sandbox.fidelity import consistency as fidelity_consistency
 from mlplane_sandbox.fidelity import iam_kms as fidelity_iam_kms
 from mlplane_sandbox.fidelity import network as fidelity_network
 from mlplane_sandbox.fidelity import organizations as fidelity_organizations
@@ -62,6 +63,7 @@ class Options:
     # seed 002 describes (vended accounts attach themselves); `disable`, AWS's default, leaves each
     # attachment pendingAcceptance until the network account's admin accepts it.
     tgw_auto_accept: str = "enable"
+    consistency_delay: float = 0.0  # virtual seconds a new EC2/IAM id answers NotFound (fidelity.consistency)
 
 
 @dataclass
@@ -135,6 +137,8 @@ class Sandbox:
             )
         except faults.FaultSpecError as err:
             raise UsageError(str(err)) from err
+        if not 0 <= self.options.consistency_delay < float("inf"):
+            raise UsageError(f"--consistency-delay {self.options.consistency_delay}: expected seconds >= 0")
 
     def __enter__(self) -> Sandbox:
         self._env.start()
@@ -170,12 +174,15 @@ class Sandbox:
         fidelity_iam_kms.configure(assume_role_check=True)  # accounts are placed with their execution role
         fidelity_network.reset()  # accounts are placed with their execution role
         fidelity_organizations.reset()
+        fidelity_consistency.reset()
+        fidelity_consistency.configure(delay_seconds=self.options.consistency_delay)
         self.deploy()
         return self
 
     def __exit__(self, *exc: object) -> None:
         interceptor.configure()  # no fault plan leaks into whatever runs next in this process
         fidelity_iam_kms.reset()
+        fidelity_consistency.reset()
         self._mock.stop()
         self._env.stop()
         aws.reset()

@@ -95,6 +95,8 @@ def test_bad_input_file_exits_2_with_one_line_error(tmp_path: Path, content: str
         ["--config", '{"sa_policy_name": "MyPolicy"}'],
         ["--redeliver", "NotAState"],
         ["--tgw-auto-accept", "sometimes"],
+        ["--consistency-delay", "-1"],
+        ["--consistency-delay", "soon"],
     ],
     ids=[
         "bad-fail-spec",
@@ -103,6 +105,8 @@ def test_bad_input_file_exits_2_with_one_line_error(tmp_path: Path, content: str
         "policy-without-prefix",
         "redeliver-non-task",
         "bad-tgw-auto-accept",
+        "negative-consistency-delay",
+        "consistency-delay-not-a-number",
     ],
 )
 def test_usage_errors_exit_2_with_one_line(args: list[str]) -> None:

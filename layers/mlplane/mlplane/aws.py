@@ -21,7 +21,7 @@ import botocore.session
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
-from mlplane import __version__
+from mlplane import __version__, consistency
 from mlplane.errors import AccessDenied, translate
 
 if TYPE_CHECKING:
@@ -142,12 +142,15 @@ def session_for(
 
 
 def client(session: boto3.Session, service: str) -> Any:
-    """A client of `service` for `session`, made once, with mlplane's retry and timeout settings."""
+    """A client of `service` for `session`, made once, with mlplane's retry and timeout settings (and, for EC2
+    and IAM, the NotFound retry of `mlplane.consistency.settling`)."""
     key = (id(session), service)
     with _lock:
         made = _clients.get(key)
         if made is None:
             made = session.client(service, config=_CONFIG)  # type: ignore[call-overload]
+            if service in consistency.SERVICES:
+                consistency.install(made)  # NotFound after mlplane's own create is retried (mlplane.consistency)
             _clients[key] = made
         return made
 

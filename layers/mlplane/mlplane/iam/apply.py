@@ -15,7 +15,7 @@ from urllib.parse import unquote
 
 from botocore.exceptions import ClientError
 
-from mlplane import aws
+from mlplane import aws, consistency
 from mlplane.config import Settings
 from mlplane.errors import error_code, translate
 from mlplane.iam import plan as iam_plan
@@ -276,7 +276,8 @@ def _ensure_attachment(member: Member, iam: IAMClient, decided: IamPlan) -> int:
 
     def create() -> str:
         try:
-            iam.attach_user_policy(UserName=user, PolicyArn=arn)
+            with consistency.settling():  # the user and the policy may have been created a moment ago
+                iam.attach_user_policy(UserName=user, PolicyArn=arn)
         except ClientError as err:
             raise translate(err, f"iam:AttachUserPolicy {arn} to {user}") from err
         return attachment_id

@@ -6,11 +6,13 @@ creating) and `undo` (rollback of a record that only got as far as its intent). 
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 from botocore.exceptions import ClientError
 from botocore.waiter import Waiter, WaiterModel, create_waiter_with_client
 
+from mlplane import consistency
 from mlplane.errors import error_code, translate
 from mlplane.member import ACCOUNT_TAG, KEY_TAG, MANAGED_TAG, Member
 
@@ -25,21 +27,33 @@ def ec2(member: Member) -> Any:
 
 def is_not_found(err: ClientError) -> bool:
     """AWS's many spellings of "no such resource" (InvalidVpcID.NotFound, NatGatewayNotFound, ...)."""
-    return "NotFound" in error_code(err)
+    return consistency.is_not_found(error_code(err))
 
 
 def call(member: Member, operation: str, **kwargs: Any) -> Any:
-    """One EC2 call; a ClientError becomes the mlplane error the workflow retries or rolls back on."""
+    """One EC2 call; a ClientError becomes the mlplane error the workflow retries or rolls back on.
+
+    The ids it names are ones mlplane knows exist (it just created them or read them), so a NotFound answer is
+    EC2's eventual consistency and is retried for a while (`mlplane.consistency.settling`) before it counts.
+    """
     try:
-        return getattr(ec2(member), operation)(**kwargs)
+        with consistency.settling():
+            return getattr(ec2(member), operation)(**kwargs)
     except ClientError as err:
         raise translate(err, f"ec2:{_op_name(operation)} in {member.account_id}") from err
 
 
-def describe_or_none(member: Member, operation: str, result_key: str, **kwargs: Any) -> list[dict[str, Any]] | None:
-    """Describe by id: the items, or None when AWS says the id does not exist."""
+def describe_or_none(
+    member: Member, operation: str, result_key: str, *, settle: bool = False, **kwargs: Any
+) -> list[dict[str, Any]] | None:
+    """Describe by id: the items, or None when AWS says the id does not exist.
+
+    `settle`: the id is one mlplane created (a parent the plan just made): NotFound is retried for a while first
+    (`mlplane.consistency.settling`). Rollback settles its own execution's records around the whole undo.
+    """
     try:
-        answer = getattr(ec2(member), operation)(**kwargs)
+        with consistency.settling() if settle else contextlib.nullcontext():
+            answer = getattr(ec2(member), operation)(**kwargs)
     except ClientError as err:
         if is_not_found(err):
             return None
@@ -77,7 +91,7 @@ def find_vpc(member: Member, key: str, data: dict[str, Any]) -> str | None:
 
 
 def find_vpc_cidr(member: Member, key: str, data: dict[str, Any]) -> str | None:
-    vpcs = describe_or_none(member, "describe_vpcs", "Vpcs", VpcIds=[data["vpc_id"]])
+    vpcs = describe_or_none(member, "describe_vpcs", "Vpcs", settle=True, VpcIds=[data["vpc_id"]])
     for vpc in vpcs or []:
         for assoc in vpc.get("CidrBlockAssociationSet", []):
             state = assoc.get("CidrBlockState", {}).get("State")
@@ -97,7 +111,9 @@ def find_route_table(member: Member, key: str, data: dict[str, Any]) -> str | No
 
 
 def find_association(member: Member, key: str, data: dict[str, Any]) -> str | None:
-    tables = describe_or_none(member, "describe_route_tables", "RouteTables", RouteTableIds=[data["route_table_id"]])
+    tables = describe_or_none(
+        member, "describe_route_tables", "RouteTables", settle=True, RouteTableIds=[data["route_table_id"]]
+    )
     for table in tables or []:
         for assoc in table.get("Associations", []):
             if assoc.get("SubnetId") == data["subnet_id"]:
@@ -110,7 +126,9 @@ def route_id(route_table_id: str, destination: str) -> str:
 
 
 def current_route(member: Member, route_table_id: str, destination: str) -> dict[str, Any] | None:
-    tables = describe_or_none(member, "describe_route_tables", "RouteTables", RouteTableIds=[route_table_id])
+    tables = describe_or_none(
+        member, "describe_route_tables", "RouteTables", settle=True, RouteTableIds=[route_table_id]
+    )
     for table in tables or []:
         for route in table.get("Routes", []):
             if route.get("DestinationCidrBlock") == destination:
@@ -218,6 +236,9 @@ _TGW_WAITERS = WaiterModel(
                         # pendingAcceptance: only the transit gateway's owner can move it on (apply.py says so)
                         for state in ("failed", "rejected", "deleted", "deleting", "pendingAcceptance")
                     ),
+                    # A just-created attachment may not be visible yet (as NatGatewayAvailable retries
+                    # NatGatewayNotFound): EC2 eventual consistency.
+                    {"state": "retry", "matcher": "error", "expected": "InvalidTransitGatewayAttachmentID.NotFound"},
                 ],
             },
             "TransitGatewayAttachmentDeleted": {

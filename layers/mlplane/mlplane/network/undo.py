@@ -4,7 +4,8 @@ Registered with `mlplane.rollback.registry` at import. Rules every handler keeps
 - it deletes only what still carries `mlplane:managed=true` and `mlplane:account=<this account>` (for things
   without tags of their own, such as routes, associations and CIDR associations: their route table or VPC);
   anything else is left alone and reported "gone";
-- "no such resource" is success ("gone");
+- "no such resource" is success ("gone"); for a record of the running execution, only once EC2's eventual
+  consistency window has passed (`rollback.run.undo_all` runs its undo in `mlplane.consistency.settling`);
 - a `DependencyViolation` caused by something mlplane does not own raises `Blocked` naming it.
 
 Rollback walks the ledger newest first; `apply` records resources so that this gives a valid order: routes,

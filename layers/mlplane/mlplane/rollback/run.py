@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from mlplane import notify
+from mlplane import consistency, notify
 from mlplane.config import Settings
 from mlplane.errors import MlplaneError, RollbackIncomplete, TransientError
 from mlplane.ledger import ResourceRecord, ResourceState, Status
@@ -38,7 +38,12 @@ class UndoReport:
 @tracer.capture_method(capture_response=False)
 def undo_all(member: Member, records: list[ResourceRecord]) -> UndoReport:
     """Undo `records` newest first. Transient errors propagate (the workflow retries the step); a resource
-    that cannot be removed is reported as blocked and the walk goes on with the others."""
+    that cannot be removed is reported as blocked and the walk goes on with the others.
+
+    A record this execution made may be seconds old: EC2 and IAM may still answer NotFound for it, which must not
+    read as "gone" (the resource would be left behind), so its undo runs in `consistency.settling`. (Finding an
+    intent's resource is not: most often its create failed, and NotFound is the answer.)
+    """
     _load_domains()
     removed = 0
     blocked: list[UndoneItem] = []
@@ -52,7 +57,8 @@ def undo_all(member: Member, records: list[ResourceRecord]) -> UndoReport:
             member.ledger.record_deleted(member.account_id, key=record.key)
             continue
         try:
-            undone = handler.undo(member, record, resource_id)
+            with consistency.settling_for(member.execution, record):
+                undone = handler.undo(member, record, resource_id)
         except TransientError:
             raise
         except MlplaneError as err:  # Blocked, or an error that a retry will not fix: name it, go on
