@@ -65,6 +65,17 @@ def load_config(value: str | None) -> dict[str, Any]:
     return data
 
 
+def seconds_option(flag: str, value: str) -> float:
+    """A duration flag: a finite number of seconds >= 0, else exit 2 naming the flag."""
+    try:
+        seconds = float(value)
+    except ValueError:
+        raise fail(f"{flag} {value!r}: expected a number of seconds") from None
+    if not 0 <= seconds < float("inf"):
+        raise fail(f"{flag} {value!r}: expected a number of seconds >= 0")
+    return seconds
+
+
 def check_input(path: Path, raw: Any) -> str:
     """The account an input names, or exit 2 if the sandbox would refuse it. Every file is checked before the
     sandbox starts: a bad second file no longer discards the first one's run, and a bad file fails at once."""
@@ -99,6 +110,15 @@ def local_run(
     vendor: Annotated[str, typer.Option("--vendor", help="|".join(VENDOR_SCENARIOS))] = "ok",
     quota: Annotated[str, typer.Option("--quota", help="|".join(QUOTA_SCENARIOS))] = "approved",
     then_deprovision: Annotated[bool, typer.Option("--then-deprovision")] = False,
+    kms_propagation: Annotated[
+        str,
+        typer.Option(
+            "--kms-propagation",
+            metavar="SECONDS",
+            help="Virtual seconds after credential-service-role is created during which KMS refuses a key"
+            " policy naming it (IAM eventual consistency).",
+        ),
+    ] = "60",
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object on stdout.")] = False,
 ) -> None:
     """Run inputs through the whole control plane in the sandbox and report the outcome."""
@@ -106,6 +126,7 @@ def local_run(
         raise fail(f"--vendor {vendor!r}: expected one of {', '.join(VENDOR_SCENARIOS)}")
     if quota not in QUOTA_SCENARIOS:
         raise fail(f"--quota {quota!r}: expected one of {', '.join(QUOTA_SCENARIOS)}")
+    propagation = seconds_option("--kms-propagation", kms_propagation)
     inputs = [load_json_file(path) for path in event_files]
     for path, raw in zip(event_files, inputs, strict=True):
         check_input(path, raw)
@@ -123,6 +144,7 @@ def local_run(
             vendor=vendor,
             quota=quota,
             then_deprovision=then_deprovision,
+            kms_propagation_seconds=propagation,
         )
         try:
             with Sandbox(options) as sandbox:

@@ -57,6 +57,8 @@ class Options:
     vendor: str = "ok"
     quota: str = "approved"
     then_deprovision: bool = False
+    # Virtual seconds after credential-service-role is created during which KMS refuses a policy naming it.
+    kms_propagation_seconds: float = fidelity_iam_kms.DEFAULT_ROLE_PROPAGATION_SECONDS
 
 
 @dataclass
@@ -128,6 +130,10 @@ class Sandbox:
             )
         except faults.FaultSpecError as err:
             raise UsageError(str(err)) from err
+        if not 0 <= self.options.kms_propagation_seconds < float("inf"):
+            raise UsageError(
+                f"--kms-propagation {self.options.kms_propagation_seconds!r}: expected a number of seconds >= 0"
+            )
 
     def __enter__(self) -> Sandbox:
         self._env.start()
@@ -160,7 +166,9 @@ class Sandbox:
         interceptor.install()
         _reset_scenarios(self.options.vendor, self.options.quota)
         fidelity_iam_kms.reset()
-        fidelity_iam_kms.configure(assume_role_check=True)  # accounts are placed with their execution role
+        fidelity_iam_kms.configure(  # accounts are placed with their execution role
+            assume_role_check=True, role_propagation_seconds=self.options.kms_propagation_seconds
+        )
         fidelity_network.reset()  # accounts are placed with their execution role
         self.deploy()
         return self
