@@ -66,6 +66,17 @@ def load_config(value: str | None) -> dict[str, Any]:
     return data
 
 
+def seconds_option(flag: str, value: str) -> float:
+    """A duration flag: a finite number of seconds >= 0, else exit 2 naming the flag."""
+    try:
+        seconds = float(value)
+    except ValueError:
+        raise fail(f"{flag} {value!r}: expected a number of seconds") from None
+    if not 0 <= seconds < float("inf"):
+        raise fail(f"{flag} {value!r}: expected a number of seconds >= 0")
+    return seconds
+
+
 def check_input(path: Path, raw: Any) -> str:
     """The account an input names, or exit 2 if the sandbox would refuse it. Every file is checked before the
     sandbox starts: a bad second file no longer discards the first one's run, and a bad file fails at once."""
@@ -80,17 +91,6 @@ def check_input(path: Path, raw: Any) -> str:
         return parse_start(raw).account_id
     except InputRejected as err:
         raise fail(f"{path}: {err}") from None
-
-
-def seconds(flag: str, value: str) -> float:
-    """A duration flag: a finite number of seconds >= 0, or exit 2 with one line."""
-    try:
-        parsed = float(value)
-    except ValueError:
-        raise fail(f"{flag} {value!r}: expected a number of seconds") from None
-    if not 0 <= parsed < float("inf"):
-        raise fail(f"{flag} {value!r}: expected seconds >= 0")
-    return parsed
 
 
 def _inline_json(value: str) -> Any:
@@ -127,16 +127,26 @@ def local_run(
             help="Virtual seconds a just-created EC2/IAM id still answers NotFound (EC2/IAM eventual consistency).",
         ),
     ] = "0",
+    kms_propagation: Annotated[
+        str,
+        typer.Option(
+            "--kms-propagation",
+            metavar="SECONDS",
+            help="Virtual seconds after credential-service-role is created during which KMS refuses a key"
+            " policy naming it (IAM eventual consistency).",
+        ),
+    ] = "60",
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object on stdout.")] = False,
 ) -> None:
     """Run inputs through the whole control plane in the sandbox and report the outcome."""
     if tgw_auto_accept not in TGW_AUTO_ACCEPT:
         raise fail(f"--tgw-auto-accept {tgw_auto_accept!r}: expected one of {', '.join(TGW_AUTO_ACCEPT)}")
-    delay = seconds("--consistency-delay", consistency_delay)
+    delay = seconds_option("--consistency-delay", consistency_delay)
     if vendor not in VENDOR_SCENARIOS:
         raise fail(f"--vendor {vendor!r}: expected one of {', '.join(VENDOR_SCENARIOS)}")
     if quota not in QUOTA_SCENARIOS:
         raise fail(f"--quota {quota!r}: expected one of {', '.join(QUOTA_SCENARIOS)}")
+    propagation = seconds_option("--kms-propagation", kms_propagation)
     inputs = [load_json_file(path) for path in event_files]
     for path, raw in zip(event_files, inputs, strict=True):
         check_input(path, raw)
@@ -156,6 +166,7 @@ def local_run(
             then_deprovision=then_deprovision,
             tgw_auto_accept=tgw_auto_accept,
             consistency_delay=delay,
+            kms_propagation_seconds=propagation,
         )
         try:
             with Sandbox(options) as sandbox:

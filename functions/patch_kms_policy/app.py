@@ -1,4 +1,5 @@
-"""PatchKmsPolicy: merge the credential-service-role statement into the vault key policy (K2)."""
+"""PatchKmsPolicy: merge the credential-service-role statement into the vault key policy (K2), one poll of its
+wait loop (KMS accepts a just-created role only after IAM has propagated it)."""
 
 from __future__ import annotations
 
@@ -22,4 +23,4 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     logger.append_keys(account_id=step.account_id, execution=step.execution)
     settings = get_settings()
     member = member_for(step.account_id, step.execution, "PatchKmsPolicy", settings)
-    return kms.patch_policy(member, settings).model_dump(mode="json")
+    return kms.poll_patch_policy(member, settings, step.attempt).model_dump(mode="json")

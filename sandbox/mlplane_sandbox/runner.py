@@ -64,6 +64,8 @@ class Options:
     # attachment pendingAcceptance until the network account's admin accepts it.
     tgw_auto_accept: str = "enable"
     consistency_delay: float = 0.0  # virtual seconds a new EC2/IAM id answers NotFound (fidelity.consistency)
+    # Virtual seconds after credential-service-role is created during which KMS refuses a policy naming it.
+    kms_propagation_seconds: float = fidelity_iam_kms.DEFAULT_ROLE_PROPAGATION_SECONDS
 
 
 @dataclass
@@ -137,8 +139,12 @@ class Sandbox:
             )
         except faults.FaultSpecError as err:
             raise UsageError(str(err)) from err
-        if not 0 <= self.options.consistency_delay < float("inf"):
-            raise UsageError(f"--consistency-delay {self.options.consistency_delay}: expected seconds >= 0")
+        for flag, value in (
+            ("--consistency-delay", self.options.consistency_delay),
+            ("--kms-propagation", self.options.kms_propagation_seconds),
+        ):
+            if not 0 <= value < float("inf"):
+                raise UsageError(f"{flag} {value!r}: expected a number of seconds >= 0")
 
     def __enter__(self) -> Sandbox:
         self._env.start()
@@ -171,7 +177,9 @@ class Sandbox:
         interceptor.install()
         _reset_scenarios(self.options.vendor, self.options.quota)
         fidelity_iam_kms.reset()
-        fidelity_iam_kms.configure(assume_role_check=True)  # accounts are placed with their execution role
+        fidelity_iam_kms.configure(  # accounts are placed with their execution role
+            assume_role_check=True, role_propagation_seconds=self.options.kms_propagation_seconds
+        )
         fidelity_network.reset()  # accounts are placed with their execution role
         fidelity_organizations.reset()
         fidelity_consistency.reset()

@@ -189,7 +189,7 @@ class VendorSimulator:
     def _create_cluster(self, state: _Account) -> None:
 
         for name, service in _TRUST.items():
-            self._create_role(state, name, _service_trust(service))
+            self._create_role(state, name, _service_trust(service), at=state.started)
         eks = eks_backends[state.account_id][state.region]
         name = f"{self.cluster_prefix}{state.account_id}"
         cluster = eks.create_cluster(
@@ -272,9 +272,16 @@ class VendorSimulator:
         # AAC finished at its scheduled time; the clock only shows it at its next advance (the next poll's Wait).
         state.ready_at = state.started + self.duration
         if self.scenario != "no-credential-role":
-            self._create_role(state, self.credential_role_name, _oidc_trust(state.account_id, cluster))
+            self._create_role(
+                state,
+                self.credential_role_name,
+                _oidc_trust(state.account_id, cluster),
+                at=state.started + self.duration,
+            )
 
-    def _create_role(self, state: _Account, name: str, trust: dict[str, Any]) -> None:
+    def _create_role(self, state: _Account, name: str, trust: dict[str, Any], *, at: float) -> None:
+        """The role as AAC makes it at virtual time `at` (its phase's due time, which the clock may pass in one
+        advance): KMS's delay before the role is a valid principal counts from then."""
 
         iam = iam_backends[state.account_id][_PARTITION]
         if any(role.name == name for role in iam.get_roles()):
@@ -288,7 +295,7 @@ class VendorSimulator:
             tags=[{"Key": key, "Value": value} for key, value in VENDOR_TAGS.items()],
             max_session_duration=None,
         )
-        note_role_created(state.account_id, name)
+        note_role_created(state.account_id, name, at=at)
         state.roles.append(name)
         state.resource_ids.update({name, role.arn})
 

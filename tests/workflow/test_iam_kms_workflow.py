@@ -3,7 +3,12 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
+from pathlib import Path
 from typing import Any
+
+import pytest
 
 from mlplane.kms.policy import CREDENTIAL_ACTIONS, MLPLANE_SID
 from mlplane_sandbox.runner import Options, RunResult, Sandbox
@@ -11,6 +16,7 @@ from mlplane_sandbox.world import as_account, sandbox_client
 from tests.conftest import RunSandbox, load_event, seed_policy_text
 
 SUCCESS = "controltower/create_managed_account_succeeded"
+ROOT = Path(__file__).resolve().parents[2]
 MEMBER = "111111111111"
 FAST = {"poll_interval_seconds": 600}
 ROLE_ARN = f"arn:aws:iam::{MEMBER}:role/credential-service-role"
@@ -117,3 +123,73 @@ def test_i3_a_role_that_cannot_be_assumed_is_rejected_naming_role_and_account() 
     assert result.error is not None
     assert "NoSuchRole" in result.error["message"] and MEMBER in result.error["message"]
     assert not [c for c in result.api_calls if c["principal"].startswith(f"arn:aws:sts::{MEMBER}:")]
+
+
+# -- issue 12: KMS's propagation delay, and states KMS enforces during rollback ----------------------------
+def _states_entered(result: RunResult) -> list[str]:
+    return [e["stateEnteredEventDetails"]["name"] for e in result.history if "stateEnteredEventDetails" in e]
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess[str]:
+    mlplane = str(Path(sys.executable).parent / "mlplane")
+    return subprocess.run([mlplane, "local", "run", *args], capture_output=True, text=True, cwd=ROOT, check=False)
+
+
+def test_k2_kms_propagation_300_ends_ready_with_no_leftovers() -> None:
+    """`mlplane local run --kms-propagation 300`: KMS refuses the vendor's new role for five minutes
+    (PutKeyPolicy: a new principal "might not be immediately visible"); PatchKmsPolicy's loop waits it out."""
+    result = _cli(f"events/{SUCCESS}.json", "--kms-propagation", "300", "--json")
+    assert result.returncode == 0, result.stderr[-2000:]
+    document = json.loads(result.stdout)
+    assert document["outcome"] == "READY", document["error"]
+    assert document["leftovers"] == []
+    puts = [c["ok"] for c in document["api_calls"] if c["call"] == "kms:PutKeyPolicy"]
+    assert len(puts) >= 5 and not any(puts[:-1]) and puts[-1] is True  # refused for 300 s of 60 s polls
+    (key,) = document["inventory"]["kms_keys"]
+    assert any(s.get("Sid") == MLPLANE_SID for s in key["policy"]["Statement"])
+
+
+def test_k2_default_kms_propagation_of_60_seconds_ends_ready() -> None:
+    assert Options().kms_propagation_seconds == 60
+    with Sandbox(Options()) as sandbox:
+        result = sandbox.run(load_event("controltower", "create_managed_account_succeeded"))
+    assert result.outcome == "READY", result.error
+    assert result.leftovers == []
+    assert [c["ok"] for c in result.api_calls if c["call"] == "kms:PutKeyPolicy"][-1] is True
+
+
+def test_k2_propagation_longer_than_the_budget_times_out_and_rolls_back() -> None:
+    """Past `kms_propagation_timeout_seconds` (here 600 s) PatchKmsPolicy gives up: TimedOut, rolled back."""
+    config = {"kms_propagation_timeout_seconds": 600}
+    with Sandbox(Options(config=config, kms_propagation_seconds=3_600)) as sandbox:
+        result = sandbox.run(load_event("controltower", "create_managed_account_succeeded"))
+    assert result.outcome == "ROLLED_BACK"
+    assert result.error is not None and result.error["type"] == "TimedOut"
+    assert "still refused after 600 s" in result.error["message"]
+    visited = _states_entered(result)
+    assert visited.count("PatchKmsPolicy") == 11 and visited.count("KmsPolicyRetryDelay") == 10
+    assert result.leftovers == []
+
+
+@pytest.mark.parametrize("value", ["soon", "-5", "nan"])
+def test_kms_propagation_flag_rejects_a_bad_value_with_exit_2(value: str) -> None:
+    result = _cli(f"events/{SUCCESS}.json", "--kms-propagation", value, "--json")
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [result.stderr.strip()]
+    assert "--kms-propagation" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_c4_rollback_rerun_on_a_key_already_pending_deletion_ends_rolled_back() -> None:
+    """The Rollback Lambda dies right after ScheduleKeyDeletion; its retry meets a key KMS will not schedule
+    again (KMSInvalidStateException, "Key states of AWS KMS keys"): the key is deferred, the rollback ends."""
+    options = Options(config=FAST, fails=["kms:PutKeyPolicy"], crashes=["kms:ScheduleKeyDeletion@1"])
+    with Sandbox(options) as sandbox:
+        result = sandbox.run(load_event("controltower", "create_managed_account_succeeded"))
+    assert result.outcome == "ROLLED_BACK", result.error
+    assert result.leftovers == []
+    (key,) = [k for k in result.inventory["kms_keys"] if k["aliases"] == []]
+    assert [c["ok"] for c in result.api_calls if c["call"] == "kms:ScheduleKeyDeletion"] == [True]
+    assert ("kms:key", key["id"]) in [(d["type"], d["id"]) for d in result.deferred]
+    # The crash fired (an unfired one is a usage error) and the retried Rollback task finished the job.
+    timed_out = [e for e in result.history if e.get("taskFailedEventDetails", {}).get("error") == "Sandbox.Timedout"]
+    assert len(timed_out) == 1 and _states_entered(result).count("Rollback") == 1

@@ -67,6 +67,9 @@ class Settings(BaseModel):
     poll_interval_seconds: Annotated[int, Field(ge=1, le=86_400)] = 60
     vendor_timeout_seconds: Annotated[int, Field(ge=1, le=31_536_000)] = 7_200
     quota_timeout_seconds: Annotated[int, Field(ge=1, le=31_536_000)] = 7_200
+    # How long PatchKmsPolicy keeps retrying while KMS does not yet accept the vendor's new role as a
+    # principal (IAM eventual consistency: usually a minute or two; terraform-provider-aws waits 2 minutes).
+    kms_propagation_timeout_seconds: Annotated[int, Field(ge=1, le=86_400)] = 900
 
     @field_validator("sa_policy_name")
     @classmethod

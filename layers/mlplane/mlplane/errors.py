@@ -29,6 +29,14 @@ class TransientError(MlplaneError):
     """A throttling or server-side fault that a later attempt may not see."""
 
 
+class PrincipalNotPropagated(TransientError):
+    """KMS does not yet accept a role IAM already shows as a principal (IAM eventual consistency).
+
+    PatchKmsPolicy's wait loop catches it and polls again, up to `kms_propagation_timeout_seconds`; it never
+    reaches the state machine, whose Retry budget for TransientError is far shorter than IAM's delay.
+    """
+
+
 class AccessDenied(MlplaneError):
     """AWS refused a call for lack of permission."""
 

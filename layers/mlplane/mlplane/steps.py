@@ -58,7 +58,7 @@ class ValidateAccountOutput(_Model):
     action: Literal["provision", "noop"]
     poll_interval_seconds: int
     polls: dict[str, PollState] = Field(
-        default_factory=lambda: {name: PollState() for name in ("quotas", "eks", "credential_role")}
+        default_factory=lambda: {name: PollState() for name in ("quotas", "eks", "credential_role", "kms_policy")}
     )
 
 
@@ -105,8 +105,8 @@ class RequestQuotasInput(StepInput):
     pass
 
 
-class PatchKmsPolicyInput(StepInput):
-    pass
+class PatchKmsPolicyInput(PollInput):
+    """A poll: PatchKmsPolicy loops while KMS does not yet accept the vendor's new role as a principal."""
 
 
 class MarkReadyInput(StepInput):

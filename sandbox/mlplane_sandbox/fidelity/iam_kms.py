@@ -1,18 +1,34 @@
 """IAM, KMS and STS checks real AWS makes and moto 5.2.5 skips.
 
 KMS (PutKeyPolicy, and CreateKey with a Policy):
+- a key policy document over 32,768 bytes -> `LimitExceededException` (KMS quotas: "Key policy document
+  size: 32 KB"; PutKeyPolicy: "If the key policy exceeds the length constraint, KMS returns a
+  LimitExceededException"); whitespace counts, it is part of the document;
 - every AWS principal ARN of a role or user must exist (in whatever account of the moto world it names), else
   `MalformedPolicyDocumentException` "Policy contains a statement with one or more invalid principals.";
-- IAM eventual consistency: a role created less than `role_propagation_seconds` virtual seconds ago (default 5)
-  is not yet a valid principal (same error). Creation times come from the `iam:CreateRole` after-rule, or from
-  `note_role_created` for roles made straight in moto's backend (the vendor simulator);
+- IAM eventual consistency: a role created less than `role_propagation_seconds` virtual seconds ago (default
+  60, `mlplane local run --kms-propagation`) is not yet a valid principal (same error; PutKeyPolicy: a new
+  principal "might not be immediately visible to KMS"). Creation times come from the `iam:CreateRole`
+  after-rule, or from `note_role_created` for roles made straight in moto's backend (the vendor simulator);
 - the lockout safety check, simplified: unless `BypassPolicyLockoutSafetyCheck` is true, some Allow statement
   must grant `kms:PutKeyPolicy` (an action pattern matching it: `kms:*`, `*`, ...) to the key account's root
   (ARN or bare account id), to `*`, or to the caller (its role's ARN for an assumed-role session). Real KMS
   evaluates the caller's IAM policies as well; granting the root delegates to them, so the sandbox accepts the
   root grant, as KMS does for a caller whose IAM policy allows PutKeyPolicy. Conditions are not evaluated.
+KMS key states (developer guide, "Key states of AWS KMS keys"; moto changes any key in any state):
+- on a key `PendingDeletion`, EnableKeyRotation, DisableKeyRotation, ScheduleKeyDeletion (so never twice),
+  EnableKey, DisableKey, CreateAlias, TagResource, UntagResource and UpdateKeyDescription ->
+  `KMSInvalidStateException` "<key ARN> is pending deletion."; PutKeyPolicy, GetKeyPolicy, DescribeKey,
+  DeleteAlias and CancelKeyDeletion still succeed there (the table's check marks);
+- ScheduleKeyDeletion's PendingWindowInDays outside 7-30 -> `ValidationException` (moto silently ignores
+  the call and leaves the key Enabled).
 IAM:
-- DeletePolicy of a policy still attached to a user, role or group -> `DeleteConflict` (409);
+- DeletePolicy of a policy still attached to a user, role or group -> `DeleteConflict` (409); of a policy
+  with versions besides the default one -> `DeleteConflict` (DeletePolicy: "you must delete all the
+  policy's versions" first; the default one goes with the policy);
+- DeleteUser of a user that still has a login profile, access keys, signing certificates, SSH public keys,
+  MFA devices or group memberships -> `DeleteConflict` (409; DeleteUser: "you must delete the items attached
+  to the user manually, or the deletion fails"); moto checks only its policies;
 - CreatePolicy / CreatePolicyVersion with a document over 6,144 characters without whitespace ->
   `LimitExceeded` (409).
 STS (when `configure(assume_role_check=True)`; off by default for fixtures that rely on moto's leniency):
@@ -29,6 +45,7 @@ from fnmatch import fnmatchcase
 from typing import Any
 
 from moto.iam.models import iam_backends
+from moto.kms.models import kms_backends
 
 from mlplane_sandbox.clock import VirtualClock, clock
 from mlplane_sandbox.rules import AwsError, Call, after, before
@@ -36,6 +53,13 @@ from mlplane_sandbox.rules import AwsError, Call, after, before
 INVALID_PRINCIPALS = "Policy contains a statement with one or more invalid principals."
 LOCKOUT = "The new key policy will not allow you to update the key policy in the future."
 POLICY_SIZE_LIMIT = 6_144
+KEY_POLICY_SIZE_LIMIT = 32_768  # bytes (KMS quotas: key policy document size)
+DEFAULT_ROLE_PROPAGATION_SECONDS = 60.0  # PutKeyPolicy's "might not be immediately visible": a minute or two
+DELETION_WINDOW_DAYS = range(7, 31)  # ScheduleKeyDeletion: PendingWindowInDays "must be between 7 and 30"
+POLICY_VERSIONS_CONFLICT = (
+    "This policy has more than one version. Before you delete a policy, you must delete the policy's versions."
+    " The default version is deleted with the policy."
+)
 _PARTITION = "aws"
 _ROLE_OR_USER = re.compile(r"^arn:[\w-]+:iam::(\d{12}):(role|user)/(?:[^/]+/)*([^/]+)$")
 _ASSUMED_ROLE = re.compile(r"^arn:([\w-]+):sts::(\d{12}):assumed-role/([^/]+)/.+$")
@@ -44,7 +68,7 @@ _WHITESPACE = re.compile(r"\s")
 
 @dataclass
 class _Config:
-    role_propagation_seconds: float = 5.0
+    role_propagation_seconds: float = DEFAULT_ROLE_PROPAGATION_SECONDS
     # Off by default: fixtures that assume a member role moto never created (as moto allows) keep working.
     # The sandbox's world places accounts with their execution role and turns it on.
     assume_role_check: bool = False
@@ -72,11 +96,13 @@ def reset() -> None:
         _role_created.clear()
 
 
-def note_role_created(account_id: str, role_name: str) -> None:
-    """Remember that a role was created now (virtual time): callers that create roles in moto's backend."""
+def note_role_created(account_id: str, role_name: str, at: float | None = None) -> None:
+    """Remember that a role was created at virtual time `at` (default now): callers that create roles in
+    moto's backend. The vendor simulator passes the time its phase was due, which the clock may only reach
+    at its next advance: KMS's delay counts from when IAM made the role, not from when the sandbox noticed."""
     now = clock()
     with _lock:
-        _role_created[(account_id, role_name)] = (now, now.now())
+        _role_created[(account_id, role_name)] = (now, now.now() if at is None else at)
 
 
 def _iam(account_id: str) -> Any:
@@ -171,7 +197,14 @@ def _allows_policy_update(policy: dict[str, Any], call: Call) -> bool:
 
 
 def _check_key_policy(call: Call) -> None:
-    policy = _parse_policy(call.params["Policy"])
+    text = str(call.params["Policy"])
+    size = len(text.encode("utf-8"))
+    if size > KEY_POLICY_SIZE_LIMIT:
+        raise AwsError(
+            "LimitExceededException",
+            f"Policy document of {size} bytes exceeds the maximum key policy size of {KEY_POLICY_SIZE_LIMIT} bytes.",
+        )
+    policy = _parse_policy(text)
     for statement in _statements(policy):
         for principal in _aws_principals(statement):
             if not _principal_exists(principal) or not _propagated(principal):
@@ -197,12 +230,82 @@ def role_created(call: Call, parsed: dict[str, Any]) -> None:
     note_role_created(call.account_id, str(call.params.get("RoleName", "")))
 
 
+# -- KMS key states -------------------------------------------------------------------------------------
+# Operations the key-state table marks "KMSInvalidStateException: <key ARN> is pending deletion." (footnote
+# [3]), with the parameter that names the key.
+_REFUSED_WHILE_PENDING_DELETION = {
+    "EnableKeyRotation": "KeyId",
+    "DisableKeyRotation": "KeyId",
+    "ScheduleKeyDeletion": "KeyId",
+    "EnableKey": "KeyId",
+    "DisableKey": "KeyId",
+    "CreateAlias": "TargetKeyId",
+    "TagResource": "KeyId",
+    "UntagResource": "KeyId",
+    "UpdateKeyDescription": "KeyId",
+}
+
+
+def _kms_key(call: Call, key_ref: str) -> Any:
+    """moto's key that `key_ref` (id, ARN, alias name or alias ARN) names, or None (moto answers NotFound)."""
+    account, region = call.account_id, call.region
+    if key_ref.startswith("arn:"):
+        parts = key_ref.split(":")
+        region, account = parts[3], parts[4]
+    backend = kms_backends[account][region]
+    key_id = key_ref.rsplit(":key/", maxsplit=1)[-1]
+    alias = "alias/" + key_ref.rsplit(":alias/", maxsplit=1)[-1] if ":alias/" in key_ref else key_ref
+    # Read-only lookup: moto's own any_id_to_key_id creates AWS managed keys for reserved alias names.
+    return next((k for k in backend.keys.values() if k.id == key_id or alias in k.aliases), None)
+
+
+def _refuse_pending_deletion(call: Call) -> None:
+    key = _kms_key(call, str(call.params.get(_REFUSED_WHILE_PENDING_DELETION[call.operation], "")))
+    if key is not None and key.key_state == "PendingDeletion":
+        raise AwsError("KMSInvalidStateException", f"{key.arn} is pending deletion.")
+
+
+# Input validation comes before the key-state check.
+@before("kms", "ScheduleKeyDeletion")
+def schedule_key_deletion_window(call: Call) -> None:
+    days = call.params.get("PendingWindowInDays")
+    if days is not None and int(days) not in DELETION_WINDOW_DAYS:
+        raise AwsError("ValidationException", "PendingWindowInDays must be between 7 and 30")
+
+
+for _operation in _REFUSED_WHILE_PENDING_DELETION:
+    before("kms", _operation)(_refuse_pending_deletion)
+
+
+# -- IAM deletes ------------------------------------------------------------------------------------------
 @before("iam", "DeletePolicy")
 def delete_policy(call: Call) -> None:
     arn = str(call.params.get("PolicyArn", ""))
     policy = _iam(call.account_id).managed_policies.get(arn)
     if policy is not None and int(getattr(policy, "attachment_count", 0)) > 0:
         raise AwsError("DeleteConflict", "Cannot delete a policy attached to entities.", 409)
+    if policy is not None and len(policy.versions) > 1:
+        raise AwsError("DeleteConflict", POLICY_VERSIONS_CONFLICT, 409)
+
+
+@before("iam", "DeleteUser")
+def delete_user(call: Call) -> None:
+    iam = _iam(call.account_id)
+    user = iam.users.get(str(call.params.get("UserName", "")))
+    if user is None:
+        return  # moto answers NoSuchEntity
+    in_group = any(user in group.users for group in iam.groups.values())
+    # What IAM names in its DeleteConflict message for each kind of item still attached to the user.
+    for attached, message in (
+        (user.password, "must delete login profile first"),
+        (user.access_keys, "must delete access keys first"),
+        (user.signing_certificates, "must delete certificates first"),
+        (user.ssh_public_keys, "must remove referenced objects first"),
+        (user.mfa_devices, "must delete MFA device first"),
+        (in_group, "must remove users from group first"),
+    ):
+        if attached:
+            raise AwsError("DeleteConflict", f"Cannot delete entity, {message}.", 409)
 
 
 @before("iam", "CreatePolicy")

@@ -24,6 +24,13 @@ MEMBER = "111111111111"
 OTHER_MEMBER = "222222222222"
 TABLE = "mlplane-ledger"
 EXECUTION_ROLE = "AWSControlTowerExecution"
+# An RSA public key in OpenSSH form (iam:UploadSSHPublicKey validates it), for users someone gave a CodeCommit key.
+SSH_KEY = (
+    "ssh-rsa AAAAB3NzaC1yc2EAAAADAQABAAABAQDBsRCJCtaX8m/bqiXiJWvEdRH9aXXi2cZtANN51hEYVYPoNvT6k38aHvcChtIT05MJ6jd"
+    "Gsmkk0gjNvCtH9wcBUTsRC0wSv2NGhVvP/iBvYkUbjNtMhHWqNfYUQySs9b0gNGrS8F+lSl7IANsR3JXdE4F/OzplgMQyi4S0lAJHo+p63"
+    "I5mjLCS4nkj4Kbx/8iqaMzBtW9PRlSzqnT3fWMDeEtNfaJPJeMhxqQsO/rNJbuuhMAbT+7ODW2NfZZhS1Mz6HtPLNv6ipqk4i3xTCjxrhCU"
+    "LtbHWQ5kMtWYoDQDc9U4BR6BhZqJyEB9f5dLqPvBQ2GmILrbWvDUdJAFpJFLB test@example.com"
+)
 
 
 def place_role(account_id: str, name: str, trusted: str = HUB) -> str:

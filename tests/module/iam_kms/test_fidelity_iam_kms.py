@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 import boto3
@@ -15,7 +16,7 @@ from mlplane.member import Member
 from mlplane_sandbox.clock import VirtualClock
 from mlplane_sandbox.fidelity import iam_kms
 
-from .conftest import HUB, MEMBER, OTHER_MEMBER, REGION, place_role
+from .conftest import HUB, MEMBER, OTHER_MEMBER, REGION, SSH_KEY, place_role
 
 ROLE_ARN = f"arn:aws:iam::{MEMBER}:role/credential-service-role"
 
@@ -178,3 +179,173 @@ def test_i3_assume_role_check_can_be_turned_off_for_fixtures(member: Member) -> 
     iam_kms.configure(assume_role_check=False)
     sts = boto3.client("sts", region_name=REGION)
     sts.assume_role(RoleArn=f"arn:aws:iam::{OTHER_MEMBER}:role/nobody", RoleSessionName="test")
+
+
+# -- round 2 (issue 12): timing, limits and states AWS enforces -------------------------------------------
+def _policy_with_role() -> str:
+    return json.dumps({**default_key_policy(MEMBER), "Statement": [
+        *default_key_policy(MEMBER)["Statement"], credential_statement(ROLE_ARN)
+    ]})  # fmt: skip
+
+
+def test_k2_a_new_role_is_refused_for_60_seconds_by_default(member: Member, sandbox: VirtualClock) -> None:
+    """PutKeyPolicy (KMS API reference, Policy): "The principals in the key policy must exist and be visible to
+    KMS. When you create a new Amazon Web Services principal, you might need to enforce a delay before including
+    the new principal in a key policy because the new principal might not be immediately visible to KMS."
+    terraform-provider-aws retries for 2 minutes; the sandbox's default is a minute, not 5 s."""
+    kms = member.client("kms")
+    key_id = _key(member)
+    member.client("iam").create_role(RoleName="credential-service-role", AssumeRolePolicyDocument="{}")
+    sandbox.advance(iam_kms.DEFAULT_ROLE_PROPAGATION_SECONDS - 1)
+    with pytest.raises(ClientError) as err:
+        kms.put_key_policy(KeyId=key_id, PolicyName="default", Policy=_policy_with_role())
+    assert _error(err) == ("MalformedPolicyDocumentException", iam_kms.INVALID_PRINCIPALS, 400)
+    sandbox.advance(1)
+    kms.put_key_policy(KeyId=key_id, PolicyName="default", Policy=_policy_with_role())
+    assert iam_kms.DEFAULT_ROLE_PROPAGATION_SECONDS == 60
+
+
+def test_k2_a_role_noted_with_its_creation_time_counts_from_then(member: Member, sandbox: VirtualClock) -> None:
+    """The vendor simulator's phases run when the clock passes their due time; KMS's delay counts from the
+    moment IAM made the role (PutKeyPolicy: the new principal "might not be immediately visible")."""
+    iam_kms.configure(role_propagation_seconds=60)
+    kms = member.client("kms")
+    key_id = _key(member)
+    made_at = sandbox.now()
+    sandbox.advance(45)  # the clock reaches the phase only now
+    place_role(MEMBER, "credential-service-role")
+    iam_kms.note_role_created(MEMBER, "credential-service-role", at=made_at)
+    with pytest.raises(ClientError):
+        kms.put_key_policy(KeyId=key_id, PolicyName="default", Policy=_policy_with_role())
+    sandbox.advance(15)  # 60 s after IAM made it, 15 s after the sandbox noticed
+    kms.put_key_policy(KeyId=key_id, PolicyName="default", Policy=_policy_with_role())
+
+
+def _padded_policy(size: int, *, indent: int | None = None) -> str:
+    """The default key policy with a Sid padded so the document (as json.dumps writes it) is `size` bytes."""
+    policy = default_key_policy(MEMBER)
+    base = len(json.dumps(policy, indent=indent).encode("utf-8"))
+    policy["Statement"][0]["Sid"] += "x" * (size - base)
+    text = json.dumps(policy, indent=indent)
+    assert len(text.encode("utf-8")) == size
+    return text
+
+
+def test_k2_key_policy_over_32768_bytes_is_limit_exceeded(member: Member) -> None:
+    """KMS quotas page ("Key policy document size: 32 KB"; key policy format: "Up to 32 kilobytes (32,768
+    bytes)") and PutKeyPolicy's API reference: "If the key policy exceeds the length constraint, KMS returns a
+    LimitExceededException" (botocore kms/2014-11-01 service-2.json lists it for PutKeyPolicy and CreateKey).
+    The document's own whitespace counts: it is what KMS stores."""
+    kms = member.client("kms")
+    key_id = _key(member)
+    kms.put_key_policy(KeyId=key_id, PolicyName="default", Policy=_padded_policy(32_768))
+    for too_big in (_padded_policy(32_769), _padded_policy(32_769, indent=4)):
+        with pytest.raises(ClientError) as err:
+            kms.put_key_policy(KeyId=key_id, PolicyName="default", Policy=too_big)
+        code, message, status = _error(err)
+        assert (code, status) == ("LimitExceededException", 400) and "32768" in message
+        with pytest.raises(ClientError) as err:
+            kms.create_key(Policy=too_big)
+        assert _error(err)[0] == "LimitExceededException"
+    assert len(kms.list_keys()["Keys"]) == 1
+    assert len(kms.get_key_policy(KeyId=key_id, PolicyName="default")["Policy"]) == 32_768
+
+
+@pytest.mark.parametrize("days", [1, 6, 31, 365])
+def test_k1_schedule_key_deletion_window_outside_7_to_30_days_is_refused(member: Member, days: int) -> None:
+    """ScheduleKeyDeletion (KMS API reference, PendingWindowInDays): "If you include a value, it must be between
+    7 and 30, inclusive." KMS answers ValidationException "PendingWindowInDays must be between 7 and 30";
+    botocore's model allows 1-365, and moto ignores the call, leaving the key Enabled."""
+    kms = member.client("kms")
+    key_id = _key(member)
+    with pytest.raises(ClientError) as err:
+        kms.schedule_key_deletion(KeyId=key_id, PendingWindowInDays=days)
+    assert _error(err) == ("ValidationException", "PendingWindowInDays must be between 7 and 30", 400)
+    assert kms.describe_key(KeyId=key_id)["KeyMetadata"]["KeyState"] == "Enabled"
+    kms.schedule_key_deletion(KeyId=key_id, PendingWindowInDays=7)
+    assert kms.describe_key(KeyId=key_id)["KeyMetadata"]["KeyState"] == "PendingDeletion"
+
+
+def _pending_deletion_key(member: Member) -> tuple[str, str]:
+    meta = member.client("kms").create_key()["KeyMetadata"]
+    member.client("kms").schedule_key_deletion(KeyId=meta["KeyId"], PendingWindowInDays=30)
+    return str(meta["KeyId"]), str(meta["Arn"])
+
+
+def test_k1_schedule_key_deletion_of_a_key_pending_deletion_is_invalid_state(member: Member) -> None:
+    """KMS developer guide, "Key states of AWS KMS keys": ScheduleKeyDeletion on a key in PendingDeletion fails
+    with "KMSInvalidStateException: <key ARN> is pending deletion." (botocore kms service-2.json lists
+    KMSInvalidStateException for ScheduleKeyDeletion). moto re-schedules it and moves its deletion date."""
+    kms = member.client("kms")
+    key_id, arn = _pending_deletion_key(member)
+    date = kms.describe_key(KeyId=key_id)["KeyMetadata"]["DeletionDate"]
+    with pytest.raises(ClientError) as err:
+        kms.schedule_key_deletion(KeyId=key_id, PendingWindowInDays=7)
+    assert _error(err) == ("KMSInvalidStateException", f"{arn} is pending deletion.", 400)
+    assert kms.describe_key(KeyId=key_id)["KeyMetadata"]["DeletionDate"] == date
+
+
+def test_k1_enable_key_rotation_on_a_key_pending_deletion_is_invalid_state(member: Member) -> None:
+    """KMS developer guide, "Key states of AWS KMS keys": EnableKeyRotation (and CreateAlias, TagResource,
+    ...) on a key in PendingDeletion -> "KMSInvalidStateException: <key ARN> is pending deletion."; botocore
+    kms service-2.json lists KMSInvalidStateException for EnableKeyRotation. The same table marks PutKeyPolicy,
+    GetKeyPolicy, DescribeKey and DeleteAlias as succeeding on such a key, so the sandbox lets those through."""
+    kms = member.client("kms")
+    key_id, arn = _pending_deletion_key(member)
+    for call in (
+        lambda: kms.enable_key_rotation(KeyId=arn),
+        lambda: kms.create_alias(AliasName="alias/late", TargetKeyId=key_id),
+        lambda: kms.tag_resource(KeyId=key_id, Tags=[{"TagKey": "k", "TagValue": "v"}]),
+    ):
+        with pytest.raises(ClientError) as err:
+            call()
+        assert _error(err) == ("KMSInvalidStateException", f"{arn} is pending deletion.", 400)
+    assert kms.get_key_rotation_status(KeyId=key_id)["KeyRotationEnabled"] is False
+    kms.put_key_policy(KeyId=key_id, PolicyName="default", Policy=json.dumps(default_key_policy(MEMBER)))
+    assert kms.describe_key(KeyId=key_id)["KeyMetadata"]["KeyState"] == "PendingDeletion"
+
+
+def test_i2_delete_policy_with_non_default_versions_is_a_delete_conflict(member: Member) -> None:
+    """IAM DeletePolicy (API reference): "Before you can delete a managed policy, you must first detach the
+    policy from all users, groups, and roles that it is attached to. In addition, you must delete all the
+    policy's versions" (the default one goes with the policy); botocore iam service-2.json: DeleteConflict, 409.
+    moto deletes the policy and its versions."""
+    iam = member.client("iam")
+    document = json.dumps(shipped_policy())
+    arn = iam.create_policy(PolicyName="AAC_MachineLearning_V", PolicyDocument=document)["Policy"]["Arn"]
+    iam.create_policy_version(PolicyArn=arn, PolicyDocument=document, SetAsDefault=True)
+    with pytest.raises(ClientError) as err:
+        iam.delete_policy(PolicyArn=arn)
+    assert _error(err) == ("DeleteConflict", iam_kms.POLICY_VERSIONS_CONFLICT, 409)
+    iam.delete_policy_version(PolicyArn=arn, VersionId="v1")
+    iam.delete_policy(PolicyArn=arn)
+    assert iam.list_policies(Scope="Local")["Policies"] == []
+
+
+@pytest.mark.parametrize("item", ["login profile", "access key", "SSH public key"])
+def test_i2_delete_user_with_credentials_left_is_a_delete_conflict(member: Member, item: str) -> None:
+    """IAM DeleteUser (API reference): "when you delete a user programmatically, you must delete the items
+    attached to the user manually, or the deletion fails" - password (DeleteLoginProfile), access keys, signing
+    certificates, SSH public keys, MFA devices, inline and attached policies, group memberships; botocore iam
+    service-2.json: DeleteConflict, 409 ("Cannot delete entity, must delete login profile first."). moto checks
+    only the policies."""
+    iam = member.client("iam")
+    iam.create_user(UserName="u")
+    remove: Callable[[], object]
+    if item == "login profile":
+        iam.create_login_profile(UserName="u", Password="A-long-enough-p4ssword!")
+        remove, message = lambda: iam.delete_login_profile(UserName="u"), "must delete login profile first"
+    elif item == "access key":
+        key = iam.create_access_key(UserName="u")["AccessKey"]["AccessKeyId"]
+        remove, message = lambda: iam.delete_access_key(UserName="u", AccessKeyId=key), "must delete access keys first"
+    else:
+        ssh = iam.upload_ssh_public_key(UserName="u", SSHPublicKeyBody=SSH_KEY)["SSHPublicKey"]["SSHPublicKeyId"]
+        remove = lambda: iam.delete_ssh_public_key(UserName="u", SSHPublicKeyId=ssh)  # noqa: E731
+        message = "must remove referenced objects first"
+    with pytest.raises(ClientError) as err:
+        iam.delete_user(UserName="u")
+    assert _error(err) == ("DeleteConflict", f"Cannot delete entity, {message}.", 409)
+    assert iam.get_user(UserName="u")["User"]["UserName"] == "u"
+    remove()
+    iam.delete_user(UserName="u")
+    assert iam.list_users()["Users"] == []

@@ -16,7 +16,7 @@ from mlplane.ledger import ResourceState
 from mlplane.member import Member
 from mlplane.rollback.registry import Blocked, handler_for
 
-from .conftest import MEMBER
+from .conftest import MEMBER, SSH_KEY
 
 Calls = Callable[[str, str], list[dict[str, object]]]
 ARN = f"arn:aws:iam::{MEMBER}:policy/AAC_MachineLearning_SA_Policy"
@@ -184,3 +184,34 @@ def test_c6_crash_between_create_and_ledger_write_converges(
     assert len(calls("iam", "CreatePolicy")) == 1
     record = member.ledger.resource(MEMBER, apply.POLICY_KEY)
     assert record is not None and (record.state, record.resource_id) == (ResourceState.CREATED, ARN)
+
+
+# -- round 2 (issue 12) ------------------------------------------------------------------------------------
+def test_c3_user_with_a_login_profile_or_ssh_key_is_left_named_and_never_deleted(
+    member: Member, settings: Settings, calls: Calls
+) -> None:
+    """IAM refuses DeleteUser while the user has a password or an SSH key (DeleteConflict); those are someone
+    else's (mlplane never gives the service account credentials): the undo is Blocked naming them, with no
+    DeleteUser call that IAM would refuse."""
+    apply.run(member, settings)
+    iam = member.client("iam")
+    iam.create_login_profile(UserName=USER, Password="A-long-enough-p4ssword!")
+    ssh = iam.upload_ssh_public_key(UserName=USER, SSHPublicKeyBody=SSH_KEY)["SSHPublicKey"]["SSHPublicKeyId"]
+    with pytest.raises(Blocked, match=rf"login profile \(console password\), SSH public key {ssh}"):
+        apply.teardown(member, settings)
+    assert calls("iam", "DeleteUser") == []
+    assert iam.get_user(UserName=USER)["User"]["UserName"] == USER
+    assert iam.list_policies(Scope="Local")["Policies"] == []  # the rest was undone all the same
+
+
+def test_c3_policy_with_an_extra_version_is_deleted_after_its_non_default_versions(
+    member: Member, settings: Settings, calls: Calls
+) -> None:
+    """IAM refuses DeletePolicy while non-default versions exist (DeleteConflict): mlplane deletes them first."""
+    apply.run(member, settings)
+    iam = member.client("iam")
+    iam.create_policy_version(PolicyArn=ARN, PolicyDocument=json.dumps(shipped_policy()), SetAsDefault=False)
+    apply.teardown(member, settings)
+    assert iam.list_policies(Scope="Local")["Policies"] == []
+    assert [c["VersionId"] for c in calls("iam", "DeletePolicyVersion")] == ["v2"]
+    assert len(calls("iam", "DeletePolicy")) == 1

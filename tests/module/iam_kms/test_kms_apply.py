@@ -7,17 +7,21 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from moto.kms.models import kms_backends
 
 from mlplane.config import Settings
-from mlplane.errors import AwsCallFailed, ConfigError, TransientError
+from mlplane.errors import AwsCallFailed, ConfigError, TimedOut, TransientError
 from mlplane.kms import apply
-from mlplane.kms.policy import MLPLANE_SID, ROOT_SID, credential_statement
+from mlplane.kms import policy as key_policy
+from mlplane.kms.policy import MLPLANE_SID, ROOT_SID, credential_statement, default_key_policy
 from mlplane.ledger import ResourceState
 from mlplane.member import Member
 from mlplane.rollback.registry import Blocked, handler_for
 from mlplane_sandbox.clock import VirtualClock
+from mlplane_sandbox.fidelity import iam_kms
+from mlplane_sandbox.fidelity.iam_kms import DEFAULT_ROLE_PROPAGATION_SECONDS
 
-from .conftest import MEMBER, place_role
+from .conftest import MEMBER, REGION, place_role
 
 Calls = Callable[[str, str], list[dict[str, object]]]
 ALIAS = "alias/aac-secure-vault"
@@ -30,9 +34,9 @@ def _policy(member: Member, key_id: str) -> dict[str, Any]:
 
 
 def _vendor_role(member: Member, clock: VirtualClock) -> None:
-    """The vendor creates credential-service-role with CreateRole; IAM takes a few seconds to propagate it."""
+    """The vendor creates credential-service-role with CreateRole; KMS accepts it once IAM has propagated it."""
     member.client("iam").create_role(RoleName="credential-service-role", AssumeRolePolicyDocument="{}")
-    clock.advance(10)
+    clock.advance(DEFAULT_ROLE_PROPAGATION_SECONDS)
 
 
 def test_k1_creates_the_key_with_rotation_tags_root_policy_and_alias(member: Member, settings: Settings) -> None:
@@ -109,7 +113,7 @@ def test_k2_just_created_role_is_a_transient_error_then_succeeds(
     member.client("iam").create_role(RoleName="credential-service-role", AssumeRolePolicyDocument="{}")
     with pytest.raises(TransientError, match="not yet usable"):
         apply.patch_policy(member, settings)
-    sandbox.advance(5)
+    sandbox.advance(DEFAULT_ROLE_PROPAGATION_SECONDS)
     assert apply.patch_policy(member, settings).created == 1
 
 
@@ -200,3 +204,93 @@ def test_c3_key_undo_refuses_a_key_without_mlplane_tags(member: Member, settings
     assert record is not None
     with pytest.raises(Blocked, match="no longer carries mlplane's tags"):
         handler_for("kms:key").undo(member, record, key_id)
+
+
+# -- round 2 (issue 12) ------------------------------------------------------------------------------------
+def test_k2_poll_waits_while_kms_refuses_the_new_role_then_succeeds(
+    member: Member, settings: Settings, sandbox: VirtualClock, calls: Calls
+) -> None:
+    """PatchKmsPolicy is a wait loop: not ready while KMS refuses the role, ready once it accepts it."""
+    apply.ensure_key(member, settings)
+    member.client("iam").create_role(RoleName="credential-service-role", AssumeRolePolicyDocument="{}")
+    waiting = apply.poll_patch_policy(member, settings, 0)
+    assert (waiting.ready, waiting.attempt) == (False, 1) and "not yet usable" in waiting.detail
+    sandbox.advance(DEFAULT_ROLE_PROPAGATION_SECONDS)
+    done = apply.poll_patch_policy(member, settings, 1)
+    assert (done.ready, done.attempt) == (True, 2) and "patched" in done.detail
+    found = apply.find_key(member, ALIAS)
+    assert found is not None
+    assert [s["Sid"] for s in _policy(member, found.key_id)["Statement"]] == [ROOT_SID, MLPLANE_SID]
+    assert len(calls("kms", "PutKeyPolicy")) == 2  # one refused, one accepted
+
+
+def test_k2_poll_gives_up_after_the_configured_timeout(member: Member, sandbox: VirtualClock) -> None:
+    """The budget is `kms_propagation_timeout_seconds`, counted in polls of `poll_interval_seconds`."""
+    settings = Settings(ledger_table="mlplane-ledger", kms_propagation_timeout_seconds=300, poll_interval_seconds=60)
+    apply.ensure_key(member, settings)
+    member.client("iam").create_role(RoleName="credential-service-role", AssumeRolePolicyDocument="{}")
+    iam_kms.configure(role_propagation_seconds=10_000)
+    for attempt in range(settings.max_polls(300)):  # 5 polls after 0, 60, ..., 240 s of waiting
+        assert apply.poll_patch_policy(member, settings, attempt).ready is False
+        sandbox.advance(60)
+    with pytest.raises(TimedOut, match="still refused after 300 s"):
+        apply.poll_patch_policy(member, settings, settings.max_polls(300))
+
+
+def test_k2_patch_sends_the_compact_document_whose_size_it_checked(
+    member: Member, settings: Settings, calls: Calls
+) -> None:
+    """KMS counts every byte of the document it is sent against 32,768 (KMS quotas). mlplane checks the
+    compact form; a policy that fits compact but not spaced must be sent compact, not refused by KMS."""
+    kms = member.client("kms")
+    place_role(MEMBER, "credential-service-role")
+    statements = [
+        {"Sid": f"reader-{i:03d}", "Effect": "Allow", "Principal": {"AWS": ROOT}, "Action": "kms:Decrypt",
+         "Resource": "*"}
+        for i in range(240)
+    ]  # fmt: skip
+    existing = {"Version": "2012-10-17", "Statement": [*default_key_policy(MEMBER)["Statement"], *statements]}
+    merged = {**existing, "Statement": [*existing["Statement"], credential_statement(ROLE_ARN)]}
+    assert key_policy.policy_size(merged) <= key_policy.KEY_POLICY_LIMIT < len(json.dumps(merged))
+    key_id = kms.create_key(Policy=key_policy.policy_text(existing))["KeyMetadata"]["KeyId"]
+    kms.create_alias(AliasName=ALIAS, TargetKeyId=key_id)
+    assert apply.patch_policy(member, settings).created == 1
+    (sent,) = [str(c["Policy"]) for c in calls("kms", "PutKeyPolicy")]
+    assert len(sent.encode("utf-8")) == key_policy.policy_size(merged) and json.loads(sent) == merged
+
+
+def test_c4_undo_of_a_key_already_pending_deletion_is_deferred_without_a_second_schedule(
+    member: Member, settings: Settings, calls: Calls
+) -> None:
+    """A rollback re-run (a crash after ScheduleKeyDeletion, before the ledger write) meets a key KMS will not
+    schedule twice (KMSInvalidStateException): the undo is deferred again, not failed."""
+    key_id = apply.ensure_key(member, settings).detail["key_id"]
+    record = member.ledger.resource(MEMBER, apply.KEY_KEY)
+    assert record is not None
+    first = handler_for("kms:key").undo(member, record, key_id)
+    again = handler_for("kms:key").undo(member, record, key_id)
+    assert (first.outcome, again.outcome) == ("deferred", "deferred")
+    assert again.reason == first.reason
+    assert len(calls("kms", "ScheduleKeyDeletion")) == 1
+
+
+def test_c4_undo_racing_another_schedule_of_the_same_key_is_deferred(
+    member: Member, settings: Settings, calls: Calls
+) -> None:
+    """Between DescribeKey (Enabled) and ScheduleKeyDeletion another attempt schedules the key: KMS answers
+    KMSInvalidStateException ("<key ARN> is pending deletion."), and the key is on its way out all the same."""
+    key_id = apply.ensure_key(member, settings).detail["key_id"]
+    record = member.ledger.resource(MEMBER, apply.KEY_KEY)
+    assert record is not None
+    kms = member.client("kms")
+
+    def scheduled_by_someone_else(**_: object) -> None:
+        kms_backends[MEMBER][REGION].schedule_key_deletion(key_id, 30)
+
+    kms.meta.events.register_first("before-call.kms.ScheduleKeyDeletion", scheduled_by_someone_else)
+    try:
+        undone = handler_for("kms:key").undo(member, record, key_id)
+    finally:
+        kms.meta.events.unregister("before-call.kms.ScheduleKeyDeletion", scheduled_by_someone_else)
+    assert undone.outcome == "deferred"
+    assert [c["KeyId"] for c in calls("kms", "ScheduleKeyDeletion")] == [key_id]

@@ -343,19 +343,39 @@ def _undo_user(member: Member, record: ResourceRecord, resource_id: str) -> Undo
 
 
 def _user_blockers(iam: IAMClient, user: ObservedUser) -> list[str]:
-    """What someone else gave the user and mlplane will not remove (IAM refuses DeleteUser while they exist)."""
+    """What someone else gave the user and mlplane will not remove: IAM refuses DeleteUser (DeleteConflict)
+    while any of it exists, and mlplane never creates credentials for the service account (I1)."""
     name = user.name
     try:
         keys = [k["AccessKeyId"] for k in iam.list_access_keys(UserName=name).get("AccessKeyMetadata", [])]
         inline = list(iam.list_user_policies(UserName=name).get("PolicyNames", []))
         groups = [g["GroupName"] for g in iam.list_groups_for_user(UserName=name).get("Groups", [])]
+        ssh = [k["SSHPublicKeyId"] for k in iam.list_ssh_public_keys(UserName=name).get("SSHPublicKeys", [])]
+        certificates = [
+            c["CertificateId"] for c in iam.list_signing_certificates(UserName=name).get("Certificates", [])
+        ]
+        mfa = [d["SerialNumber"] for d in iam.list_mfa_devices(UserName=name).get("MFADevices", [])]
     except ClientError as err:
         raise translate(err, f"iam:ListAccessKeys {name}") from err
-    blockers = [f"access key {k}" for k in keys]
+    blockers = ["login profile (console password)"] if _has_login_profile(iam, name) else []
+    blockers += [f"access key {k}" for k in keys]
+    blockers += [f"SSH public key {k}" for k in ssh]
+    blockers += [f"signing certificate {c}" for c in certificates]
+    blockers += [f"MFA device {d}" for d in mfa]
     blockers += [f"attached policy {arn}" for arn in user.attached_policy_arns]
     blockers += [f"inline policy {p}" for p in inline]
     blockers += [f"group {g}" for g in groups]
     return blockers
+
+
+def _has_login_profile(iam: IAMClient, name: str) -> bool:
+    try:
+        iam.get_login_profile(UserName=name)
+    except ClientError as err:
+        if error_code(err) == "NoSuchEntity":
+            return False
+        raise translate(err, f"iam:GetLoginProfile {name}") from err
+    return True
 
 
 def _find_policy(member: Member, record: ResourceRecord) -> str | None:

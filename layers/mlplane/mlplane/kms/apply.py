@@ -16,14 +16,14 @@ from botocore.exceptions import ClientError
 
 from mlplane import aws
 from mlplane.config import Settings
-from mlplane.errors import Conflict, TransientError, error_code, translate
+from mlplane.errors import Conflict, PrincipalNotPropagated, TimedOut, error_code, translate
 from mlplane.kms import policy as key_policy
 from mlplane.kms.models import VaultKey
 from mlplane.member import ACCOUNT_TAG, KEY_TAG, MANAGED_TAG
 from mlplane.observability import logger, tracer
 from mlplane.rollback import run as rollback_run
 from mlplane.rollback.registry import Blocked, Undone, register
-from mlplane.steps import StepOutput
+from mlplane.steps import PollOutput, StepOutput
 
 if TYPE_CHECKING:
     from mypy_boto3_iam import IAMClient
@@ -113,7 +113,7 @@ def ensure_key(member: Member, settings: Settings) -> StepOutput:
     def create_key() -> str:
         try:
             answer = kms.create_key(
-                Policy=json.dumps(key_policy.default_key_policy(member.account_id, partition)),
+                Policy=key_policy.policy_text(key_policy.default_key_policy(member.account_id, partition)),
                 Description="AAC secure vault key (seed 000), managed by mlplane",
                 KeyUsage="ENCRYPT_DECRYPT",
                 KeySpec="SYMMETRIC_DEFAULT",
@@ -161,13 +161,34 @@ def _enable_rotation(kms: KMSClient, key_id: str) -> None:
 
 # -- K2: PatchKmsPolicy -----------------------------------------------------------------------------------
 @tracer.capture_method(capture_response=False)
+def poll_patch_policy(member: Member, settings: Settings, attempt: int) -> PollOutput:
+    """One try of PatchKmsPolicy's wait loop: ready once the key policy holds mlplane's statement.
+
+    KMS refuses a role IAM created a minute or two ago (PrincipalNotPropagated): the loop waits one poll
+    interval and tries again, up to `kms_propagation_timeout_seconds` (counted in polls, like every wait
+    loop), then gives up with TimedOut. Any other error is raised as `patch_policy` raises it.
+    """
+    try:
+        output = patch_policy(member, settings)
+    except PrincipalNotPropagated as err:
+        timeout = settings.kms_propagation_timeout_seconds
+        if settings.timed_out(attempt, timeout):
+            raise TimedOut(f"{err}; still refused after {timeout} s") from err
+        logger.info("credential role not yet a valid KMS principal", attempt=attempt)
+        return PollOutput(ready=False, attempt=attempt + 1, detail=str(err))
+    key_id = output.detail.get("key_id", "")
+    done = "patched" if output.created else "already held mlplane's statement"
+    return PollOutput(ready=True, attempt=attempt + 1, detail=f"key policy of {key_id} {done}")
+
+
+@tracer.capture_method(capture_response=False)
 def patch_policy(member: Member, settings: Settings) -> StepOutput:
     """K2: merge mlplane's statement for credential-service-role into the vault key's policy.
 
     The previous policy is saved in the ledger before PutKeyPolicy. A policy that would lock the account out
     of the key is refused before any change (ConfigError). KMS rejects a principal IAM has not finished
-    propagating (MalformedPolicyDocumentException): when GetRole shows the role exists, that is a
-    TransientError for the state machine's Retry; otherwise it is a real error.
+    propagating (MalformedPolicyDocumentException): when GetRole shows the role exists, that is
+    PrincipalNotPropagated (a TransientError that `poll_patch_policy` waits out); otherwise a real error.
     """
     alias = settings.vault_key_alias
     found = find_key(member, alias)
@@ -196,12 +217,12 @@ def patch_policy(member: Member, settings: Settings) -> StepOutput:
         data={"key_id": key_id, "previous_policy": current_text},
     )
     try:
-        kms.put_key_policy(KeyId=key_id, PolicyName="default", Policy=json.dumps(patch.policy))
+        kms.put_key_policy(KeyId=key_id, PolicyName="default", Policy=key_policy.policy_text(patch.policy))
     except ClientError as err:
         if error_code(err) == "MalformedPolicyDocumentException" and _role_exists(
             member, settings.credential_role_name
         ):
-            raise TransientError(
+            raise PrincipalNotPropagated(
                 f"kms:PutKeyPolicy {key_id}: role {settings.credential_role_name} in {member.account_id}"
                 " is not yet usable as a principal"
             ) from err
@@ -246,10 +267,25 @@ def _undo_key(member: Member, record: ResourceRecord, resource_id: str) -> Undon
             raise Blocked(f"kms key {resource_id} in {member.account_id} no longer carries mlplane's tags")
         answer = kms.schedule_key_deletion(KeyId=resource_id, PendingWindowInDays=DELETION_WINDOW_DAYS)
     except ClientError as err:
-        if error_code(err) == "NotFoundException":
+        code = error_code(err)
+        if code == "NotFoundException":
             return Undone("gone")
+        if code == "KMSInvalidStateException":
+            # Scheduled by another attempt since DescribeKey (a re-run racing this one): KMS refuses a second
+            # ScheduleKeyDeletion; the key is on its way out all the same.
+            state = _key_state(kms, resource_id)
+            if state is not None and state[0] == "PendingDeletion":
+                return _deferred(resource_id, state[1])
         raise translate(err, f"kms:ScheduleKeyDeletion {resource_id}") from err
     return _deferred(resource_id, answer.get("DeletionDate"))
+
+
+def _key_state(kms: KMSClient, key_id: str) -> tuple[str, datetime | None] | None:
+    try:
+        meta = kms.describe_key(KeyId=key_id)["KeyMetadata"]
+    except ClientError:
+        return None
+    return str(meta.get("KeyState", "")), meta.get("DeletionDate")
 
 
 def _deferred(key_id: str, when: datetime | None) -> Undone:
@@ -310,7 +346,7 @@ def _undo_policy(member: Member, record: ResourceRecord, resource_id: str) -> Un
         target, target_text = previous, previous_text
     else:
         target = key_policy.remove_statement(current, sid)
-        target_text = json.dumps(target)
+        target_text = key_policy.policy_text(target)
         reason = f"key policy of {resource_id} changed since mlplane patched it: removed only {sid}"
     if target == current:
         return Undone("gone", reason=reason)
