@@ -21,7 +21,7 @@ app.add_typer(local, name="local")
 
 EXIT_OK = {"READY", "DEPROVISIONED", "IGNORED"}
 VENDOR_SCENARIOS = ("ok", "slow", "cluster-failed", "nodegroup-failed", "never", "no-credential-role")
-QUOTA_SCENARIOS = ("approved", "denied", "pending", "already-applied")
+QUOTA_SCENARIOS = ("approved", "denied", "pending", "already-applied", "slow", "partial", "case-closed")
 
 
 def fail(message: str, code: int = 2) -> typer.Exit:

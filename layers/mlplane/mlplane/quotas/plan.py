@@ -9,7 +9,7 @@ from collections.abc import Iterable, Mapping, Sequence
 
 from mlplane.config import QuotaTarget
 from mlplane.quotas.models import (
-    FAILED_STATUSES,
+    DECIDED_STATUSES,
     OPEN_STATUSES,
     ObservedQuota,
     QuotaDecision,
@@ -50,7 +50,8 @@ def progress(
     observed: Mapping[str, ObservedQuota],
     recorded: Mapping[str, str],
 ) -> tuple[QuotaProgress, ...]:
-    """Where each target stands: met, still waiting on a request, or failed (its request denied).
+    """Where each target stands: met, still waiting on a request, or failed (its request decided, denied or
+    closed or approved at less than desired, and the applied value still short).
 
     `recorded` maps a quota key to the request id the ledger holds for it. An open request wins over
     the recorded one (someone refiled); else the recorded request decides; else the newest one.
@@ -70,7 +71,7 @@ def progress(
         }
         if seen.applied >= target.desired:
             result.append(QuotaProgress(**common, state="met"))
-        elif request is not None and request.status in FAILED_STATUSES:
+        elif request is not None and request.status in DECIDED_STATUSES:
             result.append(QuotaProgress(**common, state="failed"))
         else:
             result.append(QuotaProgress(**common, state="waiting"))
