@@ -31,6 +31,7 @@ from moto.core.botocore_stubber import BotocoreStubber, MockRawResponse
 from mlplane.aws import new_session
 from mlplane_sandbox import faults, recording, rules
 from mlplane_sandbox.clock import clock
+from mlplane_sandbox.fidelity import stepfunctions as fidelity_stepfunctions
 
 _ACCESS_KEY = re.compile(r"Credential=([A-Z0-9]+)/\d{8}/([a-z0-9-]+)/")
 _original_call = BotocoreStubber.__call__
@@ -289,6 +290,7 @@ def install() -> None:
             return
         BotocoreStubber.__call__ = _intercepted_call  # type: ignore[method-assign]
         _patch_time()
+        fidelity_stepfunctions.install()  # States.ALL catches what it does in AWS, no more
         _load_rules()
         _installed = True
 
