@@ -260,7 +260,7 @@ class _VirtualTime(types.SimpleNamespace):
 
 def _virtual_time_module() -> _VirtualTime:
     return _VirtualTime(
-        sleep=lambda seconds: clock().advance(float(seconds)),
+        sleep=lambda seconds: clock().sleep(float(seconds)),
         time=time.time,
         monotonic=time.monotonic,
         perf_counter=time.perf_counter,

@@ -107,9 +107,13 @@ def _run_definition(definition: dict[str, Any], execution_input: dict[str, Any] 
 
     from mlplane_sandbox import interceptor
 
-    with mock.patch.dict(
-        os.environ, {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "eu-west-1"}
-    ), mock_aws(config={"stepfunctions": {"execute_state_machine": True}}):
+    with (
+        mock.patch.dict(
+            os.environ,
+            {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "eu-west-1"},
+        ),
+        mock_aws(config={"stepfunctions": {"execute_state_machine": True}}),
+    ):
         interceptor.install()
         try:
             sfn = boto3.client("stepfunctions", region_name="eu-west-1")
@@ -199,3 +203,67 @@ def test_task_input_over_256_kb_after_parameters_is_data_limit_exceeded() -> Non
     described = _run_definition(definition, {"blob": "y" * 150_000})  # the input is within the quota
     assert described["status"] == "FAILED"
     assert described["error"] == "States.DataLimitExceeded"  # before the Lambda was ever invoked
+
+
+# -- Lambda timeouts on the virtual clock (mlplane_sandbox.lambdas, mlplane_sandbox.clock) ------------------------
+def _function(tmp_path: Any, body: str, timeout: int = 900) -> Any:
+    from mlplane_sandbox import lambdas
+
+    (tmp_path / "app.py").write_text(body, encoding="utf-8")
+    return lambdas.Function(
+        logical_id="SlowFunction",
+        name="mlplane-SlowFunction",
+        arn="arn:aws:lambda:eu-west-1:123456789012:function:mlplane-SlowFunction",
+        code_dir=tmp_path,
+        handler="app.handler",
+        environment={},
+        role_arn="arn:aws:sts::123456789012:assumed-role/r/s",
+        timeout=timeout,
+    )
+
+
+WAITS_TWICE = """
+from mlplane_sandbox.clock import clock
+seen = []
+def handler(event, context):
+    seen.append(context.get_remaining_time_in_millis())
+    clock().sleep(600)  # what botocore's waiter does in the sandbox
+    seen.append(context.get_remaining_time_in_millis())
+    clock().sleep(600)
+    seen.append("finished")
+    return {"ok": True}
+"""
+
+
+def test_a_handler_waiting_past_its_timeout_dies_as_lambda_reports_it(tmp_path: Any) -> None:
+    """AWS Lambda developer guide ("Configure Lambda function timeout"; the context object's
+    get_remaining_time_in_millis "Returns the number of milliseconds left before the execution times out"):
+    a function runs at most its Timeout, then Lambda stops it; Step Functions sees `Sandbox.Timedout`.
+    The sandbox counts the handler's own waits on the virtual clock."""
+    from mlplane_sandbox import clock as clock_module
+    from mlplane_sandbox import lambdas
+
+    function = _function(tmp_path, WAITS_TWICE, timeout=900)
+    clock = clock_module.reset()
+    began = clock.now()
+    ok, answer = lambdas.Dispatcher({"SlowFunction": function}, {}).invoke(function, {})
+    module = function.entry().__globals__
+    assert module["seen"] == [900_000, 300_000]  # the countdown, on the virtual clock; never "finished"
+    assert not ok and answer["errorType"] == "Sandbox.Timedout"
+    assert "Task timed out after 900.00 seconds" in answer["errorMessage"]
+    assert clock.now() - began == 900  # it died at its timeout, not after its second wait
+
+
+def test_a_handler_out_of_memory_surfaces_as_lambda_unknown(tmp_path: Any) -> None:
+    """Step Functions developer guide, "Handle Lambda service exceptions": "Unhandled errors in Lambda are
+    reported as Lambda.Unknown in the error output. These include out-of-memory errors and function timeouts."
+    `--oom STATE@N` makes the Nth invocation die that way."""
+    from mlplane_sandbox import lambdas
+
+    function = _function(tmp_path, "def handler(event, context):\n    return {'ok': True}\n")
+    dispatcher = lambdas.Dispatcher({"SlowFunction": function}, {}, {"SlowFunction": {2}})
+    assert dispatcher.invoke(function, {}) == (True, {"ok": True})
+    ok, answer = dispatcher.invoke(function, {})
+    assert not ok and answer["errorType"] == "Lambda.Unknown"
+    assert "Runtime exited with error: signal: killed" in answer["errorMessage"]
+    assert dispatcher.invoke(function, {}) == (True, {"ok": True})

@@ -90,7 +90,7 @@ def _patch_branch_error_names() -> None:
                 return StatesErrorName.from_name(RUNTIME)
         return CustomErrorName(error_name=error_name)
 
-    branches_decl.CustomErrorName = error_name  # type: ignore[attr-defined,misc]
+    branches_decl.CustomErrorName = error_name  # type: ignore[attr-defined,assignment]
 
 
 def _patch_task_input_limit() -> None:

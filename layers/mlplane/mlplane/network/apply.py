@@ -21,6 +21,7 @@ from typing import Any
 from botocore.exceptions import WaiterError
 
 from mlplane.config import Settings
+from mlplane.deadline import bounded_wait
 from mlplane.errors import AwsCallFailed, Conflict, TimedOut
 from mlplane.ledger import ResourceState, Status
 from mlplane.member import Member
@@ -32,7 +33,9 @@ from mlplane.observability import logger, tracer
 from mlplane.rollback import registry
 from mlplane.steps import StepOutput
 
-NAT_AVAILABLE_WAIT = {"Delay": 15, "MaxAttempts": 40}
+# Up to 20 minutes in all; the Lambda's deadline bounds one invocation (mlplane.deadline), the retried step
+# waits on.
+NAT_AVAILABLE_WAIT = {"Delay": 15, "MaxAttempts": 80}
 _STOP = frozenset(
     {Status.ROLLING_BACK, Status.ROLLED_BACK, Status.ROLLBACK_INCOMPLETE, Status.DEPROVISIONING, Status.DEPROVISIONED}
 )
@@ -290,8 +293,13 @@ class _Run:
     def _wait_available(self, nat_ids: list[str]) -> None:
         # Routes to a NAT gateway that is not yet available would blackhole the AZ's egress.
         try:
-            lookup.ec2(self.member).get_waiter("nat_gateway_available").wait(
-                NatGatewayIds=nat_ids, WaiterConfig=NAT_AVAILABLE_WAIT
+            bounded_wait(
+                lookup.ec2(self.member).get_waiter("nat_gateway_available"),
+                self.member.deadline,
+                f"NAT gateways in {self.member.account_id} becoming available",
+                delay=NAT_AVAILABLE_WAIT["Delay"],
+                max_attempts=NAT_AVAILABLE_WAIT["MaxAttempts"],
+                NatGatewayIds=nat_ids,
             )
         except WaiterError as err:
             last: dict[str, Any] = getattr(err, "last_response", None) or {}
@@ -325,8 +333,13 @@ class _Run:
         # Routes to the transit gateway need the attachment `available` (the network account may have to
         # accept it first: `pendingAcceptance` keeps the waiter polling until its limit).
         try:
-            lookup.tgw_attachment_waiter(self.member, "TransitGatewayAttachmentAvailable").wait(
-                TransitGatewayAttachmentIds=[self.ids[attachment.key]]
+            bounded_wait(
+                lookup.tgw_attachment_waiter(self.member, "TransitGatewayAttachmentAvailable"),
+                self.member.deadline,
+                f"transit gateway attachment {self.ids[attachment.key]} in {self.member.account_id} becoming available",
+                delay=lookup.TGW_WAIT["Delay"],
+                max_attempts=lookup.TGW_WAIT["MaxAttempts"],
+                TransitGatewayAttachmentIds=[self.ids[attachment.key]],
             )
         except WaiterError as err:
             where = f"transit gateway attachment {self.ids[attachment.key]} in {self.member.account_id}"
