@@ -138,7 +138,8 @@ def _ensure_request(member: Member, decision: QuotaDecision) -> tuple[str, bool]
         type=RESOURCE_TYPE,
         find=find,
         create=create,
-        data={"service": service, "quota_code": code, "desired": decision.desired},
+        # `applied` when filed: an approval that moves it but stays short is a partial one (Q3).
+        data={"service": service, "quota_code": code, "desired": decision.desired, "applied": decision.applied},
     )
 
 
@@ -170,17 +171,21 @@ def poll(member: Member, settings: Settings, attempt: int, waited_seconds: int =
 
     Raises QuotaDenied when a target's request is decided and the applied value is still short: denied
     (or not approved, or invalid), closed with the support case (CASE_CLOSED), or approved at less than
-    desired; the message names the granted (applied) value and the request id (REQUIREMENTS Q3). Raises
+    desired (the applied value moved from what it was when the request was filed); the message names the
+    granted (applied) value and the request id (REQUIREMENTS Q3). Raises
     TimedOut at the poll that comes after `quota_timeout_seconds` of waiting with a target still short.
     Between polls the workflow waits `wait_seconds`, backing off (mlplane.polling).
     """
     targets = settings.quota_targets
     recorded: dict[str, str] = {}
+    applied_before: dict[str, float] = {}
     for target in targets:
         record = member.ledger.resource(member.account_id, quota_key(target.service, target.quota_code))
         if record is not None and record.resource_id:
             recorded[record.key] = record.resource_id
-    states = progress(targets, observe(member, targets), recorded)
+            if isinstance(record.data.get("applied"), (int, float)):
+                applied_before[record.key] = float(record.data["applied"])
+    states = progress(targets, observe(member, targets), recorded, applied_before)
     detail = "; ".join(_describe(state) for state in states)
     for state in states:
         if state.state == "failed":

@@ -14,9 +14,6 @@ OPEN_STATUSES: frozenset[str] = frozenset({"PENDING", "CASE_OPENED"})
 FAILED_STATUSES: frozenset[str] = frozenset({"DENIED", "NOT_APPROVED", "INVALID_REQUEST", "CASE_CLOSED"})
 """A request in one of these will not raise the applied value any further (CASE_CLOSED: whatever the support
 case granted is already applied; REQUIREMENTS Q3)."""
-DECIDED_STATUSES: frozenset[str] = FAILED_STATUSES | {"APPROVED"}
-"""A request in one of these is over: if the applied value is still short, no more will come (an APPROVED
-request can grant less than was asked, REQUIREMENTS Q3)."""
 
 
 class _Model(BaseModel):
