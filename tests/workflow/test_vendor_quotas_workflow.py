@@ -147,3 +147,33 @@ def test_v1_readiness_is_detected_within_one_poll_interval_of_the_vendor_finishi
     waits = entered(result.history, "EksPollDelay")
     # the poll after `waits` intervals saw it ready; the one before did not
     assert (waits - 1) * interval < ready_at - triggered_at <= waits * interval
+
+
+@pytest.mark.parametrize(
+    ("output", "error"),
+    [
+        (
+            {"ready": False, "detail": "x" * 300_000, "attempt": 1, "waited_seconds": 60, "wait_seconds": 60},
+            "States.DataLimitExceeded",
+        ),
+        ({"ready": False}, "States.Runtime"),  # ResultSelector's $.Payload.attempt is missing
+    ],
+)
+def test_a_payload_or_path_mistake_fails_the_execution_as_in_aws_without_a_rollback(
+    run_sandbox: RunSandbox, monkeypatch: pytest.MonkeyPatch, output: dict[str, Any], error: str
+) -> None:
+    """Step Functions developer guide, "Handling errors": States.ALL catches neither States.DataLimitExceeded
+    (a task result over 256 KB) nor States.Runtime (a path that is not in the input): the real provision ASL's
+    Catch does not send them to Rollback; the execution fails with that error."""
+    from mlplane.quotas import apply as quotas_apply
+
+    class Broken:
+        def model_dump(self, mode: str = "json") -> dict[str, Any]:
+            return output
+
+    monkeypatch.setattr(quotas_apply, "poll", lambda *args, **kwargs: Broken())
+    (result,) = run_sandbox(SUCCESS)
+    assert result.executions[-1]["status"] == "FAILED"
+    assert result.error is not None and result.error["type"] == error
+    assert entered(result.history, "WaitForQuotas") == 1
+    assert entered(result.history, "Rollback") == 0
