@@ -21,7 +21,7 @@ app.add_typer(local, name="local")
 
 EXIT_OK = {"READY", "DEPROVISIONED", "IGNORED"}
 VENDOR_SCENARIOS = ("ok", "slow", "cluster-failed", "nodegroup-failed", "never", "no-credential-role")
-QUOTA_SCENARIOS = ("approved", "denied", "pending", "already-applied")
+QUOTA_SCENARIOS = ("approved", "denied", "pending", "already-applied", "slow", "partial", "case-closed")
 TGW_AUTO_ACCEPT = ("enable", "disable")  # the network account's AutoAcceptSharedAttachments
 
 
@@ -108,6 +108,10 @@ def local_run(
     fail_: Annotated[list[str] | None, typer.Option("--fail", help="SERVICE:Operation[=ErrorCode][@N|@N-M]")] = None,
     crash: Annotated[list[str] | None, typer.Option("--crash", help="SERVICE:Operation[@N]")] = None,
     redeliver: Annotated[list[str] | None, typer.Option("--redeliver", help="STATE[@N]")] = None,
+    oom: Annotated[
+        list[str] | None,
+        typer.Option("--oom", help="STATE[@N]: the Nth invocation of the state's Lambda runs out of memory"),
+    ] = None,
     vendor: Annotated[str, typer.Option("--vendor", help="|".join(VENDOR_SCENARIOS))] = "ok",
     quota: Annotated[str, typer.Option("--quota", help="|".join(QUOTA_SCENARIOS))] = "approved",
     then_deprovision: Annotated[bool, typer.Option("--then-deprovision")] = False,
@@ -161,6 +165,7 @@ def local_run(
             fails=fail_ or [],
             crashes=crash or [],
             redeliver=redeliver or [],
+            out_of_memory=oom or [],
             vendor=vendor,
             quota=quota,
             then_deprovision=then_deprovision,
