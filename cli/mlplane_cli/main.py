@@ -49,10 +49,19 @@ def load_json_file(path: Path) -> Any:
         raise fail(f"{path}: cannot read: {err.strerror or err}") from None
     except UnicodeDecodeError:
         raise fail(f"{path}: not valid JSON: not UTF-8 text") from None
+    return parse_json(text, str(path))
+
+
+def parse_json(text: str, where: str) -> Any:
+    """JSON text, or exit 2 with one line naming `where` and what is wrong (never a traceback)."""
     try:
         return json.loads(text)
     except json.JSONDecodeError as err:
-        raise fail(f"{path}: not valid JSON: {err.msg} (line {err.lineno} column {err.colno})") from None
+        raise fail(f"{where}: not valid JSON: {err.msg} (line {err.lineno} column {err.colno})") from None
+    except RecursionError:
+        raise fail(f"{where}: not valid input: JSON nested too deeply") from None
+    except ValueError:  # CPython refuses integers of over 4,300 digits (int_max_str_digits)
+        raise fail(f"{where}: not valid input: a number of over 4,300 digits") from None
 
 
 def load_config(value: str | None) -> dict[str, Any]:
@@ -60,7 +69,11 @@ def load_config(value: str | None) -> dict[str, Any]:
     if not value:
         return {}
     candidate = Path(value)
-    data = load_json_file(candidate) if candidate.exists() else _inline_json(value)
+    try:
+        is_file = candidate.exists()
+    except OSError:  # e.g. inline JSON longer than a file name may be
+        is_file = False
+    data = load_json_file(candidate) if is_file else _inline_json(value)
     if not isinstance(data, dict):
         raise fail("--config: expected a JSON object")
     return data
@@ -94,10 +107,9 @@ def check_input(path: Path, raw: Any) -> str:
 
 
 def _inline_json(value: str) -> Any:
-    try:
-        return json.loads(value)
-    except json.JSONDecodeError:
-        raise fail(f"--config: {value!r} is neither a file nor a JSON object") from None
+    if not value.lstrip().startswith(("{", "[")):
+        raise fail(f"--config: {value[:80]!r} is neither a file nor a JSON object") from None
+    return parse_json(value, "--config")
 
 
 @local.command("run")
