@@ -20,7 +20,7 @@ local = typer.Typer(no_args_is_help=True, help="Run mlplane in the sandbox (moto
 app.add_typer(local, name="local")
 
 EXIT_OK = {"READY", "DEPROVISIONED", "IGNORED"}
-VENDOR_SCENARIOS = ("ok", "slow", "cluster-failed", "nodegroup-failed", "never", "no-credential-role")
+VENDOR_SCENARIOS = ("ok", "slow", "late", "cluster-failed", "nodegroup-failed", "never", "no-credential-role")
 QUOTA_SCENARIOS = ("approved", "denied", "pending", "already-applied", "slow", "partial", "case-closed")
 TGW_AUTO_ACCEPT = ("enable", "disable")  # the network account's AutoAcceptSharedAttachments
 

@@ -22,4 +22,6 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     logger.append_keys(account_id=step.account_id, execution=step.execution)
     settings = get_settings()
     member = member_for(step.account_id, step.execution, "WaitForEks", settings)
-    return watch.poll_cluster(member, settings, step.attempt).model_dump(mode="json")
+    return watch.poll_cluster(member, settings, step.attempt, step.waited_seconds, step.wait_seconds).model_dump(
+        mode="json"
+    )

@@ -246,6 +246,41 @@ def import_seconds(module: str, root: Path) -> float:
     return statistics.median(samples)
 
 
+WAITS = (("1 hour", 3_600), ("1 day", 86_400), ("5 days", 432_000))
+_WAIT_LOOP = ("WaitForQuotas", "QuotasMet", "QuotasPollDelay")
+
+
+def wait_costs() -> tuple[list[str], list[list[str]]]:
+    """Run a quota request that never decides (`--quota pending`) with each timeout and count what its wait
+    loop cost: Lambda invocations of WaitForQuotas, its state transitions, their price, reminders sent."""
+    from mlplane_sandbox.runner import Options, Sandbox, notifications
+    from mlplane_sandbox.template import project_root
+
+    sample = project_root() / "events" / "controltower" / "create_managed_account_succeeded.json"
+    event = json.loads(sample.read_text(encoding="utf-8"))
+    rows = []
+    for name, timeout in WAITS:
+        with Sandbox(Options(config={"quota_timeout_seconds": timeout}, quota="pending")) as sandbox:
+            result = sandbox.run(event)
+            reminders = sum(1 for n in notifications() if n.get("event") == "WAITING")
+        entered = [
+            e["stateEnteredEventDetails"]["name"] for e in result.history if str(e["type"]).endswith("StateEntered")
+        ]
+        loop = sum(1 for state in entered if state in _WAIT_LOOP)
+        invocations = sum(1 for state in entered if state == "WaitForQuotas")
+        rows.append(
+            [
+                name,
+                result.outcome,
+                str(invocations),
+                str(loop),
+                f"${loop * PRICE_PER_TRANSITION:.4f}",
+                str(reminders),
+            ]
+        )
+    return ["wait", "outcome", "invocations", "transitions", "SFN $", "reminders"], rows
+
+
 def _handlers(root: Path) -> list[str]:
     return sorted(p.parent.name for p in (root / "functions").glob("*/app.py"))
 
@@ -363,6 +398,9 @@ def main() -> int:
             floor_rows,
         )
     )
+
+    print()
+    print(_table("What a long wait costs (the quota wait, backing off x2 to 15 min; measured runs)", *wait_costs()))
 
     baseline = import_seconds("boto3", root)
     import_rows = [["import boto3 (baseline)", f"{baseline * 1000:.0f}", "1.00x"]]

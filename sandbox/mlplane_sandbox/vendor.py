@@ -10,8 +10,8 @@ sandbox's VirtualClock:
 - at 60 % of the duration: the cluster ACTIVE (or FAILED), its two node groups created (CREATING);
 - at 100 %: the node groups ACTIVE (or one CREATE_FAILED) and `credential-service-role` created.
 
-Scenarios: ok, slow (3x the duration, within the default 2 h timeout), cluster-failed, nodegroup-failed,
-never (nothing appears), no-credential-role (EKS fine, the role never appears).
+Scenarios: ok, slow (3x the duration), late (the admin triggers a day after the notification), cluster-failed,
+nodegroup-failed, never (nothing appears), no-credential-role (EKS fine, the role never appears).
 
 Everything is made directly in moto's backends (no boto3 call), so none of it is recorded as mlplane's,
 and tagged `aac:managed=true`, never with mlplane's tags. mlplane must never change any of it (V2).
@@ -34,7 +34,8 @@ from mlplane_sandbox.clock import VirtualClock
 from mlplane_sandbox.fidelity.iam_kms import note_role_created
 from mlplane_sandbox.rules import Call, after
 
-SCENARIOS = ("ok", "slow", "cluster-failed", "nodegroup-failed", "never", "no-credential-role")
+SCENARIOS = ("ok", "slow", "late", "cluster-failed", "nodegroup-failed", "never", "no-credential-role")
+LATE_TRIGGER_SECONDS = 86_400.0  # `late`: the AAC admin triggers provisioning a day after the notification
 DEFAULT_DURATION_SECONDS = 2250.0  # 37.5 min, the middle of AAC's 35-40
 CLUSTER_ACTIVE_AT = 0.6
 VENDOR_TAGS = {"aac:managed": "true", "aac:component": "private-data-processing"}
@@ -117,7 +118,7 @@ class VendorSimulator:
         with self._lock:
             if account_id in self._accounts:
                 return
-            now = self.clock.now()
+            now = self.clock.now() + (LATE_TRIGGER_SECONDS if self.scenario == "late" else 0.0)
             state = _Account(account_id=account_id, region=self.region or region, started=now)
             self._accounts[account_id] = state
             if self.scenario == "never":
@@ -127,7 +128,7 @@ class VendorSimulator:
                 _Phase(now + CLUSTER_ACTIVE_AT * self.duration, "cluster up", lambda: self._cluster_up(state)),
                 _Phase(now + self.duration, "node groups up", lambda: self._nodegroups_up(state)),
             ]
-            self._run_due(now)
+            self._run_due(self.clock.now())
 
     def triggered(self, account_id: str) -> bool:
         with self._lock:

@@ -80,6 +80,8 @@ STATEMENT_EXTRAS: dict[tuple[str, str], str] = {
     (function, action): _SSE
     for function in (
         "NotifyReadyForVendorFunction",
+        "WaitForQuotasFunction",
+        "WaitForEksFunction",
         "MarkReadyFunction",
         "RollbackFunction",
         "MarkDeprovisionedFunction",
@@ -167,6 +169,7 @@ def recorded() -> Iterator[Recorded]:
         for options in (
             Options(config={**FAST, "egress_mode": "tgw"}, then_deprovision=True),  # READY, deprovisioned (tgw)
             Options(config=FAST, then_deprovision=True),  # READY, then deprovisioned by hand (nat mode)
+            Options(config=FAST, quota="slow", vendor="late"),  # days of waiting: the waits' daily reminders
             Options(config=FAST, fails=["ec2:CreateNatGateway"]),  # an outage: rollback of a partial network
             Options(config=FAST, vendor="cluster-failed"),  # rollback of a complete account
         ):
@@ -218,6 +221,7 @@ def test_scenarios_exercise_every_function(recorded: Recorded) -> None:
         "DEPROVISIONED",
         "DEPROVISIONED",
         "DEPROVISIONED",
+        "READY",
         "ROLLED_BACK",
         "ROLLED_BACK",
     ]

@@ -98,3 +98,24 @@ def test_plan_module_imports_no_aws_sdk() -> None:
     names = {alias.name for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names}
     names |= {node.module or "" for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
     assert not {name for name in names if name.split(".")[0] in {"boto3", "botocore", "time", "uuid"}}
+
+
+def test_q3_duplicate_quota_codes_are_a_config_error() -> None:
+    from mlplane.config import settings_from
+    from mlplane.errors import ConfigError
+
+    target = {"service": "ec2", "quota_code": "L-1216C47A", "desired": 2500}
+    with pytest.raises(ConfigError, match="listed twice"):
+        settings_from({"quota_targets": [target, {**target, "desired": 1000}]})
+
+
+@pytest.mark.parametrize(
+    ("waited", "last_wait", "day"),
+    [(0, 0, 0), (86_399, 900, 0), (86_400, 900, 1), (86_700, 900, 1), (87_400, 900, 0), (172_800, 60, 2)],
+)
+def test_q3_a_reminder_is_due_at_the_first_poll_of_each_new_day_of_waiting(
+    waited: int, last_wait: int, day: int
+) -> None:
+    from mlplane.polling import reminder_due
+
+    assert reminder_due(waited, last_wait) == day

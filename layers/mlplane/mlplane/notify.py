@@ -9,9 +9,11 @@ from botocore.exceptions import ClientError
 
 from mlplane import aws
 from mlplane.config import Settings
-from mlplane.errors import translate
+from mlplane.errors import MlplaneError, translate
+from mlplane.observability import logger
 
-Event = Literal["READY_FOR_VENDOR", "READY", "ROLLED_BACK", "ROLLBACK_INCOMPLETE", "DEPROVISIONED"]
+Event = Literal["READY_FOR_VENDOR", "WAITING", "READY", "ROLLED_BACK", "ROLLBACK_INCOMPLETE", "DEPROVISIONED"]
+_PROGRESS = frozenset({"READY_FOR_VENDOR", "WAITING"})  # events on the way, not an outcome
 
 
 def message(
@@ -29,7 +31,7 @@ def message(
         "event": event,
         "account_id": account_id,
         "execution": execution,
-        "outcome": None if event == "READY_FOR_VENDOR" else event,
+        "outcome": None if event in _PROGRESS else event,
         "error": error,
         "deferred": deferred or [],
         "blocked": blocked or [],
@@ -50,3 +52,14 @@ def publish(settings: Settings, document: dict[str, Any]) -> None:
         )
     except ClientError as err:
         raise translate(err, f"sns:Publish {settings.topic_arn}") from err
+
+
+def remind(settings: Settings, *, account_id: str, execution: str, day: int, waiting_for: str) -> None:
+    """A day more of waiting (REQUIREMENTS Q3). Best effort: a reminder that cannot be sent fails no wait."""
+    document = message("WAITING", account_id=account_id, execution=execution)
+    document["waiting_for"] = waiting_for
+    document["days_waited"] = day
+    try:
+        publish(settings, document)
+    except MlplaneError as err:
+        logger.warning("reminder not sent", account_id=account_id, error=str(err))

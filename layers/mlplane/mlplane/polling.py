@@ -1,10 +1,11 @@
 """Wait-loop timing: how long the workflow waits before the next poll, and when a loop gives up.
 
-The quota wait backs off (REQUIREMENTS Q3: a support case takes days, a poll every minute for five days
-would cost 21,600 state transitions): the interval doubles after each poll up to a cap, and the last wait
-is cut so that the final poll falls exactly on the timeout. The deadline is counted in the seconds the
-Wait states waited (carried in the execution's state), never in the handler's clock: the sandbox
-compresses time.
+The quota and vendor waits back off (REQUIREMENTS Q3: a support case takes days and the AAC admin triggers
+the vendor by hand; a poll every minute for five days would cost 21,600 state transitions): the interval
+doubles after each poll up to a cap, and the last wait is cut so that the final poll falls exactly on the
+timeout. Each full day of waiting is worth a reminder to the people who can end it. The deadline is counted
+in the seconds the Wait states waited (carried in the execution's state), never in the handler's clock: the
+sandbox compresses time.
 """
 
 from __future__ import annotations
@@ -28,3 +29,20 @@ def backoff_delay(interval: int, attempt: int, waited: int, timeout: int, cap: i
 def timed_out(waited: int, timeout: int) -> bool:
     """A poll after `waited` seconds of waiting is the last one once that waiting reached the timeout."""
     return waited >= timeout
+
+
+REMINDER_EVERY_SECONDS = 86_400
+"""A waiting account is notified again after each day of waiting (REQUIREMENTS Q3)."""
+
+
+def next_wait(interval: int, attempt: int, waited: int, timeout: int) -> tuple[int, int]:
+    """(seconds to wait before the next poll, seconds waited once that wait is over) after poll `attempt`."""
+    delay = backoff_delay(interval, attempt, waited, timeout)
+    return delay, waited + delay
+
+
+def reminder_due(waited: int, last_wait: int) -> int:
+    """The day of waiting (1, 2, ...) that a poll after `waited` seconds, `last_wait` of them since the previous
+    poll, is the first to complete; 0 if it completes none. Each day boundary is crossed by exactly one poll."""
+    day = waited // REMINDER_EVERY_SECONDS
+    return day if day >= 1 and (waited - last_wait) // REMINDER_EVERY_SECONDS < day else 0

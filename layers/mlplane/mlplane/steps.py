@@ -46,7 +46,7 @@ class MarkDeprovisionedInput(StepInput):
 class PollState(_Model):
     """A wait loop's state, carried in the execution: polls are counted, not timed (the sandbox compresses time).
 
-    A backed-off loop (the quota wait) also carries the seconds its Wait states waited so far and the next
+    A backed-off loop (the quota and vendor waits) also carries the seconds its Wait states waited so far and the next
     wait (`Wait` reads it with SecondsPath).
     """
 
@@ -91,7 +91,8 @@ class StepOutput(_Model):
 
 class PollInput(StepInput):
     attempt: int = Field(default=0, ge=0)
-    waited_seconds: int = Field(default=0, ge=0)
+    waited_seconds: int = Field(default=0, ge=0)  # backed-off loops: seconds waited before this poll
+    wait_seconds: int = Field(default=0, ge=0)  # backed-off loops: of those, since the previous poll
 
 
 class PollOutput(_Model):

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
+from mlplane import notify, polling
 from mlplane.config import Settings
 from mlplane.eks.models import (
     FAILED_CLUSTER_STATUSES,
@@ -136,30 +137,46 @@ def _issues_from(health: Any) -> tuple[HealthIssue, ...]:
 
 # -- the wait loops ---------------------------------------------------------------------------------------
 @tracer.capture_method(capture_response=False)
-def poll_cluster(member: Member, settings: Settings, attempt: int) -> PollOutput:
-    """One poll of WaitForEks; raises VendorFailed on a failed cluster or node group, TimedOut at the end."""
+def poll_cluster(member: Member, settings: Settings, attempt: int, waited: int = 0, last_wait: int = 0) -> PollOutput:
+    """One poll of WaitForEks; raises VendorFailed on a failed cluster or node group, TimedOut at the end.
+
+    The wait includes the AAC admin's trigger, a person's act: it backs off like the quota wait, the timeout
+    counts the seconds waited (`waited`), and each day of waiting is notified again."""
     verdict = assess(
         observe(member, settings.eks_cluster_prefix), prefix=settings.eks_cluster_prefix, account_id=member.account_id
     )
     if verdict.state == "failed":
         raise VendorFailed(verdict.detail)
     ready = verdict.state == "ready"
-    if not ready and settings.timed_out(attempt, settings.vendor_timeout_seconds):
+    if not ready and polling.timed_out(waited, settings.vendor_timeout_seconds):
         raise TimedOut(
             f"vendor EKS cluster with prefix {settings.eks_cluster_prefix!r} not ACTIVE in {member.account_id}"
             f" after {settings.vendor_timeout_seconds} s"
         )
-    return PollOutput(ready=ready, attempt=attempt + 1, detail=verdict.detail)
+    day = polling.reminder_due(waited, last_wait)
+    if not ready and day:
+        notify.remind(
+            settings,
+            account_id=member.account_id,
+            execution=member.execution,
+            day=day,
+            waiting_for=f"the AAC data plane (cluster prefix {settings.eks_cluster_prefix!r}): {verdict.detail}",
+        )
+    delay, total = polling.next_wait(settings.poll_interval_seconds, attempt, waited, settings.vendor_timeout_seconds)
+    return PollOutput(ready=ready, attempt=attempt + 1, detail=verdict.detail, wait_seconds=delay, waited_seconds=total)
 
 
 @tracer.capture_method(capture_response=False)
-def poll_credential_role(member: Member, settings: Settings, attempt: int) -> PollOutput:
-    """One poll of WaitForCredentialRole: ready once the vendor's role exists; TimedOut at the end."""
+def poll_credential_role(member: Member, settings: Settings, attempt: int, waited: int = 0) -> PollOutput:
+    """One poll of WaitForCredentialRole: ready once the vendor's role exists; TimedOut at the end (backed
+    off, as the cluster wait)."""
     name = settings.credential_role_name
     ready = role_exists(member, name)
-    if not ready and settings.timed_out(attempt, settings.vendor_timeout_seconds):
+    if not ready and polling.timed_out(waited, settings.vendor_timeout_seconds):
         raise TimedOut(f"vendor role {name} not found in {member.account_id} after {settings.vendor_timeout_seconds} s")
-    return PollOutput(ready=ready, attempt=attempt + 1, detail=f"role {name} {'found' if ready else 'not found yet'}")
+    delay, total = polling.next_wait(settings.poll_interval_seconds, attempt, waited, settings.vendor_timeout_seconds)
+    detail = f"role {name} {'found' if ready else 'not found yet'}"
+    return PollOutput(ready=ready, attempt=attempt + 1, detail=detail, wait_seconds=delay, waited_seconds=total)
 
 
 def role_exists(member: Member, name: str) -> bool:

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
-from mlplane import polling
+from mlplane import notify, polling
 from mlplane.config import QuotaTarget, Settings
 from mlplane.errors import QuotaDenied, TimedOut, error_code, translate
 from mlplane.observability import logger, tracer
@@ -166,7 +166,7 @@ def _file_request(client: ServiceQuotasClient, decision: QuotaDecision, account_
 
 # -- the wait loop ----------------------------------------------------------------------------------------
 @tracer.capture_method(capture_response=False)
-def poll(member: Member, settings: Settings, attempt: int, waited_seconds: int = 0) -> PollOutput:
+def poll(member: Member, settings: Settings, attempt: int, waited_seconds: int = 0, last_wait: int = 0) -> PollOutput:
     """Ready when every target's applied value meets its desired value.
 
     Raises QuotaDenied when a target's request is decided and the applied value is still short: denied
@@ -174,7 +174,8 @@ def poll(member: Member, settings: Settings, attempt: int, waited_seconds: int =
     desired (the applied value moved from what it was when the request was filed); the message names the
     granted (applied) value and the request id (REQUIREMENTS Q3). Raises
     TimedOut at the poll that comes after `quota_timeout_seconds` of waiting with a target still short.
-    Between polls the workflow waits `wait_seconds`, backing off (mlplane.polling).
+    Between polls the workflow waits `wait_seconds`, backing off (mlplane.polling); each day of waiting is
+    notified again.
     """
     targets = settings.quota_targets
     recorded: dict[str, str] = {}
@@ -198,12 +199,20 @@ def poll(member: Member, settings: Settings, attempt: int, waited_seconds: int =
             f"quota {short.label} in {member.account_id} not raised to {short.desired:g}"
             f" after {settings.quota_timeout_seconds} s{request}"
         )
-    delay = polling.backoff_delay(
+    day = polling.reminder_due(waited_seconds, last_wait)
+    if not ready and day:
+        short = next(state for state in states if state.state != "met")
+        notify.remind(
+            settings,
+            account_id=member.account_id,
+            execution=member.execution,
+            day=day,
+            waiting_for=f"quota {short.label} raised to {short.desired:g}: {_describe(short)}",
+        )
+    delay, total = polling.next_wait(
         settings.poll_interval_seconds, attempt, waited_seconds, settings.quota_timeout_seconds
     )
-    return PollOutput(
-        ready=ready, attempt=attempt + 1, detail=detail, wait_seconds=delay, waited_seconds=waited_seconds + delay
-    )
+    return PollOutput(ready=ready, attempt=attempt + 1, detail=detail, wait_seconds=delay, waited_seconds=total)
 
 
 def _refusal(state: QuotaProgress, account_id: str) -> str:
