@@ -8,7 +8,7 @@ export SAM_CLI_TELEMETRY := 0
 SAM_VENV := .venv-sam
 SAM := $(SAM_VENV)/bin/sam
 SAM_STAMP := $(SAM_VENV)/.installed
-TEMPLATES := template.yaml forwarder.yaml
+TEMPLATES := template.yaml forwarder.yaml member-role.yaml
 
 .PHONY: install sam demo test test-unit test-module test-contract test-workflow lint build format bench clean
 

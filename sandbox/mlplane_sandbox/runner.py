@@ -44,7 +44,15 @@ from mlplane_sandbox.template import (
     pascal,
     project_root,
 )
-from mlplane_sandbox.world import HUB_ACCOUNT, REGION, World, as_account, reset_clients, sandbox_client
+from mlplane_sandbox.world import (
+    HUB_ACCOUNT,
+    REGION,
+    MemberRole,
+    World,
+    as_account,
+    reset_clients,
+    sandbox_client,
+)
 
 STACK = "mlplane"
 _CLI = "cli"
@@ -112,6 +120,7 @@ class Rule:
 # Organizations' CloudTrail events reach EventBridge here only; forwarder.yaml is deployed here.
 ORGANIZATIONS_EVENTS_REGION = "us-east-1"
 FORWARDER = "forwarder.yaml"
+MEMBER_ROLE_TEMPLATE = "member-role.yaml"
 
 
 def event_bus_arn(region: str, account_id: str) -> str:
@@ -257,6 +266,7 @@ class Sandbox:
                     refs[logical_id] = self._create_state_machine(logical_id, resource["Properties"], resolver)
         self._create_functions(resources, resolver)
         self._deploy_forwarder()
+        self.world.stackset_role = self._member_role()
         self.dispatcher = lambdas.Dispatcher(self.functions, self._redeliver_targets())
         lambdas.install(self.dispatcher)
         interceptor.configure(
@@ -365,6 +375,23 @@ class Sandbox:
                         may_put_on=tuple(_put_events_resources(resolver.resolve(resources[role_id]["Properties"]))),
                     )
                 )
+
+    def _member_role(self) -> MemberRole | None:
+        """member-role.yaml as a service-managed StackSet deploys it for this hub (a delegated hub's role)."""
+        path = self.root / MEMBER_ROLE_TEMPLATE
+        if not path.is_file():
+            return None
+        template = load_template(path)
+        params = parameter_values(template, {"HubAccountId": HUB_ACCOUNT, "HubStackName": STACK})
+        resolver = Resolver(
+            parameters=params, refs={}, attrs={}, pseudo={"AWS::Partition": "aws", "AWS::Region": REGION}
+        )
+        props = resolver.resolve(template["Resources"]["MemberRole"]["Properties"])
+        return MemberRole(
+            name=str(props["RoleName"]),
+            trust_policy=json.dumps(props["AssumeRolePolicyDocument"]),
+            policies={p["PolicyName"]: json.dumps(p["PolicyDocument"]) for p in props.get("Policies", [])},
+        )
 
     def _redeliver_targets(self) -> dict[str, set[int]]:
         states = self.task_states()
