@@ -3,6 +3,7 @@ Organizations' events from us-east-1 to the hub's bus; no pattern matches a fail
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 import sys
@@ -108,3 +109,16 @@ def test_a_failed_call_event_is_refused_by_the_start_function_too() -> None:
     with pytest.raises(InputRejected, match="ConstraintViolationException"):
         parse_retire(failed)
     assert parse_retire(load_event("organizations", "move_account")).account_id == "111111111111"
+
+
+def test_local_run_of_a_failed_call_event_exits_zero_and_starts_nothing() -> None:
+    """The CLI passes a failed call's event on (it is what AWS would deliver); the rules do not match it."""
+    mlplane = Path(sys.executable).parent / "mlplane"
+    sample = ROOT / "events" / "organizations" / "close_account_failed.json"
+    result = subprocess.run(
+        [str(mlplane), "local", "run", str(sample), "--json"], capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 0, result.stderr
+    document = json.loads(result.stdout)
+    assert document["outcome"] == "IGNORED"
+    assert document["executions"] == []
