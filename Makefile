@@ -4,8 +4,13 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 export SAM_CLI_TELEMETRY := 0
+# The SAM CLI has its own venv: it pins boto3/pydantic/packaging versions pip cannot install beside ours.
+SAM_VENV := .venv-sam
+SAM := $(SAM_VENV)/bin/sam
+SAM_STAMP := $(SAM_VENV)/.installed
+TEMPLATES := template.yaml forwarder.yaml member-role.yaml
 
-.PHONY: install demo test test-unit test-module test-contract test-workflow lint format bench clean
+.PHONY: install sam demo test test-unit test-module test-contract test-workflow lint build format bench clean
 
 install: $(STAMP)
 
@@ -15,10 +20,20 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
+sam: $(SAM_STAMP)
+
+$(SAM_STAMP): requirements-sam.txt
+	$(PYTHON) -m venv $(SAM_VENV)
+	$(SAM_VENV)/bin/pip install --quiet --upgrade pip
+	$(SAM_VENV)/bin/pip install --quiet -r requirements-sam.txt
+	touch $(SAM_STAMP)
+
 demo: install
 	$(BIN)/mlplane demo
 
-test: install lint
+# build is part of test: a cached sam build takes ~5 s (~30 s the first time); tests/contract/test_build.py
+# checks the artifact it leaves in .aws-sam/build.
+test: install lint build
 	$(BIN)/pytest -n 2
 
 test-unit: install
@@ -37,6 +52,17 @@ lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy layers/mlplane/mlplane cli/mlplane_cli sandbox/mlplane_sandbox functions
+	$(BIN)/cfn-lint $(TEMPLATES)
+	for t in $(TEMPLATES); do $(SAM) validate --lint --region eu-west-1 --template $$t || exit 1; done
+
+lint: $(SAM_STAMP)
+
+# sam build for the functions' runtime (python3.13, arm64): the layer's third-party wheels are the
+# manylinux aarch64 cp313 ones pip downloads for that platform (no Docker, no --use-container).
+build: $(SAM_STAMP)
+	@dir=$$(sh tools/python313-dir) || { echo "make build: no python3.13 on PATH or under pyenv (the functions run python3.13; install one, e.g. pyenv install 3.13)" >&2; exit 1; }; \
+	echo "sam build with $$dir/python3.13"; \
+	PATH="$$dir:$$PATH" $(SAM) build --region eu-west-1
 
 format: install
 	$(BIN)/ruff format .
@@ -46,4 +72,4 @@ bench: install
 	$(BIN)/python -m mlplane_sandbox.bench
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(SAM_VENV) .aws-sam .pytest_cache .mypy_cache .ruff_cache

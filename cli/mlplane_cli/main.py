@@ -98,9 +98,10 @@ def check_input(path: Path, raw: Any) -> str:
 
     try:
         if isinstance(raw, dict) and raw.get("source") == "aws.organizations":  # as the sandbox dispatches
-            from mlplane.accounts.retire import parse_retire
+            from mlplane.accounts.retire import parse_retire_shape
 
-            return parse_retire(raw).account_id
+            # A failed call's event is valid input: EventBridge's rules, not the CLI, decide it starts nothing.
+            return parse_retire_shape(raw).account_id
         return parse_start(raw).account_id
     except InputRejected as err:
         raise fail(f"{path}: {err}") from None

@@ -62,7 +62,7 @@ def minimum_mutations(config: dict[str, Any]) -> dict[str, int]:
     if values.get("egress_mode") == "tgw" and not values.get("transit_gateway_id"):
         values["transit_gateway_id"] = "tgw-0123456789abcdef0"  # any well-formed id: only the shape matters
     settings = settings_from(values)
-    region = settings.aws_region
+    region = settings.member_region
     plan = plan_network(settings, [f"{region}a", f"{region}b", f"{region}c"])
     wanted = {
         "ec2:CreateVpc": 1,

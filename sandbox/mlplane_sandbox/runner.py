@@ -22,7 +22,7 @@ from moto import mock_aws
 from mlplane import aws
 from mlplane.accounts.events import ControlTowerEvent, ManualStart, parse_start
 from mlplane.accounts.preview import preview
-from mlplane.accounts.retire import OrganizationsEvent, parse_retire, start_deprovisioning
+from mlplane.accounts.retire import OrganizationsEvent, parse_retire_shape, start_deprovisioning
 from mlplane.accounts.start import start_provisioning
 from mlplane.config import Settings, get_settings, reset_settings, settings_from
 from mlplane.errors import ConfigError, InputRejected
@@ -37,8 +37,23 @@ from mlplane_sandbox.fidelity import consistency as fidelity_consistency
 from mlplane_sandbox.fidelity import iam_kms as fidelity_iam_kms
 from mlplane_sandbox.fidelity import network as fidelity_network
 from mlplane_sandbox.fidelity import organizations as fidelity_organizations
-from mlplane_sandbox.template import Resolver, load_template, parameter_values, pascal, project_root
-from mlplane_sandbox.world import HUB_ACCOUNT, REGION, World, as_account, reset_clients, sandbox_client
+from mlplane_sandbox.template import (
+    Resolver,
+    load_template,
+    parameter_error,
+    parameter_values,
+    pascal,
+    project_root,
+)
+from mlplane_sandbox.world import (
+    HUB_ACCOUNT,
+    REGION,
+    MemberRole,
+    World,
+    as_account,
+    reset_clients,
+    sandbox_client,
+)
 
 STACK = "mlplane"
 _CLI = "cli"
@@ -97,9 +112,24 @@ class RunResult:
 
 @dataclass
 class Rule:
+    """An EventBridge rule on one event bus, with a Lambda target or another event bus as its target."""
+
     name: str
     pattern: Any
-    function: str
+    function: str = ""  # the Lambda target's logical id (template.yaml's EventBridgeRule events)
+    bus: str = ""  # the event bus the rule is on
+    target_bus: str = ""  # an event bus target (forwarder.yaml)
+    may_put_on: tuple[str, ...] = ()  # event buses the target's role may events:PutEvents on
+
+
+# Organizations' CloudTrail events reach EventBridge here only; forwarder.yaml is deployed here.
+ORGANIZATIONS_EVENTS_REGION = "us-east-1"
+FORWARDER = "forwarder.yaml"
+MEMBER_ROLE_TEMPLATE = "member-role.yaml"
+
+
+def event_bus_arn(region: str, account_id: str) -> str:
+    return f"arn:aws:events:{region}:{account_id}:event-bus/default"
 
 
 class Sandbox:
@@ -131,6 +161,12 @@ class Sandbox:
             self.settings = settings_from(function_settings)
         except ConfigError as err:
             raise UsageError(f"--config: {err}") from err
+        for key, value in self.options.config.items():  # what CloudFormation refuses of a stack parameter
+            refused = parameter_error(params[pascal(key)], _param_value(value))
+            if refused is not None:
+                raise UsageError(f"--config {key}: {refused}")
+        if self.settings.member_region != REGION:
+            raise UsageError(f"--config member_region: the sandbox builds member accounts in {REGION} only")
         if self.options.tgw_auto_accept not in ("enable", "disable"):
             raise UsageError(f"--tgw-auto-accept {self.options.tgw_auto_accept!r}: expected enable or disable")
         try:
@@ -204,6 +240,8 @@ class Sandbox:
             overrides["TransitGatewayId"] = self.world.shared_transit_gateway(
                 auto_accept=self.options.tgw_auto_accept == "enable"
             )
+        # The hub stack runs in the sandbox's region, the Control Tower home region; so do its members.
+        overrides.setdefault("MemberRegion", REGION)
         params = parameter_values(self.template, overrides)
         resources: dict[str, Any] = self.template["Resources"]
         refs: dict[str, Any] = {}
@@ -243,6 +281,8 @@ class Sandbox:
                 if resource["Type"] == "AWS::Serverless::StateMachine":
                     refs[logical_id] = self._create_state_machine(logical_id, resource["Properties"], resolver)
         self._create_functions(resources, resolver)
+        self._deploy_forwarder()
+        self.world.stackset_role = self._member_role()
         self.dispatcher = lambdas.Dispatcher(
             self.functions,
             self._state_targets("--redeliver", self.options.redeliver),
@@ -296,7 +336,12 @@ class Sandbox:
             for event_name, event in props.get("Events", {}).items():
                 if event["Type"] == "EventBridgeRule":
                     self.rules.append(
-                        Rule(f"{logical_id}{event_name}", resolver.resolve(event["Properties"]["Pattern"]), logical_id)
+                        Rule(
+                            f"{logical_id}{event_name}",
+                            resolver.resolve(event["Properties"]["Pattern"]),
+                            function=logical_id,
+                            bus=event_bus_arn(REGION, HUB_ACCOUNT),
+                        )
                     )
             for key, value in env.items():
                 # Lambda gives each function its own environment; in one process they must agree.
@@ -307,6 +352,66 @@ class Sandbox:
         os.environ.update(merged)
         os.environ["LOG_LEVEL"] = "WARNING"
         reset_settings()
+
+    def _deploy_forwarder(self) -> None:
+        """forwarder.yaml as deployed in the management account's us-east-1 for a hub in the sandbox's region:
+        its rules, their event bus targets and what the target role may put events on."""
+        path = self.root / FORWARDER
+        if not path.is_file():
+            return
+        template = load_template(path)
+        pseudo = {
+            "AWS::Region": ORGANIZATIONS_EVENTS_REGION,
+            "AWS::AccountId": HUB_ACCOUNT,
+            "AWS::Partition": "aws",
+            "AWS::StackName": f"{STACK}-forwarder",
+        }
+        params = parameter_values(template, {"HubRegion": REGION})
+        resources: dict[str, Any] = template["Resources"]
+        roles = {
+            k: f"arn:aws:iam::{HUB_ACCOUNT}:role/{k}" for k, v in resources.items() if v["Type"] == "AWS::IAM::Role"
+        }
+        resolver = Resolver(
+            parameters=params,
+            refs={},
+            attrs={f"{k}.Arn": arn for k, arn in roles.items()},
+            pseudo=pseudo,
+            conditions=template.get("Conditions", {}),
+        )
+        for logical_id, resource in resources.items():
+            if resource["Type"] != "AWS::Events::Rule":
+                continue
+            if "Condition" in resource and not resolver.condition(resource["Condition"]):
+                continue
+            props = resource["Properties"]
+            for target in props["Targets"]:
+                role_id = next(k for k, arn in roles.items() if arn == resolver.resolve(target["RoleArn"]))
+                self.rules.append(
+                    Rule(
+                        f"forwarder.{logical_id}",
+                        resolver.resolve(props["EventPattern"]),
+                        bus=event_bus_arn(ORGANIZATIONS_EVENTS_REGION, HUB_ACCOUNT),
+                        target_bus=str(resolver.resolve(target["Arn"])),
+                        may_put_on=tuple(_put_events_resources(resolver.resolve(resources[role_id]["Properties"]))),
+                    )
+                )
+
+    def _member_role(self) -> MemberRole | None:
+        """member-role.yaml as a service-managed StackSet deploys it for this hub (a delegated hub's role)."""
+        path = self.root / MEMBER_ROLE_TEMPLATE
+        if not path.is_file():
+            return None
+        template = load_template(path)
+        params = parameter_values(template, {"HubAccountId": HUB_ACCOUNT, "HubStackName": STACK})
+        resolver = Resolver(
+            parameters=params, refs={}, attrs={}, pseudo={"AWS::Partition": "aws", "AWS::Region": REGION}
+        )
+        props = resolver.resolve(template["Resources"]["MemberRole"]["Properties"])
+        return MemberRole(
+            name=str(props["RoleName"]),
+            trust_policy=json.dumps(props["AssumeRolePolicyDocument"]),
+            policies={p["PolicyName"]: json.dumps(p["PolicyDocument"]) for p in props.get("Policies", [])},
+        )
 
     def _state_targets(self, flag: str, specs: list[str]) -> dict[str, set[int]]:
         """`STATE[@N]` specs (--redeliver, --oom) as {function logical id: which counts}."""
@@ -410,11 +515,15 @@ class Sandbox:
     def _retire(self, raw: dict[str, Any]) -> RunResult:
         """An Organizations CloseAccount/MoveAccount event, through EventBridge."""
         try:
-            start = parse_retire(raw)
+            start = parse_retire_shape(raw)  # a failed call's event is put too: the rules must not match it
         except InputRejected as err:
             raise UsageError(str(err)) from err
         account_id = start.account_id
-        closing = isinstance(start, OrganizationsEvent) and start.detail.eventName == "CloseAccount"
+        closing = (
+            isinstance(start, OrganizationsEvent)
+            and start.detail.eventName == "CloseAccount"
+            and start.detail.errorCode is None
+        )
         if closing and not self.options.absent and account_id in self.world.accounts:
             fidelity_organizations.close(HUB_ACCOUNT, account_id)  # the world the event describes
         mark = recording.mark()
@@ -427,17 +536,30 @@ class Sandbox:
         for raw in raws:
             self._put_event(raw)
 
-    def _put_event(self, event: dict[str, Any]) -> None:
-        """EventBridge: match the template's rules and invoke their targets (moto does not deliver)."""
+    def _put_event(self, event: dict[str, Any], *, bus: str = "", hops: int = 0) -> None:
+        """EventBridge: the event arrives on the default bus of the account and region it names (where AWS
+        emits it), or on `bus` when a rule forwarded it; the rules on that bus match it and their targets get
+        it. moto does not deliver, so the sandbox routes: a Lambda target is invoked, an event bus target
+        gets the event unchanged (its `region` and `account` stay those of its origin)."""
         from moto.events.models import EventPattern
 
         assert self.dispatcher is not None
+        here = bus or event_bus_arn(str(event.get("region") or REGION), str(event.get("account") or HUB_ACCOUNT))
         for rule in self.rules:
-            if EventPattern.load(json.dumps(rule.pattern)).matches_event(event):  # type: ignore[arg-type]
-                function = self.functions[rule.function]
-                ok, result = self.dispatcher.invoke(function, event)
-                if not ok:
-                    raise InputRejected(f"{rule.function} failed: {result.get('errorMessage')}")
+            if rule.bus != here or not EventPattern.load(json.dumps(rule.pattern)).matches_event(event):  # type: ignore[arg-type]
+                continue
+            if rule.target_bus:
+                # A rule whose role may not put on the target fails its invocation: the event is lost.
+                if rule.target_bus not in rule.may_put_on:
+                    raise ConfigError(f"{rule.name}: its role may not events:PutEvents on {rule.target_bus}")
+                if hops >= _MAX_HOPS:
+                    raise ConfigError(f"{rule.name}: the event went round {hops} buses (a forwarding loop)")
+                self._put_event(event, bus=rule.target_bus, hops=hops + 1)
+                continue
+            function = self.functions[rule.function]
+            ok, result = self.dispatcher.invoke(function, event)
+            if not ok:
+                raise InputRejected(f"{rule.function} failed: {result.get('errorMessage')}")
 
     def _execution_arns(self) -> dict[str, str]:
         with as_account(HUB_ACCOUNT):
@@ -547,6 +669,21 @@ def _capture_notification(call: rules.Call, response: dict[str, Any]) -> None:
 
 def notifications() -> list[dict[str, Any]]:
     return list(_notifications)
+
+
+_MAX_HOPS = 3
+
+
+def _put_events_resources(role: dict[str, Any]) -> list[str]:
+    """The resources a role's inline policies allow events:PutEvents on."""
+    found: list[str] = []
+    for policy in role.get("Policies", []):
+        for statement in policy["PolicyDocument"]["Statement"]:
+            actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
+            if statement["Effect"] == "Allow" and "events:PutEvents" in actions:
+                resource = statement["Resource"]
+                found.extend(resource if isinstance(resource, list) else [resource])
+    return found
 
 
 def _is_retirement(raw: Any) -> bool:

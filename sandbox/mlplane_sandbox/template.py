@@ -51,12 +51,19 @@ class Resolver:
     """Resolves Ref, Fn::GetAtt, Fn::Sub and Fn::Join against parameters and the sandbox's resources."""
 
     def __init__(
-        self, *, parameters: dict[str, Any], refs: dict[str, Any], attrs: dict[str, Any], pseudo: dict[str, str]
+        self,
+        *,
+        parameters: dict[str, Any],
+        refs: dict[str, Any],
+        attrs: dict[str, Any],
+        pseudo: dict[str, str],
+        conditions: dict[str, Any] | None = None,
     ) -> None:
         self.parameters = parameters
         self.refs = refs
         self.attrs = attrs
         self.pseudo = pseudo
+        self.condition_specs = conditions or {}
 
     def ref(self, name: str) -> Any:
         for source in (self.pseudo, self.parameters, self.refs):
@@ -81,8 +88,30 @@ class Resolver:
             "Ref": self.ref,
             "Fn::GetAtt": lambda value: self.attrs[f"{value[0]}.{value[1]}"],
             "Fn::Join": self._join,
-            "Fn::Sub": lambda value: _SUB.sub(lambda m: str(self._sub_name(m.group(1))), value),
+            "Fn::Sub": self._sub,
+            "Fn::If": lambda value: self.resolve(value[1] if self.condition(value[0]) else value[2]),
+            "Fn::Equals": lambda value: self.resolve(value[0]) == self.resolve(value[1]),
+            "Fn::Not": lambda value: not self.resolve(value[0]),
+            "Fn::And": lambda value: all(self.resolve(item) for item in value),
+            "Fn::Or": lambda value: any(self.resolve(item) for item in value),
+            "Condition": self.condition,
         }
+
+    def condition(self, name: str) -> bool:
+        """A template condition (Conditions section), evaluated against the parameters."""
+        if name not in self.condition_specs:
+            raise KeyError(f"template: unknown condition {name}")
+        return bool(self.resolve(self.condition_specs[name]))
+
+    def _sub(self, value: str | list[Any]) -> str:
+        """Fn::Sub, in its string form or its [string, {name: value}] form."""
+        text, local = (value, {}) if isinstance(value, str) else (value[0], self.resolve(value[1]))
+
+        def name(match: re.Match[str]) -> str:
+            key = match.group(1)
+            return str(local[key] if key in local else self._sub_name(key))
+
+        return _SUB.sub(name, text)
 
     def _join(self, value: list[Any]) -> str:
         sep, items = value
@@ -102,6 +131,18 @@ def parameter_values(template: dict[str, Any], overrides: dict[str, Any]) -> dic
             value = [part.strip() for part in value.split(",") if part.strip()]
         values[name] = value
     return values
+
+
+def parameter_error(spec: dict[str, Any], value: str) -> str | None:
+    """What CloudFormation would say of a string parameter value: AllowedPattern (the whole value) and
+    AllowedValues; None when it would accept it."""
+    pattern = spec.get("AllowedPattern")
+    if pattern is not None and not re.fullmatch(str(pattern), value):
+        return f"{value!r} does not match the parameter's AllowedPattern {pattern}"
+    allowed = spec.get("AllowedValues")
+    if allowed is not None and value not in [str(v) for v in allowed]:
+        return f"{value!r} is not one of {', '.join(str(v) for v in allowed)}"
+    return None
 
 
 def pascal(key: str) -> str:

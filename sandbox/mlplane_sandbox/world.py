@@ -64,8 +64,19 @@ def reset_clients() -> None:
         _clients.clear()
 
 
+@dataclass(frozen=True)
+class MemberRole:
+    """A role every vended account gets from a StackSet (member-role.yaml): its trust and inline policies."""
+
+    name: str
+    trust_policy: str
+    policies: dict[str, str]
+
+
 @dataclass
 class World:
+    # The role the StackSet deploys into each account placed with its name (a delegated hub's member role).
+    stackset_role: MemberRole | None = None
     root_id: str = ""
     ou_ids: dict[str, str] = field(default_factory=dict)
     accounts: dict[str, str] = field(default_factory=dict)  # account id -> OU name
@@ -108,11 +119,23 @@ class World:
             parent = org.list_parents(ChildId=account_id)["Parents"][0]["Id"]
             if parent != target:
                 org.move_account(AccountId=account_id, SourceParentId=parent, DestinationParentId=target)
+        if self.stackset_role is not None and role_name == self.stackset_role.name:
+            self._deploy_stackset_role(account_id, self.stackset_role)
         backend = organizations_backends[HUB_ACCOUNT]["aws"]
         for account in backend.accounts:
             if account.id == account_id:
                 account.status = account.state = status
         self.accounts[account_id] = ou_name
+
+    @staticmethod
+    def _deploy_stackset_role(account_id: str, role: MemberRole) -> None:
+        """The StackSet's stack instance in the account: the role with the template's trust and policies
+        (replacing the trust moto gives the role Organizations creates, which names the management account)."""
+        with as_account(account_id):
+            iam = sandbox_client("iam")
+            iam.update_assume_role_policy(RoleName=role.name, PolicyDocument=role.trust_policy)
+            for name, document in role.policies.items():
+                iam.put_role_policy(RoleName=role.name, PolicyName=name, PolicyDocument=document)
 
     def shared_transit_gateway(self, *, auto_accept: bool = True) -> str:
         """seed 002's hub and spoke: the network account owns a TGW shared with the organization via RAM.

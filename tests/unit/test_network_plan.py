@@ -65,7 +65,7 @@ def test_n2_twelve_subnets_exact_cidrs_azs_and_tags() -> None:
 
 
 def test_n2_uses_first_three_sorted_azs_of_a_bigger_region() -> None:
-    plan = _plan(["us-east-1f", "us-east-1d", "us-east-1b", "us-east-1c"], aws_region="us-east-1")
+    plan = _plan(["us-east-1f", "us-east-1d", "us-east-1b", "us-east-1c"], member_region="us-east-1")
     assert plan.azs == ("us-east-1b", "us-east-1c", "us-east-1d")
     assert plan.subnet("subnet/private/c").az == "us-east-1d"
 

@@ -23,6 +23,7 @@ from mlplane.types import Cidr
 _IAM_NAME = re.compile(r"[A-Za-z0-9+=,.@_-]+")
 _ALIAS = re.compile(r"alias/[A-Za-z0-9/_-]{1,250}")
 _TGW_ID = re.compile(r"tgw-[0-9a-f]{8,17}")
+_REGION = re.compile(r"[a-z]{2}(-[a-z]+)+-[0-9]")
 
 
 def _iam_name(what: str, value: str, limit: int) -> str:
@@ -49,7 +50,10 @@ class Settings(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
+    # The hub's own region (the Lambda runtime's AWS_REGION): ledger, topic, state machines, Organizations.
     aws_region: str = "eu-west-1"
+    # Where member networks are built (stack parameter MemberRegion): named, never the Lambda's region by accident.
+    member_region: str = "eu-west-1"
     ledger_table: str = "mlplane-ledger"
     topic_arn: str = ""
     provision_state_machine_arn: str = ""
@@ -111,6 +115,13 @@ class Settings(BaseModel):
     def _tgw_id(cls, value: str) -> str:
         if value.strip() and not _TGW_ID.fullmatch(value.strip()):
             raise ValueError(f"transit gateway id {value!r} is not of the form tgw-<hex>")
+        return value
+
+    @field_validator("aws_region", "member_region")
+    @classmethod
+    def _region_name(cls, value: str) -> str:
+        if not _REGION.fullmatch(value):
+            raise ValueError(f"region {value!r} is not an AWS region name such as eu-west-1")
         return value
 
     @field_validator("allowed_ous", mode="before")

@@ -84,10 +84,12 @@ def member_for(
     account_id: str, execution: str, step: str, settings: Settings, deadline: Deadline | None = None
 ) -> Member:
     """Assume the member role (cached) and bundle it with the hub's ledger (and the Lambda's deadline)."""
-    session = aws.session_for(account_id, settings.member_role_name, region=settings.aws_region, session_name=execution)
+    session = aws.session_for(
+        account_id, settings.member_role_name, region=settings.member_region, session_name=execution
+    )
     return Member(
         account_id=account_id,
-        region=settings.aws_region,
+        region=settings.member_region,
         execution=execution,
         step=step,
         session=session,

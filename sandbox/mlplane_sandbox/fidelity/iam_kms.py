@@ -32,7 +32,12 @@ IAM:
 - CreatePolicy / CreatePolicyVersion with a document over 6,144 characters without whitespace ->
   `LimitExceeded` (409).
 STS (when `configure(assume_role_check=True)`; off by default for fixtures that rely on moto's leniency):
-- AssumeRole of a role that does not exist -> `AccessDenied` (403); moto lets anyone assume any role.
+- AssumeRole of a role that does not exist -> `AccessDenied` (403); moto lets anyone assume any role;
+- AssumeRole of a role whose trust policy does not allow the caller -> `AccessDenied` (403): an Allow statement
+  for sts:AssumeRole whose AWS principal is the caller's account (root ARN or id), its role, or `*`, and whose
+  conditions, if any, hold; the conditions played are ArnLike/ArnEquals/StringEquals/StringLike on
+  `aws:PrincipalArn` (the caller's role ARN for an assumed-role session); any other condition is not met
+  (IAM User Guide, "IAM JSON policy elements: Principal" and "AWS global condition context keys").
 """
 
 from __future__ import annotations
@@ -323,9 +328,49 @@ def assume_role(call: Call) -> None:
     arn = str(call.params.get("RoleArn", ""))
     match = _ROLE_OR_USER.match(arn)
     exists = match is not None and match.group(2) == "role" and _principal_exists(arn)
-    if enabled and not exists:
+    trusted = exists and match is not None and _trusts(_role(match.group(1), match.group(3)), call.principal)
+    if enabled and not trusted:
         raise AwsError(
             "AccessDenied",
             f"User: {call.principal} is not authorized to perform: sts:AssumeRole on resource: {arn}",
             403,
         )
+
+
+_ASSUMED_ROLE = re.compile(r"^arn:([\w-]+):sts::(\d{12}):assumed-role/([^/]+)/[^/]+$")
+_PRINCIPAL_ARN_CONDITIONS = {"ArnLike", "ArnEquals", "StringEquals", "StringLike"}
+
+
+def _principal_arn(caller: str) -> str:
+    """aws:PrincipalArn: for an assumed-role session, the role's ARN."""
+    match = _ASSUMED_ROLE.match(caller)
+    return f"arn:{match.group(1)}:iam::{match.group(2)}:role/{match.group(3)}" if match else caller
+
+
+def _trusts(role: Any, caller: str) -> bool:
+    """The role's trust policy lets `caller` assume it (see the module docstring for what is played)."""
+    document = role.assume_role_policy_document
+    policy = json.loads(document) if isinstance(document, str) else document
+    principal_arn = _principal_arn(caller)
+    account = principal_arn.split(":")[4] if principal_arn.startswith("arn:") else ""
+    accepted = {"*", account, f"arn:{_PARTITION}:iam::{account}:root", principal_arn}
+    for statement in _as_list(policy.get("Statement", [])):
+        actions = _as_list(statement.get("Action", []))
+        if statement.get("Effect") != "Allow" or not any(fnmatchcase("sts:AssumeRole", a) for a in actions):
+            continue
+        principal = statement.get("Principal", {})
+        named = {"*"} if principal == "*" else set(_as_list(principal.get("AWS", [])))
+        if named & accepted and _conditions_hold(statement.get("Condition", {}), principal_arn):
+            return True
+    return False
+
+
+def _conditions_hold(conditions: dict[str, Any], principal_arn: str) -> bool:
+    for operator, keys in conditions.items():
+        if operator not in _PRINCIPAL_ARN_CONDITIONS or set(keys) != {"aws:PrincipalArn"}:
+            return False
+        patterns = _as_list(keys["aws:PrincipalArn"])
+        like = operator.endswith("Like")
+        if not any(fnmatchcase(principal_arn, p) if like else principal_arn == p for p in patterns):
+            return False
+    return True

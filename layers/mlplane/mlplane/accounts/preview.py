@@ -15,7 +15,7 @@ def preview(member: Member, settings: Settings) -> dict[str, Any]:
     network = plan_for(member, settings)
     return {
         "account_id": member.account_id,
-        "region": settings.aws_region,
+        "region": settings.member_region,
         "network": network.model_dump(mode="json"),
         "iam": {
             "user": settings.sa_user_name,

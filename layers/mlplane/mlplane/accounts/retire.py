@@ -42,6 +42,8 @@ class OrganizationsCall(_Lenient):
     eventName: Literal["CloseAccount", "MoveAccount"]
     eventSource: Literal["organizations.amazonaws.com"]
     requestParameters: OrganizationsRequest
+    # CloudTrail records a refused call too, with its error: nothing was closed or moved then.
+    errorCode: str | None = None
 
 
 class OrganizationsEvent(_Lenient):
@@ -78,6 +80,17 @@ _ADAPTER: TypeAdapter[OrganizationsEvent | ManualDeprovision] = TypeAdapter(
 
 
 def parse_retire(raw: Any) -> OrganizationsEvent | ManualDeprovision:
+    """A deprovision input; an Organizations event of a call that failed is refused (nothing was retired)."""
+    start = parse_retire_shape(raw)
+    if isinstance(start, OrganizationsEvent) and start.detail.errorCode is not None:
+        raise InputRejected(
+            f"{start.detail.eventName} of {start.account_id} failed ({start.detail.errorCode}): nothing to deprovision"
+        )
+    return start
+
+
+def parse_retire_shape(raw: Any) -> OrganizationsEvent | ManualDeprovision:
+    """A deprovision input's shape, whether or not the call it records succeeded."""
     if not isinstance(raw, dict):
         raise InputRejected(f"input must be a JSON object, got {type(raw).__name__}")
     try:

@@ -51,7 +51,9 @@ def validate(raw: Any, execution: str, settings: Settings, ledger: Ledger) -> Va
             f"account {account_id} is {current.status} by execution {current.execution}; not starting another"
         )
     check_policy(settings.sa_policy_name, shipped_policy())  # name prefix and IAM's size limit (I2)
-    session = aws.session_for(account_id, settings.member_role_name, region=settings.aws_region, session_name=execution)
+    session = aws.session_for(
+        account_id, settings.member_role_name, region=settings.member_region, session_name=execution
+    )
     azs = _check_member(account_id, settings, aws.client(session, "ec2"))
     _check_plan(account_id, settings, azs, ledger)  # N5: the plan is validated before anything is created
     if current is None or current.execution != execution:
@@ -111,7 +113,7 @@ def _check_member(account_id: str, settings: Settings, ec2: Any) -> list[str]:
         if z.get("ZoneType", "availability-zone") == "availability-zone"
     )
     if len(names) < _REQUIRED_AZS:
-        raise InputRejected(f"region {settings.aws_region} has {len(names)} AZs in {account_id}; the plan needs 3")
+        raise InputRejected(f"region {settings.member_region} has {len(names)} AZs in {account_id}; the plan needs 3")
     if settings.egress_mode != "nat":
         return names  # tgw mode allocates the account's CIDRs from the pool in CreateNetwork
     planned = [ipaddress.IPv4Network(settings.vpc_cidr), ipaddress.IPv4Network(settings.secondary_cidr)]

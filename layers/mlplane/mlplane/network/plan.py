@@ -73,7 +73,7 @@ def plan_network(
     unless `zones` names three of them. `cidrs` (primary, secondary) replaces the configured blocks when
     they were allocated from the pool (tgw mode).
     """
-    region = settings.aws_region
+    region = settings.member_region
     mode: EgressMode = settings.egress_mode
     primary_text, secondary_text = cidrs if cidrs is not None else (settings.vpc_cidr, settings.secondary_cidr)
     primary = _vpc_block("primary", primary_text)

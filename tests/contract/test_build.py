@@ -1,0 +1,114 @@
+"""The artifact `make build` (sam build) leaves in .aws-sam/build is what Lambda runs (issue 14 B).
+
+Lambda's limits (Lambda developer guide, "Lambda quotas"): a function's deployment package with all its
+layers is at most 250 MB unzipped. The functions run python3.13 on arm64 (template.yaml Globals), so every
+compiled module in the layer must be a CPython 3.13 extension for aarch64 Linux (ELF e_machine 183, EM_AARCH64).
+
+The fixture runs `make build` (cached: ~5 s when nothing changed) under a lock, so that the artifact checked
+is the one the sources make now, even with pytest-xdist workers; it skips only when no python3.13 exists.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import re
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from mlplane_sandbox.template import load_template
+
+ROOT = Path(__file__).resolve().parents[2]
+BUILD = ROOT / ".aws-sam" / "build"
+TEMPLATE = load_template(ROOT / "template.yaml")
+FUNCTIONS = {k: v for k, v in TEMPLATE["Resources"].items() if v["Type"] == "AWS::Serverless::Function"}
+LAMBDA_UNZIPPED_LIMIT = 250 * 1024 * 1024
+EM_AARCH64 = 183
+# Not deployed: the sandbox and its moto, the operator CLI and its typer/rich.
+NOT_DEPLOYED = ("moto", "mlplane_sandbox", "mlplane_cli", "typer", "rich", "responses")
+THIRD_PARTY = ("pydantic", "pydantic_core", "aws_lambda_powertools", "aws_xray_sdk", "boto3", "botocore")
+
+
+def _size(path: Path) -> int:
+    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
+
+
+@pytest.fixture(scope="module")
+def build() -> Iterator[Path]:
+    if subprocess.run(["sh", str(ROOT / "tools" / "python313-dir")], capture_output=True, check=False).returncode:
+        pytest.skip("no python3.13 on PATH or under pyenv: sam build cannot build the python3.13 functions")
+    lock_path = ROOT / ".aws-sam" / ".build.lock"
+    lock_path.parent.mkdir(exist_ok=True)
+    with lock_path.open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        made = subprocess.run(["make", "-s", "build"], cwd=ROOT, capture_output=True, text=True, check=False)
+        assert made.returncode == 0, made.stdout[-3000:] + made.stderr[-3000:]
+        yield BUILD
+
+
+@pytest.fixture(scope="module")
+def layer(build: Path) -> Path:
+    return build / "MlplaneLayer" / "python"
+
+
+@pytest.mark.parametrize("logical_id", sorted(FUNCTIONS))
+def test_every_function_is_built_with_its_handler(build: Path, logical_id: str) -> None:
+    module, _, function = TEMPLATE["Globals"]["Function"]["Handler"].partition(".")
+    app = build / logical_id / f"{module}.py"
+    assert app.is_file(), f"{logical_id}: no {module}.py"
+    assert re.search(rf"^def {function}\(", app.read_text(encoding="utf-8"), re.MULTILINE)
+
+
+def test_the_built_template_points_the_functions_at_their_built_code(build: Path) -> None:
+    built = load_template(build / "template.yaml")
+    for logical_id in FUNCTIONS:
+        assert built["Resources"][logical_id]["Properties"]["CodeUri"] == logical_id
+    assert built["Resources"]["MlplaneLayer"]["Properties"]["ContentUri"] == "MlplaneLayer"
+
+
+def test_the_layer_holds_mlplane_with_its_data_files(layer: Path) -> None:
+    source = ROOT / "layers" / "mlplane" / "mlplane"
+    wanted = {p.relative_to(source) for p in source.rglob("*") if p.suffix in (".py", ".json", ".typed")}
+    built = {p.relative_to(layer / "mlplane") for p in (layer / "mlplane").rglob("*") if p.is_file()}
+    assert wanted <= built, sorted(str(p) for p in wanted - built)
+    assert {Path("member_session_policy.json"), Path("iam/aac_ml_sa_policy.json")} <= built
+
+
+def test_the_layer_holds_its_third_party_packages_for_cp313_aarch64(layer: Path) -> None:
+    for package in THIRD_PARTY:
+        assert (layer / package / "__init__.py").is_file(), package
+    (wheel,) = layer.glob("pydantic_core-*.dist-info/WHEEL")
+    tags = [line.split(": ", 1)[1] for line in wheel.read_text().splitlines() if line.startswith("Tag: ")]
+    assert tags and all(t.startswith("cp313-cp313-") and t.endswith("_aarch64") for t in tags), tags
+    extensions = list(layer.rglob("*.so"))
+    assert any(p.parent.name == "pydantic_core" for p in extensions)
+    for extension in extensions:
+        assert extension.name.endswith(".cpython-313-aarch64-linux-gnu.so"), extension
+        header = extension.read_bytes()[:20]
+        assert header[:4] == b"\x7fELF" and int.from_bytes(header[18:20], "little") == EM_AARCH64, extension
+
+
+def test_no_sandbox_cli_or_moto_code_is_deployed(build: Path) -> None:
+    found = [
+        str(p.relative_to(build))
+        for p in build.rglob("*")
+        if p.is_dir() and (p.name in NOT_DEPLOYED or p.name.split("-")[0] in NOT_DEPLOYED)
+    ]
+    assert found == []
+    importing = re.compile(r"^\s*(from|import)\s+(moto|mlplane_sandbox|mlplane_cli|typer|rich)\b", re.MULTILINE)
+    for source in list(build.glob("*Function/*.py")) + list(
+        (build / "MlplaneLayer" / "python" / "mlplane").rglob("*.py")
+    ):
+        assert not importing.search(source.read_text(encoding="utf-8")), source
+
+
+def test_every_function_with_its_layer_fits_lambdas_unzipped_limit(build: Path) -> None:
+    layer_size = _size(build / "MlplaneLayer")
+    sizes = {logical_id: _size(build / logical_id) for logical_id in FUNCTIONS}
+    print(f"\nbuilt layer MlplaneLayer: {layer_size / 2**20:.1f} MiB unzipped")
+    for logical_id, size in sorted(sizes.items(), key=lambda item: -item[1]):
+        print(f"built {logical_id}: {size / 1024:.1f} KiB + layer = {(size + layer_size) / 2**20:.1f} MiB")
+    for logical_id, size in sizes.items():
+        assert size + layer_size < LAMBDA_UNZIPPED_LIMIT, logical_id

@@ -1,0 +1,41 @@
+"""member-role.yaml (issue 14 C): the role a delegated hub assumes carries exactly mlplane's member session
+policy and trusts only the hub stack's roles."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from mlplane_sandbox.template import load_template
+
+ROOT = Path(__file__).resolve().parents[2]
+HUB = load_template(ROOT / "template.yaml")
+ROLE = load_template(ROOT / "member-role.yaml")["Resources"]["MemberRole"]["Properties"]
+SESSION_POLICY = json.loads((ROOT / "layers" / "mlplane" / "mlplane" / "member_session_policy.json").read_text())
+
+
+def test_the_member_role_carries_exactly_the_member_session_policy() -> None:
+    (policy,) = ROLE["Policies"]
+    assert policy["PolicyDocument"] == SESSION_POLICY
+
+
+def test_the_member_role_trusts_only_the_hub_stacks_roles() -> None:
+    (statement,) = ROLE["AssumeRolePolicyDocument"]["Statement"]
+    assert statement["Action"] == "sts:AssumeRole"
+    assert statement["Principal"] == {"AWS": {"Fn::Sub": "arn:${AWS::Partition}:iam::${HubAccountId}:root"}}
+    assert statement["Condition"] == {
+        "ArnLike": {
+            "aws:PrincipalArn": {"Fn::Sub": "arn:${AWS::Partition}:iam::${HubAccountId}:role/${HubStackName}-*"}
+        }
+    }
+    assert "ManagedPolicyArns" not in ROLE
+
+
+def test_a_delegated_hub_lets_only_the_named_management_account_put_events_on_its_bus() -> None:
+    policy = HUB["Resources"]["ManagementEventsPolicy"]
+    assert HUB["Conditions"][policy["Condition"]] == {
+        "Fn::Not": [{"Fn::Equals": [{"Ref": "EventSourceAccountId"}, ""]}]
+    }
+    statement = policy["Properties"]["Statement"]
+    assert statement["Principal"] == {"AWS": {"Fn::Sub": "arn:${AWS::Partition}:iam::${EventSourceAccountId}:root"}}
+    assert statement["Action"] == "events:PutEvents"
