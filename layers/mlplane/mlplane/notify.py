@@ -11,7 +11,7 @@ from mlplane import aws
 from mlplane.config import Settings
 from mlplane.errors import translate
 
-Event = Literal["READY_FOR_VENDOR", "READY", "ROLLED_BACK", "ROLLBACK_INCOMPLETE", "DEPROVISIONED"]
+Event = Literal["READY_FOR_VENDOR", "READY", "ROLLED_BACK", "ROLLBACK_INCOMPLETE", "ROLLBACK_HELD", "DEPROVISIONED"]
 
 
 def message(
@@ -22,8 +22,19 @@ def message(
     error: str | None = None,
     deferred: list[dict[str, Any]] | None = None,
     blocked: list[dict[str, Any]] | None = None,
+    vendor_resources: list[dict[str, str]] | None = None,
+    ways_out: list[str] | None = None,
 ) -> dict[str, Any]:
-    """The notification document: `event` is also the outcome for the final events."""
+    """The notification document: `event` is also the outcome for the final events.
+
+    A ROLLBACK_HELD message also names the vendor's resources that held the rollback (`vendor_resources`,
+    `{"type", "id"}` each) and what the operator can do (`ways_out`); other events do not carry those keys.
+    """
+    held: dict[str, Any] = {}
+    if vendor_resources is not None:
+        held["vendor_resources"] = vendor_resources
+    if ways_out is not None:
+        held["ways_out"] = ways_out
     return {
         "source": "mlplane",
         "event": event,
@@ -33,6 +44,7 @@ def message(
         "error": error,
         "deferred": deferred or [],
         "blocked": blocked or [],
+        **held,
     }
 
 
