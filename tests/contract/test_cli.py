@@ -165,3 +165,11 @@ def test_a_fault_on_an_operation_aws_does_not_have_is_refused_before_running(spe
     result = run("events/controltower/create_managed_account_succeeded.json", "--fail", spec)
     assert result.returncode == 2
     assert result.stderr.count("\n") == 1 and "botocore" in result.stderr
+
+
+def test_resume_takes_a_12_digit_account_and_says_what_it_does() -> None:
+    bad = subprocess.run([MLPLANE, "resume", "12345"], capture_output=True, text=True, cwd=ROOT, check=False)
+    assert bad.returncode == 2
+    assert bad.stderr.strip() == "mlplane: account id '12345' is not 12 digits"
+    usage = subprocess.run([MLPLANE, "resume", "--help"], capture_output=True, text=True, cwd=ROOT, check=False)
+    assert usage.returncode == 0 and "ROLLBACK_HELD" in usage.stdout
