@@ -329,6 +329,21 @@ def provision(
 
 
 @app.command()
+def resume(
+    account_id: AccountArg,
+    requested_by: Annotated[str, typer.Option("--requested-by")] = "operator",
+    reason: Annotated[str, typer.Option("--reason")] = "",
+    stack: StackOpt = "mlplane",
+    region: RegionOpt = "eu-west-1",
+) -> None:
+    """Resume a ROLLBACK_HELD account after the data plane was retried in AAC: back to the waits, nothing re-created."""
+    from mlplane_cli import operate
+
+    started = _operate(operate.resume, _account(account_id), requested_by, reason, stack=stack, region=region)
+    sys.stdout.write(json.dumps(started) + "\n")
+
+
+@app.command()
 def deprovision(
     account_id: AccountArg,
     requested_by: Annotated[str, typer.Option("--requested-by")] = "operator",

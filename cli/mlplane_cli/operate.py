@@ -14,8 +14,8 @@ from mlplane import aws
 from mlplane.accounts.retire import start_deprovisioning
 from mlplane.accounts.start import start_provisioning
 from mlplane.config import Settings
-from mlplane.errors import ConfigError, translate
-from mlplane.ledger import Ledger
+from mlplane.errors import ConfigError, Conflict, translate
+from mlplane.ledger import Ledger, Status
 
 
 def stack_outputs(stack: str, region: str) -> dict[str, str]:
@@ -38,6 +38,27 @@ def output(outputs: dict[str, str], key: str, stack: str) -> str:
 def provision(account_id: str, requested_by: str, reason: str, *, stack: str, region: str) -> dict[str, Any]:
     arn = output(stack_outputs(stack, region), "ProvisionStateMachineArn", stack)
     document = {"account_id": account_id, "requested_by": requested_by, "reason": reason}
+    return start_provisioning(document, Settings(aws_region=region), arn)
+
+
+def resume(account_id: str, requested_by: str, reason: str, *, stack: str, region: str) -> dict[str, Any]:
+    """Start provisioning a ROLLBACK_HELD account again: it goes back to the waits and creates nothing.
+
+    Only for a held account (after the data plane was retried in AAC); anything else is refused, so that
+    `resume` never starts a fresh provisioning by mistake.
+    """
+    outputs = stack_outputs(stack, region)
+    ledger = Ledger(aws.client(aws.hub_session(region), "dynamodb"), output(outputs, "LedgerTableName", stack))
+    current = ledger.status(account_id)
+    if current is None or current.status != Status.ROLLBACK_HELD:
+        state = current.status.value if current else "unknown to mlplane"
+        raise Conflict(f"account {account_id} is {state}, not ROLLBACK_HELD: nothing to resume")
+    arn = output(outputs, "ProvisionStateMachineArn", stack)
+    document = {
+        "account_id": account_id,
+        "requested_by": requested_by,
+        "reason": reason or "resume after ROLLBACK_HELD",
+    }
     return start_provisioning(document, Settings(aws_region=region), arn)
 
 

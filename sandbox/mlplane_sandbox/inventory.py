@@ -50,6 +50,8 @@ def read(account_id: str) -> dict[str, Any]:  # noqa: C901, PLR0912 - one sectio
             "kms_keys": [],
             "quota_requests": [],
             "eks_clusters": [],
+            "network_interfaces": [],
+            "security_groups": [],
         }
 
         def attribute(vpc_id: str, name: str) -> bool:
@@ -142,6 +144,7 @@ def read(account_id: str) -> dict[str, Any]:  # noqa: C901, PLR0912 - one sectio
                             "tags": _tags(att.get("Tags")),
                         }
                     )
+        _network_footprint(ec2, vpc_ids, account_id, inventory)
         inventory["elastic_ips"] = [
             {"id": a["AllocationId"], "tags": _tags(a.get("Tags"))} for a in ec2.describe_addresses()["Addresses"]
         ]
@@ -203,6 +206,68 @@ def read(account_id: str) -> dict[str, Any]:  # noqa: C901, PLR0912 - one sectio
                 }
             )
     return inventory
+
+
+# What marks a network interface or security group as the vendor's (EKS and its nodes; the VPC CNI tags its ENIs).
+_VENDOR_DESCRIPTIONS = ("Amazon EKS ", "aws-K8S-")
+_VENDOR_TAG_KEYS = ("aac:managed", "aws:eks:cluster-name", "cluster.k8s.amazonaws.com/name", "eks:cluster-name")
+
+
+def _network_footprint(ec2: Any, vpc_ids: set[str], account_id: str, inventory: dict[str, Any]) -> None:
+    """`network_interfaces` and `security_groups` in mlplane's VPCs, each with who it belongs to (DESIGN.md):
+
+    - mlplane: carries mlplane's tags, or is the interface of an mlplane NAT gateway or attachment;
+    - vendor: what EKS and the vendor's nodes make (described `Amazon EKS <cluster>` / `aws-K8S-…`, tagged by EKS,
+      the VPC CNI or AAC, the cluster security group `eks-cluster-sg-…`, or an interface in a vendor group);
+    - aws: the VPC's default security group; any other interface AWS manages (RequesterManaged).
+    """
+
+    def owned(tags: dict[str, str]) -> bool:
+        return tags.get(MANAGED_TAG) == "true" and tags.get(ACCOUNT_TAG, account_id) == account_id
+
+    def vendor_tagged(tags: dict[str, str]) -> bool:
+        return any(k in tags for k in _VENDOR_TAG_KEYS) or any(k.startswith("kubernetes.io/cluster/") for k in tags)
+
+    groups = [g for g in ec2.describe_security_groups()["SecurityGroups"] if g.get("VpcId") in vpc_ids]
+    group_owner: dict[str, str] = {}
+    for group in groups:
+        tags = _tags(group.get("Tags"))
+        name = str(group.get("GroupName", ""))
+        if owned(tags):
+            owner = "mlplane"
+        elif name == "default":
+            owner = "aws"
+        else:  # EKS's cluster security group, or anything else nobody in this world but the vendor makes
+            owner = "vendor"
+        group_owner[group["GroupId"]] = owner
+        inventory["security_groups"].append(
+            {"id": group["GroupId"], "vpc_id": group["VpcId"], "name": name, "owner": owner}
+        )
+    parents = ec2.describe_nat_gateways()["NatGateways"]
+    with contextlib.suppress(ClientError):
+        parents += ec2.describe_transit_gateway_vpc_attachments()["TransitGatewayVpcAttachments"]
+    own_parents = {
+        str(p.get("NatGatewayId") or p.get("TransitGatewayAttachmentId"))
+        for p in parents
+        if owned(_tags(p.get("Tags")))
+    }
+    for eni in ec2.describe_network_interfaces()["NetworkInterfaces"]:
+        if eni.get("VpcId") not in vpc_ids:
+            continue
+        tags = _tags(eni.get("TagSet"))
+        description = str(eni.get("Description") or "")
+        in_groups = {group_owner.get(g["GroupId"]) for g in eni.get("Groups", [])}
+        if owned(tags) or set(description.split()) & own_parents:
+            owner = "mlplane"
+        elif description.startswith(_VENDOR_DESCRIPTIONS) or vendor_tagged(tags) or "vendor" in in_groups:
+            owner = "vendor"
+        elif eni.get("RequesterManaged"):
+            owner = "aws"
+        else:
+            owner = "vendor"
+        inventory["network_interfaces"].append(
+            {"id": eni["NetworkInterfaceId"], "subnet_id": eni["SubnetId"], "owner": owner, "description": description}
+        )
 
 
 def _quota_requests(account_id: str) -> list[dict[str, Any]]:

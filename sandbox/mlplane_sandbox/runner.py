@@ -470,7 +470,8 @@ class Sandbox:
                 start_provisioning(raw, self.settings, self.state_machines["provision"])
         executions = self._wait_new(known)
         result = self._result(account_id, executions, mark)
-        if self.options.then_deprovision and result.outcome == "READY":
+        # A held account too: the simulated AAC admin removes the data plane first (deprovision does), then it goes.
+        if self.options.then_deprovision and result.outcome in ("READY", "ROLLBACK_HELD"):
             result = self.deprovision(account_id, mark=mark, before=executions)
         result.inventory_before = before
         return result
@@ -622,9 +623,10 @@ class Sandbox:
         outcome = _outcome(status.status if status else None, last, machine_of)
         inv = inventory.read(account_id) if account_id in self.world.accounts else {}
         owned = inventory.mlplane_resources(inv, account_id) if inv else []
+        # READY and held accounts keep what the ledger records on purpose: a leftover is what it lost track of.
         live_ids = (
             {r.resource_id for r in self.ledger().resources(account_id)}
-            if status and status.status == Status.READY
+            if status and status.status in (Status.READY, Status.ROLLBACK_HELD)
             else set()
         )
         leftovers = [r for r in owned if r["id"] not in live_ids]
@@ -639,14 +641,20 @@ class Sandbox:
 
 def _outcome(status: Status | None, last: dict[str, Any] | None, machine_of: dict[str, str]) -> str:
     """The run's outcome from the account's ledger status and the last execution of this input."""
-    settled = {Status.READY, Status.DEPROVISIONED, Status.ROLLED_BACK, Status.ROLLBACK_INCOMPLETE}
+    settled = {
+        Status.READY,
+        Status.DEPROVISIONED,
+        Status.ROLLED_BACK,
+        Status.ROLLBACK_INCOMPLETE,
+        Status.ROLLBACK_HELD,
+    }
     if last is None:  # no execution: not for mlplane, or a duplicate of one that already ended
         return status.value if status in settled else "IGNORED"
     if last["status"] == "SUCCEEDED":
         if machine_of.get(last["stateMachineArn"]) == "deprovision":
             return "DEPROVISIONED"
         return status.value if status in settled else "READY"
-    if status in (Status.ROLLED_BACK, Status.ROLLBACK_INCOMPLETE):
+    if status in (Status.ROLLED_BACK, Status.ROLLBACK_INCOMPLETE, Status.ROLLBACK_HELD):
         return status.value
     if status == Status.DEPROVISIONING:
         return "ROLLBACK_INCOMPLETE"  # deprovisioning stopped with mlplane resources still there

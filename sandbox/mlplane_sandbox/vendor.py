@@ -6,9 +6,17 @@ AAC workspace admin then triggers provisioning and AAC creates, over 35-40 minut
 `@after("sns", "Publish")` rule starts that for the account the message names, and the work moves on the
 sandbox's VirtualClock:
 
-- at once: the cluster and node IAM roles, and the cluster (CREATING);
-- at 60 % of the duration: the cluster ACTIVE (or FAILED), its two node groups created (CREATING);
+- at once: the cluster and node IAM roles, and the cluster (CREATING) with what EKS puts in the VPC for it:
+  its cluster security group `eks-cluster-sg-<cluster>-<id>` and one network interface per `eks_control`
+  subnet (up to four), described `Amazon EKS <cluster>`, requester-managed, in that group;
+- at 60 % of the duration: the cluster ACTIVE (or FAILED: EKS found no free addresses and released the
+  cluster's interfaces; the cluster and its security group stay until deleted), its two node groups created
+  (CREATING), each with its nodes' interfaces in the `eks_node` subnets (the VPC CNI's `aws-K8S-<instance>`);
 - at 100 %: the node groups ACTIVE (or one CREATE_FAILED) and `credential-service-role` created.
+
+`teardown` (the AAC admin removing the data plane) deletes all of it, interfaces and security group included,
+so that mlplane's subnets and VPC can then be deleted (REQUIREMENTS C7; EKS user guide "View Amazon EKS
+networking requirements for VPC and subnets" and "View Amazon EKS security group requirements for clusters").
 
 Scenarios: ok, slow (3x the duration), late (the admin triggers a day after the notification), cluster-failed,
 nodegroup-failed, never (nothing appears), no-credential-role (EKS fine, the role never appears).
@@ -21,6 +29,7 @@ from __future__ import annotations
 
 import json
 import threading
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -42,8 +51,17 @@ VENDOR_TAGS = {"aac:managed": "true", "aac:component": "private-data-processing"
 CLUSTER_ROLE = "aac-eks-cluster-role"
 NODE_ROLE = "aac-eks-node-role"
 NODEGROUPS = ("aac-ng-system", "aac-ng-jobs")
+NODES_PER_GROUP = 2  # the node groups' desiredSize
+MAX_CLUSTER_INTERFACES = 4  # "Amazon EKS ... creates up to four network interfaces across these subnets"
+CLUSTER_SG_DESCRIPTION = (
+    "EKS created security group applied to ENI that is attached to EKS Control Plane master nodes, as well as any"
+    " managed workloads."
+)
 _FAILED_NODEGROUP = NODEGROUPS[1]
 _PARTITION = "aws"
+# RequesterId of the interfaces EKS makes for a cluster: "the alias or account ID of the principal or service
+# that created the network interface" (EC2 user guide, requester-managed interfaces); a stand-in alias here.
+EKS_REQUESTER = "amazon-eks"
 
 _TRUST = {
     CLUSTER_ROLE: "eks.amazonaws.com",
@@ -69,6 +87,8 @@ class _Account:
     cluster: str | None = None
     nodegroups: list[str] = field(default_factory=list)
     ready_at: float | None = None
+    interfaces: list[str] = field(default_factory=list)  # ENIs EKS and the nodes put in mlplane's subnets
+    security_groups: list[str] = field(default_factory=list)
 
 
 class VendorSimulator:
@@ -159,6 +179,7 @@ class VendorSimulator:
             if state is None:
                 return
             state.phases.clear()
+            _remove_network_footprint(state)
             eks = eks_backends[account_id][state.region]
             if state.cluster and state.cluster in eks.clusters:
                 cluster = eks.clusters[state.cluster]
@@ -207,6 +228,53 @@ class VendorSimulator:
         cluster.status = "CREATING"
         state.cluster = name
         state.resource_ids.update({name, cluster.arn})
+        self._cluster_network(state, cluster)
+
+    def _cluster_network(self, state: _Account, cluster: Any) -> None:
+        """EKS's cluster security group in the VPC and its cross-account interfaces in the control subnets."""
+        ec2 = ec2_backends[state.account_id][state.region]
+        subnet_ids = list(cluster.resources_vpc_config.get("subnetIds", []))
+        if not subnet_ids:
+            return
+        vpc_id = ec2.get_subnet(subnet_ids[0]).vpc_id
+        group = ec2.create_security_group(
+            name=f"eks-cluster-sg-{cluster.name}-{uuid.uuid4().int % 10**10:010d}",
+            description=CLUSTER_SG_DESCRIPTION,
+            vpc_id=vpc_id,
+            tags={f"kubernetes.io/cluster/{cluster.name}": "owned", "aws:eks:cluster-name": cluster.name},
+        )
+        state.security_groups.append(group.id)
+        state.resource_ids.add(group.id)
+        cluster.resources_vpc_config["clusterSecurityGroupId"] = group.id
+        for subnet_id in subnet_ids[:MAX_CLUSTER_INTERFACES]:
+            eni = ec2.create_network_interface(
+                ec2.get_subnet(subnet_id), [], group_ids=[group.id], description=f"Amazon EKS {cluster.name}"
+            )
+            # Made by EKS in the account for its control plane (the cluster's "cross-account" interfaces).
+            eni.requester_managed = True
+            eni.requester_id = EKS_REQUESTER
+            state.interfaces.append(eni.id)
+            state.resource_ids.add(eni.id)
+
+    def _node_interfaces(self, state: _Account, cluster: Any, group_name: str, subnet_ids: list[str]) -> None:
+        """Each node of a node group puts an interface in an `eks_node` subnet (the VPC CNI's, tagged as it tags)."""
+        ec2 = ec2_backends[state.account_id][state.region]
+        groups = [g for g in [cluster.resources_vpc_config.get("clusterSecurityGroupId")] if g]
+        for index in range(NODES_PER_GROUP):
+            instance_id = f"i-{uuid.uuid4().hex[:17]}"
+            eni = ec2.create_network_interface(
+                ec2.get_subnet(subnet_ids[index % len(subnet_ids)]),
+                [],
+                group_ids=groups,
+                description=f"aws-K8S-{instance_id}",
+                tags={
+                    "node.k8s.amazonaws.com/instance_id": instance_id,
+                    "cluster.k8s.amazonaws.com/name": cluster.name,
+                    "eks:nodegroup-name": group_name,
+                },
+            )
+            state.interfaces.append(eni.id)
+            state.resource_ids.add(eni.id)
 
     def _cluster_up(self, state: _Account) -> None:
 
@@ -225,6 +293,7 @@ class VendorSimulator:
                     }
                 ]
             }
+            _remove_interfaces(state)  # EKS gives back what it could not use; the security group stays
             state.phases.clear()
             return
         cluster.status = "ACTIVE"
@@ -242,6 +311,8 @@ class VendorSimulator:
             group.status = "CREATING"
             group.health = {"issues": []}  # moto shares one default dict between node groups
             state.nodegroups.append(group_name)
+            if node_subnets and not (self.scenario == "nodegroup-failed" and group_name == _FAILED_NODEGROUP):
+                self._node_interfaces(state, cluster, group_name, node_subnets)
             state.resource_ids.update({group_name, group.arn})
 
     def _nodegroups_up(self, state: _Account) -> None:
@@ -299,6 +370,23 @@ class VendorSimulator:
         note_role_created(state.account_id, name, at=at)
         state.roles.append(name)
         state.resource_ids.update({name, role.arn})
+
+
+def _remove_interfaces(state: _Account) -> None:
+    ec2 = ec2_backends[state.account_id][state.region]
+    for eni_id in state.interfaces:
+        ec2.enis.pop(eni_id, None)
+    state.interfaces.clear()
+
+
+def _remove_network_footprint(state: _Account) -> None:
+    """What deleting the node groups and the cluster removes from the VPC: their interfaces, then the group."""
+    _remove_interfaces(state)
+    ec2 = ec2_backends[state.account_id][state.region]
+    for group_id in state.security_groups:
+        if ec2.get_security_group_from_id(group_id) is not None:
+            ec2.delete_security_group(group_id=group_id)
+    state.security_groups.clear()
 
 
 def _role_arn(account_id: str, name: str) -> str:

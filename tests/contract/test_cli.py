@@ -188,3 +188,11 @@ def test_inputs_python_cannot_parse_are_one_line_usage_errors(tmp_path: Path, te
         assert "Traceback" not in result.stderr
         (line,) = result.stderr.strip().splitlines()
         assert named in line
+
+
+def test_resume_takes_a_12_digit_account_and_says_what_it_does() -> None:
+    bad = subprocess.run([MLPLANE, "resume", "12345"], capture_output=True, text=True, cwd=ROOT, check=False)
+    assert bad.returncode == 2
+    assert bad.stderr.strip() == "mlplane: account id '12345' is not 12 digits"
+    usage = subprocess.run([MLPLANE, "resume", "--help"], capture_output=True, text=True, cwd=ROOT, check=False)
+    assert usage.returncode == 0 and "ROLLBACK_HELD" in usage.stdout

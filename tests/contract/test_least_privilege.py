@@ -171,7 +171,8 @@ def recorded() -> Iterator[Recorded]:
             Options(config=FAST, then_deprovision=True),  # READY, then deprovisioned by hand (nat mode)
             Options(config=FAST, quota="slow", vendor="late"),  # days of waiting: the waits' daily reminders
             Options(config=FAST, fails=["ec2:CreateNatGateway"]),  # an outage: rollback of a partial network
-            Options(config=FAST, vendor="cluster-failed"),  # rollback of a complete account
+            Options(config=FAST, quota="denied"),  # rollback of a complete account (before the hand-off)
+            Options(config=FAST, vendor="cluster-failed"),  # a rollback held for the vendor (C7)
         ):
             with Sandbox(options) as sandbox:
                 found.outcomes.append(sandbox.run(success).outcome)
@@ -224,6 +225,7 @@ def test_scenarios_exercise_every_function(recorded: Recorded) -> None:
         "READY",
         "ROLLED_BACK",
         "ROLLED_BACK",
+        "ROLLBACK_HELD",
     ]
     acted = {c.actor for c in recorded.calls} | recorded.assumers
     assert set(_functions()) <= acted, sorted(set(_functions()) - acted)

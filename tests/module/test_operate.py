@@ -10,7 +10,7 @@ import pytest
 from moto import mock_aws
 
 from mlplane import aws
-from mlplane.errors import ConfigError
+from mlplane.errors import ConfigError, Conflict
 from mlplane.ledger import Ledger, Status
 from mlplane_cli import operate
 from tests.module.moto_account import create_ledger_table, use_fake_credentials
@@ -58,6 +58,34 @@ def test_c4_deprovision_by_hand_starts_the_deprovision_state_machine(stack: dict
     started = operate.deprovision(MEMBER, "oncall", "retired", stack="mlplane", region=REGION)
     assert started["execution"].startswith(f"dp-{MEMBER}-")
     assert started["execution_arn"].startswith(stack["DeprovisionStateMachineArn"].replace("stateMachine", "execution"))
+
+
+def test_c7_resume_starts_the_provision_state_machine_for_a_held_account(stack: dict[str, str]) -> None:
+    ledger = Ledger(boto3.client("dynamodb", region_name=REGION), "mlplane-ledger")
+    ledger.set_status(MEMBER, Status.ROLLBACK_HELD, execution="ct-111111111111-abc", error="held")
+    started = operate.resume(MEMBER, "oncall", "", stack="mlplane", region=REGION)
+    assert started["started"] is True and started["execution"].startswith(f"op-{MEMBER}-")
+    execution = boto3.client("stepfunctions", region_name=REGION).describe_execution(
+        executionArn=started["execution_arn"]
+    )
+    assert execution["stateMachineArn"] == stack["ProvisionStateMachineArn"]
+    assert json.loads(execution["input"]) == {
+        "account_id": MEMBER,
+        "requested_by": "oncall",
+        "reason": "resume after ROLLBACK_HELD",
+    }
+
+
+@pytest.mark.parametrize("status", [None, Status.READY, Status.ROLLED_BACK, Status.PROVISIONING])
+def test_c7_resume_refuses_an_account_that_is_not_held(stack: dict[str, str], status: Status | None) -> None:
+    if status is not None:
+        Ledger(boto3.client("dynamodb", region_name=REGION), "mlplane-ledger").set_status(
+            MEMBER, status, execution="ct-111111111111-abc"
+        )
+    with pytest.raises(Conflict, match="not ROLLBACK_HELD: nothing to resume"):
+        operate.resume(MEMBER, "oncall", "", stack="mlplane", region=REGION)
+    sfn = boto3.client("stepfunctions", region_name=REGION)
+    assert sfn.list_executions(stateMachineArn=stack["ProvisionStateMachineArn"])["executions"] == []
 
 
 def test_c5_status_reads_the_ledger(stack: dict[str, str]) -> None:

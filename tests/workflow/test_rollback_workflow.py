@@ -11,14 +11,24 @@ from mlplane.ledger import Status
 from mlplane_sandbox import clock, vendor
 from mlplane_sandbox.runner import Options, Sandbox, notifications
 from tests.conftest import RunSandbox, load_event
-from tests.workflow.recorded import FAST, MEMBER, comparable, member_mutations, recorded_mutations
+from tests.workflow.recorded import (
+    FAST,
+    MEMBER,
+    before_hand_off_mutations,
+    comparable,
+    handed_off_mutations,
+    member_mutations,
+    recorded_mutations,
+)
 
 SUCCESS = "controltower/create_managed_account_succeeded"
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "mutating_call" in metafunc.fixturenames:
-        metafunc.parametrize("mutating_call", recorded_mutations())
+        metafunc.parametrize("mutating_call", before_hand_off_mutations())
+    if "handed_off_call" in metafunc.fixturenames:
+        metafunc.parametrize("handed_off_call", handed_off_mutations())
 
 
 def test_c3_failing_any_mutating_call_rolls_back_to_the_account_as_it_was(
@@ -29,6 +39,18 @@ def test_c3_failing_any_mutating_call_rolls_back_to_the_account_as_it_was(
     assert result.leftovers == []
     assert comparable(result.inventory) == comparable(result.inventory_before)
     assert result.error is not None and mutating_call in result.error["message"]
+
+
+def test_c7_failing_any_mutating_call_after_the_hand_off_is_held_with_nothing_removed(
+    run_sandbox: RunSandbox, handed_off_call: str
+) -> None:
+    """The vendor is in the account by then (C7): ROLLBACK_HELD, every mlplane resource still there."""
+    (result,) = run_sandbox(SUCCESS, config=FAST, fails=[handed_off_call])
+    assert result.outcome == "ROLLBACK_HELD", (handed_off_call, result.error)
+    assert result.leftovers == []
+    assert not [c for c in member_mutations(result) if c.split(":")[1].startswith(("Delete", "Schedule"))]
+    assert len(result.inventory["vpcs"]) == 1 and len(result.inventory["nat_gateways"]) == 3
+    assert result.error is not None and handed_off_call in result.error["message"]
 
 
 def test_recorded_run_covers_every_kind_of_resource() -> None:
@@ -52,7 +74,8 @@ def test_c6_crash_between_create_and_ledger_write_converges(run_sandbox: RunSand
     assert ready_result.outcome == "READY", ready_result.error
     assert ready_result.leftovers == []  # nothing created twice, nothing the ledger does not own
     assert len(ready_result.inventory["vpcs"]) == 1 and len(ready_result.inventory["nat_gateways"]) == 3
-    (rolled_back,) = run_sandbox(SUCCESS, config=FAST, crashes=[crash], fails=["kms:PutKeyPolicy"])
+    # A rollback of the whole account: denied quotas, before the hand-off (after it, the rollback is held, C7).
+    (rolled_back,) = run_sandbox(SUCCESS, config=FAST, crashes=[crash], quota="denied")
     assert rolled_back.outcome == "ROLLED_BACK", rolled_back.error
     assert rolled_back.leftovers == []
     assert comparable(rolled_back.inventory) == comparable(rolled_back.inventory_before)
@@ -69,9 +92,8 @@ def test_c1_concurrent_start_for_a_provisioning_account_is_refused() -> None:
 
 
 def test_c1_rolled_back_account_provisions_afresh_on_rerun(run_sandbox: RunSandbox) -> None:
-    failed, rerun = run_sandbox(
-        SUCCESS, "manual/start", config=FAST, fails=["kms:PutKeyPolicy=AccessDeniedException@1"]
-    )
+    # Refused before the hand-off, so rolled back (after it, a failure is held and a re-run resumes: C7).
+    failed, rerun = run_sandbox(SUCCESS, "manual/start", config=FAST, fails=["iam:CreateUser=AccessDenied@1"])
     assert failed.outcome == "ROLLED_BACK"
     assert rerun.outcome == "READY", rerun.error
     assert rerun.leftovers == []
@@ -79,17 +101,43 @@ def test_c1_rolled_back_account_provisions_afresh_on_rerun(run_sandbox: RunSandb
 
 
 def test_c5_notifications_carry_account_execution_outcome_and_error(run_sandbox: RunSandbox) -> None:
-    (result,) = run_sandbox(SUCCESS, config=FAST, fails=["kms:PutKeyPolicy"])
+    (result,) = run_sandbox(SUCCESS, config=FAST, quota="denied")
     assert result.outcome == "ROLLED_BACK"
     (last,) = [n for n in notifications() if n["outcome"]]
     assert set(last) == {"source", "event", "account_id", "execution", "outcome", "error", "deferred", "blocked"}
     assert last["event"] == last["outcome"] == "ROLLED_BACK"
     assert last["account_id"] == MEMBER and last["execution"] == result.executions[0]["name"]
+    assert "QuotaDenied" in last["error"] and "L-1216C47A" in last["error"]
+    assert [n["event"] for n in notifications()] == ["ROLLED_BACK"]
+
+
+def test_c5_c7_a_held_rollback_is_notified_with_the_vendor_resources_and_the_ways_out(
+    run_sandbox: RunSandbox,
+) -> None:
+    (result,) = run_sandbox(SUCCESS, config=FAST, fails=["kms:PutKeyPolicy"])
+    assert result.outcome == "ROLLBACK_HELD"
+    (last,) = [n for n in notifications() if n["outcome"]]
+    assert set(last) == {
+        "source",
+        "event",
+        "account_id",
+        "execution",
+        "outcome",
+        "error",
+        "deferred",
+        "blocked",
+        "vendor_resources",
+        "ways_out",
+    }
+    assert last["event"] == last["outcome"] == "ROLLBACK_HELD"
+    assert last["account_id"] == MEMBER and last["execution"] == result.executions[0]["name"]
     assert "kms:PutKeyPolicy" in last["error"]
-    assert [n["event"] for n in notifications()] == ["READY_FOR_VENDOR", "ROLLED_BACK"]
+    assert ("iam:role", "credential-service-role") in {(r["type"], r["id"]) for r in last["vendor_resources"]}
+    assert len(last["ways_out"]) == 2
+    assert [n["event"] for n in notifications()] == ["READY_FOR_VENDOR", "ROLLBACK_HELD"]
 
 
-def test_v2_vendor_eni_in_an_mlplane_subnet_makes_rollback_incomplete_and_names_it() -> None:
+def test_v2_c7_vendor_eni_in_an_mlplane_subnet_holds_the_rollback_and_names_it() -> None:
     created: list[str] = []
 
     def vendor_leaves_an_eni(now: float) -> None:
@@ -106,10 +154,15 @@ def test_v2_vendor_eni_in_an_mlplane_subnet_makes_rollback_incomplete_and_names_
         result = sandbox.run(load_event("controltower", "create_managed_account_succeeded"))
         status = sandbox.ledger().status(MEMBER)
     assert created
-    assert result.outcome == "ROLLBACK_INCOMPLETE"
-    assert status is not None and status.status == Status.ROLLBACK_INCOMPLETE
-    assert result.error is not None and created[0] in result.error["message"]
-    assert result.leftovers  # the blocked subnet (and the VPC) are reported, not hidden
+    # Before C7 this rollback deleted the NAT gateways and routes under the vendor and stopped at the subnet
+    # (ROLLBACK_INCOMPLETE); now nothing is removed and the ENI is named.
+    assert result.outcome == "ROLLBACK_HELD"
+    assert status is not None and status.status == Status.ROLLBACK_HELD
+    assert status.error is not None and created[0] in status.error
+    (held,) = [n for n in notifications() if n["event"] == "ROLLBACK_HELD"]
+    assert ("ec2:network-interface", created[0]) in {(r["type"], r["id"]) for r in held["vendor_resources"]}
+    assert not [c for c in member_mutations(result) if c.split(":")[1].startswith("Delete")]
+    assert result.leftovers == []
 
 
 # -- Lambda timeouts (virtual time) ------------------------------------------------------------------------------

@@ -129,10 +129,11 @@ def service_quotas_requests(result: Any) -> list[str]:
     [
         ("ok", "READY", None),
         ("slow", "READY", None),
-        ("cluster-failed", "ROLLED_BACK", "is FAILED"),
-        ("nodegroup-failed", "ROLLED_BACK", "CREATE_FAILED"),
+        # the vendor's cluster is in the account: held, nothing removed (C7); `never`: nothing there, rolled back
+        ("cluster-failed", "ROLLBACK_HELD", "is FAILED"),
+        ("nodegroup-failed", "ROLLBACK_HELD", "CREATE_FAILED"),
         ("never", "ROLLED_BACK", "not ACTIVE"),
-        ("no-credential-role", "ROLLED_BACK", "credential-service-role not found"),
+        ("no-credential-role", "ROLLBACK_HELD", "credential-service-role not found"),
     ],
 )
 def test_v1_v2_each_vendor_scenario_ends_as_it_should_and_never_touches_vendor_resources(

@@ -12,7 +12,9 @@ from mlplane.config import Settings
 from mlplane.errors import MlplaneError, translate
 from mlplane.observability import logger
 
-Event = Literal["READY_FOR_VENDOR", "WAITING", "READY", "ROLLED_BACK", "ROLLBACK_INCOMPLETE", "DEPROVISIONED"]
+Event = Literal[
+    "READY_FOR_VENDOR", "WAITING", "READY", "ROLLED_BACK", "ROLLBACK_INCOMPLETE", "ROLLBACK_HELD", "DEPROVISIONED"
+]
 _PROGRESS = frozenset({"READY_FOR_VENDOR", "WAITING"})  # events on the way, not an outcome
 
 
@@ -24,8 +26,19 @@ def message(
     error: str | None = None,
     deferred: list[dict[str, Any]] | None = None,
     blocked: list[dict[str, Any]] | None = None,
+    vendor_resources: list[dict[str, str]] | None = None,
+    ways_out: list[str] | None = None,
 ) -> dict[str, Any]:
-    """The notification document: `event` is also the outcome for the final events."""
+    """The notification document: `event` is also the outcome for the final events.
+
+    A ROLLBACK_HELD message also names the vendor's resources that held the rollback (`vendor_resources`,
+    `{"type", "id"}` each) and what the operator can do (`ways_out`); other events do not carry those keys.
+    """
+    held: dict[str, Any] = {}
+    if vendor_resources is not None:
+        held["vendor_resources"] = vendor_resources
+    if ways_out is not None:
+        held["ways_out"] = ways_out
     return {
         "source": "mlplane",
         "event": event,
@@ -35,6 +48,7 @@ def message(
         "error": error,
         "deferred": deferred or [],
         "blocked": blocked or [],
+        **held,
     }
 
 

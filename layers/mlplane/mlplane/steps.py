@@ -61,7 +61,8 @@ class ValidateAccountOutput(_Model):
     account_id: AccountId
     execution: ExecutionName
     ou: str
-    action: Literal["provision", "noop"]
+    # resume: the account is ROLLBACK_HELD; the execution goes back to the waits (WaitForEks), creating nothing.
+    action: Literal["provision", "noop", "resume"]
     poll_interval_seconds: int
     polls: dict[str, PollState] = Field(
         default_factory=lambda: {name: PollState() for name in ("quotas", "eks", "credential_role", "kms_policy")}
@@ -160,7 +161,7 @@ class UndoneItem(_Model):
 
 
 class RollbackOutput(_Model):
-    outcome: Literal["ROLLED_BACK", "ROLLBACK_INCOMPLETE", "DEPROVISIONED"]
+    outcome: Literal["ROLLED_BACK", "ROLLBACK_INCOMPLETE", "ROLLBACK_HELD", "DEPROVISIONED"]
     removed: int
     blocked: list[UndoneItem] = Field(default_factory=list)
     deferred: list[UndoneItem] = Field(default_factory=list)

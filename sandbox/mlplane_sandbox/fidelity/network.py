@@ -1,7 +1,11 @@
 """EC2 as AWS behaves where moto 5.2 is lenient: what the network step and its teardown depend on.
 
-- DeleteSubnet while a NAT gateway (not `deleted`) or any network interface is in the subnet:
-  `DependencyViolation` (moto deletes the subnet).
+- DeleteSubnet while a NAT gateway (not `deleted`) or any network interface is in the subnet (e.g. the
+  vendor's EKS cluster and nodes): `DependencyViolation` (moto deletes the subnet).
+- DeleteVpc while a security group other than the VPC's default one is in it (e.g. EKS's cluster security
+  group): `DependencyViolation` (moto deletes the VPC and the group with it).
+- A NAT gateway's network interface is described as EC2 describes it (`Interface for NAT Gateway nat-…`,
+  type `natGateway`, requester-managed).
 - ReleaseAddress while the address is associated (e.g. to a NAT gateway that is not `deleted`):
   `InvalidIPAddress.InUse` (moto silently disassociates it).
 - DetachInternetGateway while the VPC has mapped public addresses: `DependencyViolation`.
@@ -209,12 +213,23 @@ def create_nat_gateway(call: Call) -> tuple[int, dict[str, str], bytes]:
                 raise _moto_error(err) from err
             raise
         nat.state = "pending"
+        _describe_nat_interface(nat)
         if token:
             _tokens[(call.account_id, call.region, token)] = _Token(nat.id, subnet_id, allocation_id)
         # A public NAT gateway needs the VPC's internet gateway: without it, it fails (Gateway.NotAttached).
         outcome = "available" if nat.connectivity_type == "private" or _has_igw(backend, nat.vpc_id) else "failed"
         _schedule(call.account_id, call.region, nat.id, outcome, NAT_CREATE_SECONDS)
         return _nat_response(nat, token)
+
+
+def _describe_nat_interface(nat: Any) -> None:
+    """The gateway's interface as EC2 describes it: `Interface for NAT Gateway nat-…`, type `natGateway`, managed
+    by AWS (moto: a plain `interface` with no description)."""
+    eni = getattr(nat, "_eni", None)
+    if eni is not None:
+        eni.description = f"Interface for NAT Gateway {nat.id}"
+        eni.interface_type = "natGateway"
+        eni.requester_managed = True
 
 
 def _has_igw(backend: Any, vpc_id: str) -> bool:
@@ -372,6 +387,16 @@ def delete_subnet_in_use(call: Call) -> None:
     ]
     if users:
         raise AwsError("DependencyViolation", f"The subnet '{subnet_id}' has dependencies and cannot be deleted.")
+
+
+@before("ec2", "DeleteVpc")
+def delete_vpc_with_security_groups(call: Call) -> None:
+    """DeleteVpc (EC2 API reference): "you must ... delete all security groups associated with the VPC (except the
+    default one)" first; moto deletes the VPC with them (e.g. EKS's cluster security group)."""
+    vpc_id = str(call.params.get("VpcId", ""))
+    groups = _backend(call).groups.get(vpc_id, {})
+    if any(group.name != "default" for group in groups.values()):
+        raise AwsError("DependencyViolation", f"The vpc '{vpc_id}' has dependencies and cannot be deleted.")
 
 
 @before("ec2", "ReleaseAddress")

@@ -251,6 +251,25 @@ def test_v2_teardown_blocked_by_vendor_eni_names_it(member: Member, settings: Se
     assert sum(_counts(member).values()) == 0
 
 
+def test_v2_teardown_blocked_by_a_foreign_security_group_names_it(member: Member, settings: Settings) -> None:
+    """DeleteVpc refuses while a security group other than the default one is in the VPC (EC2 API reference,
+    DeleteVpc): the VPC stays, the group is named, and teardown finishes once the group is gone."""
+    apply.run(member, settings)
+    ec2 = member.client("ec2")
+    vpc = member.ledger.resource(member.account_id, "vpc")
+    assert vpc is not None and vpc.resource_id
+    group = ec2.create_security_group(
+        GroupName=f"eks-cluster-sg-aac-{member.account_id}-0123456789", Description="EKS", VpcId=vpc.resource_id
+    )["GroupId"]
+    with pytest.raises(Blocked) as caught:
+        apply.teardown(member, settings)
+    assert group in str(caught.value) and vpc.resource_id in str(caught.value)
+    assert _counts(member)["vpcs"] == 1 and _counts(member)["subnets"] == 0
+    ec2.delete_security_group(GroupId=group)
+    apply.teardown(member, settings)
+    assert sum(_counts(member).values()) == 0
+
+
 def test_v2_undo_leaves_resources_without_mlplane_tags_alone(member: Member, settings: Settings) -> None:
     apply.run(member, settings)
     ec2 = member.client("ec2")

@@ -11,9 +11,10 @@ from botocore.exceptions import ClientError
 
 from mlplane import aws
 from mlplane.member import Member
+from mlplane_sandbox import vendor
 from mlplane_sandbox.clock import VirtualClock
 from mlplane_sandbox.fidelity import network as fidelity
-from tests.module.network.conftest import REGION, shared_transit_gateway
+from tests.module.network.conftest import MEMBER, REGION, shared_transit_gateway
 
 
 @pytest.fixture
@@ -147,6 +148,71 @@ def test_delete_subnet_with_network_interface_is_dependency_violation(ec2: Any, 
     assert _code(caught) == "DependencyViolation"
     ec2.delete_network_interface(NetworkInterfaceId=eni)
     ec2.delete_subnet(SubnetId=vpc["other_subnet"])
+
+
+def _vendor_in(ec2: Any, vpc: dict[str, str], sandbox: VirtualClock) -> vendor.VendorSimulator:
+    """The AAC admin triggered the data plane on this VPC: its cluster in `subnet`, its nodes in `other_subnet`."""
+    ec2.create_tags(Resources=[vpc["subnet"]], Tags=[{"Key": "AACSubnet", "Value": "eks_control"}])
+    ec2.create_tags(Resources=[vpc["other_subnet"]], Tags=[{"Key": "AACSubnet", "Value": "eks_node"}])
+    simulator = vendor.start("ok", sandbox)
+    simulator.trigger(MEMBER, REGION)
+    sandbox.advance(vendor.DEFAULT_DURATION_SECONDS)
+    return simulator
+
+
+def test_delete_subnet_with_the_vendors_eks_interfaces_is_dependency_violation_until_the_vendor_is_removed(
+    ec2: Any, vpc: dict[str, str], sandbox: VirtualClock
+) -> None:
+    """DeleteSubnet (EC2 API reference): "You must terminate all running instances in the subnet before you can
+    delete the subnet"; the EKS user guide ("View Amazon EKS networking requirements for VPC and subnets"): EKS
+    "creates up to four network interfaces" in the cluster's subnets, each with "Amazon EKS <cluster name>" in its
+    description, and the nodes' interfaces sit in theirs. Both subnets answer DependencyViolation until the AAC
+    admin removes the data plane."""
+    simulator = _vendor_in(ec2, vpc, sandbox)
+    try:
+        enis = ec2.describe_network_interfaces(Filters=[{"Name": "vpc-id", "Values": [vpc["vpc"]]}])[
+            "NetworkInterfaces"
+        ]
+        control = [e for e in enis if e["SubnetId"] == vpc["subnet"]]
+        nodes = [e for e in enis if e["SubnetId"] == vpc["other_subnet"]]
+        assert [e["Description"] for e in control] == [f"Amazon EKS aac-{MEMBER}"]
+        assert control[0]["RequesterManaged"] is True and control[0]["InterfaceType"] == "interface"
+        assert len(nodes) == 2 * len(vendor.NODEGROUPS) and all(
+            e["Description"].startswith("aws-K8S-i-") for e in nodes
+        )
+        (group,) = {g["GroupName"] for e in enis for g in e["Groups"]}
+        assert group.startswith(f"eks-cluster-sg-aac-{MEMBER}-")
+        for subnet_id in (vpc["subnet"], vpc["other_subnet"]):
+            with pytest.raises(ClientError) as caught:
+                ec2.delete_subnet(SubnetId=subnet_id)
+            assert _code(caught) == "DependencyViolation"
+            assert caught.value.response["ResponseMetadata"]["HTTPStatusCode"] == 400
+        simulator.teardown(MEMBER)
+        left = ec2.describe_network_interfaces(Filters=[{"Name": "vpc-id", "Values": [vpc["vpc"]]}])
+        assert left["NetworkInterfaces"] == []
+        ec2.delete_subnet(SubnetId=vpc["subnet"])
+        ec2.delete_subnet(SubnetId=vpc["other_subnet"])
+    finally:
+        vendor.stop()
+
+
+def test_delete_vpc_with_the_eks_cluster_security_group_is_dependency_violation(ec2: Any) -> None:
+    """DeleteVpc (EC2 API reference): "you must ... delete all security groups associated with the VPC (except the
+    default one)" before deleting it; EKS creates its cluster security group `eks-cluster-sg-<cluster>-<id>` in the
+    cluster's VPC (EKS user guide, "View Amazon EKS security group requirements for clusters"). moto deleted the
+    VPC with the group in it."""
+    vpc_id = ec2.create_vpc(CidrBlock="10.20.0.0/24")["Vpc"]["VpcId"]
+    group_id = ec2.create_security_group(
+        GroupName=f"eks-cluster-sg-aac-{MEMBER}-0123456789", Description=vendor.CLUSTER_SG_DESCRIPTION, VpcId=vpc_id
+    )["GroupId"]
+    with pytest.raises(ClientError) as caught:
+        ec2.delete_vpc(VpcId=vpc_id)
+    assert _code(caught) == "DependencyViolation"
+    assert caught.value.response["ResponseMetadata"]["HTTPStatusCode"] == 400
+    assert vpc_id in {v["VpcId"] for v in ec2.describe_vpcs()["Vpcs"]}
+    ec2.delete_security_group(GroupId=group_id)
+    ec2.delete_vpc(VpcId=vpc_id)  # its default group goes with it, as in AWS
+    assert vpc_id not in {v["VpcId"] for v in ec2.describe_vpcs()["Vpcs"]}
 
 
 def test_release_address_on_nat_gateway_is_in_use(ec2: Any, vpc: dict[str, str], sandbox: VirtualClock) -> None:

@@ -12,7 +12,7 @@ from mlplane.accounts.events import ControlTowerEvent, parse_start
 from mlplane.config import Settings
 from mlplane.errors import Conflict, InputRejected, error_code, translate
 from mlplane.iam.plan import check_policy, shipped_policy
-from mlplane.ledger import Ledger, Status
+from mlplane.ledger import AccountStatus, Ledger, Status
 from mlplane.member import MANAGED_TAG
 from mlplane.network import allocation
 from mlplane.network.plan import plan_network
@@ -46,6 +46,8 @@ def validate(raw: Any, execution: str, settings: Settings, ledger: Ledger) -> Va
             action="noop",
             poll_interval_seconds=settings.poll_interval_seconds,
         )
+    if current is not None and _resumes(current, execution):
+        return _resume(current, ou=ou, settings=settings, ledger=ledger, execution=execution)
     if current is not None and current.status not in _STARTABLE and current.execution != execution:
         raise Conflict(
             f"account {account_id} is {current.status} by execution {current.execution}; not starting another"
@@ -63,6 +65,46 @@ def validate(raw: Any, execution: str, settings: Settings, ledger: Ledger) -> Va
         execution=execution,
         ou=ou,
         action="provision",
+        poll_interval_seconds=settings.poll_interval_seconds,
+    )
+
+
+RESUMED = "resumed from ROLLBACK_HELD"
+"""How the status item of a resumed execution starts its `error`: a redelivered ValidateAccount resumes again."""
+
+
+def _resumes(current: AccountStatus, execution: str) -> bool:
+    """A held account (REQUIREMENTS C7), or one this execution already resumed (a redelivery)."""
+    if current.status == Status.ROLLBACK_HELD:
+        return True
+    return (
+        current.status == Status.PROVISIONING
+        and current.execution == execution
+        and (current.error or "").startswith(RESUMED)
+    )
+
+
+def _resume(
+    current: AccountStatus, *, ou: str, settings: Settings, ledger: Ledger, execution: str
+) -> ValidateAccountOutput:
+    """Back to the waits for a held account: everything mlplane made is still there; nothing is created again.
+
+    The operator retried the data plane in AAC (the vendor's own retry needs no notification from mlplane).
+    """
+    account_id = current.account_id
+    if current.status == Status.ROLLBACK_HELD:
+        ledger.set_status(
+            account_id,
+            Status.PROVISIONING,
+            execution=execution,
+            error=f"{RESUMED} (held by {current.execution}): {current.error or ''}",
+            only_from=frozenset({Status.ROLLBACK_HELD}),
+        )
+    return ValidateAccountOutput(
+        account_id=account_id,
+        execution=execution,
+        ou=ou,
+        action="resume",
         poll_interval_seconds=settings.poll_interval_seconds,
     )
 

@@ -15,6 +15,9 @@ class Status(StrEnum):
     ROLLING_BACK = "ROLLING_BACK"
     ROLLED_BACK = "ROLLED_BACK"
     ROLLBACK_INCOMPLETE = "ROLLBACK_INCOMPLETE"
+    # A rollback was due after the vendor had resources in the account: nothing the vendor uses was removed
+    # (REQUIREMENTS C7). An operator resumes it (a start goes back to the waits) or deprovisions it.
+    ROLLBACK_HELD = "ROLLBACK_HELD"
     DEPROVISIONING = "DEPROVISIONING"
     DEPROVISIONED = "DEPROVISIONED"
 

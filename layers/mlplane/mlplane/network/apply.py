@@ -42,7 +42,14 @@ NAT_AVAILABLE_WAIT = {"Delay": 15, "MaxAttempts": 80}
 NAT_FAILURES_WORTH_A_RETRY = frozenset({"Gateway.NotAttached", "InternalError"})
 """NatGateway.FailureCode values a new gateway may not meet (EC2 API reference, NatGateway)."""
 _STOP = frozenset(
-    {Status.ROLLING_BACK, Status.ROLLED_BACK, Status.ROLLBACK_INCOMPLETE, Status.DEPROVISIONING, Status.DEPROVISIONED}
+    {
+        Status.ROLLING_BACK,
+        Status.ROLLED_BACK,
+        Status.ROLLBACK_INCOMPLETE,
+        Status.ROLLBACK_HELD,
+        Status.DEPROVISIONING,
+        Status.DEPROVISIONED,
+    }
 )
 
 

@@ -360,6 +360,13 @@ def _vpc_dependents(member: Member, vpc_id: str) -> str:
         member, "describe_internet_gateways", Filters=[{"Name": "attachment.vpc-id", "Values": [vpc_id]}]
     )["InternetGateways"]
     parts += [g["InternetGatewayId"] for g in igws]
+    # DeleteVpc also refuses while a security group other than the default is in it (e.g. EKS's cluster group).
+    groups = lookup.call(member, "describe_security_groups", Filters=[{"Name": "vpc-id", "Values": [vpc_id]}])
+    parts += [
+        f"{g['GroupId']} ({g.get('GroupName', '')})"
+        for g in groups["SecurityGroups"]
+        if g.get("GroupName") != "default"
+    ]
     return ", ".join(p for p in parts if p and p != "(unknown)") or "(unknown)"
 
 

@@ -16,6 +16,7 @@ from mlplane.errors import MlplaneError, RollbackIncomplete, TransientError
 from mlplane.ledger import ResourceRecord, ResourceState, Status
 from mlplane.member import Member
 from mlplane.observability import logger, tracer
+from mlplane.rollback.hold import hold_for_vendor
 from mlplane.rollback.registry import Blocked, handler_for
 from mlplane.steps import RollbackOutput, StepOutput, UndoneItem
 
@@ -91,7 +92,13 @@ def deferred_items(member: Member) -> list[UndoneItem]:
 
 
 def rollback(member: Member, settings: Settings, error: str | None) -> RollbackOutput:
-    """Undo everything mlplane recorded for the account; ROLLED_BACK or ROLLBACK_INCOMPLETE, notified."""
+    """Undo everything mlplane recorded for the account; ROLLED_BACK or ROLLBACK_INCOMPLETE, notified.
+
+    Unless the vendor already has something in the account: then nothing is removed (ROLLBACK_HELD, C7).
+    """
+    held = hold_for_vendor(member, settings, error)
+    if held is not None:
+        return held
     ledger = member.ledger
     ledger.set_status(member.account_id, Status.ROLLING_BACK, execution=member.execution, error=error)
     report = undo_all(member, ledger.resources(member.account_id))
