@@ -30,6 +30,10 @@ def outcomes(account_id: str = MEMBER) -> list[str]:
     return [n["outcome"] for n in notifications() if n.get("account_id") == account_id and n.get("outcome")]
 
 
+def first_note(account_id: str = MEMBER) -> dict[str, Any]:
+    return next(n for n in notifications() if n.get("account_id") == account_id and n.get("outcome"))
+
+
 def last_note(account_id: str = MEMBER) -> dict[str, Any]:
     return [n for n in notifications() if n.get("account_id") == account_id and n.get("outcome")][-1]
 
@@ -82,7 +86,7 @@ def test_c8_outage_that_never_ends_is_incomplete_after_six_hours_and_a_manual_st
     assert walks[-1]["outcome"] == "ROLLBACK_INCOMPLETE"
     assert walks[-2]["waited_seconds"] >= SIX_HOURS - 900  # hours of waiting, counted in polls
     assert len(walks) < 40  # the waits back off: tens of walks, not hundreds
-    note = [n for n in notifications() if n.get("account_id") == MEMBER and n.get("outcome")][0]
+    note = first_note()
     assert note["outcome"] == "ROLLBACK_INCOMPLETE"
     assert [b["id"] for b in note["blocked"]] == [vpc["id"]]
     assert failed.error is not None and vpc["id"] in failed.error["message"]
@@ -123,7 +127,7 @@ def test_c8_ledger_write_failing_at_rollback_start_ends_incomplete_then_a_rerun_
     )
     assert failed.outcome == "ROLLBACK_INCOMPLETE", failed.error
     assert entered(failed, "RecordRollbackIncomplete") == 1
-    note = [n for n in notifications() if n.get("account_id") == MEMBER and n.get("outcome")][0]
+    note = first_note()
     assert note["outcome"] == "ROLLBACK_INCOMPLETE"
     assert {b["type"] for b in note["blocked"]} >= {"ec2:vpc", "ec2:subnet"}  # the ledger's records, named
     assert rerun.outcome == "READY", rerun.error

@@ -3,8 +3,9 @@
 Every create goes through `Member.ensure`: ledger intent, find by `mlplane:key` tag (or client token), create
 with mlplane's tags, ledger id. A second run creates nothing; a run that died between a create and its ledger
 write finds the resource by its tags. NAT gateways and the S3 endpoint also carry a client token derived from
-the account, the plan key and their subnet/VPC (for the endpoint also its route tables, for a NAT gateway the key's failed gateways there, whose
-token would only answer with the failed one), so a create retried after a lost response is not doubled.
+the account, the plan key and their subnet/VPC (for the endpoint also its route tables; for a NAT gateway also
+the key's failed gateways there, whose token would only answer with the failed one), so a create retried after
+a lost response is not doubled.
 A transit gateway attachment left `pendingAcceptance` (the network account's gateway does not auto-accept)
 fails the step at once: only the gateway's owner can accept it.
 
