@@ -21,7 +21,7 @@ app.add_typer(local, name="local")
 
 EXIT_OK = {"READY", "DEPROVISIONED", "IGNORED"}
 VENDOR_SCENARIOS = ("ok", "slow", "cluster-failed", "nodegroup-failed", "never", "no-credential-role")
-QUOTA_SCENARIOS = ("approved", "denied", "pending", "already-applied")
+QUOTA_SCENARIOS = ("approved", "denied", "pending", "already-applied", "slow", "partial", "case-closed")
 TGW_AUTO_ACCEPT = ("enable", "disable")  # the network account's AutoAcceptSharedAttachments
 
 
@@ -49,10 +49,19 @@ def load_json_file(path: Path) -> Any:
         raise fail(f"{path}: cannot read: {err.strerror or err}") from None
     except UnicodeDecodeError:
         raise fail(f"{path}: not valid JSON: not UTF-8 text") from None
+    return parse_json(text, str(path))
+
+
+def parse_json(text: str, where: str) -> Any:
+    """JSON text, or exit 2 with one line naming `where` and what is wrong (never a traceback)."""
     try:
         return json.loads(text)
     except json.JSONDecodeError as err:
-        raise fail(f"{path}: not valid JSON: {err.msg} (line {err.lineno} column {err.colno})") from None
+        raise fail(f"{where}: not valid JSON: {err.msg} (line {err.lineno} column {err.colno})") from None
+    except RecursionError:
+        raise fail(f"{where}: not valid input: JSON nested too deeply") from None
+    except ValueError:  # CPython refuses integers of over 4,300 digits (int_max_str_digits)
+        raise fail(f"{where}: not valid input: a number of over 4,300 digits") from None
 
 
 def load_config(value: str | None) -> dict[str, Any]:
@@ -60,7 +69,11 @@ def load_config(value: str | None) -> dict[str, Any]:
     if not value:
         return {}
     candidate = Path(value)
-    data = load_json_file(candidate) if candidate.exists() else _inline_json(value)
+    try:
+        is_file = candidate.exists()
+    except OSError:  # e.g. inline JSON longer than a file name may be
+        is_file = False
+    data = load_json_file(candidate) if is_file else _inline_json(value)
     if not isinstance(data, dict):
         raise fail("--config: expected a JSON object")
     return data
@@ -94,10 +107,9 @@ def check_input(path: Path, raw: Any) -> str:
 
 
 def _inline_json(value: str) -> Any:
-    try:
-        return json.loads(value)
-    except json.JSONDecodeError:
-        raise fail(f"--config: {value!r} is neither a file nor a JSON object") from None
+    if not value.lstrip().startswith(("{", "[")):
+        raise fail(f"--config: {value[:80]!r} is neither a file nor a JSON object") from None
+    return parse_json(value, "--config")
 
 
 @local.command("run")
@@ -108,6 +120,10 @@ def local_run(
     fail_: Annotated[list[str] | None, typer.Option("--fail", help="SERVICE:Operation[=ErrorCode][@N|@N-M]")] = None,
     crash: Annotated[list[str] | None, typer.Option("--crash", help="SERVICE:Operation[@N]")] = None,
     redeliver: Annotated[list[str] | None, typer.Option("--redeliver", help="STATE[@N]")] = None,
+    oom: Annotated[
+        list[str] | None,
+        typer.Option("--oom", help="STATE[@N]: the Nth invocation of the state's Lambda runs out of memory"),
+    ] = None,
     vendor: Annotated[str, typer.Option("--vendor", help="|".join(VENDOR_SCENARIOS))] = "ok",
     quota: Annotated[str, typer.Option("--quota", help="|".join(QUOTA_SCENARIOS))] = "approved",
     then_deprovision: Annotated[bool, typer.Option("--then-deprovision")] = False,
@@ -161,6 +177,7 @@ def local_run(
             fails=fail_ or [],
             crashes=crash or [],
             redeliver=redeliver or [],
+            out_of_memory=oom or [],
             vendor=vendor,
             quota=quota,
             then_deprovision=then_deprovision,

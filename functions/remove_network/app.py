@@ -8,6 +8,7 @@ from aws_lambda_powertools.utilities.parser import parse
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from mlplane.config import get_settings
+from mlplane.deadline import Deadline
 from mlplane.member import member_for
 from mlplane.observability import logger, metrics, tracer
 from mlplane.rollback.run import teardown
@@ -21,5 +22,5 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     step = parse(event=event, model=StepInput)
     logger.append_keys(account_id=step.account_id, execution=step.execution)
     settings = get_settings()
-    member = member_for(step.account_id, step.execution, "RemoveNetwork", settings)
+    member = member_for(step.account_id, step.execution, "RemoveNetwork", settings, Deadline.of(context))
     return teardown(member, "network").model_dump(mode="json")

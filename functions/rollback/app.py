@@ -8,6 +8,7 @@ from aws_lambda_powertools.utilities.parser import parse
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from mlplane.config import get_settings
+from mlplane.deadline import Deadline
 from mlplane.member import member_for
 from mlplane.observability import logger, metrics, tracer
 from mlplane.rollback.run import rollback
@@ -21,6 +22,6 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     step = parse(event=event, model=RollbackInput)
     logger.append_keys(account_id=step.account_id, execution=step.execution)
     settings = get_settings()
-    member = member_for(step.account_id, step.execution, "Rollback", settings)
+    member = member_for(step.account_id, step.execution, "Rollback", settings, Deadline.of(context))
     output = rollback(member, settings, step.error_text, attempt=step.attempt, waited_seconds=step.waited_seconds)
     return output.model_dump(mode="json")

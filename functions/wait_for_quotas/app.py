@@ -22,4 +22,4 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     logger.append_keys(account_id=step.account_id, execution=step.execution)
     settings = get_settings()
     member = member_for(step.account_id, step.execution, "WaitForQuotas", settings)
-    return quotas.poll(member, settings, step.attempt).model_dump(mode="json")
+    return quotas.poll(member, settings, step.attempt, step.waited_seconds).model_dump(mode="json")

@@ -31,6 +31,7 @@ from moto.core.botocore_stubber import BotocoreStubber, MockRawResponse
 from mlplane.aws import new_session
 from mlplane_sandbox import faults, recording, rules
 from mlplane_sandbox.clock import clock
+from mlplane_sandbox.fidelity import stepfunctions as fidelity_stepfunctions
 
 _ACCESS_KEY = re.compile(r"Credential=([A-Z0-9]+)/\d{8}/([a-z0-9-]+)/")
 _original_call = BotocoreStubber.__call__
@@ -312,7 +313,7 @@ class _VirtualTime(types.SimpleNamespace):
 
 def _virtual_time_module() -> _VirtualTime:
     return _VirtualTime(
-        sleep=lambda seconds: clock().advance(float(seconds)),
+        sleep=lambda seconds: clock().sleep(float(seconds)),
         time=time.time,
         monotonic=time.monotonic,
         perf_counter=time.perf_counter,
@@ -342,6 +343,7 @@ def install() -> None:
             return
         BotocoreStubber.__call__ = _intercepted_call  # type: ignore[method-assign]
         _patch_time()
+        fidelity_stepfunctions.install()  # States.ALL catches what it does in AWS, no more
         _load_rules()
         _installed = True
 

@@ -5,6 +5,14 @@ moto's ASL interpreter invokes `arn:aws:states:::lambda:invoke` tasks through
 without moto's echoing Lambda. A handler's exception becomes a FunctionError payload with its class name as
 `errorType`, as the Python runtime reports it; a `--crash` becomes `Sandbox.Timedout`; a `--redeliver`
 reports `Lambda.ServiceException` after the handler succeeded, as when Lambda's answer is lost.
+
+Each invocation has its template.yaml `Timeout` of virtual time (`clock.budget`): the context's
+`get_remaining_time_in_millis` counts down as the handler's own waits advance the clock, and a handler that
+waits past it dies there with `Sandbox.Timedout`, as Lambda reports a timeout. `--oom STATE[@N]` kills the
+Nth invocation of the state's Lambda as it returns, as the runtime does when the function runs out of
+memory: Step Functions sees `Lambda.Unknown` (Step Functions developer guide, "Handle Lambda service
+exceptions": "Unhandled errors in Lambda are reported as Lambda.Unknown ... These include out-of-memory
+errors and function timeouts").
 """
 
 from __future__ import annotations
@@ -21,6 +29,7 @@ from typing import Any, cast
 
 from botocore.exceptions import ClientError
 
+from mlplane_sandbox import clock as clock_module
 from mlplane_sandbox import faults, recording
 
 
@@ -60,9 +69,14 @@ class LambdaContext:
     function_version: str = "$LATEST"
     log_group_name: str = ""
     log_stream_name: str = ""
+    timeout_seconds: int = 900
+    budget: clock_module.Budget | None = None
 
     def get_remaining_time_in_millis(self) -> int:
-        return 900_000
+        """Lambda's countdown to the timeout, on the sandbox's virtual clock."""
+        if self.budget is None:
+            return self.timeout_seconds * 1000
+        return int(self.budget.remaining() * 1000)
 
 
 @dataclass
@@ -76,12 +90,19 @@ class Invocation:
 class Dispatcher:
     """Serves lambda:Invoke for the sandbox's functions."""
 
-    def __init__(self, functions: dict[str, Function], redeliver: dict[str, set[int]]) -> None:
+    def __init__(
+        self,
+        functions: dict[str, Function],
+        redeliver: dict[str, set[int]],
+        out_of_memory: dict[str, set[int]] | None = None,
+    ) -> None:
         self.by_arn = {f.arn: f for f in functions.values()}
         self.by_name = {f.name: f for f in functions.values()}
         self.redeliver = redeliver  # logical id of the state's function -> which successes to drop
+        self.out_of_memory = out_of_memory or {}  # logical id -> which invocations run out of memory
         self._successes: dict[str, int] = {}
-        self._dropped: set[tuple[str, int]] = set()
+        self._invocations: dict[str, int] = {}
+        self._fired: set[tuple[str, str, int]] = set()  # (flag, function, nth) that took effect
         self._lock = threading.Lock()
         self.invocations: list[Invocation] = []
 
@@ -94,19 +115,35 @@ class Dispatcher:
     def invoke(self, function: Function, event: Any) -> tuple[bool, Any]:
         """Run the handler as Lambda would: JSON in, JSON out, errors as a FunctionError payload."""
         payload = json.loads(json.dumps(event))
-        context = LambdaContext(function.name, function.arn, function.memory)
-        with recording.actor(function.logical_id):
+        dies_of_oom = self._counted(function.logical_id, self.out_of_memory, self._invocations)
+        with recording.actor(function.logical_id), clock_module.budget(function.timeout) as budget:
+            context = LambdaContext(
+                function.name, function.arn, function.memory, timeout_seconds=function.timeout, budget=budget
+            )
             try:
                 result = function.entry()(payload, context)
+            except clock_module.OutOfTime:
+                return False, self._timed_out(function, context, "its own waits")
             except faults.LambdaCrash as crash:
-                return False, {
-                    "errorType": "Sandbox.Timedout",
-                    "errorMessage": f"RequestId: {context.aws_request_id} Error: Task timed out after "
-                    f"{function.timeout}.00 seconds (sandbox --crash after {crash})",
-                }
+                return False, self._timed_out(function, context, f"sandbox --crash after {crash}")
             except Exception as err:  # the runtime reports any exception as the function's error
                 return False, {"errorType": type(err).__name__, "errorMessage": str(err), "stackTrace": []}
+        if dies_of_oom:
+            return False, {
+                "errorType": "Lambda.Unknown",
+                "errorMessage": "The cause could not be determined because Lambda did not return an error type. "
+                f"Returned payload: RequestId: {context.aws_request_id} Error: Runtime exited with error: "
+                f"signal: killed (sandbox --oom: out of memory, {function.memory} MB)",
+            }
         return True, json.loads(json.dumps(result))
+
+    @staticmethod
+    def _timed_out(function: Function, context: LambdaContext, why: str) -> dict[str, str]:
+        return {
+            "errorType": "Sandbox.Timedout",
+            "errorMessage": f"RequestId: {context.aws_request_id} Error: Task timed out after "
+            f"{function.timeout}.00 seconds ({why})",
+        }
 
     def serve(self, parameters: dict[str, Any], region: str, state_credentials: Any) -> dict[str, Any]:
         """Replacement for moto's `_invoke_lambda_function`."""
@@ -133,25 +170,30 @@ class Dispatcher:
         return response
 
     def _drop_response(self, logical_id: str) -> bool:
-        wanted = self.redeliver.get(logical_id)
+        return self._counted(logical_id, self.redeliver, self._successes)
+
+    def _counted(self, logical_id: str, targets: dict[str, set[int]], counts: dict[str, int]) -> bool:
+        """Count one more event of the function; True if it is one of the targeted ones."""
+        wanted = targets.get(logical_id)
         if not wanted:
             return False
         with self._lock:
-            self._successes[logical_id] = self._successes.get(logical_id, 0) + 1
-            nth = self._successes[logical_id]
-            if nth in wanted:
-                self._dropped.add((logical_id, nth))
-                return True
-            return False
+            counts[logical_id] = counts.get(logical_id, 0) + 1
+            nth = counts[logical_id]
+            if nth not in wanted:
+                return False
+            self._fired.add(("--oom" if targets is self.out_of_memory else "--redeliver", logical_id, nth))
+            return True
 
     def unfired(self) -> list[str]:
-        """The `--redeliver` options whose state never succeeded that many times."""
+        """The `--redeliver`/`--oom` options whose state never ran that many times."""
         with self._lock:
             return [
-                f"--redeliver {logical_id.removesuffix('Function')}@{nth}"
-                for logical_id, wanted in self.redeliver.items()
+                f"{flag} {logical_id.removesuffix('Function')}@{nth}"
+                for flag, targets in (("--redeliver", self.redeliver), ("--oom", self.out_of_memory))
+                for logical_id, wanted in targets.items()
                 for nth in sorted(wanted)
-                if (logical_id, nth) not in self._dropped
+                if (flag, logical_id, nth) not in self._fired
             ]
 
 

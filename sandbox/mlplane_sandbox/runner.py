@@ -56,6 +56,7 @@ class Options:
     fails: list[str] = field(default_factory=list)
     crashes: list[str] = field(default_factory=list)
     redeliver: list[str] = field(default_factory=list)
+    out_of_memory: list[str] = field(default_factory=list)  # --oom STATE[@N]: that invocation dies (Lambda.Unknown)
     vendor: str = "ok"
     quota: str = "approved"
     then_deprovision: bool = False
@@ -242,7 +243,11 @@ class Sandbox:
                 if resource["Type"] == "AWS::Serverless::StateMachine":
                     refs[logical_id] = self._create_state_machine(logical_id, resource["Properties"], resolver)
         self._create_functions(resources, resolver)
-        self.dispatcher = lambdas.Dispatcher(self.functions, self._redeliver_targets())
+        self.dispatcher = lambdas.Dispatcher(
+            self.functions,
+            self._state_targets("--redeliver", self.options.redeliver),
+            self._state_targets("--oom", self.options.out_of_memory),
+        )
         lambdas.install(self.dispatcher)
         interceptor.configure(
             plan=self.fault_plan,
@@ -303,15 +308,16 @@ class Sandbox:
         os.environ["LOG_LEVEL"] = "WARNING"
         reset_settings()
 
-    def _redeliver_targets(self) -> dict[str, set[int]]:
+    def _state_targets(self, flag: str, specs: list[str]) -> dict[str, set[int]]:
+        """`STATE[@N]` specs (--redeliver, --oom) as {function logical id: which counts}."""
         states = self.task_states()
         targets: dict[str, set[int]] = {}
-        for spec in self.options.redeliver:
+        for spec in specs:
             state, _, nth = spec.partition("@")
             if state not in states:
-                raise UsageError(f"--redeliver {spec!r}: {state!r} is not a Task state of the workflows")
+                raise UsageError(f"{flag} {spec!r}: {state!r} is not a Task state of the workflows")
             if nth and not (nth.isdigit() and int(nth) >= 1):
-                raise UsageError(f"--redeliver {spec!r}: expected STATE[@N]")
+                raise UsageError(f"{flag} {spec!r}: expected STATE[@N]")
             targets.setdefault(f"{state}Function", set()).add(int(nth or 1))
         return targets
 

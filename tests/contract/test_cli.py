@@ -165,3 +165,26 @@ def test_a_fault_on_an_operation_aws_does_not_have_is_refused_before_running(spe
     result = run("events/controltower/create_managed_account_succeeded.json", "--fail", spec)
     assert result.returncode == 2
     assert result.stderr.count("\n") == 1 and "botocore" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("text", "named"),
+    [
+        ("[" * 100_000 + "]" * 100_000, "nested too deeply"),  # RecursionError in json.loads
+        ('{"account_id": ' + "1" * 5_000 + "}", "4,300 digits"),  # ValueError: CPython's int conversion limit
+    ],
+    ids=["100000-deep-array", "5000-digit-account-id"],
+)
+def test_inputs_python_cannot_parse_are_one_line_usage_errors(tmp_path: Path, text: str, named: str) -> None:
+    """Issue 13 section 6: as an event file and as --config, exit 2 with one line, no traceback."""
+    bad = tmp_path / "bad.json"
+    bad.write_text(text, encoding="utf-8")
+    runs = [[str(bad)], ["events/manual/start.json", "--config", str(bad)]]
+    if len(text) < 100_000:  # a command-line argument is limited to 128 KiB on Linux
+        runs.append(["events/manual/start.json", "--config", text])
+    for args in runs:
+        result = run(*args, "--json")
+        assert result.returncode == 2, (args[-1][:40], result.stderr[-500:])
+        assert "Traceback" not in result.stderr
+        (line,) = result.stderr.strip().splitlines()
+        assert named in line

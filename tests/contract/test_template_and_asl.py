@@ -82,6 +82,27 @@ def test_retries_never_cover_states_all(machine: str) -> None:
             assert "States.ALL" not in clause["ErrorEquals"]
 
 
+@pytest.mark.parametrize("machine", sorted(MACHINES))
+def test_every_task_retries_a_lambda_that_timed_out_or_ran_out_of_memory(machine: str) -> None:
+    """Step Functions developer guide, "Handle Lambda service exceptions": "Unhandled errors in Lambda are
+    reported as Lambda.Unknown ... These include out-of-memory errors and function timeouts"; a timeout is
+    also reported as Sandbox.Timedout. Every step is idempotent, so every Task retries both."""
+    for name, state in all_states(MACHINES[machine]).items():
+        if state["Type"] != "Task":
+            continue
+        retried = {error for clause in state.get("Retry", []) for error in clause["ErrorEquals"]}
+        assert {"Sandbox.Timedout", "Lambda.Unknown"} <= retried, name
+
+
+def test_quota_wait_backs_off_and_lasts_five_days() -> None:
+    """REQUIREMENTS Q3: the quota wait lasts days (default 5) and its Wait reads the backed-off delay the
+    poll returns, not the fixed poll interval."""
+    provision = all_states(MACHINES["provision"])
+    assert provision["QuotasPollDelay"]["SecondsPath"] == "$.polls.quotas.wait_seconds"
+    assert provision["WaitForQuotas"]["ResultSelector"]["wait_seconds.$"] == "$.Payload.wait_seconds"
+    assert TEMPLATE["Parameters"]["QuotaTimeoutSeconds"]["Default"] == 5 * 86_400
+
+
 def test_contract_state_names_are_present() -> None:
     provision = all_states(MACHINES["provision"])
     for name in (

@@ -74,6 +74,25 @@ def test_q2_progress_tracks_the_deciding_request(
     assert result.label == "ec2/L-1216C47A"
 
 
+@pytest.mark.parametrize(
+    ("applied", "status", "before", "state"),
+    [
+        (1000, "APPROVED", 5, "failed"),  # approved at less: the applied value moved, short of 2500
+        (5, "APPROVED", 5, "waiting"),  # approved, the new value not propagated yet
+        (5, "CASE_CLOSED", 5, "failed"),  # the case closed, nothing granted
+        (2500, "CASE_CLOSED", 5, "met"),  # the case granted it
+        (1000, "CASE_OPENED", 5, "waiting"),
+    ],
+)
+def test_q3_approval_at_less_and_closed_case_fail_with_the_granted_value(
+    applied: float, status: str, before: float, state: str
+) -> None:
+    """REQUIREMENTS Q3 (RequestStatus in botocore service-quotas service-2.json: CASE_CLOSED "Check the
+    support case correspondence for the outcome"): a decided request that leaves the quota short fails."""
+    (result,) = progress((TARGET,), _seen(applied, ("r1", status, 1.0)), {KEY: "r1"}, {KEY: before})
+    assert (result.state, result.applied, result.request_id) == (state, applied, "r1")
+
+
 def test_plan_module_imports_no_aws_sdk() -> None:
     tree = ast.parse(Path(plan_module.__file__).read_text())
     names = {alias.name for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names}

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import json
+import os
+from typing import Any
+from unittest import mock
+
 import pytest
 
 from mlplane.config import settings_from
@@ -138,3 +143,174 @@ def test_config_accepts_stack_parameters_that_only_rules_use() -> None:
     assert sandbox.settings.egress_mode == "nat"
     with pytest.raises(UsageError, match="unknown key 'no_such_key'"):
         Sandbox(Options(config={"no_such_key": 1}))
+
+
+# -- Step Functions error semantics (mlplane_sandbox.fidelity.stepfunctions) ------------------------------------
+def _run_definition(definition: dict[str, Any], execution_input: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Run an ASL definition in the sandbox's moto interpreter to its end; returns DescribeExecution."""
+    import boto3
+    from moto import mock_aws
+    from moto.stepfunctions.parser.utils import TMP_THREADS
+
+    from mlplane_sandbox import interceptor
+
+    with (
+        mock.patch.dict(
+            os.environ,
+            {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "eu-west-1"},
+        ),
+        mock_aws(config={"stepfunctions": {"execute_state_machine": True}}),
+    ):
+        interceptor.install()
+        try:
+            sfn = boto3.client("stepfunctions", region_name="eu-west-1")
+            arn = sfn.create_state_machine(
+                name="errors", definition=json.dumps(definition), roleArn="arn:aws:iam::123456789012:role/sfn"
+            )["stateMachineArn"]
+            execution = sfn.start_execution(stateMachineArn=arn, input=json.dumps(execution_input or {}))
+            for thread in list(TMP_THREADS):
+                thread.join()
+            described: dict[str, Any] = sfn.describe_execution(executionArn=execution["executionArn"])
+            return described
+        finally:
+            interceptor.uninstall()
+
+
+def _caught_by(error_equals: list[str], failing_branch: dict[str, Any]) -> dict[str, Any]:
+    """A Parallel whose only branch fails; its Catch (`error_equals`) leads to a Succeed state."""
+    return {
+        "StartAt": "Work",
+        "States": {
+            "Work": {
+                "Type": "Parallel",
+                "Branches": [{"StartAt": "Inner", "States": {"Inner": {**failing_branch, "End": True}}}],
+                "Catch": [{"ErrorEquals": error_equals, "ResultPath": "$.error", "Next": "Handled"}],
+                "End": True,
+            },
+            "Handled": {"Type": "Succeed"},
+        },
+    }
+
+
+MISSING_PATH = {  # a Task whose Parameters name a path its input does not have
+    "Type": "Task",
+    "Resource": "arn:aws:states:::lambda:invoke",
+    "Parameters": {"FunctionName": "nowhere", "Payload": {"value.$": "$.no_such_field"}},
+}
+OVER_256_KB = {"Type": "Pass", "Result": {"blob": "x" * 300_000}}
+
+
+def _task_caught_by(error_equals: list[str], retry: list[str] | None = None) -> dict[str, Any]:
+    task: dict[str, Any] = {
+        **MISSING_PATH,
+        "Catch": [{"ErrorEquals": error_equals, "ResultPath": "$.error", "Next": "Handled"}],
+        "End": True,
+    }
+    if retry:
+        task["Retry"] = [{"ErrorEquals": retry, "MaxAttempts": 2}]
+    return {"StartAt": "Work", "States": {"Work": task, "Handled": {"Type": "Succeed"}}}
+
+
+def test_states_all_does_not_catch_states_runtime() -> None:
+    """Step Functions developer guide, "Handling errors" (States.Runtime): "A States.Runtime error isn't
+    retriable, and will always cause the execution to fail. A retry or catch on States.ALL won't catch
+    States.Runtime errors." moto's interpreter caught a missing path and the execution SUCCEEDED."""
+    for catch, retry in ((["States.ALL"], None), (["States.Runtime"], ["States.Runtime"])):
+        described = _run_definition(_task_caught_by(catch, retry))
+        assert described["status"] == "FAILED", catch  # not even a clause naming it
+        assert described["error"] == "States.Runtime"
+    in_a_branch = _run_definition(_caught_by(["States.ALL"], MISSING_PATH))
+    assert (in_a_branch["status"], in_a_branch["error"]) == ("FAILED", "States.Runtime")
+
+
+def test_states_all_does_not_catch_data_limit_exceeded_but_its_name_does() -> None:
+    """Step Functions developer guide, "Handling errors": States.ALL "can't catch the
+    States.DataLimitExceeded terminal error"; a state output over the 256 KB payload quota is one."""
+    described = _run_definition(_caught_by(["States.ALL"], OVER_256_KB))
+    assert described["status"] == "FAILED"
+    assert described["error"] == "States.DataLimitExceeded"
+    named = _run_definition(_caught_by(["States.DataLimitExceeded"], OVER_256_KB))
+    assert named["status"] == "SUCCEEDED"
+
+
+def test_task_input_over_256_kb_after_parameters_is_data_limit_exceeded() -> None:
+    """Step Functions developer guide, "Handling errors" (States.DataLimitExceeded): reported when "the input
+    of a state is larger than the payload size quota after Parameters processing" (256 KB)."""
+    definition = {
+        "StartAt": "Invoke",
+        "States": {
+            "Invoke": {
+                "Type": "Task",
+                "Resource": "arn:aws:states:::lambda:invoke",
+                "Parameters": {"FunctionName": "nowhere", "Payload": {"first.$": "$.blob", "second.$": "$.blob"}},
+                "End": True,
+            }
+        },
+    }
+    described = _run_definition(definition, {"blob": "y" * 150_000})  # the input is within the quota
+    assert described["status"] == "FAILED"
+    assert described["error"] == "States.DataLimitExceeded"  # before the Lambda was ever invoked
+
+
+# -- Lambda timeouts on the virtual clock (mlplane_sandbox.lambdas, mlplane_sandbox.clock) ------------------------
+def _function(tmp_path: Any, body: str, timeout: int = 900) -> Any:
+    from mlplane_sandbox import lambdas
+
+    (tmp_path / "app.py").write_text(body, encoding="utf-8")
+    return lambdas.Function(
+        logical_id="SlowFunction",
+        name="mlplane-SlowFunction",
+        arn="arn:aws:lambda:eu-west-1:123456789012:function:mlplane-SlowFunction",
+        code_dir=tmp_path,
+        handler="app.handler",
+        environment={},
+        role_arn="arn:aws:sts::123456789012:assumed-role/r/s",
+        timeout=timeout,
+    )
+
+
+WAITS_TWICE = """
+from mlplane_sandbox.clock import clock
+seen = []
+def handler(event, context):
+    seen.append(context.get_remaining_time_in_millis())
+    clock().sleep(600)  # what botocore's waiter does in the sandbox
+    seen.append(context.get_remaining_time_in_millis())
+    clock().sleep(600)
+    seen.append("finished")
+    return {"ok": True}
+"""
+
+
+def test_a_handler_waiting_past_its_timeout_dies_as_lambda_reports_it(tmp_path: Any) -> None:
+    """AWS Lambda developer guide ("Configure Lambda function timeout"; the context object's
+    get_remaining_time_in_millis "Returns the number of milliseconds left before the execution times out"):
+    a function runs at most its Timeout, then Lambda stops it; Step Functions sees `Sandbox.Timedout`.
+    The sandbox counts the handler's own waits on the virtual clock."""
+    from mlplane_sandbox import clock as clock_module
+    from mlplane_sandbox import lambdas
+
+    function = _function(tmp_path, WAITS_TWICE, timeout=900)
+    clock = clock_module.reset()
+    began = clock.now()
+    ok, answer = lambdas.Dispatcher({"SlowFunction": function}, {}).invoke(function, {})
+    module = function.entry().__globals__
+    assert module["seen"] == [900_000, 300_000]  # the countdown, on the virtual clock; never "finished"
+    assert not ok and answer["errorType"] == "Sandbox.Timedout"
+    assert "Task timed out after 900.00 seconds" in answer["errorMessage"]
+    assert clock.now() - began == 900  # it died at its timeout, not after its second wait
+
+
+def test_a_handler_out_of_memory_surfaces_as_lambda_unknown(tmp_path: Any) -> None:
+    """Step Functions developer guide, "Handle Lambda service exceptions": "Unhandled errors in Lambda are
+    reported as Lambda.Unknown in the error output. These include out-of-memory errors and function timeouts."
+    `--oom STATE@N` makes the Nth invocation die that way."""
+    from mlplane_sandbox import lambdas
+
+    function = _function(tmp_path, "def handler(event, context):\n    return {'ok': True}\n")
+    dispatcher = lambdas.Dispatcher({"SlowFunction": function}, {}, {"SlowFunction": {2}})
+    assert dispatcher.invoke(function, {}) == (True, {"ok": True})
+    ok, answer = dispatcher.invoke(function, {})
+    assert not ok and answer["errorType"] == "Lambda.Unknown"
+    assert "Runtime exited with error: signal: killed" in answer["errorMessage"]
+    assert dispatcher.invoke(function, {}) == (True, {"ok": True})

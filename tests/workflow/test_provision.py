@@ -104,3 +104,49 @@ def test_duplicate_delivery_starts_one_execution_and_changes_nothing(run_sandbox
     assert len(first.executions) == 1
     assert second.executions == []
     assert not [c for c in second.api_calls if c["call"].split(":")[1].startswith(("Create", "Allocate"))]
+
+
+PAYLOAD_QUOTA = 256 * 1024
+
+
+def largest_payload(history: list[dict[str, Any]]) -> tuple[int, str]:
+    """The largest state input, state output or task result of a run (UTF-8 bytes), and where it was."""
+    largest = (0, "")
+    for event in history:
+        for key in ("stateEnteredEventDetails", "stateExitedEventDetails", "taskSucceededEventDetails"):
+            details = event.get(key)
+            if not isinstance(details, dict):
+                continue
+            text = details.get("input") or details.get("output") or ""
+            size = len(str(text).encode("utf-8"))
+            if size > largest[0]:
+                largest = (size, f"{event['type']} {details.get('name', '')}")
+    return largest
+
+
+def test_no_state_payload_comes_near_the_256_kb_quota_with_the_largest_config(run_sandbox: RunSandbox) -> None:
+    """Step Functions service quotas: a state's input or output, or a task's result, is at most 256 KB, and
+    going over is States.DataLimitExceeded, which States.ALL does not catch (developer guide, "Handling
+    errors"): the execution would fail without a rollback. With the largest configuration (the most quota
+    targets settings allow, tgw and nat egress) and on the rollback path, every payload stays far below."""
+    from mlplane.config import MAX_QUOTA_TARGETS
+    from mlplane_sandbox.emulators import service_quotas
+
+    def targets(n: int) -> list[dict[str, Any]]:
+        return [{"service": "ec2", "quota_code": f"L-{i:08X}", "desired": 2500} for i in range(n)]
+
+    for i in range(MAX_QUOTA_TARGETS):
+        service_quotas.KNOWN_QUOTAS += (
+            service_quotas.QuotaSpec("ec2", "Amazon EC2", f"L-{i:08X}", f"Quota {i} " + "n" * 200, 5.0),
+        )
+    try:
+        sizes = []
+        for egress, quota in (("nat", "approved"), ("tgw", "approved"), ("nat", "partial")):
+            config = {"egress_mode": egress, "quota_targets": targets(MAX_QUOTA_TARGETS), "poll_interval_seconds": 300}
+            (result,) = run_sandbox(SUCCESS, config=config, quota=quota)
+            assert result.outcome == ("READY" if quota == "approved" else "ROLLED_BACK"), result.error
+            sizes.append(largest_payload(result.history))
+    finally:
+        service_quotas.KNOWN_QUOTAS = service_quotas.KNOWN_QUOTAS[:1]
+    biggest = max(sizes)
+    assert biggest[0] < PAYLOAD_QUOTA // 4, biggest  # a 4x margin: nothing grows with the account's history

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from moto.ec2.models import ec2_backends
 
@@ -108,3 +110,65 @@ def test_v2_vendor_eni_in_an_mlplane_subnet_makes_rollback_incomplete_and_names_
     assert status is not None and status.status == Status.ROLLBACK_INCOMPLETE
     assert result.error is not None and created[0] in result.error["message"]
     assert result.leftovers  # the blocked subnet (and the VPC) are reported, not hidden
+
+
+# -- Lambda timeouts (virtual time) ------------------------------------------------------------------------------
+def task_failures(history: list[dict[str, Any]]) -> list[tuple[str, str]]:
+    """(error, cause) of every failed task attempt (TaskFailed), in order."""
+    return [
+        (e["taskFailedEventDetails"].get("error", ""), e["taskFailedEventDetails"].get("cause", ""))
+        for e in history
+        if e["type"] == "TaskFailed"
+    ]
+
+
+@pytest.fixture
+def slow_nat_deletion(monkeypatch: pytest.MonkeyPatch) -> None:
+    """NAT gateways take 600 s to delete, as they can in AWS: three of them, waited for one after another,
+    need twice a Lambda's 900 s timeout."""
+    from mlplane_sandbox.fidelity import network as fidelity_network
+
+    monkeypatch.setattr(fidelity_network, "NAT_DELETE_SECONDS", 600.0)
+
+
+def test_rollback_that_outlasts_its_lambda_timeout_stops_before_it_and_resumes(
+    run_sandbox: RunSandbox, slow_nat_deletion: None
+) -> None:
+    """A step whose waits exceed the function's Timeout (template.yaml, 900 s) checks the Lambda context's
+    remaining time and ends with a retryable TransientError before Lambda would kill it (AWS Lambda developer
+    guide, context object: get_remaining_time_in_millis); the ASL's Retry resumes it and it finishes."""
+    (result,) = run_sandbox(SUCCESS, quota="denied")
+    assert result.outcome == "ROLLED_BACK", result.error
+    assert result.leftovers == []
+    failures = task_failures(result.history)
+    assert "Sandbox.Timedout" not in [error for error, _ in failures]
+    resumed = [cause for error, cause in failures if error == "TransientError"]
+    assert resumed and all("not finished before the Lambda timeout" in cause for cause in resumed)
+    assert result.error is not None and result.error["type"] == "QuotaDenied"  # the original error is kept
+
+
+def test_a_lambda_killed_at_its_timeout_is_retried_by_the_workflow(
+    run_sandbox: RunSandbox, slow_nat_deletion: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Step Functions reports a Lambda that ran past its timeout as `Sandbox.Timedout` (or `Lambda.Unknown`:
+    developer guide, "Handle Lambda service exceptions"); every Task's Retry covers both, so a step killed
+    halfway through (here one that ignores its deadline) is run again and the rollback completes."""
+    from mlplane.deadline import Deadline
+
+    monkeypatch.setattr(Deadline, "seconds_left", lambda self: float("inf"))
+    (result,) = run_sandbox(SUCCESS, quota="denied")
+    assert result.outcome == "ROLLED_BACK", result.error
+    assert result.leftovers == []
+    timed_out = [cause for error, cause in task_failures(result.history) if error == "Sandbox.Timedout"]
+    assert timed_out and all("Task timed out after 900.00 seconds" in cause for cause in timed_out)
+
+
+def test_a_lambda_out_of_memory_is_retried_and_creates_nothing_twice(run_sandbox: RunSandbox) -> None:
+    """Step Functions developer guide, "Handle Lambda service exceptions": out-of-memory errors are reported
+    as `Lambda.Unknown`; the ASL retries it like a timeout, and the re-run step finds what it made."""
+    (result,) = run_sandbox(SUCCESS, out_of_memory=["CreateNetwork@1"])
+    assert result.outcome == "READY", result.error
+    assert "Lambda.Unknown" in [error for error, _ in task_failures(result.history)]
+    assert len(result.inventory["vpcs"]) == 1
+    assert len(result.inventory["nat_gateways"]) == 3
+    assert result.leftovers == []

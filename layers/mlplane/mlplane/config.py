@@ -32,6 +32,9 @@ def _iam_name(what: str, value: str, limit: int) -> str:
     return value
 
 
+MAX_QUOTA_TARGETS = 50
+
+
 class QuotaTarget(BaseModel):
     """A Service Quotas value the account must reach before it is READY (REQUIREMENTS Q1)."""
 
@@ -64,10 +67,13 @@ class Settings(BaseModel):
     vault_key_alias: str = "alias/aac-secure-vault"
     credential_role_name: str = "credential-service-role"
     eks_cluster_prefix: str = "aac-"
-    quota_targets: tuple[QuotaTarget, ...] = (QuotaTarget(),)
+    # Bounded so that no step's output can approach Step Functions' 256 KB payload quota (each target adds
+    # about 300 bytes to RequestQuotas' and WaitForQuotas' outputs; tests/workflow/test_provision.py measures).
+    quota_targets: Annotated[tuple[QuotaTarget, ...], Field(max_length=MAX_QUOTA_TARGETS)] = (QuotaTarget(),)
     poll_interval_seconds: Annotated[int, Field(ge=1, le=86_400)] = 60
     vendor_timeout_seconds: Annotated[int, Field(ge=1, le=31_536_000)] = 7_200
-    quota_timeout_seconds: Annotated[int, Field(ge=1, le=31_536_000)] = 7_200
+    # A 2,500-vCPU request on a new account is a support case that takes days (REQUIREMENTS Q3): 5 days.
+    quota_timeout_seconds: Annotated[int, Field(ge=1, le=31_536_000)] = 432_000
     # How long PatchKmsPolicy keeps retrying while KMS does not yet accept the vendor's new role as a
     # principal (IAM eventual consistency: usually a minute or two; terraform-provider-aws waits 2 minutes).
     kms_propagation_timeout_seconds: Annotated[int, Field(ge=1, le=86_400)] = 900

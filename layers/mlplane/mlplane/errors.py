@@ -85,7 +85,14 @@ _THROTTLING = frozenset(
     }
 )
 _DENIED = frozenset(
-    {"AccessDenied", "AccessDeniedException", "UnauthorizedOperation", "AuthorizationError", "AuthFailure"}
+    {
+        "AccessDenied",
+        "AccessDeniedException",
+        "UnauthorizedOperation",
+        "AuthorizationError",
+        "AuthFailure",
+        "DependencyAccessDeniedException",  # Service Quotas: a service it depends on refused (no permission)
+    }
 )
 
 

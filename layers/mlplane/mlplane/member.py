@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from mlplane import aws
 from mlplane.config import Settings
+from mlplane.deadline import Deadline
 from mlplane.ledger import Ledger, ResourceState
 
 MANAGED_TAG = "mlplane:managed"
@@ -26,6 +27,7 @@ class Member:
     step: str
     session: aws.Session
     ledger: Ledger
+    deadline: Deadline = field(default_factory=Deadline)  # the running Lambda's (none outside Lambda)
 
     def client(self, service: str) -> Any:
         return aws.client(self.session, service)
@@ -78,8 +80,10 @@ def hub_ledger(settings: Settings) -> Ledger:
     return Ledger(aws.client(aws.hub_session(settings.aws_region), "dynamodb"), settings.ledger_table)
 
 
-def member_for(account_id: str, execution: str, step: str, settings: Settings) -> Member:
-    """Assume the member role (cached) and bundle it with the hub's ledger."""
+def member_for(
+    account_id: str, execution: str, step: str, settings: Settings, deadline: Deadline | None = None
+) -> Member:
+    """Assume the member role (cached) and bundle it with the hub's ledger (and the Lambda's deadline)."""
     session = aws.session_for(account_id, settings.member_role_name, region=settings.aws_region, session_name=execution)
     return Member(
         account_id=account_id,
@@ -88,4 +92,5 @@ def member_for(account_id: str, execution: str, step: str, settings: Settings) -
         step=step,
         session=session,
         ledger=hub_ledger(settings),
+        deadline=deadline or Deadline(),
     )

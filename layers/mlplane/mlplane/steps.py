@@ -44,11 +44,17 @@ class MarkDeprovisionedInput(StepInput):
 
 
 class PollState(_Model):
-    """A wait loop's state, carried in the execution: polls are counted, not timed (the sandbox compresses time)."""
+    """A wait loop's state, carried in the execution: polls are counted, not timed (the sandbox compresses time).
+
+    A backed-off loop (the quota wait) also carries the seconds its Wait states waited so far and the next
+    wait (`Wait` reads it with SecondsPath).
+    """
 
     ready: bool = False
     attempt: int = 0
     detail: str = ""
+    waited_seconds: int = 0
+    wait_seconds: int = 0
 
 
 class ValidateAccountOutput(_Model):
@@ -85,12 +91,15 @@ class StepOutput(_Model):
 
 class PollInput(StepInput):
     attempt: int = Field(default=0, ge=0)
+    waited_seconds: int = Field(default=0, ge=0)
 
 
 class PollOutput(_Model):
     ready: bool
     attempt: int
     detail: str = ""
+    waited_seconds: int = 0  # backed-off loops: seconds waited before the next poll
+    wait_seconds: int = 0  # backed-off loops: the wait before the next poll
 
 
 class CreateNetworkInput(StepInput):

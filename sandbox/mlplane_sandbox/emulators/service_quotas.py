@@ -8,12 +8,22 @@ Increase requests move on the sandbox's VirtualClock according to a scenario:
 - `approved`: PENDING -> CASE_OPENED after 60 s -> APPROVED after 300 s; the applied value becomes the desired one;
 - `denied`: PENDING -> CASE_OPENED after 60 s -> DENIED after 300 s;
 - `pending`: PENDING -> CASE_OPENED after 60 s, and stays open;
-- `already-applied`: every known quota's applied value is already 2500, so nothing needs requesting.
+- `already-applied`: every known quota's applied value is already 2500, so nothing needs requesting;
+- `slow`: PENDING -> CASE_OPENED after 60 s -> APPROVED two days after the request (a support case, as a
+  2,500-vCPU request on a new account usually is);
+- `partial`: as `approved`, but AWS grants less: APPROVED with the applied value 1,000;
+- `case-closed`: PENDING -> CASE_OPENED after 60 s -> CASE_CLOSED after 300 s, the applied value unchanged
+  (the outcome is only in the support case).
+
+`refuse` makes an operation answer one of the errors the model lists for it (e.g. TooManyRequestsException,
+QuotaExceededException, DependencyAccessDeniedException), with the model's shape: HTTP 400 and
+`{"__type": code, "Message": text}`, as the awsJson protocol sends it.
 """
 
 from __future__ import annotations
 
 import base64
+import json
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -25,10 +35,27 @@ from mlplane_sandbox.clock import VirtualClock
 from mlplane_sandbox.rules import AwsError, Call, emulate
 
 SERVICE = "service-quotas"
-SCENARIOS = ("approved", "denied", "pending", "already-applied")
+SCENARIOS = ("approved", "denied", "pending", "already-applied", "slow", "partial", "case-closed")
 CASE_OPENED_AFTER = 60.0
 DECIDED_AFTER = 300.0
+SLOW_DECIDED_AFTER = 2 * 86_400.0
+PARTIAL_GRANT = 1000.0
 ALREADY_APPLIED_VALUE = 2500.0
+_DECISION = {  # scenario -> (seconds after the request, final status, applied value it grants or None)
+    "approved": (DECIDED_AFTER, "APPROVED", None),
+    "already-applied": (DECIDED_AFTER, "APPROVED", None),
+    "denied": (DECIDED_AFTER, "DENIED", None),
+    "slow": (SLOW_DECIDED_AFTER, "APPROVED", None),
+    "partial": (DECIDED_AFTER, "APPROVED", PARTIAL_GRANT),
+    "case-closed": (DECIDED_AFTER, "CASE_CLOSED", None),
+}
+REFUSABLE = {  # error code -> the text AWS sends with it (botocore service-2.json documentation)
+    "TooManyRequestsException": "Due to throttling, the request was denied. Slow down the rate of request calls.",
+    "QuotaExceededException": "You have exceeded your service quota. To perform the requested action, remove some"
+    " of the relevant resources, or use Service Quotas to request a service quota increase.",
+    "DependencyAccessDeniedException": "You can't perform this action because a dependency does not have access.",
+    "ServiceException": "Something went wrong.",
+}
 OPEN = frozenset({"PENDING", "CASE_OPENED"})
 _STATUSES = OPEN | {"APPROVED", "DENIED", "CASE_CLOSED", "NOT_APPROVED", "INVALID_REQUEST"}
 _DEFAULT_PAGE = 20
@@ -105,6 +132,15 @@ class _Store:
     regions: dict[tuple[str, str], _Region] = field(default_factory=dict)
     catalog: dict[tuple[str, str], QuotaSpec] = field(default_factory=lambda: {_key(q): q for q in KNOWN_QUOTAS})
     counter: int = 0
+    refusals: list[_Refusal] = field(default_factory=list)
+
+
+@dataclass
+class _Refusal:
+    operation: str
+    code: str
+    account_id: str | None
+    remaining: int | None  # None: every call
 
 
 _lock = threading.RLock()
@@ -136,6 +172,14 @@ def set_scenario(name: str, account_id: str | None = None) -> None:
             _store.scenario = name
         else:
             _store.per_account[account_id] = name
+
+
+def refuse(operation: str, code: str, *, account_id: str | None = None, times: int | None = None) -> None:
+    """The next `times` calls (default: every call) of `operation` (for one account, or any) answer `code`."""
+    if code not in REFUSABLE:
+        raise ValueError(f"unknown Service Quotas error {code!r} (one of {', '.join(REFUSABLE)})")
+    with _lock:
+        _store.refusals.append(_Refusal(operation, code, account_id, times))
 
 
 def add_quota(spec: QuotaSpec) -> None:
@@ -186,7 +230,34 @@ def applied_value(account_id: str, region: str, service_code: str, quota_code: s
 
 
 # -- emulated operations ----------------------------------------------------------------------------------
+Answer = dict[str, Any] | tuple[int, dict[str, str], bytes]
+
+
+def _refusable(operation: Callable[[Call], Answer]) -> Callable[[Call], Answer]:
+    """Answer a refusal set up with `refuse` instead of the operation, in the model's error shape."""
+
+    def answer(call: Call) -> Answer:
+        with _lock:
+            for refusal in _store.refusals:
+                if refusal.operation != call.operation or refusal.account_id not in (None, call.account_id):
+                    continue
+                if refusal.remaining is not None:
+                    if refusal.remaining <= 0:
+                        continue
+                    refusal.remaining -= 1
+                body = {"__type": refusal.code, "Message": REFUSABLE[refusal.code]}
+                headers = {"Content-Type": "application/x-amz-json-1.1", "x-amzn-ErrorType": refusal.code}
+                status = 500 if refusal.code == "ServiceException" else 400
+                return status, headers, json.dumps(body).encode()
+        return operation(call)
+
+    answer.__name__ = operation.__name__
+    answer.__doc__ = operation.__doc__
+    return answer
+
+
 @emulate(SERVICE, "GetServiceQuota")
+@_refusable
 def get_service_quota(call: Call) -> dict[str, Any]:
     spec = _spec(call)
     with _lock:
@@ -198,12 +269,14 @@ def get_service_quota(call: Call) -> dict[str, Any]:
 
 
 @emulate(SERVICE, "GetAWSDefaultServiceQuota")
+@_refusable
 def get_aws_default_service_quota(call: Call) -> dict[str, Any]:
     spec = _spec(call)
     return {"Quota": _quota(spec, call, spec.default)}
 
 
 @emulate(SERVICE, "RequestServiceQuotaIncrease")
+@_refusable
 def request_service_quota_increase(call: Call) -> dict[str, Any]:
     spec = _spec(call)
     desired = _desired(call)
@@ -244,6 +317,7 @@ def request_service_quota_increase(call: Call) -> dict[str, Any]:
 
 
 @emulate(SERVICE, "GetRequestedServiceQuotaChange")
+@_refusable
 def get_requested_service_quota_change(call: Call) -> dict[str, Any]:
     request_id = _required(call, "RequestId")
     with _lock:
@@ -255,12 +329,14 @@ def get_requested_service_quota_change(call: Call) -> dict[str, Any]:
 
 
 @emulate(SERVICE, "ListRequestedServiceQuotaChangeHistoryByQuota")
+@_refusable
 def list_requested_service_quota_change_history_by_quota(call: Call) -> dict[str, Any]:
     spec = _spec(call)
     return _history(call, lambda request: request.spec == spec)
 
 
 @emulate(SERVICE, "ListRequestedServiceQuotaChangeHistory")
+@_refusable
 def list_requested_service_quota_change_history(call: Call) -> dict[str, Any]:
     service = call.params.get("ServiceCode")
     if service is not None and not any(code == service for code, _ in _store.catalog):
@@ -342,14 +418,18 @@ def _advance(request: _Request, state: _Region, now: float) -> None:
         request.status = "CASE_OPENED"
         request.case_id = f"case-{request.account_id}-{request.id[:8]}"
         request.last_updated = request.created + CASE_OPENED_AFTER
-    if elapsed >= DECIDED_AFTER and request.scenario in ("approved", "denied", "already-applied"):
-        request.last_updated = request.created + DECIDED_AFTER
-        if request.scenario == "denied":
-            request.status = "DENIED"
-        else:
-            request.status = "APPROVED"
-            key = (request.spec.service_code, request.spec.quota_code)
-            state.applied[key] = max(state.applied[key], request.desired)
+    decision = _DECISION.get(request.scenario)
+    if decision is None:  # pending: the case stays open
+        return
+    after, status, granted = decision
+    if elapsed < after:
+        return
+    request.status = status
+    request.last_updated = request.created + after
+    if status == "APPROVED":
+        key = (request.spec.service_code, request.spec.quota_code)
+        value = request.desired if granted is None else min(granted, request.desired)
+        state.applied[key] = max(state.applied[key], value)
 
 
 def _required(call: Call, name: str) -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from mlplane.config import QuotaTarget, Settings
-from mlplane.errors import QuotaDenied, TimedOut
+from mlplane.errors import AccessDenied, AwsCallFailed, QuotaDenied, TimedOut
 from mlplane.ledger import ResourceState
 from mlplane.member import Member
 from mlplane.quotas import apply
@@ -88,12 +88,17 @@ def test_q2_pending_request_times_out_at_the_timeout_and_not_before(member: Memb
     service_quotas.set_scenario("pending")
     apply.run(member, settings)
     began = sandbox.now()
-    for attempt in range(10):  # polls at 0, 60, ..., 540 s: still inside the 600 s timeout
-        assert not apply.poll(member, settings, attempt).ready
-        sandbox.advance(settings.poll_interval_seconds)
-    assert sandbox.now() - began == 600
+    waited, polled_at = 0, []
+    for attempt in range(4):  # polls at 0, 60, 180, 420 s (the interval doubles): still inside the 600 s timeout
+        polled_at.append(sandbox.now() - began)
+        output = apply.poll(member, settings, attempt, waited)
+        assert not output.ready
+        sandbox.advance(output.wait_seconds)
+        waited = output.waited_seconds
+    assert polled_at == [0, 60, 180, 420]
+    assert sandbox.now() - began == waited == 600  # the last wait is cut to end on the timeout
     with pytest.raises(TimedOut) as err:
-        apply.poll(member, settings, 10)
+        apply.poll(member, settings, 4, waited)
     assert str(err.value).startswith(f"quota ec2/L-1216C47A in {MEMBER} not raised to 2500 after 600 s (request ")
     assert "CASE_OPENED" in str(err.value)
 
@@ -134,3 +139,67 @@ def test_rollback_defers_a_quota_request_it_cannot_withdraw(member: Member, sett
     assert undone.outcome == "deferred"
     assert undone.reason == f"quota increase request {record.resource_id} cannot be withdrawn"
     assert service_quotas.requests(MEMBER)[0]["status"] == "PENDING"
+
+
+@pytest.mark.parametrize(
+    ("scenario", "message"),
+    [
+        ("partial", "quota ec2/L-1216C47A in {member} approved at 1000, not 2500 (request {request})"),
+        (
+            "case-closed",
+            "quota ec2/L-1216C47A in {member} case closed with the applied value 5, not 2500 (request {request})",
+        ),
+    ],
+)
+def test_q3_partial_approval_and_closed_case_fail_naming_the_granted_value_and_request(
+    member: Member, settings: Settings, sandbox: VirtualClock, scenario: str, message: str
+) -> None:
+    """REQUIREMENTS Q3: an approval below the desired value, or a closed support case, fails the run with the
+    granted value and the request id (RequestStatus in botocore service-quotas service-2.json)."""
+    service_quotas.set_scenario(scenario)
+    apply.run(member, settings)
+    request_id = service_quotas.requests(MEMBER)[0]["id"]
+    assert not apply.poll(member, settings, 0).ready
+    sandbox.advance(300)
+    with pytest.raises(QuotaDenied) as err:
+        apply.poll(member, settings, 1, 60)
+    assert str(err.value) == message.format(member=MEMBER, request=request_id)
+
+
+def test_q3_slow_case_is_waited_for_with_backoff_and_is_ready_after_two_days(
+    member: Member, sandbox: VirtualClock
+) -> None:
+    """REQUIREMENTS Q3: the default quota timeout is 5 days and the polls back off (x2 up to 15 min), so a
+    2-day support case costs a couple of hundred polls, not the 2,880 of a fixed 60 s interval."""
+    settings = Settings(ledger_table="mlplane-ledger", poll_interval_seconds=60)
+    assert settings.quota_timeout_seconds == 5 * 86_400
+    service_quotas.set_scenario("slow")
+    apply.run(member, settings)
+    waits: list[int] = []
+    attempt = waited = 0
+    while True:
+        output = apply.poll(member, settings, attempt, waited)
+        if output.ready:
+            break
+        waits.append(output.wait_seconds)
+        sandbox.advance(output.wait_seconds)
+        attempt, waited = output.attempt, output.waited_seconds
+    assert waits[:6] == [60, 120, 240, 480, 900, 900]
+    assert set(waits[4:]) == {900}
+    assert 2 * 86_400 <= waited < 2 * 86_400 + 900  # seen within one capped interval of the approval
+    assert len(waits) + 1 < 200  # polls: 3 state transitions each
+
+
+def test_q2_throttled_requests_are_retried_and_refusals_fail_with_their_code(
+    member: Member, settings: Settings, sandbox: VirtualClock
+) -> None:
+    """TooManyRequestsException is throttling (botocore retries it); QuotaExceededException and
+    DependencyAccessDeniedException are answers no retry changes (botocore service-quotas service-2.json)."""
+    service_quotas.refuse("RequestServiceQuotaIncrease", "TooManyRequestsException", account_id=MEMBER, times=2)
+    assert apply.run(member, settings).created == 1
+    for code, error in (("QuotaExceededException", AwsCallFailed), ("DependencyAccessDeniedException", AccessDenied)):
+        service_quotas.reset("approved", sandbox)  # the request above is forgotten: the next run files again
+        service_quotas.refuse("RequestServiceQuotaIncrease", code, account_id=MEMBER)
+        with pytest.raises(error) as err:
+            apply.run(member, settings)
+        assert f"RequestServiceQuotaIncrease ec2/L-1216C47A in {MEMBER} failed: {code}" in str(err.value)

@@ -131,3 +131,63 @@ def test_history_pages_with_next_token_and_filters_by_status(sandbox: VirtualClo
     )
     assert open_only["RequestedQuotas"] == []
     assert [r["status"] for r in service_quotas.requests(MEMBER)] == ["DENIED"] * 3
+
+
+@pytest.mark.parametrize(
+    ("scenario", "open_for", "final", "applied"),
+    [
+        ("slow", 2 * 86_400, "APPROVED", 2500.0),
+        ("partial", 300, "APPROVED", 1000.0),
+        ("case-closed", 300, "CASE_CLOSED", 5.0),
+    ],
+)
+def test_q3_support_case_scenarios_stay_open_then_decide_as_aws_does(
+    sandbox: VirtualClock, scenario: str, open_for: int, final: str, applied: float
+) -> None:
+    """A 2,500-vCPU request on a new account is a support case: CASE_OPENED for up to days, then approved
+    (possibly at less), or CASE_CLOSED with the outcome only in the case (botocore service-quotas
+    service-2.json, RequestStatus: "CASE_CLOSED: The support case associated with this quota increase request
+    was closed. Check the support case correspondence for the outcome")."""
+    service_quotas.set_scenario(scenario)
+    client = _client()
+    request_id = client.request_service_quota_increase(ServiceCode="ec2", QuotaCode="L-1216C47A", DesiredValue=2500)[
+        "RequestedQuota"
+    ]["Id"]
+
+    def status() -> str:
+        return str(client.get_requested_service_quota_change(RequestId=request_id)["RequestedQuota"]["Status"])
+
+    def value() -> float:
+        return float(client.get_service_quota(ServiceCode="ec2", QuotaCode="L-1216C47A")["Quota"]["Value"])
+
+    sandbox.advance(open_for - 1)
+    assert (status(), value()) == ("CASE_OPENED", 5.0)
+    sandbox.advance(1)
+    answer = client.get_requested_service_quota_change(RequestId=request_id)["RequestedQuota"]
+    assert (answer["Status"], value()) == (final, applied)
+    assert answer["DesiredValue"] == 2500.0  # what was asked stays on the request; the grant is the applied value
+    assert answer["CaseId"]
+
+
+@pytest.mark.parametrize(
+    "code", ["TooManyRequestsException", "QuotaExceededException", "DependencyAccessDeniedException"]
+)
+def test_refused_requests_answer_with_the_models_error_shape(sandbox: VirtualClock, code: str) -> None:
+    """RequestServiceQuotaIncrease lists these errors, each a structure with one `Message` member, sent by
+    the awsJson1_1 protocol as HTTP 400 with `__type` (botocore service-quotas service-2.json)."""
+    service_quotas.refuse("RequestServiceQuotaIncrease", code, account_id=MEMBER)
+    client = _client()
+    with pytest.raises(ClientError) as err:
+        client.request_service_quota_increase(ServiceCode="ec2", QuotaCode="L-1216C47A", DesiredValue=2500)
+    assert _code(err) == code
+    assert err.value.response["ResponseMetadata"]["HTTPStatusCode"] == 400
+    assert err.value.response["Error"]["Message"] == service_quotas.REFUSABLE[code]
+    assert service_quotas.requests(MEMBER) == []  # a refused request files nothing
+    # other accounts and other operations are unaffected
+    assert (
+        _client(OTHER_MEMBER).request_service_quota_increase(
+            ServiceCode="ec2", QuotaCode="L-1216C47A", DesiredValue=2500
+        )["RequestedQuota"]["Status"]
+        == "PENDING"
+    )
+    assert client.get_service_quota(ServiceCode="ec2", QuotaCode="L-1216C47A")["Quota"]["Value"] == 5.0

@@ -47,7 +47,9 @@ def start_execution(
     workflow refuses a second execution of the same name (ExecutionAlreadyExists once the first closed)."""
     if not state_machine_arn:
         raise ConfigError("the state machine ARN is not configured")
-    payload = json.dumps(raw, sort_keys=True, separators=(",", ":"))
+    # Step Functions measures the input in UTF-8 bytes: send it unescaped, as measured (an "é" is 2 bytes, not
+    # the 6 of "\u00e9").
+    payload = json.dumps(raw, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     size = len(payload.encode())
     if size > MAX_INPUT_BYTES:  # Step Functions (and EventBridge) refuse it; say so before calling
         raise InputRejected(f"input for {account_id} is {size} bytes, over Step Functions' {MAX_INPUT_BYTES}")

@@ -26,6 +26,7 @@ from typing import Any
 from botocore.exceptions import WaiterError
 
 from mlplane.config import Settings
+from mlplane.deadline import bounded_wait
 from mlplane.errors import AwsCallFailed, Conflict, TimedOut, TransientError
 from mlplane.ledger import Status
 from mlplane.member import Member
@@ -36,7 +37,9 @@ from mlplane.network.plan import plan_network
 from mlplane.observability import logger, tracer
 from mlplane.steps import StepOutput
 
-NAT_AVAILABLE_WAIT = {"Delay": 15, "MaxAttempts": 40}
+# Up to 20 minutes in all; the Lambda's deadline bounds one invocation (mlplane.deadline), the retried step
+# waits on.
+NAT_AVAILABLE_WAIT = {"Delay": 15, "MaxAttempts": 80}
 NAT_FAILURES_WORTH_A_RETRY = frozenset({"Gateway.NotAttached", "InternalError"})
 """NatGateway.FailureCode values a new gateway may not meet (EC2 API reference, NatGateway)."""
 _STOP = frozenset(
@@ -317,8 +320,13 @@ class _Run:
     def _wait_available(self, nat_ids: list[str]) -> None:
         # Routes to a NAT gateway that is not yet available would blackhole the AZ's egress.
         try:
-            lookup.ec2(self.member).get_waiter("nat_gateway_available").wait(
-                NatGatewayIds=nat_ids, WaiterConfig=NAT_AVAILABLE_WAIT
+            bounded_wait(
+                lookup.ec2(self.member).get_waiter("nat_gateway_available"),
+                self.member.deadline,
+                f"NAT gateways in {self.member.account_id} becoming available",
+                delay=NAT_AVAILABLE_WAIT["Delay"],
+                max_attempts=NAT_AVAILABLE_WAIT["MaxAttempts"],
+                NatGatewayIds=nat_ids,
             )
         except WaiterError as err:
             last: dict[str, Any] = getattr(err, "last_response", None) or {}
@@ -359,8 +367,13 @@ class _Run:
         attachment_id = self.ids[attachment.key]
         where = f"transit gateway attachment {attachment_id} of {vpc_id} in {self.member.account_id}"
         try:
-            lookup.tgw_attachment_waiter(self.member, "TransitGatewayAttachmentAvailable").wait(
-                TransitGatewayAttachmentIds=[attachment_id]
+            bounded_wait(
+                lookup.tgw_attachment_waiter(self.member, "TransitGatewayAttachmentAvailable"),
+                self.member.deadline,
+                f"{where} becoming available",
+                delay=lookup.TGW_WAIT["Delay"],
+                max_attempts=lookup.TGW_WAIT["MaxAttempts"],
+                TransitGatewayAttachmentIds=[attachment_id],
             )
         except WaiterError as err:
             last: dict[str, Any] = getattr(err, "last_response", None) or {}

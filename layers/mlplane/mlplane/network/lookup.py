@@ -209,6 +209,9 @@ def tgw_attachment_owned(member: Member, attachment_id: str) -> dict[str, Any] |
     return None
 
 
+TGW_WAIT = {"Delay": 15, "MaxAttempts": 40}
+"""The transit gateway attachment waiters' polling (as their model below says)."""
+
 # botocore has no waiters for transit gateway attachments; these are botocore waiters all the same (its
 # polling, back-off and limits), defined the way botocore's own waiters-2.json defines them.
 _TGW_WAITERS = WaiterModel(
@@ -217,8 +220,8 @@ _TGW_WAITERS = WaiterModel(
         "waiters": {
             "TransitGatewayAttachmentAvailable": {
                 "operation": "DescribeTransitGatewayVpcAttachments",
-                "delay": 15,
-                "maxAttempts": 40,
+                "delay": TGW_WAIT["Delay"],
+                "maxAttempts": TGW_WAIT["MaxAttempts"],
                 "acceptors": [
                     {
                         "state": "success",
@@ -243,8 +246,8 @@ _TGW_WAITERS = WaiterModel(
             },
             "TransitGatewayAttachmentDeleted": {
                 "operation": "DescribeTransitGatewayVpcAttachments",
-                "delay": 15,
-                "maxAttempts": 40,
+                "delay": TGW_WAIT["Delay"],
+                "maxAttempts": TGW_WAIT["MaxAttempts"],
                 "acceptors": [
                     {
                         "state": "success",

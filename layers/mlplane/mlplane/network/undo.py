@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError, WaiterError
 
+from mlplane.deadline import bounded_wait
 from mlplane.errors import Blocked, TimedOut, error_code, translate
 from mlplane.ledger import ResourceRecord, ResourceState
 from mlplane.member import KEY_TAG
@@ -51,7 +52,9 @@ NETWORK_TYPES = frozenset(
 )
 """Every ledger type the network domain writes (what RemoveNetwork undoes)."""
 
-NAT_DELETE_WAIT = {"Delay": 15, "MaxAttempts": 40}
+# A NAT gateway can take about 10 minutes to delete; the Lambda's deadline, not this, bounds one invocation
+# (mlplane.deadline): a longer wait resumes in the retried step.
+NAT_DELETE_WAIT = {"Delay": 15, "MaxAttempts": 80}
 _NOT_OURS = "not tagged as mlplane's for this account: left alone"
 
 
@@ -122,9 +125,17 @@ def undo_nat(member: Member, record: ResourceRecord, resource_id: str) -> Undone
 
 
 def _wait_nat_deleted(member: Member, nat_id: str) -> None:
-    # Its Elastic IP stays associated and its ENI stays in the subnet until the gateway is `deleted`.
+    # Its Elastic IP stays associated and its ENI stays in the subnet until the gateway is `deleted`; a wait
+    # the Lambda's deadline cuts short is TransientError, and the retried step waits on (it is `deleting`).
     try:
-        lookup.ec2(member).get_waiter("nat_gateway_deleted").wait(NatGatewayIds=[nat_id], WaiterConfig=NAT_DELETE_WAIT)
+        bounded_wait(
+            lookup.ec2(member).get_waiter("nat_gateway_deleted"),
+            member.deadline,
+            f"NAT gateway {nat_id} in {member.account_id} deleting",
+            delay=NAT_DELETE_WAIT["Delay"],
+            max_attempts=NAT_DELETE_WAIT["MaxAttempts"],
+            NatGatewayIds=[nat_id],
+        )
     except WaiterError as err:
         raise TimedOut(f"NAT gateway {nat_id} in {member.account_id} not deleted: {err}") from err
 
@@ -213,8 +224,13 @@ def undo_tgw_attachment(member: Member, record: ResourceRecord, resource_id: str
     done = _attempt(member, "delete_transit_gateway_vpc_attachment", TransitGatewayAttachmentId=resource_id)
     # Its network interfaces leave the eks_control subnets only once it is `deleted`.
     try:
-        lookup.tgw_attachment_waiter(member, "TransitGatewayAttachmentDeleted").wait(
-            TransitGatewayAttachmentIds=[resource_id]
+        bounded_wait(
+            lookup.tgw_attachment_waiter(member, "TransitGatewayAttachmentDeleted"),
+            member.deadline,
+            f"transit gateway attachment {resource_id} in {member.account_id} deleting",
+            delay=lookup.TGW_WAIT["Delay"],
+            max_attempts=lookup.TGW_WAIT["MaxAttempts"],
+            TransitGatewayAttachmentIds=[resource_id],
         )
     except WaiterError as err:
         raise TimedOut(f"transit gateway attachment {resource_id} in {member.account_id} not deleted: {err}") from err

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
+from mlplane import polling
 from mlplane.config import QuotaTarget, Settings
 from mlplane.errors import QuotaDenied, TimedOut, error_code, translate
 from mlplane.observability import logger, tracer
@@ -137,7 +138,8 @@ def _ensure_request(member: Member, decision: QuotaDecision) -> tuple[str, bool]
         type=RESOURCE_TYPE,
         find=find,
         create=create,
-        data={"service": service, "quota_code": code, "desired": decision.desired},
+        # `applied` when filed: an approval that moves it but stays short is a partial one (Q3).
+        data={"service": service, "quota_code": code, "desired": decision.desired, "applied": decision.applied},
     )
 
 
@@ -164,33 +166,57 @@ def _file_request(client: ServiceQuotasClient, decision: QuotaDecision, account_
 
 # -- the wait loop ----------------------------------------------------------------------------------------
 @tracer.capture_method(capture_response=False)
-def poll(member: Member, settings: Settings, attempt: int) -> PollOutput:
+def poll(member: Member, settings: Settings, attempt: int, waited_seconds: int = 0) -> PollOutput:
     """Ready when every target's applied value meets its desired value.
 
-    Raises QuotaDenied when a target's request was denied (or not approved, or invalid), and TimedOut
-    when this is the last poll that fits in `quota_timeout_seconds` and a target is still short.
+    Raises QuotaDenied when a target's request is decided and the applied value is still short: denied
+    (or not approved, or invalid), closed with the support case (CASE_CLOSED), or approved at less than
+    desired (the applied value moved from what it was when the request was filed); the message names the
+    granted (applied) value and the request id (REQUIREMENTS Q3). Raises
+    TimedOut at the poll that comes after `quota_timeout_seconds` of waiting with a target still short.
+    Between polls the workflow waits `wait_seconds`, backing off (mlplane.polling).
     """
     targets = settings.quota_targets
     recorded: dict[str, str] = {}
+    applied_before: dict[str, float] = {}
     for target in targets:
         record = member.ledger.resource(member.account_id, quota_key(target.service, target.quota_code))
         if record is not None and record.resource_id:
             recorded[record.key] = record.resource_id
-    states = progress(targets, observe(member, targets), recorded)
+            if isinstance(record.data.get("applied"), (int, float)):
+                applied_before[record.key] = float(record.data["applied"])
+    states = progress(targets, observe(member, targets), recorded, applied_before)
     detail = "; ".join(_describe(state) for state in states)
     for state in states:
         if state.state == "failed":
-            status = (state.request_status or "denied").lower().replace("_", " ")
-            raise QuotaDenied(f"quota {state.label} in {member.account_id} {status} (request {state.request_id})")
+            raise QuotaDenied(_refusal(state, member.account_id))
     ready = all(state.state == "met" for state in states)
-    if not ready and settings.timed_out(attempt, settings.quota_timeout_seconds):
+    if not ready and polling.timed_out(waited_seconds, settings.quota_timeout_seconds):
         short = next(state for state in states if state.state != "met")
         request = f" (request {short.request_id} {short.request_status})" if short.request_id else " (no request)"
         raise TimedOut(
             f"quota {short.label} in {member.account_id} not raised to {short.desired:g}"
             f" after {settings.quota_timeout_seconds} s{request}"
         )
-    return PollOutput(ready=ready, attempt=attempt + 1, detail=detail)
+    delay = polling.backoff_delay(
+        settings.poll_interval_seconds, attempt, waited_seconds, settings.quota_timeout_seconds
+    )
+    return PollOutput(
+        ready=ready, attempt=attempt + 1, detail=detail, wait_seconds=delay, waited_seconds=waited_seconds + delay
+    )
+
+
+def _refusal(state: QuotaProgress, account_id: str) -> str:
+    """Why a decided request leaves the quota short: its status, the value AWS granted, the request id."""
+    where = f"quota {state.label} in {account_id}"
+    request = f"request {state.request_id}"
+    granted = f"{state.applied:g}"
+    if state.request_status == "APPROVED":
+        return f"{where} approved at {granted}, not {state.desired:g} ({request})"
+    if state.request_status == "CASE_CLOSED":
+        return f"{where} case closed with the applied value {granted}, not {state.desired:g} ({request})"
+    status = (state.request_status or "denied").lower().replace("_", " ")
+    return f"{where} {status} ({request})"
 
 
 def _describe(state: QuotaProgress) -> str:

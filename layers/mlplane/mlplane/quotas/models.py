@@ -11,8 +11,9 @@ RequestStatus = Literal[
 ]
 OPEN_STATUSES: frozenset[str] = frozenset({"PENDING", "CASE_OPENED"})
 """A request in one of these may still change the applied value: never file a second one beside it."""
-FAILED_STATUSES: frozenset[str] = frozenset({"DENIED", "NOT_APPROVED", "INVALID_REQUEST"})
-"""A request in one of these will never raise the applied value."""
+FAILED_STATUSES: frozenset[str] = frozenset({"DENIED", "NOT_APPROVED", "INVALID_REQUEST", "CASE_CLOSED"})
+"""A request in one of these will not raise the applied value any further (CASE_CLOSED: whatever the support
+case granted is already applied; REQUIREMENTS Q3)."""
 
 
 class _Model(BaseModel):

@@ -49,12 +49,19 @@ def progress(
     targets: Sequence[QuotaTarget],
     observed: Mapping[str, ObservedQuota],
     recorded: Mapping[str, str],
+    applied_before: Mapping[str, float] | None = None,
 ) -> tuple[QuotaProgress, ...]:
-    """Where each target stands: met, still waiting on a request, or failed (its request denied).
+    """Where each target stands: met, still waiting on a request, or failed.
+
+    Failed: the deciding request was denied (or not approved, invalid), its support case was closed, or it
+    was approved at less than desired (REQUIREMENTS Q3): APPROVED and the applied value moved from what it
+    was when the request was filed (`applied_before`, by quota key) but stays short. APPROVED with the
+    applied value not moved yet is waiting: the new value may not have propagated.
 
     `recorded` maps a quota key to the request id the ledger holds for it. An open request wins over
     the recorded one (someone refiled); else the recorded request decides; else the newest one.
     """
+    before = applied_before or {}
     result: list[QuotaProgress] = []
     for target in targets:
         key = quota_key(target.service, target.quota_code)
@@ -72,6 +79,8 @@ def progress(
             result.append(QuotaProgress(**common, state="met"))
         elif request is not None and request.status in FAILED_STATUSES:
             result.append(QuotaProgress(**common, state="failed"))
+        elif request is not None and request.status == "APPROVED" and seen.applied > before.get(key, seen.applied):
+            result.append(QuotaProgress(**common, state="failed"))  # approved at less than desired
         else:
             result.append(QuotaProgress(**common, state="waiting"))
     return tuple(result)

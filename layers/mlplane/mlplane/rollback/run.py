@@ -77,6 +77,11 @@ def _walk(member: Member, records: list[ResourceRecord]) -> UndoReport:
     report = UndoReport()
     for record in sorted(records, key=lambda r: r.seq, reverse=True):
         resource_id = record.resource_id if record.state == ResourceState.CREATED else None
+        if member.deadline.seconds_left() <= 0:  # the Lambda's time is up: the next walk goes on from here
+            report.unfinished.append(_item(record, resource_id, TransientError("not reached before the timeout")))
+            report.left_keys.append(record.key)
+            report.unfinished_keys.append(record.key)
+            continue
         try:
             handler = handler_for(record.type)
             resource_id = resource_id or handler.find(member, record)
