@@ -8,9 +8,9 @@ from aws_lambda_powertools.utilities.parser import parse
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from mlplane.config import get_settings
-from mlplane.iam import apply as iam
 from mlplane.member import member_for
 from mlplane.observability import logger, metrics, tracer
+from mlplane.rollback.run import teardown
 from mlplane.steps import StepInput
 
 
@@ -22,4 +22,4 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     logger.append_keys(account_id=step.account_id, execution=step.execution)
     settings = get_settings()
     member = member_for(step.account_id, step.execution, "RemoveIam", settings)
-    return iam.teardown(member, settings).model_dump(mode="json")
+    return teardown(member, "iam").model_dump(mode="json")

@@ -10,8 +10,8 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from mlplane.config import get_settings
 from mlplane.deadline import Deadline
 from mlplane.member import member_for
-from mlplane.network import apply as network
 from mlplane.observability import logger, metrics, tracer
+from mlplane.rollback.run import teardown
 from mlplane.steps import StepInput
 
 
@@ -23,4 +23,4 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     logger.append_keys(account_id=step.account_id, execution=step.execution)
     settings = get_settings()
     member = member_for(step.account_id, step.execution, "RemoveNetwork", settings, Deadline.of(context))
-    return network.teardown(member, settings).model_dump(mode="json")
+    return teardown(member, "network").model_dump(mode="json")

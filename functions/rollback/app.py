@@ -23,4 +23,5 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     logger.append_keys(account_id=step.account_id, execution=step.execution)
     settings = get_settings()
     member = member_for(step.account_id, step.execution, "Rollback", settings, Deadline.of(context))
-    return rollback(member, settings, step.error_text).model_dump(mode="json")
+    output = rollback(member, settings, step.error_text, attempt=step.attempt, waited_seconds=step.waited_seconds)
+    return output.model_dump(mode="json")

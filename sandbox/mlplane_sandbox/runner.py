@@ -300,7 +300,7 @@ class Sandbox:
         subs = {k: resolver.resolve(v) for k, v in props.get("DefinitionSubstitutions", {}).items()}
         for key, value in subs.items():
             text = text.replace("${" + key + "}", str(value))
-        name = f"{STACK}-{logical_id}"
+        name = str(resolver.resolve(props["Name"])) if "Name" in props else f"{STACK}-{logical_id}"
         arn: str = sandbox_client("stepfunctions").create_state_machine(
             name=name,
             definition=text,
@@ -620,7 +620,7 @@ class Sandbox:
         error: dict[str, str] | None = None
         if last is not None and last["status"] != "SUCCEEDED":
             error = {"type": last.get("error", "Unknown"), "message": _one_line(cause_message(last.get("cause", "")))}
-        outcome = _outcome(status.status if status else None, last, machine_of)
+        outcome = _outcome(status.status if status else None, last, machine_of, status.execution if status else None)
         inv = inventory.read(account_id) if account_id in self.world.accounts else {}
         owned = inventory.mlplane_resources(inv, account_id) if inv else []
         # READY and held accounts keep what the ledger records on purpose: a leftover is what it lost track of.
@@ -639,7 +639,9 @@ class Sandbox:
         return RunResult(outcome, account_id, listed, leftovers, calls, inv, error, deferred=deferred, history=history)
 
 
-def _outcome(status: Status | None, last: dict[str, Any] | None, machine_of: dict[str, str]) -> str:
+def _outcome(
+    status: Status | None, last: dict[str, Any] | None, machine_of: dict[str, str], status_owner: str | None = None
+) -> str:
     """The run's outcome from the account's ledger status and the last execution of this input."""
     settled = {
         Status.READY,
@@ -656,8 +658,10 @@ def _outcome(status: Status | None, last: dict[str, Any] | None, machine_of: dic
         return status.value if status in settled else "READY"
     if status in (Status.ROLLED_BACK, Status.ROLLBACK_INCOMPLETE, Status.ROLLBACK_HELD):
         return status.value
-    if status == Status.DEPROVISIONING:
-        return "ROLLBACK_INCOMPLETE"  # deprovisioning stopped with mlplane resources still there
+    if status in (Status.PROVISIONING, Status.ROLLING_BACK, Status.DEPROVISIONING) and status_owner == last["name"]:
+        # This execution failed with the account still marked as its own: it changed the account and did not
+        # settle it (mlplane resources may be left). Not REJECTED, which says that nothing was changed.
+        return "ROLLBACK_INCOMPLETE"
     return "REJECTED"  # failed before changing anything (validation, refusal)
 
 

@@ -24,6 +24,7 @@ _IAM_NAME = re.compile(r"[A-Za-z0-9+=,.@_-]+")
 _ALIAS = re.compile(r"alias/[A-Za-z0-9/_-]{1,250}")
 _TGW_ID = re.compile(r"tgw-[0-9a-f]{8,17}")
 _REGION = re.compile(r"[a-z]{2}(-[a-z]+)+-[0-9]")
+RETRY_DELAY_CAP_SECONDS = 900
 
 
 def _iam_name(what: str, value: str, limit: int) -> str:
@@ -81,6 +82,8 @@ class Settings(BaseModel):
     # How long PatchKmsPolicy keeps retrying while KMS does not yet accept the vendor's new role as a
     # principal (IAM eventual consistency: usually a minute or two; terraform-provider-aws waits 2 minutes).
     kms_propagation_timeout_seconds: Annotated[int, Field(ge=1, le=86_400)] = 900
+    # How long a rollback keeps walking again while an AWS outage (throttling, 5xx) leaves something (C8).
+    rollback_retry_seconds: Annotated[int, Field(ge=0, le=604_800)] = 21_600
 
     @field_validator("sa_policy_name")
     @classmethod
@@ -157,6 +160,12 @@ class Settings(BaseModel):
         """Poll number `attempt` (0-based) comes after `attempt` waits of one interval: the loop gives up
         once that waiting reaches the timeout, not one interval before it."""
         return attempt >= self.max_polls(timeout_seconds)
+
+    def retry_delay(self, attempt: int) -> int:
+        """Seconds before retry number `attempt` (0-based) of an outage: the poll interval, doubling up to
+        15 minutes (or the poll interval, if longer), so hours of retries cost tens of polls."""
+        cap = max(self.poll_interval_seconds, RETRY_DELAY_CAP_SECONDS)
+        return int(min(self.poll_interval_seconds * 2 ** min(attempt, 32), cap))
 
     @staticmethod
     def env_name(key: str) -> str:

@@ -65,6 +65,10 @@ class RollbackIncomplete(MlplaneError):
     """Rollback or deprovision could not remove resources that something else blocks."""
 
 
+class Blocked(RollbackIncomplete):
+    """Something mlplane does not own (e.g. a vendor ENI) keeps a resource from being removed; names it."""
+
+
 _THROTTLING = frozenset(
     {
         "Throttling",

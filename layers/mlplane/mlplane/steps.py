@@ -135,6 +135,9 @@ class CaughtError(BaseModel):
 
 class RollbackInput(StepInput):
     error: CaughtError | None = None
+    # The Rollback loop's state (REQUIREMENTS C8): which walk this is and the seconds waited before it.
+    attempt: int = Field(default=0, ge=0)
+    waited_seconds: int = Field(default=0, ge=0)
 
     @property
     def error_text(self) -> str | None:
@@ -160,9 +163,18 @@ class UndoneItem(_Model):
     reason: str = ""
 
 
+class RecordRollbackIncompleteInput(RollbackInput):
+    """The last resort after a Rollback (or a deprovision step) failed for good: the error it failed with."""
+
+
 class RollbackOutput(_Model):
-    outcome: Literal["ROLLED_BACK", "ROLLBACK_INCOMPLETE", "ROLLBACK_HELD", "DEPROVISIONED"]
+    # ROLLING_BACK: an outage left something; the workflow waits `retry_in_seconds` and walks again (`retry`).
+    outcome: Literal["ROLLED_BACK", "ROLLBACK_INCOMPLETE", "ROLLBACK_HELD", "DEPROVISIONED", "ROLLING_BACK"]
     removed: int
     blocked: list[UndoneItem] = Field(default_factory=list)
     deferred: list[UndoneItem] = Field(default_factory=list)
     error: str | None = None
+    retry: bool = False
+    attempt: int = 0
+    waited_seconds: int = 0
+    retry_in_seconds: int = 0

@@ -9,12 +9,13 @@ from typing import Any
 import pytest
 
 from mlplane.config import Settings
-from mlplane.errors import ConfigError
+from mlplane.errors import Blocked, ConfigError
 from mlplane.iam import apply
 from mlplane.iam.plan import shipped_policy
 from mlplane.ledger import ResourceState
 from mlplane.member import Member
-from mlplane.rollback.registry import Blocked, handler_for
+from mlplane.rollback.registry import handler_for
+from mlplane.rollback.run import teardown
 
 from .conftest import MEMBER, SSH_KEY
 
@@ -79,7 +80,7 @@ def test_i1_existing_user_is_reused_and_never_recorded_or_removed(member: Member
     assert output.detail["user_action"] == "reuse"
     assert (output.created, output.existing) == (2, 1)
     assert member.ledger.resource(MEMBER, apply.USER_KEY) is None
-    apply.teardown(member, settings)
+    teardown(member, "iam")
     assert iam.get_user(UserName=USER)["User"]["UserName"] == USER
     assert iam.list_attached_user_policies(UserName=USER)["AttachedPolicies"] == []
     assert len(iam.list_access_keys(UserName=USER)["AccessKeyMetadata"]) == 1
@@ -110,7 +111,7 @@ def test_i2_changed_document_gets_a_new_default_version_within_five(member: Memb
     again = apply.run(member, settings)
     assert again.detail["policy_action"] == "keep"
 
-    apply.teardown(member, settings)  # not mlplane's policy: put back as it was, not deleted
+    teardown(member, "iam")  # not mlplane's policy: put back as it was, not deleted
     assert iam.get_policy(PolicyArn=ARN)["Policy"]["DefaultVersionId"] == "v5"
     assert sorted(v["VersionId"] for v in iam.list_policy_versions(PolicyArn=ARN)["Versions"]) == [
         "v2",
@@ -146,7 +147,7 @@ def test_c3_policy_attached_elsewhere_blocks_its_delete(member: Member, settings
     iam.create_role(RoleName="someone-else", AssumeRolePolicyDocument="{}")
     iam.attach_role_policy(RoleName="someone-else", PolicyArn=ARN)
     with pytest.raises(Blocked, match="role someone-else"):
-        apply.teardown(member, settings)
+        teardown(member, "iam")
     assert iam.get_policy(PolicyArn=ARN)["Policy"]["Arn"] == ARN  # left in place
     assert iam.list_users()["Users"] == []  # our attachment and user are undone all the same
 
@@ -156,7 +157,7 @@ def test_c3_user_with_someone_elses_access_key_is_left_and_named(member: Member,
     iam = member.client("iam")
     key_id = iam.create_access_key(UserName=USER)["AccessKey"]["AccessKeyId"]
     with pytest.raises(Blocked, match=f"access key {key_id}"):
-        apply.teardown(member, settings)
+        teardown(member, "iam")
     assert iam.list_policies(Scope="Local")["Policies"] == []
     assert iam.get_user(UserName=USER)["User"]["UserName"] == USER
 
@@ -198,7 +199,7 @@ def test_c3_user_with_a_login_profile_or_ssh_key_is_left_named_and_never_deleted
     iam.create_login_profile(UserName=USER, Password="A-long-enough-p4ssword!")
     ssh = iam.upload_ssh_public_key(UserName=USER, SSHPublicKeyBody=SSH_KEY)["SSHPublicKey"]["SSHPublicKeyId"]
     with pytest.raises(Blocked, match=rf"login profile \(console password\), SSH public key {ssh}"):
-        apply.teardown(member, settings)
+        teardown(member, "iam")
     assert calls("iam", "DeleteUser") == []
     assert iam.get_user(UserName=USER)["User"]["UserName"] == USER
     assert iam.list_policies(Scope="Local")["Policies"] == []  # the rest was undone all the same
@@ -211,7 +212,7 @@ def test_c3_policy_with_an_extra_version_is_deleted_after_its_non_default_versio
     apply.run(member, settings)
     iam = member.client("iam")
     iam.create_policy_version(PolicyArn=ARN, PolicyDocument=json.dumps(shipped_policy()), SetAsDefault=False)
-    apply.teardown(member, settings)
+    teardown(member, "iam")
     assert iam.list_policies(Scope="Local")["Policies"] == []
     assert [c["VersionId"] for c in calls("iam", "DeletePolicyVersion")] == ["v2"]
     assert len(calls("iam", "DeletePolicy")) == 1

@@ -10,13 +10,14 @@ import pytest
 from moto.kms.models import kms_backends
 
 from mlplane.config import Settings
-from mlplane.errors import AwsCallFailed, ConfigError, TimedOut, TransientError
+from mlplane.errors import AwsCallFailed, Blocked, ConfigError, TimedOut, TransientError
 from mlplane.kms import apply
 from mlplane.kms import policy as key_policy
 from mlplane.kms.policy import MLPLANE_SID, ROOT_SID, credential_statement, default_key_policy
 from mlplane.ledger import ResourceState
 from mlplane.member import Member
-from mlplane.rollback.registry import Blocked, handler_for
+from mlplane.rollback.registry import handler_for
+from mlplane.rollback.run import teardown
 from mlplane_sandbox.clock import VirtualClock
 from mlplane_sandbox.fidelity import iam_kms
 from mlplane_sandbox.fidelity.iam_kms import DEFAULT_ROLE_PROPAGATION_SECONDS
@@ -74,7 +75,7 @@ def test_k1_key_found_by_alias_is_used_and_not_recorded(member: Member, settings
     assert output.detail == {"key_id": theirs, "alias": ALIAS, "owned": False}
     assert calls("kms", "CreateKey") == [{"Description": "made on the prerequisite page"}]
     assert member.ledger.resources(MEMBER) == []
-    apply.teardown(member, settings)
+    teardown(member, "kms")
     assert kms.describe_key(KeyId=theirs)["KeyMetadata"]["KeyState"] == "Enabled"
 
 
@@ -182,7 +183,7 @@ def test_c4_teardown_restores_policy_deletes_alias_and_schedules_key_deletion(
     key_id = apply.ensure_key(member, settings).detail["key_id"]
     _vendor_role(member, sandbox)
     apply.patch_policy(member, settings)
-    output = apply.teardown(member, settings)
+    output = teardown(member, "kms")
     assert output.removed == 2  # the key-policy statement and the alias
     (deferred,) = output.detail["deferred"]
     assert (deferred["type"], deferred["id"]) == ("kms:key", key_id)
@@ -194,7 +195,7 @@ def test_c4_teardown_restores_policy_deletes_alias_and_schedules_key_deletion(
     assert kms.list_aliases(KeyId=key_id)["Aliases"] == []
     assert member.ledger.resources(MEMBER) == []
     assert [r.key for r in member.ledger.deferred(MEMBER)] == ["kms/key"]
-    assert apply.teardown(member, settings).removed == 0
+    assert teardown(member, "kms").removed == 0
 
 
 def test_c3_key_undo_refuses_a_key_without_mlplane_tags(member: Member, settings: Settings) -> None:

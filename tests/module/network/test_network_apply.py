@@ -9,12 +9,13 @@ import boto3
 import pytest
 
 from mlplane.config import Settings
-from mlplane.errors import Conflict
+from mlplane.errors import Blocked, Conflict
 from mlplane.ledger import ResourceState, Status
 from mlplane.member import Member
 from mlplane.network import allocation, apply
 from mlplane.network.undo import NETWORK_TYPES
-from mlplane.rollback.registry import Blocked, handler_for
+from mlplane.rollback.registry import handler_for
+from mlplane.rollback.run import teardown
 from mlplane_sandbox import faults, interceptor, recording
 from mlplane_sandbox.clock import VirtualClock
 from tests.module.network.conftest import TABLE, CallLog, mutating, shared_transit_gateway
@@ -212,19 +213,19 @@ def test_c3_teardown_removes_everything_mlplane_created(member: Member, settings
     ec2 = member.client("ec2")
     foreign_vpc = ec2.create_vpc(CidrBlock="172.31.0.0/16")["Vpc"]["VpcId"]  # not mlplane's
     apply.run(member, settings)
-    out = apply.teardown(member, settings)
+    out = teardown(member, "network")
     assert _counts(member) == dict.fromkeys(("vpcs", "subnets", "route_tables", "igws", "eips", "nats", "endpoints"), 0)
     assert out.removed > 0
     assert member.ledger.resources(member.account_id) == []
     assert foreign_vpc in {v["VpcId"] for v in ec2.describe_vpcs()["Vpcs"]}
-    again = apply.teardown(member, settings)
+    again = teardown(member, "network")
     assert again.removed == 0
 
 
 def test_c3_teardown_after_lost_ledger_write_still_finds_by_tag(member: Member, settings: Settings) -> None:
     apply.run(member, settings)
     _forget_ids(member, ["vpc", "subnet/private/b", "nat/a", "eip/a", "igw"])
-    apply.teardown(member, settings)
+    teardown(member, "network")
     assert sum(_counts(member).values()) == 0
 
 
@@ -235,7 +236,7 @@ def test_v2_teardown_blocked_by_vendor_eni_names_it(member: Member, settings: Se
     assert subnet is not None and subnet.resource_id
     eni = ec2.create_network_interface(SubnetId=subnet.resource_id, Description="aac eks node")["NetworkInterface"]
     with pytest.raises(Blocked) as caught:
-        apply.teardown(member, settings)
+        teardown(member, "network")
     message = str(caught.value)
     assert eni["NetworkInterfaceId"] in message
     assert subnet.resource_id in message
@@ -247,7 +248,7 @@ def test_v2_teardown_blocked_by_vendor_eni_names_it(member: Member, settings: Se
     assert subnet.resource_id in {s["SubnetId"] for s in inventory(member)["subnets"]}
     # the vendor removes its ENI: teardown resumes and finishes
     ec2.delete_network_interface(NetworkInterfaceId=eni["NetworkInterfaceId"])
-    apply.teardown(member, settings)
+    teardown(member, "network")
     assert sum(_counts(member).values()) == 0
 
 
@@ -318,7 +319,7 @@ def test_n5_tgw_mode_allocates_disjoint_cidrs_and_frees_them(
         default = next(r for r in table["Routes"] if r.get("DestinationCidrBlock") == "0.0.0.0/0")
         assert default["TransitGatewayId"] == first.transit_gateway_id
     # deprovision frees the allocation; the other account keeps its own
-    apply.teardown(member, first)
+    teardown(member, "network")
     assert allocation.lookup(member.ledger, member.account_id, settings.cidr_pool) is None
     assert allocation.lookup(other_member.ledger, other_member.account_id, settings.cidr_pool) is not None
     assert sum(_counts(member).values()) == 0
@@ -356,7 +357,7 @@ def test_c3_rollback_sweeps_mlplane_resources_the_ledger_never_recorded(member: 
                 "route/public/c/default", "route/eks_node/b/default", "vpce/s3", "igw"]:  # fmt: skip
         db.delete_item(TableName=TABLE, Key={"pk": {"S": member.account_id}, "sk": {"S": f"RES#{key}"}})
     foreign = member.client("ec2").create_vpc(CidrBlock="172.31.0.0/16")["Vpc"]["VpcId"]
-    apply.teardown(member, settings)
+    teardown(member, "network")
     assert sum(_counts(member).values()) == 0
     assert foreign in {v["VpcId"] for v in member.client("ec2").describe_vpcs()["Vpcs"]}
 

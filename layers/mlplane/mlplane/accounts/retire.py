@@ -13,11 +13,12 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, TypeAdapter, ValidationError
 
 from mlplane import notify
+from mlplane.accounts.ownership import owner_running
 from mlplane.accounts.start import start_execution
 from mlplane.accounts.validate import CLOSED_STATES, organization_state
 from mlplane.config import Settings
 from mlplane.eks import watch
-from mlplane.errors import Conflict, InputRejected, RollbackIncomplete
+from mlplane.errors import Conflict, InputRejected, RollbackIncomplete, TransientError
 from mlplane.ledger import Ledger, Status
 from mlplane.member import Member
 from mlplane.network import allocation
@@ -127,7 +128,7 @@ def validate_deprovision(
     current = ledger.status(account_id)
     if current is None or current.status == Status.DEPROVISIONED:
         return ValidateDeprovisionOutput(account_id=account_id, execution=execution, action="noop")
-    if current.status in _BUSY:
+    if current.status in _BUSY and owner_running(current, settings):  # an owner that ended blocks nobody (C8)
         raise Conflict(f"account {account_id} is {current.status} by execution {current.execution}; deprovision later")
     if organization_state(account_id, settings) in CLOSED_STATES:
         # Its role can no longer be assumed: settle the hub's records without reaching into the account.
@@ -147,23 +148,30 @@ def validate_deprovision(
 
 
 def mark_deprovisioned(member: Member, settings: Settings) -> StepOutput:
-    """Undo what is left (quota requests are reported, not undone), free the CIDRs, DEPROVISIONED, notify."""
+    """Undo what is left (quota requests are reported, not undone), DEPROVISIONED, notify.
+
+    The CIDR slot is freed by the walk (the allocation's undo, once the VPC is verified gone), nowhere else.
+    """
     ledger = member.ledger
     current = ledger.status(member.account_id)
     if current is not None and current.status == Status.DEPROVISIONED:
         return StepOutput(existing=1)
     report = undo_all(member, ledger.resources(member.account_id))
+    if report.unfinished:
+        raise TransientError(f"deprovision of {member.account_id} unfinished: {_names(report.left)}")
     if report.blocked:
-        names = ", ".join(f"{b.type} {b.id}" for b in report.blocked)
-        raise RollbackIncomplete(f"deprovision of {member.account_id} blocked by: {names}")
-    deferred = [d.model_dump() for d in deferred_items(member)]
-    freed = allocation.release(ledger, member.account_id)
+        raise RollbackIncomplete(f"deprovision of {member.account_id} blocked by: {_names(report.blocked)}")
+    deferred = [d.model_dump() for d in deferred_items(ledger, member.account_id)]
     ledger.set_status(member.account_id, Status.DEPROVISIONED, execution=member.execution)
     notify.publish(
         settings,
         notify.message("DEPROVISIONED", account_id=member.account_id, execution=member.execution, deferred=deferred),
     )
-    return StepOutput(removed=report.removed + freed, detail={"deferred": deferred})
+    return StepOutput(removed=report.removed, detail={"deferred": deferred})
+
+
+def _names(items: list[UndoneItem]) -> str:
+    return ", ".join(f"{i.type} {i.id}" for i in items)
 
 
 # What keeps a CIDR allocation in use: while either may still exist, the slot is not free (REQUIREMENTS C9).

@@ -9,6 +9,7 @@ from botocore.exceptions import ClientError
 
 from mlplane import aws
 from mlplane.accounts.events import ControlTowerEvent, parse_start
+from mlplane.accounts.ownership import owner_running
 from mlplane.config import Settings
 from mlplane.errors import Conflict, InputRejected, error_code, translate
 from mlplane.iam.plan import check_policy, shipped_policy
@@ -16,7 +17,7 @@ from mlplane.ledger import AccountStatus, Ledger, Status
 from mlplane.member import MANAGED_TAG
 from mlplane.network import allocation
 from mlplane.network.plan import plan_network
-from mlplane.observability import tracer
+from mlplane.observability import logger, tracer
 from mlplane.steps import ValidateAccountOutput
 
 # A new run may start from these; PROVISIONING/ROLLING_BACK/DEPROVISIONING mean another run owns the account.
@@ -48,10 +49,15 @@ def validate(raw: Any, execution: str, settings: Settings, ledger: Ledger) -> Va
         )
     if current is not None and _resumes(current, execution):
         return _resume(current, ou=ou, settings=settings, ledger=ledger, execution=execution)
+    startable = _STARTABLE
     if current is not None and current.status not in _STARTABLE and current.execution != execution:
-        raise Conflict(
-            f"account {account_id} is {current.status} by execution {current.execution}; not starting another"
-        )
+        if owner_running(current, settings):
+            raise Conflict(
+                f"account {account_id} is {current.status} by execution {current.execution}; not starting another"
+            )
+        # Its owner ended without a final status (C8): this run takes over; what exists is found, not re-made.
+        logger.info("taking over", account_id=account_id, status=current.status, owner=current.execution)
+        startable = _STARTABLE | {current.status}
     check_policy(settings.sa_policy_name, shipped_policy())  # name prefix and IAM's size limit (I2)
     session = aws.session_for(
         account_id, settings.member_role_name, region=settings.member_region, session_name=execution
@@ -59,7 +65,7 @@ def validate(raw: Any, execution: str, settings: Settings, ledger: Ledger) -> Va
     azs = _check_member(account_id, settings, aws.client(session, "ec2"))
     _check_plan(account_id, settings, azs, ledger)  # N5: the plan is validated before anything is created
     if current is None or current.execution != execution:
-        ledger.set_status(account_id, Status.PROVISIONING, execution=execution, only_from=_STARTABLE)
+        ledger.set_status(account_id, Status.PROVISIONING, execution=execution, only_from=startable)
     return ValidateAccountOutput(
         account_id=account_id,
         execution=execution,

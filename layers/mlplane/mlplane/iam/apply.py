@@ -17,7 +17,7 @@ from botocore.exceptions import ClientError
 
 from mlplane import aws, consistency
 from mlplane.config import Settings
-from mlplane.errors import error_code, translate
+from mlplane.errors import Blocked, error_code, translate
 from mlplane.iam import plan as iam_plan
 from mlplane.iam.models import (
     IamObserved,
@@ -30,8 +30,7 @@ from mlplane.iam.models import (
 )
 from mlplane.member import ACCOUNT_TAG, KEY_TAG, MANAGED_TAG
 from mlplane.observability import logger, tracer
-from mlplane.rollback import run as rollback_run
-from mlplane.rollback.registry import Blocked, Undone, register
+from mlplane.rollback.handler import Handler, Undone
 from mlplane.steps import StepOutput
 
 if TYPE_CHECKING:
@@ -304,15 +303,6 @@ def _attached(iam: IAMClient, user: str, arn: str) -> bool:
     return False
 
 
-# -- teardown (deprovision) -------------------------------------------------------------------------------
-@tracer.capture_method(capture_response=False)
-def teardown(member: Member, settings: Settings) -> StepOutput:
-    """Deprovision: undo every live iam:* ledger record newest first: detach, delete the policy mlplane
-    created, and delete the service account only if mlplane created it."""
-    del settings  # the ledger has everything the undo needs
-    return rollback_run.teardown(member, "iam:")
-
-
 # -- rollback handlers ------------------------------------------------------------------------------------
 def _find_user(member: Member, record: ResourceRecord) -> str | None:
     name = str(record.data.get("user_name", ""))
@@ -477,8 +467,12 @@ def _undo_policy_tag(member: Member, record: ResourceRecord, resource_id: str) -
     return Undone("removed")
 
 
-register(USER_TYPE, find=_find_user, undo=_undo_user)
-register(POLICY_TYPE, find=_find_policy, undo=_undo_policy)
-register(ATTACHMENT_TYPE, find=_find_attachment, undo=_undo_attachment)
-register(POLICY_VERSION_TYPE, find=_find_policy_version, undo=_undo_policy_version)
-register(POLICY_TAG_TYPE, find=_find_policy_tag, undo=_undo_policy_tag)
+HANDLERS = {
+    USER_TYPE: Handler(find=_find_user, undo=_undo_user),
+    POLICY_TYPE: Handler(find=_find_policy, undo=_undo_policy),
+    ATTACHMENT_TYPE: Handler(find=_find_attachment, undo=_undo_attachment),
+    POLICY_VERSION_TYPE: Handler(find=_find_policy_version, undo=_undo_policy_version),
+    POLICY_TAG_TYPE: Handler(find=_find_policy_tag, undo=_undo_policy_tag),
+}
+"""The undo handlers of the iam:* ledger types (`mlplane.rollback.registry`): detach, delete the policy
+mlplane created, and delete the service account only if mlplane created it."""

@@ -16,13 +16,12 @@ from botocore.exceptions import ClientError
 
 from mlplane import aws
 from mlplane.config import Settings
-from mlplane.errors import Conflict, PrincipalNotPropagated, TimedOut, error_code, translate
+from mlplane.errors import Blocked, Conflict, PrincipalNotPropagated, TimedOut, error_code, translate
 from mlplane.kms import policy as key_policy
 from mlplane.kms.models import VaultKey
 from mlplane.member import ACCOUNT_TAG, KEY_TAG, MANAGED_TAG
 from mlplane.observability import logger, tracer
-from mlplane.rollback import run as rollback_run
-from mlplane.rollback.registry import Blocked, Undone, register
+from mlplane.rollback.handler import Handler, Undone
 from mlplane.steps import PollOutput, StepOutput
 
 if TYPE_CHECKING:
@@ -243,15 +242,6 @@ def _role_exists(member: Member, role_name: str) -> bool:
     return True
 
 
-# -- teardown (deprovision) -------------------------------------------------------------------------------
-@tracer.capture_method(capture_response=False)
-def teardown(member: Member, settings: Settings) -> StepOutput:
-    """Deprovision: undo every live kms:* ledger record newest first: restore the key policy, delete the
-    alias, and schedule deletion of the key only if mlplane created it (a key found by alias has no record)."""
-    del settings  # the ledger has everything the undo needs
-    return rollback_run.teardown(member, "kms:")
-
-
 # -- rollback handlers ------------------------------------------------------------------------------------
 def _find_key_record(member: Member, record: ResourceRecord) -> str | None:
     return _find_tagged_key(member, record.key)
@@ -357,6 +347,10 @@ def _undo_policy(member: Member, record: ResourceRecord, resource_id: str) -> Un
     return Undone("removed", reason=reason)
 
 
-register(KEY_TYPE, find=_find_key_record, undo=_undo_key)
-register(ALIAS_TYPE, find=_find_alias, undo=_undo_alias)
-register(POLICY_TYPE, find=_find_policy_record, undo=_undo_policy)
+HANDLERS = {
+    KEY_TYPE: Handler(find=_find_key_record, undo=_undo_key),
+    ALIAS_TYPE: Handler(find=_find_alias, undo=_undo_alias),
+    POLICY_TYPE: Handler(find=_find_policy_record, undo=_undo_policy),
+}
+"""The undo handlers of the kms:* ledger types (`mlplane.rollback.registry`): deprovision restores the key
+policy, deletes the alias, and schedules deletion of the key only if mlplane created it."""

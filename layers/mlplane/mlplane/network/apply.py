@@ -3,8 +3,9 @@
 Every create goes through `Member.ensure`: ledger intent, find by `mlplane:key` tag (or client token), create
 with mlplane's tags, ledger id. A second run creates nothing; a run that died between a create and its ledger
 write finds the resource by its tags. NAT gateways and the S3 endpoint also carry a client token derived from
-the account, the plan key and their subnet/VPC (for a NAT gateway also the key's failed gateways there, whose
-token would only answer with the failed one), so a create retried after a lost response is not doubled.
+the account, the plan key and their subnet/VPC (for the endpoint also its route tables; for a NAT gateway also
+the key's failed gateways there, whose token would only answer with the failed one), so a create retried after
+a lost response is not doubled.
 A transit gateway attachment left `pendingAcceptance` (the network account's gateway does not auto-accept)
 fails the step at once: only the gateway's owner can accept it.
 
@@ -12,7 +13,8 @@ Creation order (which rollback reverses, newest first): pool allocation (tgw), V
 tables, subnets, internet gateway, S3 endpoint, Elastic IPs, NAT gateways (waited for until `available`),
 transit gateway attachment (tgw), route-table associations, default routes.
 
-`teardown` (deprovision) undoes every live network record newest first with the handlers of `undo.py`.
+Rollback and RemoveNetwork undo every live network record newest first with the handlers of `undo.py`
+(`mlplane.rollback.run.undo_all`, the one walker).
 """
 
 from __future__ import annotations
@@ -26,14 +28,13 @@ from botocore.exceptions import WaiterError
 from mlplane.config import Settings
 from mlplane.deadline import bounded_wait
 from mlplane.errors import AwsCallFailed, Conflict, TimedOut, TransientError
-from mlplane.ledger import ResourceState, Status
+from mlplane.ledger import Status
 from mlplane.member import Member
 from mlplane.network import allocation, lookup, undo
 from mlplane.network.lookup import call
 from mlplane.network.models import NetworkPlan, RoutePlan
 from mlplane.network.plan import plan_network
 from mlplane.observability import logger, tracer
-from mlplane.rollback import registry
 from mlplane.steps import StepOutput
 
 # Up to 20 minutes in all; the Lambda's deadline bounds one invocation (mlplane.deadline), the retried step
@@ -241,7 +242,9 @@ class _Run:
     def endpoint(self, vpc_id: str) -> None:
         endpoint = self.plan.endpoint
         tables = [self.ids[key] for key in endpoint.route_table_keys]
-        token = client_token(self.member, endpoint.key, vpc_id)
+        # The route tables are part of the token: a re-run into a VPC kept by an incomplete rollback makes new
+        # tables, and the token of the endpoint that rollback deleted would answer IdempotentParameterMismatch.
+        token = client_token(self.member, endpoint.key, "|".join([vpc_id, *sorted(tables)]))
         vpce_id = self.ensure(
             endpoint.key,
             undo.VPCE,
@@ -517,36 +520,3 @@ def _allocate(member: Member, settings: Settings, azs: list[str]) -> tuple[tuple
     if claimed is None:  # released concurrently: an operator deprovisioned the account mid-run
         raise AwsCallFailed(f"CIDR allocation of {member.account_id} in pool {pool} vanished")
     return claimed.cidrs, int(now)
-
-
-@tracer.capture_method
-def teardown(member: Member, settings: Settings) -> StepOutput:
-    """Deprovision: undo every live network record of the account, newest first (REQUIREMENTS C4, V2).
-
-    Uses the rollback handlers of `undo.py`, so only mlplane-tagged resources of this account are touched.
-    Stops at the first resource something else blocks (`registry.Blocked`, naming the blocker): what remains
-    depends on it. Records are marked deleted as they go, so a re-run resumes where this one stopped.
-    """
-    del settings  # the ledger records hold everything undo needs
-    removed = 0
-    gone = 0
-    records = [r for r in member.ledger.resources(member.account_id) if r.type in undo.NETWORK_TYPES]
-    for record in sorted(records, key=lambda r: r.seq, reverse=True):
-        handler = registry.handler_for(record.type)
-        resource_id = record.resource_id
-        if record.state == ResourceState.INTENT or not resource_id:
-            resource_id = handler.find(member, record)
-        if resource_id is None:
-            member.ledger.record_deleted(member.account_id, key=record.key)
-            gone += 1
-            continue
-        outcome = handler.undo(member, record, resource_id)
-        if outcome.outcome == "deferred":
-            continue
-        member.ledger.record_deleted(member.account_id, key=record.key)
-        if outcome.outcome == "removed":
-            removed += 1
-        else:
-            gone += 1
-    logger.info("network removed", account_id=member.account_id, removed=removed, gone=gone)
-    return StepOutput(removed=removed, existing=gone)

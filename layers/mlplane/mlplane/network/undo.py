@@ -1,6 +1,6 @@
 """How each network resource mlplane created is found again and removed (rollback and deprovision).
 
-Registered with `mlplane.rollback.registry` at import. Rules every handler keeps:
+Listed in `HANDLERS` (joined by `mlplane.rollback.registry`). Rules every handler keeps:
 - it deletes only what still carries `mlplane:managed=true` and `mlplane:account=<this account>` (for things
   without tags of their own, such as routes, associations and CIDR associations: their route table or VPC);
   anything else is left alone and reported "gone";
@@ -23,12 +23,11 @@ from typing import TYPE_CHECKING, Any
 from botocore.exceptions import ClientError, WaiterError
 
 from mlplane.deadline import bounded_wait
-from mlplane.errors import TimedOut, error_code, translate
+from mlplane.errors import Blocked, TimedOut, error_code, translate
 from mlplane.ledger import ResourceRecord, ResourceState
 from mlplane.member import KEY_TAG
 from mlplane.network import allocation, lookup
-from mlplane.rollback import registry
-from mlplane.rollback.registry import Blocked, UndoFn, Undone
+from mlplane.rollback.handler import FindFn, Handler, UndoFn, Undone
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -51,7 +50,7 @@ CIDR_ALLOCATION = "network:cidr-allocation"
 NETWORK_TYPES = frozenset(
     {VPC, VPC_CIDR, SUBNET, ROUTE_TABLE, ROUTE, ASSOCIATION, IGW, NAT, EIP, VPCE, TGW_ATTACHMENT, CIDR_ALLOCATION}
 )
-"""Every ledger type the network domain writes (what `apply.teardown` undoes)."""
+"""Every ledger type the network domain writes (what RemoveNetwork undoes)."""
 
 # A NAT gateway can take about 10 minutes to delete; the Lambda's deadline, not this, bounds one invocation
 # (mlplane.deadline): a longer wait resumes in the retried step.
@@ -500,8 +499,30 @@ def _describe_enis(enis: list[dict[str, Any]]) -> str:
 
 # -- the pool allocation (tgw mode) ------------------------------------------------------------------------------
 def undo_cidr_allocation(member: Member, record: ResourceRecord, resource_id: str) -> Undone:
+    """Free the account's pool slot, the one place mlplane does (REQUIREMENTS C9).
+
+    Only once no VPC of the account holds the slot's CIDRs: the ledger lists no live VPC or transit gateway
+    attachment, and EC2 shows no mlplane VPC of this account. While one is still there (a blocked rollback),
+    the slot stays taken, so that no other account on the transit gateway gets the same CIDRs, and a re-run
+    that finds the VPC by its tags builds on the same CIDRs.
+    """
+    holders = cidr_holders(member)
+    if holders:
+        raise Blocked(
+            f"CIDR allocation {resource_id} of {member.account_id} kept while {', '.join(holders)} still exist"
+        )
     freed = allocation.release(member.ledger, member.account_id, pool=record.data.get("pool"))
     return _removed() if freed else _gone()
+
+
+def cidr_holders(member: Member) -> list[str]:
+    """What still holds the account's CIDRs: live VPC/attachment records and mlplane VPCs EC2 still shows."""
+    recorded = {
+        r.resource_id or r.key for r in member.ledger.resources(member.account_id) if r.type in (VPC, TGW_ATTACHMENT)
+    }
+    vpcs = lookup.call(member, "describe_vpcs", Filters=lookup.tag_filters(member, "")[1:])["Vpcs"]
+    present = {str(v["VpcId"]) for v in vpcs if lookup.owned(member, v)}
+    return sorted(recorded | present)
 
 
 def _find_allocation(member: Member, record: ResourceRecord) -> str | None:
@@ -509,8 +530,8 @@ def _find_allocation(member: Member, record: ResourceRecord) -> str | None:
     return None if found is None else f"{found.pool}#{found.slot}"
 
 
-# -- registration ----------------------------------------------------------------------------------------------
-def _finder(fn: Callable[[Member, str, dict[str, Any]], str | None]) -> registry.FindFn:
+# -- the handlers ----------------------------------------------------------------------------------------------
+def _finder(fn: Callable[[Member, str, dict[str, Any]], str | None]) -> FindFn:
     def find(member: Member, record: ResourceRecord) -> str | None:
         try:
             return fn(member, record.key, record.data)
@@ -520,20 +541,18 @@ def _finder(fn: Callable[[Member, str, dict[str, Any]], str | None]) -> registry
     return find
 
 
-def register() -> None:
-    """Register every network resource type (idempotent; runs at import)."""
-    registry.register(VPC, find=_finder(lookup.find_vpc), undo=undo_vpc)
-    registry.register(VPC_CIDR, find=_finder(lookup.find_vpc_cidr), undo=undo_vpc_cidr)
-    registry.register(SUBNET, find=_finder(lookup.find_subnet), undo=undo_subnet)
-    registry.register(ROUTE_TABLE, find=_finder(lookup.find_route_table), undo=undo_route_table)
-    registry.register(ROUTE, find=_finder(lookup.find_any_route), undo=undo_route)
-    registry.register(ASSOCIATION, find=_finder(lookup.find_association), undo=undo_association)
-    registry.register(IGW, find=_finder(lookup.find_igw), undo=undo_igw)
-    registry.register(NAT, find=_finder(lookup.find_nat), undo=undo_nat)
-    registry.register(EIP, find=_finder(lookup.find_eip), undo=undo_eip)
-    registry.register(VPCE, find=_finder(lookup.find_vpce), undo=undo_vpce)
-    registry.register(TGW_ATTACHMENT, find=_finder(lookup.find_tgw_attachment), undo=undo_tgw_attachment)
-    registry.register(CIDR_ALLOCATION, find=_find_allocation, undo=undo_cidr_allocation)
-
-
-register()
+HANDLERS = {
+    VPC: Handler(find=_finder(lookup.find_vpc), undo=undo_vpc),
+    VPC_CIDR: Handler(find=_finder(lookup.find_vpc_cidr), undo=undo_vpc_cidr),
+    SUBNET: Handler(find=_finder(lookup.find_subnet), undo=undo_subnet),
+    ROUTE_TABLE: Handler(find=_finder(lookup.find_route_table), undo=undo_route_table),
+    ROUTE: Handler(find=_finder(lookup.find_any_route), undo=undo_route),
+    ASSOCIATION: Handler(find=_finder(lookup.find_association), undo=undo_association),
+    IGW: Handler(find=_finder(lookup.find_igw), undo=undo_igw),
+    NAT: Handler(find=_finder(lookup.find_nat), undo=undo_nat),
+    EIP: Handler(find=_finder(lookup.find_eip), undo=undo_eip),
+    VPCE: Handler(find=_finder(lookup.find_vpce), undo=undo_vpce),
+    TGW_ATTACHMENT: Handler(find=_finder(lookup.find_tgw_attachment), undo=undo_tgw_attachment),
+    CIDR_ALLOCATION: Handler(find=_find_allocation, undo=undo_cidr_allocation),
+}
+"""The undo handler of every network ledger type (`mlplane.rollback.registry`)."""

@@ -16,7 +16,7 @@ from mlplane.errors import QuotaDenied, TimedOut, error_code, translate
 from mlplane.observability import logger, tracer
 from mlplane.quotas.models import OPEN_STATUSES, ObservedQuota, QuotaDecision, QuotaProgress, QuotaRequest, quota_key
 from mlplane.quotas.plan import newest, plan, progress
-from mlplane.rollback.registry import Undone, register
+from mlplane.rollback.handler import Handler, Undone
 from mlplane.steps import PollOutput, StepOutput
 
 if TYPE_CHECKING:
@@ -249,4 +249,5 @@ def _undo_request(member: Member, record: ResourceRecord, resource_id: str) -> U
     return Undone("deferred", reason=f"quota increase request {resource_id} cannot be withdrawn")
 
 
-register(RESOURCE_TYPE, find=_find_request, undo=_undo_request)
+HANDLERS = {RESOURCE_TYPE: Handler(find=_find_request, undo=_undo_request)}
+"""The undo handler of quota requests (`mlplane.rollback.registry`)."""

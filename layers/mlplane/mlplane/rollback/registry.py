@@ -1,61 +1,40 @@
-"""How each resource type is found again and undone; domains register theirs, rollback walks the ledger.
+"""The table of undo handlers: ledger resource type -> how it is found again and undone.
 
-A domain's apply module registers, per resource type it creates:
-- `find(member, record)`: the id of the resource mlplane made for `record.key` (by tag or client token),
-  or None; used when a crash left only the intent in the ledger;
-- `undo(member, record, resource_id)`: remove it (or restore what it changed). It must check mlplane's
-  tags before deleting anything taggable, treat "already gone" as success, and raise `Blocked` naming
-  the blocking resources when something mlplane does not own prevents the delete.
+Each domain lists its own handlers in a `HANDLERS` constant next to the code that creates the resources
+(`mlplane.rollback.handler` says what a handler must do); this table joins them. Nothing registers itself at
+import, and no domain imports the rollback walker (`mlplane.rollback.run`), which imports this table.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal
+from types import MappingProxyType
 
 from mlplane.errors import RollbackIncomplete
+from mlplane.iam import apply as iam
+from mlplane.kms import apply as kms
+from mlplane.network import undo as network
+from mlplane.quotas import apply as quotas
+from mlplane.rollback.handler import Handler
 
-if TYPE_CHECKING:
-    from mlplane.ledger import ResourceRecord
-    from mlplane.member import Member
+HANDLERS = MappingProxyType({**network.HANDLERS, **iam.HANDLERS, **kms.HANDLERS, **quotas.HANDLERS})
 
-
-class Blocked(RollbackIncomplete):
-    """Something mlplane does not own (e.g. a vendor ENI) keeps a resource from being removed."""
-
-
-@dataclass(frozen=True)
-class Undone:
-    """What undoing one resource achieved."""
-
-    outcome: Literal["removed", "gone", "deferred"]
-    reason: str = ""
-
-
-FindFn = Callable[["Member", "ResourceRecord"], "str | None"]
-UndoFn = Callable[["Member", "ResourceRecord", str], Undone]
-
-
-@dataclass(frozen=True)
-class Handler:
-    find: FindFn
-    undo: UndoFn
-
-
-_HANDLERS: dict[str, Handler] = {}
-
-
-def register(type: str, *, find: FindFn, undo: UndoFn) -> None:
-    _HANDLERS[type] = Handler(find=find, undo=undo)
+DOMAIN_TYPES = MappingProxyType(
+    {
+        "network": frozenset(network.HANDLERS),
+        "iam": frozenset(iam.HANDLERS),
+        "kms": frozenset(kms.HANDLERS),
+        "quotas": frozenset(quotas.HANDLERS),
+    }
+)
+"""The resource types of each domain (what a deprovision step of that domain undoes)."""
 
 
 def handler_for(type: str) -> Handler:
     try:
-        return _HANDLERS[type]
+        return HANDLERS[type]
     except KeyError:
-        raise RollbackIncomplete(f"no undo registered for resource type {type}") from None
+        raise RollbackIncomplete(f"no undo handler for resource type {type}") from None
 
 
 def registered_types() -> list[str]:
-    return sorted(_HANDLERS)
+    return sorted(HANDLERS)

@@ -1,117 +1,198 @@
-"""Rollback and deprovision: undo the account's recorded resources newest first (REQUIREMENTS C3, C6).
+"""Rollback and deprovision: undo the account's recorded resources newest first (REQUIREMENTS C3, C6, C8).
 
-One walker for every domain: each resource type's `find`/`undo` lives with the domain that creates it
-(`mlplane.rollback.registry`). A record whose id was never written (a crash between create and ledger
+One walker, `undo_all`, for both: each resource type's `find`/`undo` lives with the domain that creates it and
+`mlplane.rollback.registry` lists them. A record whose id was never written (a crash between create and ledger
 write) is found again by its mlplane tags. Only mlplane-tagged resources are ever removed.
+
+The walk never stops at one resource (C8): an error on one is collected and the walk goes on with the others.
+What an AWS outage left (throttling, 5xx) is `unfinished`: the provision workflow's Rollback loop waits and
+walks again, for up to `rollback_retry_seconds`; what something else holds, or what a retry will not fix, is
+`blocked`. Either way the rollback ends in a terminal status that names what is left, and notifies it.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
+
+from botocore.exceptions import BotoCoreError
 
 from mlplane import consistency, notify
 from mlplane.config import Settings
-from mlplane.errors import MlplaneError, RollbackIncomplete, TransientError
-from mlplane.ledger import ResourceRecord, ResourceState, Status
+from mlplane.errors import Blocked, MlplaneError, TransientError
+from mlplane.ledger import Ledger, ResourceRecord, ResourceState, Status
 from mlplane.member import Member
 from mlplane.observability import logger, tracer
 from mlplane.rollback.hold import hold_for_vendor
-from mlplane.rollback.registry import Blocked, handler_for
+from mlplane.rollback.registry import DOMAIN_TYPES, handler_for
 from mlplane.steps import RollbackOutput, StepOutput, UndoneItem
 
-
-def _load_domains() -> None:
-    # Importing the apply modules registers their resource types.
-    import mlplane.iam.apply
-    import mlplane.kms.apply
-    import mlplane.network.apply
-    import mlplane.quotas.apply  # noqa: F401
+# The statuses a rollback or deprovision ends in: nobody is left waiting for the execution that wrote them.
+FINAL = frozenset({Status.ROLLED_BACK, Status.ROLLBACK_INCOMPLETE, Status.ROLLBACK_HELD, Status.DEPROVISIONED})
 
 
-@dataclass(frozen=True)
+@dataclass
 class UndoReport:
-    removed: int
-    blocked: list[UndoneItem]
-    deferred: list[UndoneItem]
+    removed: int = 0
+    gone: int = 0
+    blocked: list[UndoneItem] = field(default_factory=list)  # something else holds it, or a retry will not help
+    unfinished: list[UndoneItem] = field(default_factory=list)  # an outage stopped it: a later walk may finish
+    deferred: list[UndoneItem] = field(default_factory=list)
+    left_keys: list[str] = field(default_factory=list)
+    unfinished_keys: list[str] = field(default_factory=list)
+
+    @property
+    def left(self) -> list[UndoneItem]:
+        """Everything still there, as the notification and the ledger's error name it."""
+        return self.unfinished + self.blocked
 
 
 @tracer.capture_method(capture_response=False)
 def undo_all(member: Member, records: list[ResourceRecord]) -> UndoReport:
-    """Undo `records` newest first. Transient errors propagate (the workflow retries the step); a resource
-    that cannot be removed is reported as blocked and the walk goes on with the others.
+    """Undo `records` newest first, going on past an error on any one of them (C8).
+
+    When something is blocked, the blocked records are walked once more: a later undo (the VPC's sweep removes the
+    mlplane resources left in it, e.g. an Elastic IP or an attachment that was in use when its own record came
+    up) may have removed them since, and the report must name only what is really still there (C9).
 
     A record this execution made may be seconds old: EC2 and IAM may still answer NotFound for it, which must not
     read as "gone" (the resource would be left behind), so its undo runs in `consistency.settling`. (Finding an
     intent's resource is not: most often its create failed, and NotFound is the answer.)
     """
-    _load_domains()
-    removed = 0
-    blocked: list[UndoneItem] = []
-    deferred: list[UndoneItem] = []
+    first = _walk(member, records)
+    if not first.blocked:
+        return first
+    # Only what was blocked: what an outage left is walked again by the caller's retry, after a wait.
+    blocked = {r.key for r in records if r.key in set(first.left_keys)} - set(first.unfinished_keys)
+    again = _walk(member, [r for r in records if r.key in blocked])
+    again.removed += first.removed
+    again.gone += first.gone
+    again.unfinished = first.unfinished + again.unfinished
+    again.unfinished_keys = first.unfinished_keys + again.unfinished_keys
+    again.left_keys = first.unfinished_keys + again.left_keys
+    again.deferred = first.deferred + again.deferred
+    return again
+
+
+def _walk(member: Member, records: list[ResourceRecord]) -> UndoReport:
+    report = UndoReport()
     for record in sorted(records, key=lambda r: r.seq, reverse=True):
-        handler = handler_for(record.type)
-        resource_id = (record.resource_id if record.state == ResourceState.CREATED else None) or handler.find(
-            member, record
-        )
-        if resource_id is None:  # never created (the intent was recorded, the create never happened)
-            member.ledger.record_deleted(member.account_id, key=record.key)
+        resource_id = record.resource_id if record.state == ResourceState.CREATED else None
+        if member.deadline.seconds_left() <= 0:  # the Lambda's time is up: the next walk goes on from here
+            report.unfinished.append(_item(record, resource_id, TransientError("not reached before the timeout")))
+            report.left_keys.append(record.key)
+            report.unfinished_keys.append(record.key)
             continue
         try:
+            handler = handler_for(record.type)
+            resource_id = resource_id or handler.find(member, record)
+            if resource_id is None:  # never created (the intent was recorded, the create never happened)
+                member.ledger.record_deleted(member.account_id, key=record.key)
+                report.gone += 1
+                continue
             with consistency.settling_for(member.execution, record):
                 undone = handler.undo(member, record, resource_id)
-        except TransientError:
-            raise
+            if undone.outcome == "deferred":
+                member.ledger.record_deferred(member.account_id, key=record.key, reason=undone.reason)
+                report.deferred.append(UndoneItem(type=record.type, id=resource_id, reason=undone.reason))
+                continue
+            member.ledger.record_deleted(member.account_id, key=record.key)
+        except (TransientError, BotoCoreError) as err:  # an outage (or a lost connection): a later walk may pass
+            report.unfinished.append(_item(record, resource_id, err))
+            report.left_keys.append(record.key)
+            report.unfinished_keys.append(record.key)
+            continue
         except MlplaneError as err:  # Blocked, or an error that a retry will not fix: name it, go on
-            blocked.append(UndoneItem(type=record.type, id=resource_id, reason=str(err)))
+            report.blocked.append(_item(record, resource_id, err))
+            report.left_keys.append(record.key)
             continue
-        if undone.outcome == "deferred":
-            deferred.append(UndoneItem(type=record.type, id=resource_id, reason=undone.reason))
-            member.ledger.record_deferred(member.account_id, key=record.key, reason=undone.reason)
+        except Exception as err:
+            logger.exception("undo failed", type=record.type, key=record.key)
+            report.blocked.append(_item(record, resource_id, err))
+            report.left_keys.append(record.key)
             continue
-        removed += undone.outcome == "removed"
-        member.ledger.record_deleted(member.account_id, key=record.key)
-    return UndoReport(removed, blocked, deferred)
+        if undone.outcome == "removed":
+            report.removed += 1
+        else:
+            report.gone += 1
+    return report
 
 
-def teardown(member: Member, type_prefix: str) -> StepOutput:
-    """Deprovision one domain: undo its live records; Blocked (after undoing the rest) if any is blocked."""
-    records = [r for r in member.ledger.resources(member.account_id) if r.type.startswith(type_prefix)]
-    report = undo_all(member, records)
+def _item(record: ResourceRecord, resource_id: str | None, err: BaseException) -> UndoneItem:
+    reason = str(err) if isinstance(err, MlplaneError) else f"{type(err).__name__}: {err}"
+    return UndoneItem(type=record.type, id=resource_id or record.resource_id or record.key, reason=reason[:500])
+
+
+def _names(items: list[UndoneItem]) -> str:
+    return "; ".join(f"{i.type} {i.id}: {i.reason}" for i in items)
+
+
+@tracer.capture_method(capture_response=False)
+def teardown(member: Member, domain: str) -> StepOutput:
+    """Deprovision one domain ("network", "iam", "kms"): undo its live records with the walker rollback uses.
+
+    Raises TransientError if an outage left something (the step's Retry walks again), else Blocked naming what
+    something else holds (after undoing all the rest); records are marked as they go, so a re-run resumes.
+    """
+    types = DOMAIN_TYPES[domain]
+    report = undo_all(member, [r for r in member.ledger.resources(member.account_id) if r.type in types])
+    logger.info("teardown", domain=domain, removed=report.removed, gone=report.gone, left=len(report.left))
+    if report.unfinished:
+        raise TransientError(f"deprovision of {domain} in {member.account_id} unfinished: {_names(report.left)}")
     if report.blocked:
-        raise Blocked("; ".join(f"{b.type} {b.id}: {b.reason}" for b in report.blocked))
-    return StepOutput(removed=report.removed, detail={"deferred": [d.model_dump() for d in report.deferred]})
+        raise Blocked(f"deprovision of {domain} in {member.account_id} blocked by: {_names(report.blocked)}")
+    return StepOutput(
+        removed=report.removed, existing=report.gone, detail={"deferred": [d.model_dump() for d in report.deferred]}
+    )
 
 
-def deferred_items(member: Member) -> list[UndoneItem]:
+def deferred_items(ledger: Ledger, account_id: str) -> list[UndoneItem]:
     """Everything mlplane undid only as far as AWS allows at once, as the ledger records it."""
     return [
         UndoneItem(type=r.type, id=r.resource_id or r.key, reason=str(r.data.get("deferred", "")))
-        for r in member.ledger.deferred(member.account_id)
+        for r in ledger.deferred(account_id)
     ]
 
 
-def rollback(member: Member, settings: Settings, error: str | None) -> RollbackOutput:
+def rollback(
+    member: Member, settings: Settings, error: str | None, *, attempt: int = 0, waited_seconds: int = 0
+) -> RollbackOutput:
     """Undo everything mlplane recorded for the account; ROLLED_BACK or ROLLBACK_INCOMPLETE, notified.
 
-    Unless the vendor already has something in the account: then nothing is removed (ROLLBACK_HELD, C7).
+    `attempt`/`waited_seconds`: the workflow's Rollback loop (polls, not wall-clock time). While an outage left
+    something and the retry budget (`rollback_retry_seconds`) lasts, the output asks for another walk after
+    `retry_in_seconds` (status stays ROLLING_BACK); then the outcome is final, whatever is left named.
+
+    Unless the vendor already has something in the account: then nothing is removed (ROLLBACK_HELD, C7). Each
+    walk looks again, since the vendor may have started while an outage kept the rollback waiting.
     """
     held = hold_for_vendor(member, settings, error)
     if held is not None:
         return held
     ledger = member.ledger
-    ledger.set_status(member.account_id, Status.ROLLING_BACK, execution=member.execution, error=error)
+    if attempt == 0:
+        ledger.set_status(member.account_id, Status.ROLLING_BACK, execution=member.execution, error=error)
     report = undo_all(member, ledger.resources(member.account_id))
-    removed, blocked = report.removed, report.blocked
-    deferred = deferred_items(member)
-    _release_allocations(member)
-    outcome: Literal["ROLLED_BACK", "ROLLBACK_INCOMPLETE"] = "ROLLBACK_INCOMPLETE" if blocked else "ROLLED_BACK"
-    summary = error
-    if blocked:
-        names = "; ".join(f"{b.type} {b.id}: {b.reason}" for b in blocked)
-        summary = f"{error or 'rollback'}; rollback blocked by: {names}"
+    deferred = deferred_items(ledger, member.account_id)
+    if report.unfinished and waited_seconds < settings.rollback_retry_seconds:
+        delay = settings.retry_delay(attempt)
+        logger.info("rollback unfinished: walking again", attempt=attempt, retry_in=delay, left=len(report.left))
+        return RollbackOutput(
+            outcome="ROLLING_BACK",
+            removed=report.removed,
+            blocked=report.left,
+            deferred=deferred,
+            error=error,
+            retry=True,
+            attempt=attempt + 1,
+            waited_seconds=waited_seconds + delay,
+            retry_in_seconds=delay,
+        )
+    left = report.left
+    outcome: Literal["ROLLED_BACK", "ROLLBACK_INCOMPLETE"] = "ROLLBACK_INCOMPLETE" if left else "ROLLED_BACK"
+    summary = f"{error or 'rollback'}; rollback left: {_names(left)}" if left else error
     ledger.set_status(member.account_id, Status(outcome), execution=member.execution, error=summary)
-    logger.info("rollback finished", outcome=outcome, removed=removed, blocked=len(blocked))
+    logger.info("rollback finished", outcome=outcome, removed=report.removed, left=len(left))
     notify.publish(
         settings,
         notify.message(
@@ -120,22 +201,53 @@ def rollback(member: Member, settings: Settings, error: str | None) -> RollbackO
             execution=member.execution,
             error=summary,
             deferred=[d.model_dump() for d in deferred],
-            blocked=[b.model_dump() for b in blocked],
+            blocked=[b.model_dump() for b in left],
         ),
     )
-    if blocked:
-        # The execution must end with the blockers named, not only the failure that started the rollback.
-        raise RollbackIncomplete(summary or "rollback blocked")
     return RollbackOutput(
         outcome=outcome,
-        removed=removed,
-        blocked=blocked,
+        removed=report.removed,
+        blocked=left,
         deferred=deferred,
         error=summary,
+        attempt=attempt,
+        waited_seconds=waited_seconds,
     )
 
 
-def _release_allocations(member: Member) -> None:
-    from mlplane.network import allocation
+def record_incomplete(
+    ledger: Ledger, settings: Settings, account_id: str, execution: str, error: str | None
+) -> RollbackOutput:
+    """The last resort when a rollback or deprovision step failed for good: a terminal status, notified (C8).
 
-    allocation.release(member.ledger, member.account_id)
+    Reads only the hub's ledger (the member account may be what fails). What the ledger still lists is named
+    as left; a status this execution already settled (the step failed after writing it) is kept and notified
+    again. If this fails too, the execution fails and the status it leaves blocks nobody: the next run sees its
+    owner is no longer running and takes over (`mlplane.accounts.ownership`).
+    """
+    current = ledger.status(account_id)
+    left = [
+        UndoneItem(type=r.type, id=r.resource_id or r.key, reason="not verified removed")
+        for r in ledger.resources(account_id)
+    ]
+    deferred = deferred_items(ledger, account_id)
+    summary = f"{error or 'rollback failed'}" + (f"; left: {_names(left)}" if left else "")
+    if current is not None and current.status in FINAL and current.execution == execution and not left:
+        status, summary = current.status, current.error or summary
+    else:
+        status = Status.ROLLBACK_INCOMPLETE
+        ledger.set_status(account_id, status, execution=execution, error=summary)
+    outcome: Literal["ROLLED_BACK", "ROLLBACK_INCOMPLETE", "DEPROVISIONED"] = status.value  # type: ignore[assignment]
+    logger.info("rollback recorded", outcome=outcome, left=len(left))
+    notify.publish(
+        settings,
+        notify.message(
+            outcome,
+            account_id=account_id,
+            execution=execution,
+            error=summary,
+            deferred=[d.model_dump() for d in deferred],
+            blocked=[b.model_dump() for b in left],
+        ),
+    )
+    return RollbackOutput(outcome=outcome, removed=0, blocked=left, deferred=deferred, error=summary)

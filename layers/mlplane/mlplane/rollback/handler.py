@@ -1,0 +1,38 @@
+"""What an undo handler is: how one resource type is found again and undone (see `mlplane.rollback.registry`).
+
+- `find(member, record)`: the id of the resource mlplane made for `record.key` (by tag or client token), or
+  None; used when a crash left only the intent in the ledger;
+- `undo(member, record, resource_id)`: remove it (or restore what it changed). It must check mlplane's tags
+  before deleting anything taggable, treat "already gone" as success, and raise `mlplane.errors.Blocked`
+  naming the blocking resources when something mlplane does not own prevents the delete.
+
+This module imports no domain, so every domain can import it without importing the others.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Literal
+
+if TYPE_CHECKING:
+    from mlplane.ledger import ResourceRecord
+    from mlplane.member import Member
+
+
+@dataclass(frozen=True)
+class Undone:
+    """What undoing one resource achieved."""
+
+    outcome: Literal["removed", "gone", "deferred"]
+    reason: str = ""
+
+
+FindFn = Callable[["Member", "ResourceRecord"], "str | None"]
+UndoFn = Callable[["Member", "ResourceRecord", str], Undone]
+
+
+@dataclass(frozen=True)
+class Handler:
+    find: FindFn
+    undo: UndoFn
