@@ -59,7 +59,8 @@ def held_notification() -> dict[str, Any]:
     [
         ({"vendor": "cluster-failed"}, "VendorFailed", 0),  # EKS released the failed cluster's interfaces
         ({"vendor": "nodegroup-failed"}, "VendorFailed", 5),  # 3 of the cluster, 2 nodes of the group that came up
-        ({"vendor": "no-credential-role"}, "TimedOut", 7),
+        # a 2-hour vendor timeout keeps the never-coming role's wait short (the default is 7 days)
+        ({"vendor": "no-credential-role", "config": {**FAST, "vendor_timeout_seconds": 7200}}, "TimedOut", 7),
         ({"fails": ["kms:PutKeyPolicy=AccessDeniedException"]}, "AccessDenied", 7),
     ],
     ids=["cluster-failed", "nodegroup-failed", "no-credential-role", "put-key-policy-denied"],
@@ -67,7 +68,7 @@ def held_notification() -> dict[str, Any]:
 def test_c7_a_failure_after_the_hand_off_is_held_with_nothing_removed(
     run_sandbox: RunSandbox, options: dict[str, Any], error_type: str, vendor_interfaces: int
 ) -> None:
-    (result,) = run_sandbox(SUCCESS, config=FAST, **options)
+    (result,) = run_sandbox(SUCCESS, **{"config": FAST, **options})
     assert result.outcome == "ROLLBACK_HELD", result.error
     assert result.error is not None and result.error["type"] == error_type
     assert result.executions[0]["status"] == "FAILED"

@@ -45,7 +45,8 @@ EXISTING_POLICY = {
 
 def run_with_existing_key(**options: Any) -> tuple[RunResult, str]:
     """A run on an account whose vault key (alias/aac-secure-vault) exists before mlplane comes."""
-    with Sandbox(Options(config=FAST, **options)) as sandbox:
+    options.setdefault("config", FAST)
+    with Sandbox(Options(**options)) as sandbox:
         sandbox.world.place_account(MEMBER, "Workloads", role_name="AWSControlTowerExecution")
         with as_account(MEMBER):
             kms = sandbox_client("kms")
@@ -88,7 +89,8 @@ def test_k1_k2_ready_key_policy_adds_the_role_statement_and_keeps_every_other() 
 
 
 def test_k2_no_credential_role_never_puts_a_key_policy_and_leaves_it_as_it_was() -> None:
-    result, key_id = run_with_existing_key(vendor="no-credential-role")
+    # a 2-hour vendor timeout: the role never comes, and only the key policy matters here
+    result, key_id = run_with_existing_key(vendor="no-credential-role", config={**FAST, "vendor_timeout_seconds": 7200})
     assert result.outcome == "ROLLBACK_HELD"  # the vendor's cluster is there (C7)
     assert result.error is not None and "credential-service-role" in result.error["message"]
     assert not [c for c in result.api_calls if c["call"] == "kms:PutKeyPolicy"]

@@ -19,7 +19,7 @@ from mlplane_sandbox.clock import VirtualClock
 from .conftest import MEMBER, OTHER_MEMBER, REGION, TABLE
 
 Starter = Callable[[str], vendor.VendorSimulator]
-Poll = Callable[[Member, Settings, int], PollOutput]
+Poll = Callable[[Member, Settings, int, int], PollOutput]
 DURATION = vendor.DEFAULT_DURATION_SECONDS
 READ_ONLY = {
     "eks:ListClusters",
@@ -39,7 +39,10 @@ def topic(sandbox: VirtualClock) -> str:
 
 @pytest.fixture
 def settings(topic: str) -> Settings:
-    return Settings(ledger_table=TABLE, aws_region=REGION, topic_arn=topic, poll_interval_seconds=60)
+    # A 2-hour vendor timeout keeps the never-coming vendor's wait short (the default is 7 days).
+    return Settings(
+        ledger_table=TABLE, aws_region=REGION, topic_arn=topic, poll_interval_seconds=60, vendor_timeout_seconds=7200
+    )
 
 
 @pytest.fixture
@@ -65,16 +68,19 @@ def _ready_for_vendor(settings: Settings, account: str = MEMBER) -> None:
     notify.publish(settings, notify.message("READY_FOR_VENDOR", account_id=account, execution="exec-1"))
 
 
-def _wait(poll: Poll, member: Member, settings: Settings, clock: VirtualClock) -> int:
-    """The ASL's wait loop: poll, Wait the interval, poll again; returns the attempts used."""
-    attempt = 0
+def _wait(poll: Poll, member: Member, settings: Settings, clock: VirtualClock, waits: list[int] | None = None) -> int:
+    """The ASL's wait loop: poll, Wait what the poll said (backing off), poll again; returns the attempts used.
+    `waits` collects each Wait's seconds."""
+    attempt, waited = 0, 0
     while True:
         with recording.actor("WaitFunction"):
-            answer = poll(member, settings, attempt)
-        attempt = answer.attempt
+            answer = poll(member, settings, attempt, waited)
+        attempt, waited = answer.attempt, answer.waited_seconds
         if answer.ready:
             return attempt
-        clock.advance(settings.poll_interval_seconds)
+        if waits is not None:
+            waits.append(answer.wait_seconds)
+        clock.advance(answer.wait_seconds)
 
 
 def test_v1_ok_vendor_is_detected_within_one_poll_interval_of_readiness(
@@ -86,11 +92,12 @@ def test_v1_ok_vendor_is_detected_within_one_poll_interval_of_readiness(
     assert simulator.triggered(MEMBER)
     assert not watch.poll_cluster(watcher, settings, 0).ready
 
-    _wait(watch.poll_cluster, watcher, settings, sandbox)
+    waits: list[int] = []
+    _wait(watch.poll_cluster, watcher, settings, sandbox, waits)
     ready_at = simulator.readiness_time(MEMBER)
     assert ready_at is not None
     assert ready_at == pytest.approx(began + DURATION)
-    assert 0 <= sandbox.now() - ready_at < settings.poll_interval_seconds
+    assert 0 <= sandbox.now() - ready_at < waits[-1]  # the first poll after it, the polls backing off
     assert watch.poll_credential_role(watcher, settings, 0).ready
     assert watch.vendor_cluster(watcher, settings) == f"aac-{MEMBER}"
 
@@ -136,13 +143,14 @@ def test_v1_failed_cluster_fails_fast_naming_it(
     start("cluster-failed")
     began = sandbox.now()
     _ready_for_vendor(settings)
+    waits: list[int] = []
     with pytest.raises(VendorFailed) as err:
-        _wait(watch.poll_cluster, watcher, settings, sandbox)
+        _wait(watch.poll_cluster, watcher, settings, sandbox, waits)
     assert str(err.value).startswith(
         f"vendor EKS cluster aac-{MEMBER} in {MEMBER} is FAILED (InsufficientFreeAddresses"
     )
     failed_at = began + vendor.CLUSTER_ACTIVE_AT * DURATION
-    assert 0 <= sandbox.now() - failed_at < settings.poll_interval_seconds  # the first poll after it failed
+    assert 0 <= sandbox.now() - failed_at < waits[-1]  # the first poll after it failed
 
 
 def test_v1_failed_node_group_fails_naming_it_and_its_health_issue(
