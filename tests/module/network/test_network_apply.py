@@ -263,11 +263,11 @@ def test_v2_teardown_blocked_by_a_foreign_security_group_names_it(member: Member
         GroupName=f"eks-cluster-sg-aac-{member.account_id}-0123456789", Description="EKS", VpcId=vpc.resource_id
     )["GroupId"]
     with pytest.raises(Blocked) as caught:
-        apply.teardown(member, settings)
+        teardown(member, "network")
     assert group in str(caught.value) and vpc.resource_id in str(caught.value)
     assert _counts(member)["vpcs"] == 1 and _counts(member)["subnets"] == 0
     ec2.delete_security_group(GroupId=group)
-    apply.teardown(member, settings)
+    teardown(member, "network")
     assert sum(_counts(member).values()) == 0
 
 
