@@ -269,6 +269,8 @@ def plan(
 
 def _plan_in_aws(raw: Any, config: dict[str, Any]) -> dict[str, Any]:
     """Plan against AWS with the caller's credentials (the hub), assuming the member role: reads only."""
+    from botocore.exceptions import BotoCoreError
+
     from mlplane.accounts.events import parse_start
     from mlplane.accounts.preview import preview
     from mlplane.config import get_settings, settings_from
@@ -281,6 +283,8 @@ def _plan_in_aws(raw: Any, config: dict[str, Any]) -> dict[str, Any]:
         return preview(member_for(account_id, "mlplane-plan", "Plan", settings), settings)
     except MlplaneError as err:
         raise fail(str(err)) from None
+    except BotoCoreError as err:  # no credentials, an unknown profile, no network: one line, an AWS failure
+        raise fail(f"cannot reach AWS to plan: {err}", code=1) from None
 
 
 def _print_plan(document: dict[str, Any], as_json: bool, stdout: TextIO) -> None:
@@ -379,6 +383,8 @@ def demo(
     """Watch a Control Tower account-vending event become a READY account, live, in the sandbox."""
     from mlplane_cli.demo import run_demo
 
+    if event_file is not None:
+        check_input(event_file, load_json_file(event_file))  # a bad file: one line, exit 2, before the live view
     raise typer.Exit(run_demo(event_file))
 
 

@@ -196,3 +196,31 @@ def test_resume_takes_a_12_digit_account_and_says_what_it_does() -> None:
     assert bad.stderr.strip() == "mlplane: account id '12345' is not 12 digits"
     usage = subprocess.run([MLPLANE, "resume", "--help"], capture_output=True, text=True, cwd=ROOT, check=False)
     assert usage.returncode == 0 and "ROLLBACK_HELD" in usage.stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "code", "named"),
+    [
+        (["plan", "111111111111"], 1, "Unable to locate credentials"),
+        (["status", "111111111111"], 1, "Unable to locate credentials"),
+        (["demo", "nope.json"], 2, "nope.json: cannot read"),
+    ],
+    ids=["plan-without-credentials", "status-without-credentials", "demo-missing-file"],
+)
+def test_commands_without_aws_or_with_a_missing_file_answer_in_one_line(args: list[str], code: int, named: str) -> None:
+    """No traceback reaches the user (issue 15): one line naming the problem, 1 for AWS, 2 for bad input."""
+    import os
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    env |= {
+        "AWS_CONFIG_FILE": "/nonexistent",
+        "AWS_SHARED_CREDENTIALS_FILE": "/nonexistent",
+        "AWS_EC2_METADATA_DISABLED": "true",
+    }
+    result = subprocess.run(
+        [MLPLANE, *args], capture_output=True, text=True, cwd=ROOT, env=env, stdin=subprocess.DEVNULL, check=False
+    )
+    assert result.returncode == code, result.stderr[-1000:]
+    assert "Traceback" not in result.stderr
+    (line,) = result.stderr.strip().splitlines()
+    assert named in line
