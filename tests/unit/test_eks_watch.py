@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from mlplane.eks.footprint import VendorResource, summary
 from mlplane.eks.models import ClusterView, HealthIssue, NodegroupView
 from mlplane.eks.watch import assess
 
@@ -61,3 +62,24 @@ def test_v1_failed_cluster_is_named() -> None:
         account_id=ACCOUNT,
     )
     assert verdict.detail == "vendor EKS cluster aac-x in 111111111111 is FAILED (VpcNotFound)"
+
+
+def test_c7_the_held_summary_names_ids_by_type_within_its_limit_and_counts_the_rest() -> None:
+    footprint = [
+        VendorResource(type="eks:cluster", id="aac-111111111111", detail="ACTIVE"),
+        VendorResource(type="eks:nodegroup", id="aac-111111111111/ng-a", detail="ACTIVE"),
+        *(
+            VendorResource(type="ec2:network-interface", id=f"eni-{n:017x}", detail=f"aws-K8S-i-{n:017x} in subnet-1")
+            for n in range(40)
+        ),
+        VendorResource(type="iam:role", id="credential-service-role", detail="the vault key's policy names it"),
+    ]
+    line = summary(footprint, limit=300)
+    assert line.startswith("eks:cluster aac-111111111111 (ACTIVE); eks:nodegroup aac-111111111111/ng-a (ACTIVE); ")
+    assert "ec2:network-interface eni-00000000000000000, eni-00000000000000001" in line
+    assert "aws-K8S" not in line  # an interface's description is the notification's to carry
+    shown = line.count("eni-")
+    assert 0 < shown < 40 and len(line) < 400
+    assert line.endswith(f"; and {40 - shown + 1} more (the ROLLBACK_HELD notification lists them)")
+    small = summary(footprint[:3])
+    assert small.endswith("ec2:network-interface eni-00000000000000000") and "more" not in small

@@ -31,6 +31,9 @@ use tag filters), DeleteVpcEndpoints (it answers per id in `Unsuccessful`), Elas
 gateway as a route target (routes come after the NAT gateways are waited for until `available`), the
 propagation of deletes, and calls by the sandbox itself (world-building, vendor simulator, inventory), which do
 not retry. `reset()` forgets every creation; a creation seen on an earlier clock counts as long visible.
+Within the Lambda invocation that made the create, the delay runs on that invocation's own sleeps, not on the
+shared clock, which concurrent Parallel branches also advance: a call right after the create meets NotFound
+however long a sibling branch waited meanwhile, as in AWS, where the branches' waits overlap.
 """
 
 from __future__ import annotations
@@ -40,7 +43,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from mlplane_sandbox.clock import VirtualClock, clock
+from mlplane_sandbox.clock import Budget, VirtualClock, clock, current_budget
 from mlplane_sandbox.rules import AwsError, Call, after, before
 
 
@@ -148,6 +151,16 @@ class _Created:
     clock: VirtualClock
     at: float
     answer: _NotFound
+    # The creating invocation and the virtual seconds it had slept then: within one Lambda invocation only its
+    # own sleeps pass (its concurrent siblings' sleeps advance the shared clock but not its wall time).
+    invocation: Budget | None = None
+    slept: float = 0.0
+
+    def age(self, now: float) -> float:
+        running = current_budget()
+        if running is not None and running is self.invocation:
+            return running.used - self.slept
+        return now - self.at
 
 
 @dataclass
@@ -175,8 +188,11 @@ def reset() -> None:
 
 def note_created(account_id: str, resource_id: str, answer: _NotFound) -> None:
     now = clock()
+    running = current_budget()
     with _lock:
-        _created[(account_id, resource_id)] = _Created(now, now.now(), answer)
+        _created[(account_id, resource_id)] = _Created(
+            now, now.now(), answer, running, running.used if running is not None else 0.0
+        )
 
 
 def _invisible(account_id: str, resource_id: str) -> _NotFound | None:
@@ -187,7 +203,7 @@ def _invisible(account_id: str, resource_id: str) -> _NotFound | None:
     current = clock()
     if seen is None or seen.clock is not current or delay <= 0:
         return None
-    return seen.answer if current.now() - seen.at < delay else None
+    return seen.answer if seen.age(current.now()) < delay else None
 
 
 def _refuse(resource_id: str, answer: _NotFound) -> None:

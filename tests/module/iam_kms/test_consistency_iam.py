@@ -19,7 +19,7 @@ from mlplane.iam import apply
 from mlplane.member import Member
 from mlplane.rollback.run import undo_all
 from mlplane_sandbox import faults, interceptor, recording
-from mlplane_sandbox.clock import VirtualClock
+from mlplane_sandbox.clock import VirtualClock, budget
 from mlplane_sandbox.fidelity import consistency as rule
 
 from .conftest import MEMBER
@@ -59,6 +59,25 @@ def test_new_user_answers_no_such_entity_within_the_delay_and_is_found_after(iam
     _no_such_entity(iam.get_user, UserName="u1")
     sandbox.advance(0.5)
     assert _as_mlplane(iam.get_user, UserName="u1")["User"]["UserName"] == "u1"
+
+
+def test_a_sibling_branch_waiting_does_not_age_a_create_within_the_creating_invocation(
+    iam: Any, sandbox: VirtualClock
+) -> None:
+    """Parallel branches share the sandbox's clock; in AWS their waits overlap, so a sibling waiting minutes
+    (NAT gateways) between CreateUser and the next call of the same Lambda must not make the user visible."""
+    with budget(900) as invocation:
+        _as_mlplane(iam.create_user, UserName="u1")
+        sandbox.advance(300)  # what a concurrent CreateNetwork's waiter does to the shared clock
+        _no_such_entity(iam.get_user, UserName="u1")
+        sandbox.sleep(DELAY)  # this invocation's own back-off
+        assert invocation.used == DELAY
+        assert _as_mlplane(iam.get_user, UserName="u1")["User"]["UserName"] == "u1"
+    # Outside the invocation (a later task), the shared clock counts.
+    _as_mlplane(iam.create_user, UserName="u2")
+    _no_such_entity(iam.get_user, UserName="u2")
+    sandbox.advance(DELAY)
+    assert _as_mlplane(iam.get_user, UserName="u2")["User"]["UserName"] == "u2"
 
 
 def test_new_policy_answers_no_such_entity_within_the_delay_and_is_found_after(iam: Any, sandbox: VirtualClock) -> None:

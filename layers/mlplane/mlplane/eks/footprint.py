@@ -47,6 +47,30 @@ class VendorResource(BaseModel):
         return f"{self.type} {self.id}" + (f" ({self.detail})" if self.detail else "")
 
 
+def summary(footprint: list[VendorResource], limit: int = 600) -> str:
+    """The footprint in one line an operator reads in `mlplane status`: ids grouped by type, in footprint order,
+    at most about `limit` characters (the notification carries the whole list with details); a node group's or
+    cluster's state is kept, an interface's description is not."""
+    groups: dict[str, list[str]] = {}
+    for resource in footprint:
+        shown = resource.text() if resource.type.startswith("eks:") else resource.id
+        groups.setdefault(resource.type, []).append(shown)
+    parts: list[str] = []
+    used = 0
+    left = len(footprint)
+    for kind, ids in groups.items():
+        taken: list[str] = []
+        for shown in ids:
+            if used + len(shown) > limit:
+                break
+            taken.append(shown.removeprefix(f"{kind} "))
+            used += len(shown) + 2
+        left -= len(taken)
+        if taken:
+            parts.append(f"{kind} " + ", ".join(taken))
+    return "; ".join(parts) + (f"; and {left} more (the ROLLBACK_HELD notification lists them)" if left else "")
+
+
 def vendor_footprint(member: Member, settings: Settings) -> list[VendorResource]:
     """Everything of the vendor's in the account that mlplane's resources carry; empty if it never started."""
     found: list[VendorResource] = []

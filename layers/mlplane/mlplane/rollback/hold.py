@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from mlplane import notify
-from mlplane.eks.footprint import vendor_footprint
+from mlplane.eks import footprint as vendor
 from mlplane.ledger import Status
 from mlplane.observability import logger
 from mlplane.steps import RollbackOutput
@@ -38,10 +38,10 @@ def hold_for_vendor(member: Member, settings: Settings, error: str | None) -> Ro
 
     Idempotent: a retried Rollback task looks again and writes and notifies the same.
     """
-    footprint = vendor_footprint(member, settings)
+    footprint = vendor.vendor_footprint(member, settings)
     if not footprint:
         return None
-    names = ", ".join(r.text() for r in footprint)
+    names = vendor.summary(footprint)
     summary = (
         f"{error or 'rollback'}; rollback held: the vendor's data plane is in the account ({names}); "
         "nothing it uses was removed"
