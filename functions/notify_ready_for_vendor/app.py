@@ -9,6 +9,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from mlplane.accounts.lifecycle import notify_ready_for_vendor
 from mlplane.config import get_settings
+from mlplane.member import hub_ledger
 from mlplane.observability import logger, metrics, tracer
 from mlplane.steps import StepInput
 
@@ -19,4 +20,7 @@ from mlplane.steps import StepInput
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     step = parse(event=event, model=StepInput)
     logger.append_keys(account_id=step.account_id, execution=step.execution)
-    return notify_ready_for_vendor(step.account_id, step.execution, get_settings()).model_dump(mode="json")
+    settings = get_settings()
+    return notify_ready_for_vendor(step.account_id, step.execution, settings, hub_ledger(settings)).model_dump(
+        mode="json"
+    )

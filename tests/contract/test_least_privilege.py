@@ -79,6 +79,7 @@ _SSE = "SNS calls KMS on the publisher's behalf to encrypt for the topic's key (
 STATEMENT_EXTRAS: dict[tuple[str, str], str] = {
     (function, action): _SSE
     for function in (
+        "ValidateAccountFunction",  # a READY an earlier run could not publish (C10)
         "NotifyReadyForVendorFunction",
         "WaitForQuotasFunction",
         "WaitForEksFunction",
@@ -186,6 +187,11 @@ def recorded() -> Iterator[Recorded]:
             found.outcomes.append(sandbox.run(success).outcome)
             found.outcomes.append(sandbox.deprovision(MEMBER).outcome)
             keep(sandbox)
+        # READY not published for a day (MarkReady's retries give up); the next run publishes it (C10).
+        with Sandbox(Options(config=FAST, fails=["sns:Publish=AuthorizationError@2-102"])) as sandbox:
+            found.outcomes.append(sandbox.run(success).outcome)
+            found.outcomes.append(sandbox.run(load_event("manual", "start")).outcome)
+            keep(sandbox)
         stuck.fails = ["ec2:DeleteVpc=UnauthorizedOperation"]
         with Sandbox(stuck) as sandbox:
             found.outcomes.append(sandbox.run(success).outcome)
@@ -243,6 +249,8 @@ def test_scenarios_exercise_every_function(recorded: Recorded) -> None:
         "ROLLBACK_HELD",
         "ROLLBACK_INCOMPLETE",  # PROVISIONING by an execution that failed
         "DEPROVISIONED",  # taken over by a deprovision
+        "READY",  # its READY not published for a day
+        "READY",  # ... and published by the next run's ValidateAccount
         "ROLLBACK_INCOMPLETE",
         "READY",  # taken over by a run
         "ROLLBACK_INCOMPLETE",  # a deprovision that cannot delete the VPC

@@ -15,10 +15,8 @@ from typing import Any
 
 import pytest
 
-from mlplane.accounts.lifecycle import NOT_NOTIFIED
-from mlplane.ledger import Status
-from mlplane_sandbox.runner import Options, RunResult, Sandbox, notifications
-from tests.conftest import RunSandbox, load_event
+from mlplane_sandbox.runner import RunResult, notifications
+from tests.conftest import RunSandbox
 from tests.workflow.recorded import FAST, MEMBER, comparable
 
 SUCCESS = "controltower/create_managed_account_succeeded"
@@ -109,23 +107,6 @@ def test_c7_without_a_vendor_footprint_rollback_removes_everything(
     assert result.inventory["network_interfaces"] == [] and result.inventory["security_groups"] == []
     assert "ec2:DeleteVpc" in removals(result)
     assert [n["event"] for n in notifications() if n["outcome"]] == ["ROLLED_BACK"]
-
-
-def test_c7_a_failed_ready_notification_leaves_the_account_ready() -> None:
-    """`--fail sns:Publish=AuthorizationError@2`: READY_FOR_VENDOR goes out, MarkReady's READY does not."""
-    with Sandbox(Options(config=FAST, fails=["sns:Publish=AuthorizationError@2"])) as sandbox:
-        result = sandbox.run(load_event(*SUCCESS.split("/", 1)))
-        sandbox.check_faults_fired()
-        status = sandbox.ledger().status(MEMBER)
-    assert result.outcome == "READY", result.error
-    assert result.executions[0]["status"] == "SUCCEEDED"
-    assert [c["ok"] for c in result.api_calls if c["call"] == "sns:Publish"] == [True, False]
-    assert "Rollback" not in {
-        e["stateEnteredEventDetails"]["name"] for e in result.history if "stateEnteredEventDetails" in e
-    }
-    assert removals(result) == [] and result.leftovers == []
-    assert status is not None and status.status == Status.READY
-    assert status.error is not None and status.error.startswith(NOT_NOTIFIED) and "AuthorizationError" in status.error
 
 
 def test_c7_a_held_account_started_again_resumes_at_the_waits_and_creates_nothing(run_sandbox: RunSandbox) -> None:

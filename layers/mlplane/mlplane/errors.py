@@ -37,6 +37,14 @@ class PrincipalNotPropagated(TransientError):
     """
 
 
+class NotificationFailed(MlplaneError):
+    """A notification could not be published; the step that owes it is retried until it is (REQUIREMENTS C10).
+
+    Not a TransientError: the ASL retries it on its own, far longer schedule (a topic policy a human must fix),
+    and its Catch never starts a rollback.
+    """
+
+
 class AccessDenied(MlplaneError):
     """AWS refused a call for lack of permission."""
 

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import json
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from botocore.exceptions import ClientError
 
 from mlplane import aws
 from mlplane.config import Settings
-from mlplane.errors import MlplaneError, translate
+from mlplane.errors import MlplaneError, NotificationFailed, translate
 from mlplane.observability import logger
+
+if TYPE_CHECKING:
+    from mlplane.ledger import Ledger
 
 Event = Literal[
     "READY_FOR_VENDOR", "WAITING", "READY", "ROLLED_BACK", "ROLLBACK_INCOMPLETE", "ROLLBACK_HELD", "DEPROVISIONED"
@@ -66,6 +69,26 @@ def publish(settings: Settings, document: dict[str, Any]) -> None:
         )
     except ClientError as err:
         raise translate(err, f"sns:Publish {settings.topic_arn}") from err
+
+
+def deliver(settings: Settings, ledger: Ledger, document: dict[str, Any]) -> bool:
+    """Publish `document` at least once per (account, execution, event) (REQUIREMENTS C10).
+
+    The ledger's mark says it went out: a retried step that finds it publishes nothing again; one that does not
+    publishes (again, if a crash came between the publish and the mark: at least once, not exactly once).
+    Returns whether this call published. A failed publish raises NotificationFailed, which the ASL retries on
+    its own long schedule, so a step that already wrote its status still notifies it.
+    """
+    account_id, execution, event = str(document["account_id"]), str(document["execution"]), str(document["event"])
+    if ledger.notified(account_id, execution=execution, event=event):
+        return False
+    try:
+        publish(settings, document)
+    except MlplaneError as err:
+        logger.error("notification not published", account_id=account_id, event_name=event, error=str(err))
+        raise NotificationFailed(f"{event} notification for {account_id} not published: {err}") from err
+    ledger.mark_notified(account_id, execution=execution, event=event)
+    return True
 
 
 def remind(settings: Settings, *, account_id: str, execution: str, day: int, waiting_for: str) -> None:

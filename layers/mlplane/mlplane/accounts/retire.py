@@ -19,7 +19,7 @@ from mlplane.accounts.validate import CLOSED_STATES, organization_state
 from mlplane.config import Settings
 from mlplane.eks import watch
 from mlplane.errors import Conflict, InputRejected, RollbackIncomplete, TransientError
-from mlplane.ledger import Ledger, Status
+from mlplane.ledger import AccountStatus, Ledger, Status
 from mlplane.member import Member
 from mlplane.network import allocation
 from mlplane.rollback.run import deferred_items, undo_all
@@ -153,8 +153,7 @@ def mark_deprovisioned(member: Member, settings: Settings) -> StepOutput:
     The CIDR slot is freed by the walk (the allocation's undo, once the VPC is verified gone), nowhere else.
     """
     ledger = member.ledger
-    current = ledger.status(member.account_id)
-    if current is not None and current.status == Status.DEPROVISIONED:
+    if _deprovisioned_before(ledger.status(member.account_id), member.execution):
         return StepOutput(existing=1)
     report = undo_all(member, ledger.resources(member.account_id))
     if report.unfinished:
@@ -163,11 +162,18 @@ def mark_deprovisioned(member: Member, settings: Settings) -> StepOutput:
         raise RollbackIncomplete(f"deprovision of {member.account_id} blocked by: {_names(report.blocked)}")
     deferred = [d.model_dump() for d in deferred_items(ledger, member.account_id)]
     ledger.set_status(member.account_id, Status.DEPROVISIONED, execution=member.execution)
-    notify.publish(
+    notify.deliver(
         settings,
+        ledger,
         notify.message("DEPROVISIONED", account_id=member.account_id, execution=member.execution, deferred=deferred),
     )
     return StepOutput(removed=report.removed, detail={"deferred": deferred})
+
+
+def _deprovisioned_before(current: AccountStatus | None, execution: str) -> bool:
+    """DEPROVISIONED by an earlier execution: nothing to do. By this one, the step goes through again, which
+    finds nothing left to undo and publishes the notification if a failed publish kept it owed (C10)."""
+    return current is not None and current.status == Status.DEPROVISIONED and current.execution != execution
 
 
 def _names(items: list[UndoneItem]) -> str:
@@ -186,8 +192,7 @@ def mark_closed_deprovisioned(account_id: str, execution: str, ledger: Ledger, s
     the CIDR slot is released only if no VPC or transit gateway attachment holding it is still recorded, since
     nothing can verify that they are gone; the account is DEPROVISIONED and the notification names the rest.
     """
-    current = ledger.status(account_id)
-    if current is not None and current.status == Status.DEPROVISIONED:
+    if _deprovisioned_before(ledger.status(account_id), execution):
         return StepOutput(existing=1)
     live = ledger.resources(account_id)
     for record in live:
@@ -209,8 +214,9 @@ def mark_closed_deprovisioned(account_id: str, execution: str, ledger: Ledger, s
         for r in ledger.deferred(account_id)
     ]
     ledger.set_status(account_id, Status.DEPROVISIONED, execution=execution, error="account closed in Organizations")
-    notify.publish(
+    notify.deliver(
         settings,
+        ledger,
         notify.message(
             "DEPROVISIONED",
             account_id=account_id,

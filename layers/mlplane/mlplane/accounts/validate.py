@@ -9,6 +9,7 @@ from botocore.exceptions import ClientError
 
 from mlplane import aws
 from mlplane.accounts.events import ControlTowerEvent, parse_start
+from mlplane.accounts.lifecycle import deliver_pending_ready
 from mlplane.accounts.ownership import owner_running
 from mlplane.config import Settings
 from mlplane.errors import Conflict, InputRejected, error_code, translate
@@ -40,6 +41,7 @@ def validate(raw: Any, execution: str, settings: Settings, ledger: Ledger) -> Va
         )
     current = ledger.status(account_id)
     if current is not None and current.status == Status.READY:
+        deliver_pending_ready(account_id, settings, ledger)  # a READY the first run could not announce (C10)
         return ValidateAccountOutput(
             account_id=account_id,
             execution=execution,

@@ -19,8 +19,13 @@ if TYPE_CHECKING:
 
 _STATUS_SK = "STATUS"
 _RESOURCE_PREFIX = "RES#"
+_NOTIFIED_PREFIX = "NOTIFIED#"
 _seq_lock = threading.Lock()
 _seq_counter = itertools.count()
+
+
+def _notified_sk(execution: str, event: str) -> str:
+    return f"{_NOTIFIED_PREFIX}{execution}#{event}"
 
 
 def _next_seq() -> int:
@@ -181,6 +186,13 @@ class Ledger:
         if live_only:
             records = [r for r in records if r.state not in (ResourceState.DELETED, ResourceState.DEFERRED)]
         return sorted(records, key=lambda r: r.seq)
+
+    # -- notifications delivered (REQUIREMENTS C10) ----------------------------------------------------
+    def notified(self, account_id: str, *, execution: str, event: str) -> bool:
+        return self._get(account_id, _notified_sk(execution, event)) is not None
+
+    def mark_notified(self, account_id: str, *, execution: str, event: str) -> None:
+        self.put_item(account_id, _notified_sk(execution, event), {"at": _now()})
 
     # -- generic items (e.g. CIDR allocations) ----------------------------------------------------------
     def put_item(self, pk: str, sk: str, data: dict[str, Any], *, only_if_absent: bool = False) -> bool:

@@ -48,8 +48,9 @@ def hold_for_vendor(member: Member, settings: Settings, error: str | None) -> Ro
     )
     member.ledger.set_status(member.account_id, Status.ROLLBACK_HELD, execution=member.execution, error=summary)
     logger.warning("rollback held for the vendor", vendor_resources=len(footprint), error=error)
-    notify.publish(
+    notify.deliver(
         settings,
+        member.ledger,
         notify.message(
             "ROLLBACK_HELD",
             account_id=member.account_id,

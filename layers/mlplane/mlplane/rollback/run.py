@@ -193,8 +193,9 @@ def rollback(
     summary = f"{error or 'rollback'}; rollback left: {_names(left)}" if left else error
     ledger.set_status(member.account_id, Status(outcome), execution=member.execution, error=summary)
     logger.info("rollback finished", outcome=outcome, removed=report.removed, left=len(left))
-    notify.publish(
+    notify.deliver(
         settings,
+        ledger,
         notify.message(
             outcome,
             account_id=member.account_id,
@@ -239,8 +240,9 @@ def record_incomplete(
         ledger.set_status(account_id, status, execution=execution, error=summary)
     outcome: Literal["ROLLED_BACK", "ROLLBACK_INCOMPLETE", "DEPROVISIONED"] = status.value  # type: ignore[assignment]
     logger.info("rollback recorded", outcome=outcome, left=len(left))
-    notify.publish(
+    notify.deliver(
         settings,
+        ledger,
         notify.message(
             outcome,
             account_id=account_id,
