@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from mlplane_sandbox.recording import MUTATING_PREFIXES as MUTATING
-from mlplane_sandbox.runner import Options, Sandbox
+from mlplane_sandbox.runner import Options, Sandbox, notifications
 from tests.conftest import RunSandbox, load_event
 
 SUCCESS = "controltower/create_managed_account_succeeded"
@@ -103,3 +103,24 @@ def test_closed_account_in_tgw_mode_keeps_its_cidr_slot_while_its_attachment_can
     assert held is not None
     assert held.primary in {c for v in ready.inventory["vpcs"] for c in v["cidrs"]}
     assert any(d["type"] == "ec2:tgw-attachment" for d in closed.deferred)
+
+
+def test_closed_account_step_retried_after_a_failed_publish_still_keeps_the_cidr_slot() -> None:
+    """C9 with C10: the retried MarkDeprovisioned (its DEPROVISIONED publish failed once) finds every record
+    already deferred; the attachment it cannot verify gone still holds the slot, and the notification goes out."""
+    from mlplane.network import allocation
+
+    options = Options(config={"egress_mode": "tgw"}, fails=["sns:Publish=AuthorizationError@3"])
+    with Sandbox(options) as sandbox:
+        assert sandbox.run(load_event("controltower", "create_managed_account_succeeded")).outcome == "READY"
+        from mlplane_sandbox import vendor
+
+        vendor.teardown(MEMBER)
+        closed = sandbox.run(load_event("organizations", "close_account"))
+        sandbox.check_faults_fired()
+        held = allocation.lookup(sandbox.ledger(), MEMBER, sandbox.settings.cidr_pool)
+    assert closed.outcome == "DEPROVISIONED", closed.error
+    assert held is not None
+    assert [n["event"] for n in notifications()][-1] == "DEPROVISIONED"
+    (note,) = [n for n in notifications() if n["event"] == "DEPROVISIONED"]
+    assert [b["type"] for b in note["blocked"]] == ["network:cidr-allocation"]

@@ -11,6 +11,7 @@ from typing import Any
 
 from mlplane.ledger import Status
 from mlplane.network import allocation
+from mlplane_sandbox.clock import clock
 from mlplane_sandbox.runner import Options, RunResult, Sandbox, notifications
 from tests.conftest import RunSandbox, load_event
 from tests.workflow.recorded import FAST, MEMBER
@@ -193,6 +194,38 @@ def test_c8_deprovision_that_cannot_finish_ends_incomplete_and_notified() -> Non
     note = last_note()
     assert note["outcome"] == "ROLLBACK_INCOMPLETE"
     assert vpc["id"] in {b["id"] for b in note["blocked"]}
+
+
+def test_c8_deprovision_outlasts_an_outage_of_hours_and_finishes() -> None:
+    """DeleteVpc throttled for its first 60 calls: each walk of RemoveNetwork meets it (botocore's own retries
+    included); the step's TransientError retries back off to 15 minutes for about six hours, so the outage ends
+    inside them and the account is DEPROVISIONED with nothing left. Before, RemoveNetwork gave up after ~75 s."""
+    with Sandbox(Options(config=FAST, fails=["ec2:DeleteVpc=RequestLimitExceeded@1-60"])) as sandbox:
+        ready = sandbox.run(load_event("controltower", "create_managed_account_succeeded"))
+        start = clock().now()
+        retired = sandbox.deprovision(MEMBER)
+        took = clock().now() - start
+        sandbox.check_faults_fired()
+    assert ready.outcome == "READY", ready.error
+    assert retired.outcome == "DEPROVISIONED", retired.error
+    assert retired.leftovers == [] and retired.inventory["vpcs"] == []
+    assert took > 3_600  # the outage took hours of (virtual) waiting, not seconds
+    assert last_note()["outcome"] == "DEPROVISIONED"
+
+
+def test_c8_deprovision_in_an_outage_that_never_ends_is_incomplete_after_hours_and_notified() -> None:
+    with Sandbox(Options(config=FAST, fails=["ec2:DeleteVpc=RequestLimitExceeded@1-1000"])) as sandbox:
+        sandbox.run(load_event("controltower", "create_managed_account_succeeded"))
+        start = clock().now()
+        retired = sandbox.deprovision(MEMBER)
+        took = clock().now() - start
+        status = sandbox.ledger().status(MEMBER)
+    assert retired.outcome == "ROLLBACK_INCOMPLETE", retired.error
+    assert status is not None and status.status == Status.ROLLBACK_INCOMPLETE
+    assert took > 5 * 3_600
+    (vpc,) = retired.inventory["vpcs"]
+    assert retired.leftovers == [{"type": "ec2:vpc", "id": vpc["id"]}]  # only the VPC: the walks went past it
+    assert vpc["id"] in {b["id"] for b in last_note()["blocked"]}
 
 
 # -- C9: nothing freed while in use ------------------------------------------------------------------------------

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Literal
 
 from botocore.exceptions import ClientError
 
-from mlplane import aws
+from mlplane import aws, polling
 from mlplane.config import Settings
 from mlplane.errors import MlplaneError, NotificationFailed, translate
 from mlplane.observability import logger
@@ -89,6 +90,16 @@ def deliver(settings: Settings, ledger: Ledger, document: dict[str, Any]) -> boo
         raise NotificationFailed(f"{event} notification for {account_id} not published: {err}") from err
     ledger.mark_notified(account_id, execution=execution, event=event)
     return True
+
+
+def remind_if_due(
+    settings: Settings, *, account_id: str, execution: str, waited: int, last_wait: int, waiting_for: Callable[[], str]
+) -> None:
+    """The WAITING reminder of a wait loop's poll that completes a day of waiting (`polling.reminder_due`);
+    `waiting_for` says what for, computed only then."""
+    day = polling.reminder_due(waited, last_wait)
+    if day:
+        remind(settings, account_id=account_id, execution=execution, day=day, waiting_for=waiting_for())
 
 
 def remind(settings: Settings, *, account_id: str, execution: str, day: int, waiting_for: str) -> None:

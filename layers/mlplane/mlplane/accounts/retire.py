@@ -21,7 +21,7 @@ from mlplane.eks import watch
 from mlplane.errors import Conflict, InputRejected, RollbackIncomplete, TransientError
 from mlplane.ledger import AccountStatus, Ledger, Status
 from mlplane.member import Member
-from mlplane.network import allocation
+from mlplane.network.undo import CIDR_ALLOCATION, release_in_closed_account
 from mlplane.rollback.run import deferred_items, undo_all
 from mlplane.steps import StepOutput, UndoneItem, ValidateDeprovisionOutput
 from mlplane.types import AccountId
@@ -180,8 +180,6 @@ def _names(items: list[UndoneItem]) -> str:
     return ", ".join(f"{i.type} {i.id}" for i in items)
 
 
-# What keeps a CIDR allocation in use: while either may still exist, the slot is not free (REQUIREMENTS C9).
-_HOLDS_CIDRS = frozenset({"ec2:vpc", "ec2:tgw-attachment"})
 CLOSED_REASON = "in a closed account: its role can no longer be assumed; AWS deletes what is left 90 days after closure"
 
 
@@ -197,18 +195,8 @@ def mark_closed_deprovisioned(account_id: str, execution: str, ledger: Ledger, s
     live = ledger.resources(account_id)
     for record in live:
         ledger.record_deferred(account_id, key=record.key, reason=CLOSED_REASON)
-    holders = [r for r in live if r.type in _HOLDS_CIDRS]
-    freed = 0 if holders else allocation.release(ledger, account_id)
-    held: list[UndoneItem] = []
-    if holders and allocation.lookup(ledger, account_id, settings.cidr_pool) is not None:
-        names = ", ".join(f"{r.type} {r.resource_id or r.key}" for r in holders)
-        held.append(
-            UndoneItem(
-                type="network:cidr-allocation",
-                id=account_id,
-                reason=f"kept: {names} cannot be verified gone in the closed account",
-            )
-        )
+    freed, kept = release_in_closed_account(ledger, account_id, settings.cidr_pool)
+    held = [] if kept is None else [UndoneItem(type=CIDR_ALLOCATION, id=account_id, reason=kept)]
     deferred = [
         UndoneItem(type=r.type, id=r.resource_id or r.key, reason=str(r.data.get("deferred", ""))).model_dump()
         for r in ledger.deferred(account_id)

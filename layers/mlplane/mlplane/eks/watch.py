@@ -153,14 +153,16 @@ def poll_cluster(member: Member, settings: Settings, attempt: int, waited: int =
             f"vendor EKS cluster with prefix {settings.eks_cluster_prefix!r} not ACTIVE in {member.account_id}"
             f" after {settings.vendor_timeout_seconds} s"
         )
-    day = polling.reminder_due(waited, last_wait)
-    if not ready and day:
-        notify.remind(
+    if not ready:
+        notify.remind_if_due(
             settings,
             account_id=member.account_id,
             execution=member.execution,
-            day=day,
-            waiting_for=f"the AAC data plane (cluster prefix {settings.eks_cluster_prefix!r}): {verdict.detail}",
+            waited=waited,
+            last_wait=last_wait,
+            waiting_for=lambda: (
+                f"the AAC data plane (cluster prefix {settings.eks_cluster_prefix!r}): {verdict.detail}"
+            ),
         )
     delay, total = polling.next_wait(settings.poll_interval_seconds, attempt, waited, settings.vendor_timeout_seconds)
     return PollOutput(ready=ready, attempt=attempt + 1, detail=verdict.detail, wait_seconds=delay, waited_seconds=total)

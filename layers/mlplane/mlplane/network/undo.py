@@ -32,6 +32,7 @@ from mlplane.rollback.handler import FindFn, Handler, UndoFn, Undone
 if TYPE_CHECKING:
     from collections.abc import Callable
 
+    from mlplane.ledger import Ledger
     from mlplane.member import Member
 
 VPC = "ec2:vpc"
@@ -499,7 +500,8 @@ def _describe_enis(enis: list[dict[str, Any]]) -> str:
 
 # -- the pool allocation (tgw mode) ------------------------------------------------------------------------------
 def undo_cidr_allocation(member: Member, record: ResourceRecord, resource_id: str) -> Undone:
-    """Free the account's pool slot, the one place mlplane does (REQUIREMENTS C9).
+    """Free the account's pool slot, the one place mlplane does (REQUIREMENTS C9; with its closed-account
+    variant below, for an account whose role can no longer be assumed).
 
     Only once no VPC of the account holds the slot's CIDRs: the ledger lists no live VPC or transit gateway
     attachment, and EC2 shows no mlplane VPC of this account. While one is still there (a blocked rollback),
@@ -513,6 +515,23 @@ def undo_cidr_allocation(member: Member, record: ResourceRecord, resource_id: st
         )
     freed = allocation.release(member.ledger, member.account_id, pool=record.data.get("pool"))
     return _removed() if freed else _gone()
+
+
+def release_in_closed_account(ledger: Ledger, account_id: str, pool: str) -> tuple[int, str | None]:
+    """The closed-account variant of `undo_cidr_allocation` (nothing in the account can be described): free the
+    slot only if the ledger lists no VPC or attachment that holds it, live or deferred (the closed-account step
+    defers every record first, and a retried step finds them deferred). Returns (slots freed, why it was kept)."""
+    holders = [
+        r
+        for r in ledger.resources(account_id, live_only=False)
+        if r.type in (VPC, TGW_ATTACHMENT) and r.state != ResourceState.DELETED
+    ]
+    if not holders:
+        return allocation.release(ledger, account_id), None
+    if allocation.lookup(ledger, account_id, pool) is None:
+        return 0, None
+    names = ", ".join(f"{r.type} {r.resource_id or r.key}" for r in holders)
+    return 0, f"kept: {names} cannot be verified gone in the closed account"
 
 
 def cidr_holders(member: Member) -> list[str]:

@@ -199,15 +199,19 @@ def poll(member: Member, settings: Settings, attempt: int, waited_seconds: int =
             f"quota {short.label} in {member.account_id} not raised to {short.desired:g}"
             f" after {settings.quota_timeout_seconds} s{request}"
         )
-    day = polling.reminder_due(waited_seconds, last_wait)
-    if not ready and day:
-        short = next(state for state in states if state.state != "met")
-        notify.remind(
+    if not ready:
+
+        def waiting_for() -> str:
+            short = next(state for state in states if state.state != "met")
+            return f"quota {short.label} raised to {short.desired:g}: {_describe(short)}"
+
+        notify.remind_if_due(
             settings,
             account_id=member.account_id,
             execution=member.execution,
-            day=day,
-            waiting_for=f"quota {short.label} raised to {short.desired:g}: {_describe(short)}",
+            waited=waited_seconds,
+            last_wait=last_wait,
+            waiting_for=waiting_for,
         )
     delay, total = polling.next_wait(
         settings.poll_interval_seconds, attempt, waited_seconds, settings.quota_timeout_seconds
