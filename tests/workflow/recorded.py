@@ -1,9 +1,14 @@
-"""What a recorded READY run did: the fault tests take their list of calls from it, not from a hand-written list."""
+"""What a recorded READY run did: the fault tests take their list of calls from it, not from a hand-written list.
+
+The record is a reviewed golden file, so that collecting the tests runs no sandbox (once per xdist worker, it
+cost 20 s); one test re-records it and fails if the run changed."""
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
 from functools import cache
+from pathlib import Path
 from typing import Any
 
 from mlplane_sandbox.recording import is_mutating
@@ -23,29 +28,38 @@ def member_mutations(result: RunResult) -> list[str]:
     ]
 
 
-@cache
-def _recorded_run() -> RunResult:
+GOLDEN = Path(__file__).resolve().parents[1] / "data" / "recorded_run.json"
+"""The reviewed record of a READY run's mutating member calls; `test_recorded_run_matches_its_golden_file`
+runs the sandbox again and compares (`MLPLANE_RERECORD=1` rewrites the file, to review in the diff)."""
+
+
+def record_run() -> dict[str, list[str]]:
+    """Run the READY scenario and say which distinct mutating member calls it made, and which of them only
+    after READY_FOR_VENDOR (a failure there is held, REQUIREMENTS C7, not rolled back: the vendor is there)."""
     with Sandbox(Options(config=FAST)) as sandbox:
         result = sandbox.run(load_event("controltower", "create_managed_account_succeeded"))
     assert result.outcome == "READY", result.error
-    return result
-
-
-@cache
-def recorded_mutations() -> list[str]:
-    """Every distinct mutating call a READY run makes in the member account: the list comes from a run."""
-    return sorted(set(member_mutations(_recorded_run())))
-
-
-@cache
-def handed_off_mutations() -> list[str]:
-    """The mutating member calls the recorded run made only after READY_FOR_VENDOR: a failure there is held
-    (REQUIREMENTS C7), not rolled back, since the vendor is in the account by then."""
-    calls = _recorded_run().api_calls
+    calls = result.api_calls
     hand_off = next(i for i, c in enumerate(calls) if c["call"] == "sns:Publish")
-    before = set(member_mutations(replace(_recorded_run(), api_calls=calls[:hand_off])))
-    after = set(member_mutations(replace(_recorded_run(), api_calls=calls[hand_off:])))
-    return sorted(after - before)
+    before = set(member_mutations(replace(result, api_calls=calls[:hand_off])))
+    after = set(member_mutations(replace(result, api_calls=calls[hand_off:])))
+    return {"mutations": sorted(before | after), "handed_off": sorted(after - before)}
+
+
+@cache
+def _golden() -> dict[str, list[str]]:
+    loaded: dict[str, list[str]] = json.loads(GOLDEN.read_text())
+    return loaded
+
+
+def recorded_mutations() -> list[str]:
+    """Every distinct mutating call a READY run makes in the member account (from the recorded run)."""
+    return list(_golden()["mutations"])
+
+
+def handed_off_mutations() -> list[str]:
+    """The mutating member calls the recorded run made only after READY_FOR_VENDOR."""
+    return list(_golden()["handed_off"])
 
 
 def before_hand_off_mutations() -> list[str]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from typing import Any
 
 import pytest
@@ -14,11 +15,13 @@ from mlplane_sandbox.runner import Options, Sandbox, notifications
 from tests.conftest import RunSandbox, load_event
 from tests.workflow.recorded import (
     FAST,
+    GOLDEN,
     MEMBER,
     before_hand_off_mutations,
     comparable,
     handed_off_mutations,
     member_mutations,
+    record_run,
     recorded_mutations,
 )
 
@@ -52,6 +55,17 @@ def test_c7_failing_any_mutating_call_after_the_hand_off_is_held_with_nothing_re
     assert not [c for c in member_mutations(result) if c.split(":")[1].startswith(("Delete", "Schedule"))]
     assert len(result.inventory["vpcs"]) == 1 and len(result.inventory["nat_gateways"]) == 3
     assert result.error is not None and handed_off_call in result.error["message"]
+
+
+def test_recorded_run_matches_its_golden_file() -> None:
+    """The fault tests are parametrized from tests/data/recorded_run.json; a change to what a READY run does
+    must show in that file's diff. `MLPLANE_RERECORD=1` rewrites it instead of failing."""
+    recorded = record_run()
+    if os.environ.get("MLPLANE_RERECORD") == "1":
+        GOLDEN.write_text(json.dumps(recorded, indent=2) + "\n")
+    assert recorded == {"mutations": recorded_mutations(), "handed_off": handed_off_mutations()}, (
+        "a READY run's mutating calls changed: review, then MLPLANE_RERECORD=1 make test"
+    )
 
 
 def test_recorded_run_covers_every_kind_of_resource() -> None:
