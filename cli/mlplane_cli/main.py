@@ -247,12 +247,17 @@ def plan(
     local_: Annotated[bool, typer.Option("--local", help="Plan in the sandbox instead of AWS.")] = False,
     config: Annotated[str | None, typer.Option("--config", help="Settings: a JSON file or inline JSON.")] = None,
     as_json: Annotated[bool, typer.Option("--json")] = False,
+    stack: Annotated[
+        str, typer.Option("--stack", help="The deployed mlplane stack whose settings (and ledger) the plan uses.")
+    ] = "mlplane",
+    region: Annotated[str, typer.Option("--region", envvar="AWS_REGION", help="The hub's region.")] = "eu-west-1",
 ) -> None:
-    """Print what provisioning would create in the account, without calling any mutating API."""
+    """Print what a run would do to the account now: the verdict, then create / keep / change / refuse per
+    resource. Read-only: no mutating API is called."""
     raw: Any = target if re.fullmatch(r"\d{12}", target) else load_json_file(Path(target))
     settings = load_config(config)
     if not local_:
-        document = _plan_in_aws(raw, settings)
+        document = _plan_in_aws(raw, settings, stack, region)
         _print_plan(document, as_json, sys.stdout)
         return
     with stdout_to_stderr() as stdout:
@@ -267,22 +272,38 @@ def plan(
     _print_plan(document, as_json, stdout)
 
 
-def _plan_in_aws(raw: Any, config: dict[str, Any]) -> dict[str, Any]:
-    """Plan against AWS with the caller's credentials (the hub), assuming the member role: reads only."""
+def _plan_in_aws(raw: Any, config: dict[str, Any], stack: str, region: str) -> dict[str, Any]:
+    """Plan against AWS with the caller's credentials (the hub), with the stack's settings and ledger, assuming
+    the member role: reads only."""
     from botocore.exceptions import BotoCoreError
 
-    from mlplane.accounts.events import parse_start
-    from mlplane.accounts.preview import preview
-    from mlplane.config import get_settings, settings_from
-    from mlplane.errors import MlplaneError
-    from mlplane.member import member_for
+    from mlplane.accounts.preview import PLAN_EXECUTION, preview
+    from mlplane.config import settings_from
+    from mlplane.errors import InputRejected, MlplaneError
+    from mlplane.member import hub_ledger, member_for
+    from mlplane_cli.operate import stack_settings
 
     try:
-        account_id = raw if isinstance(raw, str) else parse_start(raw).account_id
-        settings = settings_from({**get_settings().model_dump(), **config})
-        return preview(member_for(account_id, "mlplane-plan", "Plan", settings), settings)
+        deployed = stack_settings(stack, region)
+    except MlplaneError as err:
+        raise fail(str(err), code=1) from None
+    except BotoCoreError as err:
+        raise fail(f"cannot reach AWS to plan: {err}", code=1) from None
+    try:
+        settings = settings_from({**deployed, **config})
     except MlplaneError as err:
         raise fail(str(err)) from None
+    try:
+        return preview(
+            raw,
+            settings,
+            hub_ledger(settings),
+            lambda account_id: member_for(account_id, PLAN_EXECUTION, "Plan", settings),
+        )
+    except InputRejected as err:  # the input itself (the verdicts are in the document)
+        raise fail(str(err)) from None
+    except MlplaneError as err:
+        raise fail(str(err), code=1) from None
     except BotoCoreError as err:  # no credentials, an unknown profile, no network: one line, an AWS failure
         raise fail(f"cannot reach AWS to plan: {err}", code=1) from None
 

@@ -13,7 +13,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from mlplane import aws
 from mlplane.accounts.retire import start_deprovisioning
 from mlplane.accounts.start import start_provisioning
-from mlplane.config import Settings
+from mlplane.config import Settings, settings_from_env
 from mlplane.errors import ConfigError, Conflict, translate
 from mlplane.ledger import Ledger, Status
 
@@ -27,6 +27,22 @@ def stack_outputs(stack: str, region: str) -> dict[str, str]:
     except BotoCoreError as err:
         raise ConfigError(f"cannot reach AWS for stack {stack}: {err}") from err
     return {o["OutputKey"]: o["OutputValue"] for o in answer["Stacks"][0].get("Outputs", [])}
+
+
+def stack_settings(stack: str, region: str) -> dict[str, Any]:
+    """The settings the stack's functions run with (ValidateAccount's environment), for `mlplane plan`."""
+    session = aws.hub_session(region)
+    try:
+        function = aws.client(session, "cloudformation").describe_stack_resource(
+            StackName=stack, LogicalResourceId="ValidateAccountFunction"
+        )["StackResourceDetail"]["PhysicalResourceId"]
+        env = aws.client(session, "lambda").get_function_configuration(FunctionName=function)
+    except ClientError as err:
+        raise translate(err, f"the settings of stack {stack}") from err
+    except BotoCoreError as err:
+        raise ConfigError(f"cannot reach AWS for stack {stack}: {err}") from err
+    variables: dict[str, str] = env.get("Environment", {}).get("Variables", {})
+    return settings_from_env(variables).model_dump()
 
 
 def output(outputs: dict[str, str], key: str, stack: str) -> str:

@@ -6,6 +6,7 @@ from collections import Counter
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from mlplane_sandbox.recording import is_mutating
@@ -52,18 +53,33 @@ def print_summary(label: str, result: Any) -> None:
     )
 
 
+_ACTION_STYLE = {"create": "green", "change": "yellow", "keep": "dim", "refuse": "red", "wait": "cyan"}
+
+
 def print_plan(document: dict[str, Any]) -> None:
+    """The verdict, then one row per resource (what a run would do to it), then the counts, like a diff."""
+    verdict, reason = document["verdict"], document.get("reason") or ""
+    colour = {"PROVISION": "green", "NOTHING_TO_DO": "green", "RESUME": "yellow"}.get(verdict, "red")
+    where = f"account {document['account_id']} ({document['region']})"
+    console.print(f"[bold]{where}[/bold]: [{colour}]{verdict}[/{colour}]" + (f" — {escape(reason)}" if reason else ""))
+    if not document.get("changes"):
+        return
     network = document["network"]
     console.print(
-        f"[bold]account {document['account_id']}[/bold] ({document['region']}), egress {network['egress_mode']}"
+        f"  egress {network['egress_mode']}, VPC {network['vpc']['name']} {network['vpc']['cidr']} + "
+        f"{network['vpc']['secondary_cidr']}, AZs {', '.join(network['azs'])}"
     )
-    console.print(f"  VPC {network['vpc']['name']}: {network['vpc']['cidr']} + {network['vpc']['secondary_cidr']}")
-    table = Table(title="subnets", show_header=True)
-    for column in ("group", "az", "cidr"):
-        table.add_column(column)
-    for subnet in network["subnets"]:
-        table.add_row(subnet["group"], subnet["az"], subnet["cidr"])
+    ids = any(change["id"] for change in document["changes"])  # a fresh account has none: no empty column
+    table = Table(show_header=True, box=None, pad_edge=False)
+    for column in ("", "type", "key", *(("id",) if ids else ()), "detail"):
+        table.add_column(column, overflow="fold")
+    for change in document["changes"]:
+        style = _ACTION_STYLE[change["action"]]
+        row = [f"[{style}]{change['action']}[/{style}]", change["type"], escape(change["key"])]
+        table.add_row(*row, *((change["id"] or "",) if ids else ()), escape(change["detail"]))
     console.print(table)
-    iam = document["iam"]
-    console.print(f"  IAM: user {iam['user']}, policy {iam['policy']} ({iam['policy_characters']} characters)")
-    console.print(f"  KMS: key {document['kms']['alias']}; quotas: {document['quotas']}")
+    counts = document["summary"]
+    console.print(
+        f"Plan: {counts['create']} to create, {counts['change']} to change, {counts['keep']} to keep, "
+        f"{counts['refuse']} refused, {counts['wait']} waiting on the vendor or AWS."
+    )

@@ -21,7 +21,7 @@ from moto import mock_aws
 
 from mlplane import aws
 from mlplane.accounts.events import ControlTowerEvent, ManualStart, parse_start
-from mlplane.accounts.preview import preview
+from mlplane.accounts.preview import PLAN_EXECUTION, preview
 from mlplane.accounts.retire import OrganizationsEvent, parse_retire_shape, start_deprovisioning
 from mlplane.accounts.start import start_provisioning
 from mlplane.config import Settings, get_settings, reset_settings, settings_from
@@ -479,12 +479,14 @@ class Sandbox:
     def plan(self, raw: Any) -> dict[str, Any]:
         """`mlplane plan --local`: the account the input names, planned with read-only calls."""
         account_id = raw if isinstance(raw, str) else _parse_input(raw).account_id
-        if not self.options.absent:
+        if not self.options.absent and account_id not in self.world.accounts:  # a run may have placed it
             self.world.place_account(account_id, "Workloads", role_name=self.settings.member_role_name)
         mark = recording.mark()
+        settings = self.settings_from_env()
         with recording.actor(_CLI):
-            member = member_for(account_id, "plan", "Plan", self.settings_from_env())
-            document = preview(member, self.settings_from_env())
+            document = preview(
+                raw, settings, self.ledger(), lambda account: member_for(account, PLAN_EXECUTION, "Plan", settings)
+            )
         document["api_calls"] = [c.as_json() for c in recording.since(mark)]
         return document
 

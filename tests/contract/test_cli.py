@@ -136,10 +136,21 @@ def test_plan_local_prints_the_plan_with_read_only_calls() -> None:
     assert result.returncode == 0, result.stderr[-2000:]
     document = json.loads(result.stdout)
     assert document["account_id"] == "111111111111"
+    assert document["verdict"] == "PROVISION"
     assert len(document["network"]["subnets"]) == 12
-    assert document["iam"]["policy_characters"] == 4545
+    (policy,) = [c for c in document["changes"] if c["type"] == "iam:policy"]
+    assert policy["action"] == "create" and policy["detail"] == "4545 characters"
     calls = [c["call"].split(":")[1] for c in document["api_calls"]]
     assert calls and all(c.startswith(("Describe", "Get", "List", "AssumeRole")) for c in calls)
+    human = subprocess.run(
+        [MLPLANE, "plan", "events/controltower/create_managed_account_failed.json", "--local"],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        check=False,
+    )
+    assert human.returncode == 0, human.stderr[-2000:]
+    assert "IGNORED" in human.stdout and "SUCCEEDED only" in human.stdout
 
 
 @pytest.mark.parametrize(

@@ -11,6 +11,7 @@ import json
 import math
 import os
 import re
+from collections.abc import Mapping
 from functools import lru_cache
 from typing import Annotated, Any, Literal
 
@@ -200,10 +201,14 @@ def settings_from(values: dict[str, Any]) -> Settings:
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
     """Settings from the environment template.yaml gives a function (cached; `reset_settings` clears)."""
-    values = {
-        key: os.environ[Settings.env_name(key)] for key in Settings.model_fields if Settings.env_name(key) in os.environ
-    }
-    return settings_from(values)
+    return settings_from_env(os.environ)
+
+
+def settings_from_env(env: Mapping[str, str]) -> Settings:
+    """Settings from a function's environment: this process's, or a deployed function's (`mlplane plan`)."""
+    return settings_from(
+        {key: env[Settings.env_name(key)] for key in Settings.model_fields if Settings.env_name(key) in env}
+    )
 
 
 def reset_settings() -> None:

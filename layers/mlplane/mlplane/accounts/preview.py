@@ -1,28 +1,172 @@
-"""`mlplane plan`: what provisioning would create in an account, computed without any mutating call."""
+"""`mlplane plan`: what a run would do to an account now, computed with read-only calls only.
+
+First the verdict a run would get: IGNORED (an event the EventBridge rules do not match: a Control Tower event
+that did not succeed, or an OU not in AllowedOus), REJECTED (ValidateAccount's checks: `validate.admit`, the
+same function), NOTHING_TO_DO (READY), RESUME (held), or PROVISION. Then, per resource, what the steps would
+find: create, keep, change (with what) or refuse (in the way, not mlplane's), from each domain's own finders.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from mlplane.accounts.events import ControlTowerEvent, parse_start
+from mlplane.accounts.validate import admit
+from mlplane.changes import PlannedChange
 from mlplane.config import Settings
-from mlplane.iam.plan import check_policy, shipped_policy
-from mlplane.member import Member
+from mlplane.errors import Conflict, InputRejected
+from mlplane.iam import apply as iam_apply
+from mlplane.iam.models import PolicyAction, UserAction
+from mlplane.iam.plan import plan as iam_plan
+from mlplane.iam.plan import shipped_policy
+from mlplane.kms import apply as kms_apply
+from mlplane.network import diff as network_diff
 from mlplane.network.apply import plan_for
+from mlplane.quotas import apply as quotas_apply
+from mlplane.quotas.plan import plan as quotas_plan
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from mlplane.ledger import Ledger
+    from mlplane.member import Member
+
+PLAN_EXECUTION = "mlplane-plan"
 
 
-def preview(member: Member, settings: Settings) -> dict[str, Any]:
-    """The network plan (observed AZs, allocated CIDRs in tgw mode) and the other steps' intended changes."""
+def preview(raw: Any, settings: Settings, ledger: Ledger, member_for: Callable[[str], Member]) -> dict[str, Any]:
+    """The plan document (`mlplane plan --json`): `verdict`, `reason`, `changes` and the network plan."""
+    start = parse_start(raw) if not isinstance(raw, str) else None
+    account_id = raw if isinstance(raw, str) else start.account_id  # type: ignore[union-attr]
+    document: dict[str, Any] = {"account_id": account_id, "region": settings.member_region, "changes": []}
+    ignored = _ignored(start, settings)
+    if ignored:
+        return {**document, "verdict": "IGNORED", "reason": ignored}
+    manual = raw if not isinstance(raw, str) else {"account_id": raw}
+    try:
+        admission = admit(manual, PLAN_EXECUTION, settings, ledger)
+    except (InputRejected, Conflict) as err:
+        return {**document, "verdict": "REJECTED", "reason": str(err)}
+    verdict = {"provision": "PROVISION", "noop": "NOTHING_TO_DO", "resume": "RESUME"}[admission.action]
+    document = {**document, "verdict": verdict, "reason": admission.reason, "ou": admission.ou}
+    if admission.action != "provision":
+        return document
+    member = member_for(account_id)
     network = plan_for(member, settings)
+    changes = [
+        *network_diff.diff(member, network),
+        *_iam(member, settings),
+        *_kms(member, settings),
+        *_quotas(member, settings),
+    ]
     return {
-        "account_id": member.account_id,
-        "region": settings.member_region,
+        **document,
+        "changes": [c.model_dump(mode="json") for c in changes],
+        "summary": summarize(changes),
         "network": network.model_dump(mode="json"),
-        "iam": {
-            "user": settings.sa_user_name,
-            "policy": settings.sa_policy_name,
-            "policy_characters": check_policy(settings.sa_policy_name, shipped_policy()),
-            "policy_tag": {"AACResource": "aac_sa_custom_policy"},
-        },
-        "kms": {"alias": settings.vault_key_alias, "credential_role": settings.credential_role_name},
-        "quotas": [target.model_dump(mode="json") for target in settings.quota_targets],
     }
+
+
+def summarize(changes: list[PlannedChange]) -> dict[str, int]:
+    counts = {"create": 0, "change": 0, "keep": 0, "refuse": 0, "wait": 0}
+    for change in changes:
+        counts[change.action] += 1
+    return counts
+
+
+def _ignored(start: Any, settings: Settings) -> str:
+    """Why the EventBridge rules (template.yaml, StartProvisioning's events) would not match, or ""."""
+    if not isinstance(start, ControlTowerEvent):
+        return ""
+    status = start.status
+    if status.state != "SUCCEEDED":
+        return f"Control Tower {start.detail.eventName} is {status.state}: the rules match SUCCEEDED only"
+    ou = status.organizationalUnit.organizationalUnitName
+    if ou not in settings.allowed_ous:
+        return f"OU {ou!r} is not in AllowedOus ({', '.join(settings.allowed_ous)}): the rules do not match it"
+    return ""
+
+
+def _iam(member: Member, settings: Settings) -> list[PlannedChange]:
+    arn = iam_apply.policy_arn(member, settings.sa_policy_name)
+    decided = iam_plan(
+        settings, iam_apply.observe(member, settings, arn=arn), document=shipped_policy(), policy_arn=arn
+    )
+    user = {
+        UserAction.CREATE: ("create", "tagged as mlplane's"),
+        UserAction.ADOPT: ("keep", "mlplane's"),
+        UserAction.REUSE: ("keep", "not mlplane's: used as is, never removed"),
+    }[decided.user_action]
+    policy = {
+        PolicyAction.CREATE: ("create", f"{decided.policy_size} characters"),
+        PolicyAction.UPDATE: ("change", "a new default version with the shipped document"),
+        PolicyAction.KEEP: ("keep", "the shipped document"),
+    }[decided.policy_action]
+    policy_detail = policy[1] + ("; tag AACResource" if decided.tag_policy else "")
+    if decided.prune_versions:
+        policy_detail += f"; delete old versions {', '.join(decided.prune_versions)}"
+    return [
+        PlannedChange(domain="iam", type="iam:user", key=decided.user_name, action=user[0], detail=user[1]),
+        PlannedChange(
+            domain="iam",
+            type="iam:policy",
+            key=decided.policy_name,
+            action="change" if decided.tag_policy and policy[0] == "keep" else policy[0],
+            id=arn if decided.policy_action != PolicyAction.CREATE else None,
+            detail=policy_detail,
+        ),
+        PlannedChange(
+            domain="iam",
+            type="iam:attachment",
+            key=f"{decided.user_name}/{decided.policy_name}",
+            action="create" if decided.attach else "keep",
+            detail="the policy attached to the user",
+        ),
+    ]
+
+
+def _kms(member: Member, settings: Settings) -> list[PlannedChange]:
+    alias = settings.vault_key_alias
+    key = kms_apply.find_key(member, alias)
+    if key is None:
+        key_change = PlannedChange(domain="kms", type="kms:key", key=alias, action="create", detail="rotation on")
+    elif key.state != "Enabled":
+        key_change = PlannedChange(
+            domain="kms", type="kms:key", key=alias, action="refuse", id=key.key_id, detail=f"key is {key.state}"
+        )
+    else:
+        owner = "mlplane's" if key.owned else "not mlplane's: used as is, never deleted"
+        key_change = PlannedChange(domain="kms", type="kms:key", key=alias, action="keep", id=key.key_id, detail=owner)
+    statement = PlannedChange(
+        domain="kms",
+        type="kms:key-policy",
+        key=alias,
+        action="wait",
+        id=None if key is None else key.key_id,
+        detail=f"statement for {settings.credential_role_name}, once the vendor has created it",
+    )
+    return [key_change, statement]
+
+
+def _quotas(member: Member, settings: Settings) -> list[PlannedChange]:
+    targets = settings.quota_targets
+    decided = quotas_plan(targets, quotas_apply.observe(member, targets))
+    changes: list[PlannedChange] = []
+    for decision in decided.decisions:
+        wanted = f"{decision.applied:g} -> {decision.desired:g}"
+        action, detail = {
+            "met": ("keep", f"applied {decision.applied:g} >= {decision.desired:g}"),
+            "reuse": ("wait", f"{wanted}: request {decision.request_id} already open"),
+            "request": ("create", f"{wanted}: an increase request (it cannot be withdrawn)"),
+        }[decision.action]
+        changes.append(
+            PlannedChange(
+                domain="quotas",
+                type="quotas:request",
+                key=decision.key,
+                action=action,
+                id=decision.request_id,
+                detail=detail,
+            )
+        )
+    return changes

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import ipaddress
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Literal
 
 from botocore.exceptions import ClientError
 
@@ -26,8 +27,20 @@ _STARTABLE = frozenset({Status.PENDING, Status.ROLLED_BACK, Status.ROLLBACK_INCO
 _REQUIRED_AZS = 3
 
 
-@tracer.capture_method(capture_response=False)
-def validate(raw: Any, execution: str, settings: Settings, ledger: Ledger) -> ValidateAccountOutput:
+@dataclass(frozen=True)
+class Admission:
+    """What ValidateAccount decides for a start, before it writes anything (`mlplane plan` shows it too)."""
+
+    account_id: str
+    ou: str
+    action: Literal["provision", "noop", "resume"]
+    current: AccountStatus | None
+    startable: frozenset[Status] = _STARTABLE
+    reason: str = ""  # why noop / resume / a take-over
+
+
+def admit(raw: Any, execution: str, settings: Settings, ledger: Ledger) -> Admission:
+    """Every check of ValidateAccount, read-only: raises InputRejected or Conflict naming the problem."""
     start = parse_start(raw)
     account_id = start.account_id
     if isinstance(start, ControlTowerEvent) and start.status.state != "SUCCEEDED":
@@ -41,38 +54,47 @@ def validate(raw: Any, execution: str, settings: Settings, ledger: Ledger) -> Va
         )
     current = ledger.status(account_id)
     if current is not None and current.status == Status.READY:
-        deliver_pending_ready(account_id, settings, ledger)  # a READY the first run could not announce (C10)
-        return ValidateAccountOutput(
-            account_id=account_id,
-            execution=execution,
-            ou=ou,
-            action="noop",
-            poll_interval_seconds=settings.poll_interval_seconds,
-        )
+        return Admission(account_id, ou, "noop", current, reason=f"READY since {current.updated_at}")
     if current is not None and _resumes(current, execution):
-        return _resume(current, ou=ou, settings=settings, ledger=ledger, execution=execution)
+        return Admission(account_id, ou, "resume", current, reason=f"{current.status}: back to the waits")
     startable = _STARTABLE
+    reason = ""
     if current is not None and current.status not in _STARTABLE and current.execution != execution:
         if owner_running(current, settings):
             raise Conflict(
                 f"account {account_id} is {current.status} by execution {current.execution}; not starting another"
             )
         # Its owner ended without a final status (C8): this run takes over; what exists is found, not re-made.
-        logger.info("taking over", account_id=account_id, status=current.status, owner=current.execution)
         startable = _STARTABLE | {current.status}
+        reason = f"takes over from {current.execution} ({current.status}, no longer running)"
     check_policy(settings.sa_policy_name, shipped_policy())  # name prefix and IAM's size limit (I2)
     session = aws.session_for(
         account_id, settings.member_role_name, region=settings.member_region, session_name=execution
     )
     azs = _check_member(account_id, settings, aws.client(session, "ec2"))
     _check_plan(account_id, settings, azs, ledger)  # N5: the plan is validated before anything is created
-    if current is None or current.execution != execution:
-        ledger.set_status(account_id, Status.PROVISIONING, execution=execution, only_from=startable)
+    return Admission(account_id, ou, "provision", current, startable, reason)
+
+
+@tracer.capture_method(capture_response=False)
+def validate(raw: Any, execution: str, settings: Settings, ledger: Ledger) -> ValidateAccountOutput:
+    admission = admit(raw, execution, settings, ledger)
+    account_id, current = admission.account_id, admission.current
+    if admission.action == "noop":
+        deliver_pending_ready(account_id, settings, ledger)  # a READY the first run could not announce (C10)
+    elif admission.action == "resume":
+        assert current is not None
+        return _resume(current, ou=admission.ou, settings=settings, ledger=ledger, execution=execution)
+    else:
+        if admission.reason:
+            logger.info("taking over", account_id=account_id, reason=admission.reason)
+        if current is None or current.execution != execution:
+            ledger.set_status(account_id, Status.PROVISIONING, execution=execution, only_from=admission.startable)
     return ValidateAccountOutput(
         account_id=account_id,
         execution=execution,
-        ou=ou,
-        action="provision",
+        ou=admission.ou,
+        action=admission.action if admission.action == "noop" else "provision",
         poll_interval_seconds=settings.poll_interval_seconds,
     )
 
