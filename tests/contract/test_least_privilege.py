@@ -94,7 +94,9 @@ STATEMENT_EXTRAS: dict[tuple[str, str], str] = {
 # Member-account actions in the session policy that the scenarios do not call, each with its reason.
 SESSION_POLICY_EXTRAS: dict[str, str] = {
     "ec2:CreateTags": "authorised on every create with TagSpecifications (tag on create); never called itself",
-    "iam:TagUser": "authorised by iam:CreateUser with Tags (tag on create)",
+    "iam:TagUser": "authorised by iam:CreateUser with Tags (tag on create); and the vendor tag AACResource "
+    "when an existing service account lacks it (I4, iam/apply.py)",
+    "iam:UntagUser": "a reused service account's AACResource tag is put back as it was on rollback (I4)",
     "iam:TagPolicy": "CreatePolicy with Tags; and the vendor tag AACResource when an existing policy lacks it",
     "iam:UntagPolicy": "an existing policy's stale mlplane tag is replaced (iam/apply.py)",
     "iam:CreatePolicyVersion": "an existing AAC policy whose document differs is updated (iam/apply.py)",
