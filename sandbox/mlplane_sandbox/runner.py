@@ -272,11 +272,14 @@ class Sandbox:
                     )
                     refs[logical_id] = name
                 elif resource["Type"] == "AWS::SNS::Topic":
-                    arn = sandbox_client("sns").create_topic(Name=props["TopicName"])["TopicArn"]
+                    # No TopicName: CloudFormation names it <stack>-<logical id>-<suffix>
+                    topic = str(resolver.resolve(props.get("TopicName", f"{STACK}-{logical_id}")))
+                    arn = sandbox_client("sns").create_topic(Name=topic)["TopicArn"]
                     refs[logical_id] = arn
-                    attrs[f"{logical_id}.TopicName"] = props["TopicName"]
+                    attrs[f"{logical_id}.TopicName"] = topic
                 elif resource["Type"] == "AWS::Serverless::LayerVersion":
-                    refs[logical_id] = f"arn:aws:lambda:{REGION}:{HUB_ACCOUNT}:layer:{props['LayerName']}:1"
+                    layer = resolver.resolve(props["LayerName"])
+                    refs[logical_id] = f"arn:aws:lambda:{REGION}:{HUB_ACCOUNT}:layer:{layer}:1"
             for logical_id, resource in resources.items():
                 if resource["Type"] == "AWS::Serverless::StateMachine":
                     refs[logical_id] = self._create_state_machine(logical_id, resource["Properties"], resolver)

@@ -94,7 +94,9 @@ STATEMENT_EXTRAS: dict[tuple[str, str], str] = {
 # Member-account actions in the session policy that the scenarios do not call, each with its reason.
 SESSION_POLICY_EXTRAS: dict[str, str] = {
     "ec2:CreateTags": "authorised on every create with TagSpecifications (tag on create); never called itself",
-    "iam:TagUser": "authorised by iam:CreateUser with Tags (tag on create)",
+    "iam:TagUser": "authorised by iam:CreateUser with Tags (tag on create); and the vendor tag AACResource "
+    "when an existing service account lacks it (I4, iam/apply.py)",
+    "iam:UntagUser": "a reused service account's AACResource tag is put back as it was on rollback (I4)",
     "iam:TagPolicy": "CreatePolicy with Tags; and the vendor tag AACResource when an existing policy lacks it",
     "iam:UntagPolicy": "an existing policy's stale mlplane tag is replaced (iam/apply.py)",
     "iam:CreatePolicyVersion": "an existing AAC policy whose document differs is updated (iam/apply.py)",
@@ -304,7 +306,30 @@ def test_state_machines_may_invoke_exactly_their_task_functions() -> None:
             if "LambdaInvokePolicy" in policy
         }
         assert invokable == tasks, name
-        assert all(set(policy) == {"LambdaInvokePolicy"} for policy in props["Policies"]), name
+        others = [policy for policy in props["Policies"] if set(policy) != {"LambdaInvokePolicy"}]
+        assert others == [STATE_MACHINE_LOG_DELIVERY], name
+
+
+# What a state machine's role needs for its Logging (Step Functions developer guide, "IAM policies for logging
+# to CloudWatch Logs"): Step Functions sets the log delivery up as the role; these actions take no resource.
+STATE_MACHINE_LOG_DELIVERY = {
+    "Statement": [
+        {
+            "Effect": "Allow",
+            "Action": [
+                "logs:CreateLogDelivery",
+                "logs:GetLogDelivery",
+                "logs:UpdateLogDelivery",
+                "logs:DeleteLogDelivery",
+                "logs:ListLogDeliveries",
+                "logs:PutResourcePolicy",
+                "logs:DescribeResourcePolicies",
+                "logs:DescribeLogGroups",
+            ],
+            "Resource": "*",
+        }
+    ]
+}
 
 
 def _session_policy() -> dict[str, Any]:

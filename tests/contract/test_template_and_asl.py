@@ -11,7 +11,8 @@ from typing import Any
 
 import pytest
 
-from mlplane import errors
+from mlplane import errors, observability
+from mlplane.ledger import Status
 from mlplane_sandbox.template import load_template
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -140,3 +141,184 @@ def test_template_passes_cfn_lint_offline() -> None:
     lint = Path(sys.executable).parent / "cfn-lint"
     result = subprocess.run([str(lint), str(ROOT / "template.yaml")], capture_output=True, text=True, check=False)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+# -- a deployment that is safe and observable (issue 14 D) ---------------------------------------------------
+RESOURCES: dict[str, dict[str, Any]] = TEMPLATE["Resources"]
+TOPIC = {"Ref": "NotificationTopic"}
+
+
+def _of_type(kind: str) -> dict[str, dict[str, Any]]:
+    return {name: r for name, r in RESOURCES.items() if r["Type"] == kind}
+
+
+def test_log_retention_allows_exactly_the_values_cloudwatch_logs_accepts() -> None:
+    """botocore's logs model, PutRetentionPolicy retentionInDays: "Possible values are: 1, 3, 5, ... 3653"."""
+    import botocore.session
+
+    model = botocore.session.get_session().get_service_model("logs")
+    doc = model.operation_model("PutRetentionPolicy").input_shape.members["retentionInDays"].documentation
+    accepted = [int(n) for n in re.findall(r"\d+", doc.split("Possible values are:")[1].split(".")[0])]
+    spec = TEMPLATE["Parameters"]["LogRetentionDays"]
+    assert spec["AllowedValues"] == accepted
+    assert spec["Default"] in accepted
+
+
+def test_every_function_logs_to_its_own_log_group_kept_log_retention_days() -> None:
+    groups: set[str] = set()
+    for name, function in functions().items():
+        group = function["Properties"]["LoggingConfig"]["LogGroup"]["Ref"]
+        assert RESOURCES[group]["Type"] == "AWS::Logs::LogGroup", name
+        assert RESOURCES[group]["Properties"]["RetentionInDays"] == {"Ref": "LogRetentionDays"}, name
+        groups.add(group)
+    assert len(groups) == len(functions())  # one each
+
+
+@pytest.mark.parametrize("machine", sorted(MACHINES))
+def test_both_state_machines_log_to_cloudwatch_and_trace_with_xray(machine: str) -> None:
+    props = RESOURCES[f"{machine.capitalize()}StateMachine"]["Properties"]
+    assert props["Tracing"] == {"Enabled": True}
+    logging = props["Logging"]
+    assert logging["Level"] == {"Ref": "StateMachineLogLevel"}
+    assert TEMPLATE["Parameters"]["StateMachineLogLevel"]["AllowedValues"] == ["ERROR", "ALL"]
+    ((group, attr),) = [d["CloudWatchLogsLogGroup"]["LogGroupArn"]["Fn::GetAtt"] for d in logging["Destinations"]]
+    assert attr == "Arn"
+    assert RESOURCES[group]["Properties"]["RetentionInDays"] == {"Ref": "LogRetentionDays"}
+    # Step Functions sets up the log delivery as its role: without these the stack's create fails
+    (delivery,) = [p for p in props["Policies"] if "Statement" in p]
+    (statement,) = delivery["Statement"]
+    assert {"logs:CreateLogDelivery", "logs:PutResourcePolicy", "logs:DescribeLogGroups"} <= set(statement["Action"])
+
+
+def test_the_alarms_watch_failed_executions_and_held_or_incomplete_rollbacks_and_notify_the_topic() -> None:
+    alarms = _of_type("AWS::CloudWatch::Alarm")
+    for name, alarm in alarms.items():
+        assert alarm["Properties"]["AlarmActions"] == [TOPIC], name
+        assert alarm["Properties"]["TreatMissingData"] == "notBreaching", name
+    failed = {
+        name: a["Properties"]["Dimensions"][0]["Value"]["Ref"]
+        for name, a in alarms.items()
+        if a["Properties"]["Namespace"] == "AWS/States"
+    }
+    assert failed == {
+        "ProvisionFailedAlarm": "ProvisionStateMachine",
+        "DeprovisionFailedAlarm": "DeprovisionStateMachine",
+    }
+    assert all(alarms[n]["Properties"]["MetricName"] == "ExecutionsFailed" for n in failed)
+    watched = {
+        dimension["Value"]
+        for name, alarm in alarms.items()
+        if name not in failed
+        for dimension in alarm["Properties"]["Dimensions"]
+        if dimension["Name"] == observability.STATUS_DIMENSION
+    }
+    assert watched == {"ROLLBACK_INCOMPLETE", "ROLLBACK_HELD"}
+    for name in set(alarms) - set(failed):
+        props = alarms[name]["Properties"]
+        assert props["MetricName"] == observability.ACCOUNT_STATUS_METRIC
+        assert props["Namespace"] == GLOBAL_ENV["POWERTOOLS_METRICS_NAMESPACE"]
+        assert {"Name": "service", "Value": GLOBAL_ENV["POWERTOOLS_SERVICE_NAME"]} in props["Dimensions"]
+
+
+GLOBAL_ENV: dict[str, Any] = TEMPLATE["Globals"]["Function"]["Environment"]["Variables"]
+
+
+def _dashboard() -> dict[str, Any]:
+    (dashboard,) = _of_type("AWS::CloudWatch::Dashboard").values()
+    body = dashboard["Properties"]["DashboardBody"]["Fn::Sub"]
+    assert "DashboardName" not in dashboard["Properties"]
+    parsed: dict[str, Any] = json.loads(re.sub(r"\$\{([A-Za-z0-9:.]+)\}", r"<\1>", body))
+    return parsed
+
+
+def test_the_dashboard_shows_the_fleet_from_the_functions_own_metrics() -> None:
+    namespace = "mlplane/<AWS::StackName>"
+    assert GLOBAL_ENV["POWERTOOLS_METRICS_NAMESPACE"] == {"Fn::Sub": "mlplane/${AWS::StackName}"}
+    shown: dict[str, set[str]] = {}
+    alarms: list[str] = []
+    for widget in _dashboard()["widgets"]:
+        alarms.extend(widget["properties"].get("alarms", []))
+        for metric in widget["properties"].get("metrics", []):
+            names = [m for m in metric if isinstance(m, str)]
+            if names[0] == "AWS/States":
+                shown.setdefault(names[1], set()).add(names[3])
+                continue
+            assert names[0] == namespace, metric
+            dims = dict(zip(names[2::2], names[3::2], strict=True))
+            assert dims.pop("service") == GLOBAL_ENV["POWERTOOLS_SERVICE_NAME"]
+            ((_, value),) = dims.items()
+            shown.setdefault(names[1], set()).add(value)
+    written = {s.value for s in Status} - {Status.PENDING.value}  # PENDING is never written, only read
+    assert shown[observability.ACCOUNT_STATUS_METRIC] == written
+    assert shown[observability.WAIT_SECONDS_METRIC] == set(observability.WAITS)
+    machines = {"<ProvisionStateMachine>", "<DeprovisionStateMachine>"}
+    assert shown["ExecutionsStarted"] == shown["ExecutionsFailed"] == machines
+    assert sorted(alarms) == sorted(f"<{name}.Arn>" for name in _of_type("AWS::CloudWatch::Alarm"))
+
+
+def test_an_email_is_subscribed_to_the_topic_only_when_one_is_given() -> None:
+    (subscription,) = _of_type("AWS::SNS::Subscription").values()
+    assert TEMPLATE["Conditions"][subscription["Condition"]] == {
+        "Fn::Not": [{"Fn::Equals": [{"Ref": "NotificationEmail"}, ""]}]
+    }
+    assert TEMPLATE["Parameters"]["NotificationEmail"]["Default"] == ""
+    assert subscription["Properties"] == {
+        "TopicArn": TOPIC,
+        "Protocol": "email",
+        "Endpoint": {"Ref": "NotificationEmail"},
+    }
+
+
+# Properties that name a resource in its account and region (a fixed value collides between two stacks).
+NAME_PROPERTIES = {
+    "TableName",
+    "TopicName",
+    "LogGroupName",
+    "AlarmName",
+    "DashboardName",
+    "LayerName",
+    "FunctionName",
+    "Name",
+    "StatementId",
+    "RoleName",
+    "ManagedPolicyName",
+    "AliasName",
+    "RuleName",
+}
+
+
+@pytest.mark.parametrize("path", ["template.yaml", "forwarder.yaml"])
+def test_no_resource_has_a_fixed_physical_name(path: str) -> None:
+    """Each name is CloudFormation's (unique per stack) or carries the stack's name. member-role.yaml's role is
+    named by its RoleName parameter on purpose: the hub's MemberRoleName must name it in every member account."""
+    for name, resource in load_template(ROOT / path)["Resources"].items():
+        if resource["Type"] == "AWS::Serverless::Function":
+            continue  # a Lambda function has FunctionName only if set (none is), checked below
+        for key, value in resource.get("Properties", {}).items():
+            if key in NAME_PROPERTIES:
+                assert isinstance(value, dict) and "${AWS::StackName}" in value.get("Fn::Sub", ""), (name, key)
+    assert not any("FunctionName" in f["Properties"] for f in functions().values())
+
+
+def test_the_ledger_and_the_notification_key_outlive_the_stack() -> None:
+    for name in ("LedgerTable", "NotificationKey"):
+        assert RESOURCES[name]["DeletionPolicy"] == "Retain", name
+        assert RESOURCES[name]["UpdateReplacePolicy"] == "Retain", name
+
+
+def test_member_roles_are_assumed_only_in_the_organization_when_its_id_is_given() -> None:
+    org_only = {
+        "Fn::If": [
+            "HasOrganizationId",
+            {"StringEquals": {"aws:ResourceOrgID": {"Ref": "OrganizationId"}}},
+            {"Ref": "AWS::NoValue"},
+        ]
+    }
+    assumers = 0
+    for name, function in functions().items():
+        for policy in function["Properties"].get("Policies", []):
+            for statement in policy.get("Statement", []):
+                if statement["Action"] == "sts:AssumeRole":
+                    assert statement["Condition"] == org_only, name
+                    assumers += 1
+    assert assumers >= 8

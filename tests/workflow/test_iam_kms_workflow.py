@@ -72,6 +72,7 @@ def test_i1_i2_ready_account_has_the_seed_policy_exactly_tagged_and_attached(run
     assert policy["tags"]["AACResource"] == "aac_sa_custom_policy"
     (user,) = result.inventory["iam_users"]
     assert user["name"] == "aac_automation_sa"
+    assert user["tags"]["AACResource"] == "aac_iam_user"  # I4: the vendor's prerequisite page
     assert user["attached_policy_arns"] == [policy["arn"]]
     assert not [c for c in result.api_calls if c["call"] == "iam:CreateAccessKey"]
 

@@ -42,6 +42,8 @@ def test_i1_i2_creates_tagged_user_and_policy_and_attaches_it(member: Member, se
     iam = member.client("iam")
     user_tags = {t["Key"]: t["Value"] for t in iam.list_user_tags(UserName=USER)["Tags"]}
     assert user_tags["mlplane:managed"] == "true" and user_tags["mlplane:account"] == MEMBER
+    assert user_tags["AACResource"] == "aac_iam_user"  # I4, on create: no separate TagUser
+    assert calls("iam", "TagUser") == []
     policy = iam.get_policy(PolicyArn=ARN)["Policy"]
     document = iam.get_policy_version(PolicyArn=ARN, VersionId=policy["DefaultVersionId"])["PolicyVersion"]["Document"]
     assert document == shipped_policy()
@@ -120,6 +122,21 @@ def test_i2_changed_document_gets_a_new_default_version_within_five(member: Memb
         "v5",
     ]
     assert iam.list_policy_tags(PolicyArn=ARN)["Tags"] == []
+
+
+def test_i4_an_existing_service_account_is_tagged_and_its_tag_put_back_on_teardown(
+    member: Member, settings: Settings
+) -> None:
+    """The vendor's prerequisite page (REQUIREMENTS I4) tags the service account AACResource=aac_iam_user; a
+    user mlplane did not create is reused, tagged, and on teardown gets back the tag it had."""
+    iam = member.client("iam")
+    iam.create_user(UserName="aac_automation_sa", Tags=[{"Key": "AACResource", "Value": "old"}])
+    apply.run(member, settings)
+    tags = {t["Key"]: t["Value"] for t in iam.list_user_tags(UserName="aac_automation_sa")["Tags"]}
+    assert tags == {"AACResource": "aac_iam_user"}  # not mlplane's user, so no mlplane tags
+    teardown(member, "iam")
+    assert [u["UserName"] for u in iam.list_users()["Users"]] == ["aac_automation_sa"]  # reused: never deleted
+    assert iam.list_user_tags(UserName="aac_automation_sa")["Tags"] == [{"Key": "AACResource", "Value": "old"}]
 
 
 def test_c3_rollback_detaches_then_deletes_policy_then_user(member: Member, settings: Settings) -> None:

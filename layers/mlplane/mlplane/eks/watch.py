@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
-from mlplane import notify, polling
+from mlplane import notify, observability, polling
 from mlplane.config import Settings
 from mlplane.eks.models import (
     FAILED_CLUSTER_STATUSES,
@@ -148,7 +148,10 @@ def poll_cluster(member: Member, settings: Settings, attempt: int, waited: int =
     if verdict.state == "failed":
         raise VendorFailed(verdict.detail)
     ready = verdict.state == "ready"
-    if not ready and polling.timed_out(waited, settings.vendor_timeout_seconds):
+    ended = ready or polling.timed_out(waited, settings.vendor_timeout_seconds)
+    if ended:
+        observability.wait_ended("eks", waited)
+    if not ready and ended:
         raise TimedOut(
             f"vendor EKS cluster with prefix {settings.eks_cluster_prefix!r} not ACTIVE in {member.account_id}"
             f" after {settings.vendor_timeout_seconds} s"
@@ -174,7 +177,10 @@ def poll_credential_role(member: Member, settings: Settings, attempt: int, waite
     off, as the cluster wait)."""
     name = settings.credential_role_name
     ready = role_exists(member, name)
-    if not ready and polling.timed_out(waited, settings.vendor_timeout_seconds):
+    ended = ready or polling.timed_out(waited, settings.vendor_timeout_seconds)
+    if ended:
+        observability.wait_ended("credential_role", waited)
+    if not ready and ended:
         raise TimedOut(f"vendor role {name} not found in {member.account_id} after {settings.vendor_timeout_seconds} s")
     delay, total = polling.next_wait(settings.poll_interval_seconds, attempt, waited, settings.vendor_timeout_seconds)
     detail = f"role {name} {'found' if ready else 'not found yet'}"

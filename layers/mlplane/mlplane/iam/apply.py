@@ -44,12 +44,14 @@ POLICY_TYPE = "iam:policy"
 ATTACHMENT_TYPE = "iam:attachment"
 POLICY_VERSION_TYPE = "iam:policy-version"  # a new default version of a policy mlplane did not create
 POLICY_TAG_TYPE = "iam:policy-tag"  # the AACResource tag added to a policy mlplane did not create
+USER_TAG_TYPE = "iam:user-tag"  # the AACResource tag added to a user mlplane did not create (I4)
 
 USER_KEY = "iam/user"
 POLICY_KEY = "iam/policy"
 ATTACHMENT_KEY = "iam/attachment"
 POLICY_VERSION_KEY = "iam/policy-version"
 POLICY_TAG_KEY = "iam/policy-tag"
+USER_TAG_KEY = "iam/user-tag"
 
 
 def policy_arn(member: Member, name: str) -> str:
@@ -166,6 +168,8 @@ def run(member: Member, settings: Settings) -> StepOutput:
 
 
 def _ensure_user(member: Member, iam: IAMClient, decided: IamPlan) -> int:
+    if decided.tag_user:
+        _tag_user(member, iam, decided)
     if decided.user_action == UserAction.REUSE:
         return 0
     name = decided.user_name
@@ -176,7 +180,8 @@ def _ensure_user(member: Member, iam: IAMClient, decided: IamPlan) -> int:
 
     def create() -> str:
         try:
-            iam.create_user(UserName=name, Tags=member.tag_list(USER_KEY))  # type: ignore[arg-type]
+            tags = member.tag_list(USER_KEY, {iam_plan.AAC_RESOURCE_TAG: iam_plan.AAC_USER_TAG_VALUE})
+            iam.create_user(UserName=name, Tags=tags)  # type: ignore[arg-type]
         except ClientError as err:
             raise translate(err, f"iam:CreateUser {name} in {member.account_id}") from err
         return name
@@ -262,6 +267,28 @@ def _tag_policy(member: Member, iam: IAMClient, decided: IamPlan) -> None:
         raise translate(err, f"iam:TagPolicy {arn}") from err
     if not decided.policy_is_mlplanes:
         member.ledger.record_created(member.account_id, key=POLICY_TAG_KEY, resource_id=arn)
+
+
+def _tag_user(member: Member, iam: IAMClient, decided: IamPlan) -> None:
+    """The vendor's tag on an existing service account that lacks it (recorded when the user is not mlplane's:
+    a rollback puts back what it had)."""
+    name = decided.user_name
+    if not decided.user_is_mlplanes:
+        tags = _user_tags(iam, name)
+        member.ledger.record_intent(
+            member.account_id,
+            key=USER_TAG_KEY,
+            type=USER_TAG_TYPE,
+            step=member.step,
+            execution=member.execution,
+            data={"user_name": name, "previous": tags.get(iam_plan.AAC_RESOURCE_TAG)},
+        )
+    try:
+        iam.tag_user(UserName=name, Tags=[{"Key": iam_plan.AAC_RESOURCE_TAG, "Value": iam_plan.AAC_USER_TAG_VALUE}])
+    except ClientError as err:
+        raise translate(err, f"iam:TagUser {name} in {member.account_id}") from err
+    if not decided.user_is_mlplanes:
+        member.ledger.record_created(member.account_id, key=USER_TAG_KEY, resource_id=name)
 
 
 def _ensure_attachment(member: Member, iam: IAMClient, decided: IamPlan) -> int:
@@ -467,12 +494,33 @@ def _undo_policy_tag(member: Member, record: ResourceRecord, resource_id: str) -
     return Undone("removed")
 
 
+def _find_user_tag(member: Member, record: ResourceRecord) -> str | None:
+    name = str(record.data.get("user_name", ""))
+    return name or None
+
+
+def _undo_user_tag(member: Member, record: ResourceRecord, resource_id: str) -> Undone:
+    iam: IAMClient = member.client("iam")
+    previous = record.data.get("previous")
+    try:
+        if previous is None:
+            iam.untag_user(UserName=resource_id, TagKeys=[iam_plan.AAC_RESOURCE_TAG])
+        else:
+            iam.tag_user(UserName=resource_id, Tags=[{"Key": iam_plan.AAC_RESOURCE_TAG, "Value": str(previous)}])
+    except ClientError as err:
+        if error_code(err) == "NoSuchEntity":
+            return Undone("gone")
+        raise translate(err, f"iam:UntagUser {resource_id}") from err
+    return Undone("removed")
+
+
 HANDLERS = {
     USER_TYPE: Handler(find=_find_user, undo=_undo_user),
     POLICY_TYPE: Handler(find=_find_policy, undo=_undo_policy),
     ATTACHMENT_TYPE: Handler(find=_find_attachment, undo=_undo_attachment),
     POLICY_VERSION_TYPE: Handler(find=_find_policy_version, undo=_undo_policy_version),
     POLICY_TAG_TYPE: Handler(find=_find_policy_tag, undo=_undo_policy_tag),
+    USER_TAG_TYPE: Handler(find=_find_user_tag, undo=_undo_user_tag),
 }
 """The undo handlers of the iam:* ledger types (`mlplane.rollback.registry`): detach, delete the policy
 mlplane created, and delete the service account only if mlplane created it."""

@@ -70,4 +70,5 @@ class IamPlan(_Model):
         default=(), description="oldest non-default versions deleted first to stay within IAM's five"
     )
     tag_policy: bool = Field(default=False, description="the AACResource tag is missing on an existing policy")
+    tag_user: bool = Field(default=False, description="the AACResource tag is missing on an existing user (I4)")
     attach: bool = Field(description="the policy is not yet attached to the user")

@@ -17,6 +17,7 @@ POLICY_SIZE_LIMIT = 6_144  # IAM: characters of a managed policy document, white
 MAX_POLICY_VERSIONS = 5  # IAM keeps at most five versions of a managed policy
 AAC_RESOURCE_TAG = "AACResource"
 AAC_RESOURCE_VALUE = "aac_sa_custom_policy"  # seed 000 step 1b
+AAC_USER_TAG_VALUE = "aac_iam_user"  # the service account's, from the vendor's prerequisite page (REQUIREMENTS I4)
 
 _WHITESPACE = re.compile(r"\s")
 
@@ -83,6 +84,7 @@ def plan(settings: Settings, observed: IamObserved, *, document: dict[str, Any],
         policy_size=size,
         prune_versions=prune,
         tag_policy=policy is not None and policy.tags.get(AAC_RESOURCE_TAG) != AAC_RESOURCE_VALUE,
+        tag_user=user is not None and user.tags.get(AAC_RESOURCE_TAG) != AAC_USER_TAG_VALUE,
         attach=not attached,
     )
 

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
+from mlplane import observability
 from mlplane.errors import Conflict, error_code, translate
 from mlplane.ledger.models import AccountStatus, ResourceRecord, ResourceState, Status
 
@@ -95,6 +96,7 @@ class Ledger:
                     f" (execution {current.execution if current else '-'}), cannot become {status}"
                 ) from err
             raise translate(err, f"dynamodb:PutItem {self._table}") from err
+        observability.count_status(status.value)
         return AccountStatus(
             account_id=account_id, status=status, execution=execution, updated_at=item["updated_at"]["S"], error=error
         )

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
-from mlplane import notify, polling
+from mlplane import notify, observability, polling
 from mlplane.config import QuotaTarget, Settings
 from mlplane.errors import QuotaDenied, TimedOut, error_code, translate
 from mlplane.observability import logger, tracer
@@ -192,7 +192,10 @@ def poll(member: Member, settings: Settings, attempt: int, waited_seconds: int =
         if state.state == "failed":
             raise QuotaDenied(_refusal(state, member.account_id))
     ready = all(state.state == "met" for state in states)
-    if not ready and polling.timed_out(waited_seconds, settings.quota_timeout_seconds):
+    ended = ready or polling.timed_out(waited_seconds, settings.quota_timeout_seconds)
+    if ended:
+        observability.wait_ended("quotas", waited_seconds)
+    if not ready and ended:
         short = next(state for state in states if state.state != "met")
         request = f" (request {short.request_id} {short.request_status})" if short.request_id else " (no request)"
         raise TimedOut(
