@@ -6,6 +6,7 @@ from collections import Counter
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from mlplane_sandbox.recording import is_mutating
@@ -67,3 +68,26 @@ def print_plan(document: dict[str, Any]) -> None:
     iam = document["iam"]
     console.print(f"  IAM: user {iam['user']}, policy {iam['policy']} ({iam['policy_characters']} characters)")
     console.print(f"  KMS: key {document['kms']['alias']}; quotas: {document['quotas']}")
+
+
+def print_accounts(listed: list[dict[str, Any]]) -> None:
+    """`mlplane accounts` without --json: one row per account."""
+    if not listed:
+        console.print("no accounts in the ledger match")
+        return
+    table = Table(title=f"{len(listed)} accounts in the ledger", show_header=True)
+    for column in ("account", "status", "OU", "execution", "since", "last error", "deferred / held"):
+        table.add_column(column, overflow="fold")
+    for row in listed:
+        kept = [f"deferred {d['type']} {d['id']}" for d in row["deferred"]]
+        kept += [f"held {h['type']} {h['id']}" for h in row["held"]]
+        table.add_row(
+            row["account_id"],
+            row["status"],
+            row["ou"] or "",
+            row["execution"],
+            row["since"],
+            escape(row["error"] or ""),
+            escape("; ".join(kept)),
+        )
+    console.print(table)
