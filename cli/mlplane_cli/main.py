@@ -121,11 +121,11 @@ def seconds_option(flag: str, value: str) -> float:
 def check_input(path: Path, raw: Any) -> str:
     """The account an input names, or exit 2 if the sandbox would refuse it. Every file is checked before the
     sandbox starts: a bad second file no longer discards the first one's run, and a bad file fails at once."""
-    from mlplane.accounts.events import parse_start
+    from mlplane.accounts.events import asks_deprovision, parse_start
     from mlplane.errors import InputRejected
 
     try:
-        if isinstance(raw, dict) and raw.get("source") == "aws.organizations":  # as the sandbox dispatches
+        if asks_deprovision(raw) or (isinstance(raw, dict) and raw.get("source") == "aws.organizations"):
             from mlplane.accounts.retire import parse_retire_shape
 
             # A failed call's event is valid input: EventBridge's rules, not the CLI, decide it starts nothing.
@@ -151,7 +151,11 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="One JSON object on stdout
 def local_run(
     event_files: Annotated[
         list[Path],
-        typer.Argument(metavar="EVENT_FILE", help="Control Tower events or manual-start inputs, in order."),
+        typer.Argument(
+            metavar="EVENT_FILE",
+            help='Control Tower or Organizations events, manual starts or manual deprovisions ("action": '
+            '"deprovision"), in order.',
+        ),
     ],
     config: ConfigOpt = None,
     absent: Annotated[bool, typer.Option("--absent", help="Do not create the account the event names.")] = False,

@@ -62,7 +62,7 @@ def resume(account_id: str, requested_by: str, reason: str, *, stack: str, regio
 
 def deprovision(account_id: str, requested_by: str, reason: str, *, stack: str, region: str) -> dict[str, Any]:
     arn = output(stack_outputs(stack, region), "DeprovisionStateMachineArn", stack)
-    document = {"account_id": account_id, "requested_by": requested_by, "reason": reason}
+    document = {"action": "deprovision", "account_id": account_id, "requested_by": requested_by, "reason": reason}
     return start_deprovisioning(document, Settings(aws_region=region), arn)
 
 

@@ -68,6 +68,7 @@ def validate(raw: Any, execution: str, settings: Settings, ledger: Ledger) -> Va
     _check_plan(account_id, settings, azs, ledger)  # N5: the plan is validated before anything is created
     if current is None or current.execution != execution:
         ledger.set_status(account_id, Status.PROVISIONING, execution=execution, only_from=startable)
+        ledger.record_ou(account_id, ou)  # `mlplane accounts --ou`; the status item is rewritten by every step
     return ValidateAccountOutput(
         account_id=account_id,
         execution=execution,
