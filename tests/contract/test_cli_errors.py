@@ -175,9 +175,7 @@ def test_resume_of_an_account_that_is_not_held_is_an_outcome_failure(hub: Ledger
     assert "not ROLLBACK_HELD" in one_line(invoke("resume", "111111111111"), 1)
 
 
-def test_an_unexpected_exception_is_one_line_naming_its_type(
-    hub: Ledger, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_an_unexpected_exception_is_one_line_naming_its_type(hub: Ledger, monkeypatch: pytest.MonkeyPatch) -> None:
     def broken(*args: object, **kwargs: object) -> None:
         raise RuntimeError("something mlplane did not foresee")
 
