@@ -15,20 +15,48 @@ from typing import Annotated, Any, TextIO
 
 import typer
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__.splitlines()[0] if __doc__ else "")
-local = typer.Typer(no_args_is_help=True, help="Run mlplane in the sandbox (moto in-process, no AWS account).")
+from mlplane_cli.errors import OneLineErrors, fail
+
+_CONTEXT = {"help_option_names": ["-h", "--help"]}
+# rich_markup_mode=None: help is plain text, so `[@N]` and `[=ErrorCode]` show as written (Rich markup ate them).
+app = typer.Typer(
+    cls=OneLineErrors,
+    no_args_is_help=True,
+    rich_markup_mode=None,
+    context_settings=_CONTEXT,
+    help=__doc__.splitlines()[0] if __doc__ else "",
+)
+local = typer.Typer(
+    no_args_is_help=True,
+    rich_markup_mode=None,
+    context_settings=_CONTEXT,
+    help="Run mlplane in the sandbox (moto in-process, no AWS account).",
+)
 app.add_typer(local, name="local")
 
 EXIT_OK = {"READY", "DEPROVISIONED", "IGNORED"}
 VENDOR_SCENARIOS = ("ok", "slow", "late", "cluster-failed", "nodegroup-failed", "never", "no-credential-role")
 QUOTA_SCENARIOS = ("approved", "denied", "pending", "already-applied", "slow", "partial", "case-closed")
 TGW_AUTO_ACCEPT = ("enable", "disable")  # the network account's AutoAcceptSharedAttachments
+DEFAULT_REGION = "eu-west-1"
 
 
-def fail(message: str, code: int = 2) -> typer.Exit:
-    """Print one line on stderr and give the exit to raise."""
-    sys.stderr.write(f"mlplane: {' '.join(str(message).split())}\n")
-    return typer.Exit(code)
+def _version(value: bool) -> None:
+    if value:
+        from mlplane import __version__
+
+        sys.stdout.write(f"mlplane {__version__}\n")
+        raise typer.Exit(0)
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=_version, is_eager=True, help="Print mlplane's version and exit."),
+    ] = False,
+) -> None:
+    """mlplane: prepares vended AWS accounts for the AAC Machine Learning private data plane."""
 
 
 @contextmanager
@@ -93,11 +121,11 @@ def seconds_option(flag: str, value: str) -> float:
 def check_input(path: Path, raw: Any) -> str:
     """The account an input names, or exit 2 if the sandbox would refuse it. Every file is checked before the
     sandbox starts: a bad second file no longer discards the first one's run, and a bad file fails at once."""
-    from mlplane.accounts.events import parse_start
+    from mlplane.accounts.events import asks_deprovision, parse_start
     from mlplane.errors import InputRejected
 
     try:
-        if isinstance(raw, dict) and raw.get("source") == "aws.organizations":  # as the sandbox dispatches
+        if asks_deprovision(raw) or (isinstance(raw, dict) and raw.get("source") == "aws.organizations"):
             from mlplane.accounts.retire import parse_retire_shape
 
             # A failed call's event is valid input: EventBridge's rules, not the CLI, decide it starts nothing.
@@ -113,25 +141,71 @@ def _inline_json(value: str) -> Any:
     return parse_json(value, "--config")
 
 
+ConfigOpt = Annotated[
+    str | None, typer.Option("--config", metavar="JSON|FILE", help="Settings: a JSON file or inline JSON.")
+]
+JsonOpt = Annotated[bool, typer.Option("--json", help="One JSON object on stdout.")]
+
+
 @local.command("run")
 def local_run(
-    event_files: Annotated[list[Path], typer.Argument(help="Control Tower events or manual-start inputs, in order.")],
-    config: Annotated[str | None, typer.Option("--config", help="Settings: a JSON file or inline JSON.")] = None,
+    event_files: Annotated[
+        list[Path],
+        typer.Argument(
+            metavar="EVENT_FILE",
+            help='Control Tower or Organizations events, manual starts or manual deprovisions ("action": '
+            '"deprovision"), in order.',
+        ),
+    ],
+    config: ConfigOpt = None,
     absent: Annotated[bool, typer.Option("--absent", help="Do not create the account the event names.")] = False,
-    fail_: Annotated[list[str] | None, typer.Option("--fail", help="SERVICE:Operation[=ErrorCode][@N|@N-M]")] = None,
-    crash: Annotated[list[str] | None, typer.Option("--crash", help="SERVICE:Operation[@N]")] = None,
-    redeliver: Annotated[list[str] | None, typer.Option("--redeliver", help="STATE[@N]")] = None,
+    fail_: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--fail",
+            metavar="SERVICE:Operation[=ErrorCode][@N|@N-M]",
+            help="Fail that AWS call with ErrorCode (default InternalError): every call, the Nth, or calls N to M.",
+        ),
+    ] = None,
+    crash: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--crash",
+            metavar="SERVICE:Operation[@N]",
+            help="The Nth call (default 1) succeeds, then the Lambda that made it dies (Sandbox.Timedout).",
+        ),
+    ] = None,
+    redeliver: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--redeliver",
+            metavar="STATE[@N]",
+            help="The Nth success of that Task state loses its response (Lambda.ServiceException): it runs again.",
+        ),
+    ] = None,
     oom: Annotated[
         list[str] | None,
-        typer.Option("--oom", help="STATE[@N]: the Nth invocation of the state's Lambda runs out of memory"),
+        typer.Option("--oom", metavar="STATE[@N]", help="The Nth invocation of the state's Lambda runs out of memory."),
     ] = None,
-    vendor: Annotated[str, typer.Option("--vendor", help="|".join(VENDOR_SCENARIOS))] = "ok",
-    quota: Annotated[str, typer.Option("--quota", help="|".join(QUOTA_SCENARIOS))] = "approved",
-    then_deprovision: Annotated[bool, typer.Option("--then-deprovision")] = False,
+    vendor: Annotated[
+        str, typer.Option("--vendor", metavar="SCENARIO", help="The AAC vendor: " + ", ".join(VENDOR_SCENARIOS) + ".")
+    ] = "ok",
+    quota: Annotated[
+        str,
+        typer.Option("--quota", metavar="SCENARIO", help="Service Quotas: " + ", ".join(QUOTA_SCENARIOS) + "."),
+    ] = "approved",
+    then_deprovision: Annotated[
+        bool,
+        typer.Option(
+            "--then-deprovision",
+            help="After READY or ROLLBACK_HELD, the AAC admin removes the data plane, then deprovision.",
+        ),
+    ] = False,
     tgw_auto_accept: Annotated[
         str,
         typer.Option(
             "--tgw-auto-accept",
+            metavar="enable|disable",
             help="enable|disable: the network account's transit gateway (tgw mode) accepts shared attachments "
             "itself, or leaves them pendingAcceptance (AWS's default for a new transit gateway).",
         ),
@@ -153,7 +227,7 @@ def local_run(
             " policy naming it (IAM eventual consistency).",
         ),
     ] = "60",
-    as_json: Annotated[bool, typer.Option("--json", help="One JSON object on stdout.")] = False,
+    as_json: JsonOpt = False,
 ) -> None:
     """Run inputs through the whole control plane in the sandbox and report the outcome."""
     if tgw_auto_accept not in TGW_AUTO_ACCEPT:
@@ -213,9 +287,9 @@ def local_run(
 
 @local.command("burst")
 def local_burst(
-    count: Annotated[int, typer.Argument(min=1, help="How many accounts to vend at once.")],
-    config: Annotated[str | None, typer.Option("--config", help="Settings: a JSON file or inline JSON.")] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="One JSON object on stdout.")] = False,
+    count: Annotated[int, typer.Argument(min=1, metavar="COUNT", help="How many accounts to vend at once.")],
+    config: ConfigOpt = None,
+    as_json: JsonOpt = False,
 ) -> None:
     """Vend COUNT accounts at once through EventBridge in one sandbox; report outcomes, CIDR overlaps, time, memory."""
     settings = load_config(config)
@@ -245,19 +319,23 @@ def local_burst(
 def plan(
     target: Annotated[str, typer.Argument(help="An event or manual-start file, or a 12-digit account id.")],
     local_: Annotated[bool, typer.Option("--local", help="Plan in the sandbox instead of AWS.")] = False,
-    config: Annotated[str | None, typer.Option("--config", help="Settings: a JSON file or inline JSON.")] = None,
-    as_json: Annotated[bool, typer.Option("--json")] = False,
+    config: ConfigOpt = None,
+    as_json: JsonOpt = False,
     stack: Annotated[
         str, typer.Option("--stack", help="The deployed mlplane stack whose settings (and ledger) the plan uses.")
     ] = "mlplane",
-    region: Annotated[str, typer.Option("--region", envvar="AWS_REGION", help="The hub's region.")] = "eu-west-1",
+    profile: ProfileOpt = None,
+    region: RegionOpt = None,
+    endpoint_url: EndpointOpt = None,
 ) -> None:
     """Print what a run would do to the account now: the verdict, then create / keep / change / refuse per
     resource. Read-only: no mutating API is called."""
+    if target.isdigit() and not Path(target).exists():
+        _account(target)  # an account id, as provision/status say it: not a file that cannot be read
     raw: Any = target if re.fullmatch(r"\d{12}", target) else load_json_file(Path(target))
     settings = load_config(config)
     if not local_:
-        document = _plan_in_aws(raw, settings, stack, region)
+        document = _plan_in_aws(raw, settings, stack, _hub(profile, region, endpoint_url))
         _print_plan(document, as_json, sys.stdout)
         return
     with stdout_to_stderr() as stdout:
@@ -317,9 +395,34 @@ def _print_plan(document: dict[str, Any], as_json: bool, stdout: TextIO) -> None
         print_plan(document)
 
 
-AccountArg = Annotated[str, typer.Argument(help="The member account's 12-digit id.")]
-StackOpt = Annotated[str, typer.Option("--stack", help="The deployed mlplane stack.")]
-RegionOpt = Annotated[str, typer.Option("--region", envvar="AWS_REGION", help="The hub's region.")]
+AccountArg = Annotated[str, typer.Argument(metavar="ACCOUNT_ID", help="The member account's 12-digit id.")]
+StackOpt = Annotated[str, typer.Option("--stack", help="The deployed mlplane stack (its outputs name the rest).")]
+RequestedByOpt = Annotated[str, typer.Option("--requested-by", help="Who asks (recorded in the execution's input).")]
+ReasonOpt = Annotated[str, typer.Option("--reason", help="Why (recorded in the execution's input).")]
+ProfileOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--profile", help="The AWS profile of the hub's credentials (default: AWS_PROFILE, else the default chain)."
+    ),
+]
+RegionOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--region",
+        envvar=["AWS_REGION", "AWS_DEFAULT_REGION"],
+        show_envvar=False,
+        help="The hub's region (default: AWS_REGION, AWS_DEFAULT_REGION, the profile's region, else "
+        f"{DEFAULT_REGION}).",
+    ),
+]
+EndpointOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--endpoint-url",
+        metavar="URL",
+        help="Send every AWS call to this endpoint (e.g. a local one) instead of AWS's (default: AWS_ENDPOINT_URL).",
+    ),
+]
 
 
 def _account(account_id: str) -> str:
@@ -328,73 +431,126 @@ def _account(account_id: str) -> str:
     return account_id
 
 
-def _operate(action: Any, *args: Any, **kwargs: Any) -> dict[str, Any]:
-    from mlplane.errors import MlplaneError
+def _hub(profile: str | None, region: str | None, endpoint_url: str | None) -> str:
+    """Point mlplane's AWS clients at the hub as the AWS CLI would: the region the standard chain gives."""
+    from mlplane import aws
 
-    try:
-        result: dict[str, Any] = action(*args, **kwargs)
-    except MlplaneError as err:
-        raise fail(str(err), code=1) from None
-    return result
+    if endpoint_url is not None and not re.fullmatch(r"https?://[^\s/?#]+(/\S*)?", endpoint_url):
+        raise fail(f"--endpoint-url {endpoint_url!r}: expected an http:// or https:// URL")
+    aws.configure_hub(profile=profile, endpoint_url=endpoint_url)
+    # --region, AWS_REGION and AWS_DEFAULT_REGION arrive as `region`; else the profile's (botocore reads it).
+    chosen = region or aws.new_session(profile_name=profile).region_name or DEFAULT_REGION
+    if not re.fullmatch(r"[a-z]{2}(-[a-z]+)+-[0-9]", chosen):
+        raise fail(f"region {chosen!r} is not an AWS region name such as {DEFAULT_REGION}")
+    return chosen
+
+
+def _print_json(document: dict[str, Any]) -> None:
+    sys.stdout.write(json.dumps(document, default=str) + "\n")
 
 
 @app.command()
 def provision(
     account_id: AccountArg,
-    requested_by: Annotated[str, typer.Option("--requested-by")] = "operator",
-    reason: Annotated[str, typer.Option("--reason")] = "",
+    requested_by: RequestedByOpt = "operator",
+    reason: ReasonOpt = "",
     stack: StackOpt = "mlplane",
-    region: RegionOpt = "eu-west-1",
+    profile: ProfileOpt = None,
+    region: RegionOpt = None,
+    endpoint_url: EndpointOpt = None,
 ) -> None:
     """Start the provision workflow for an account by hand (back-fills, re-runs after a fix)."""
     from mlplane_cli import operate
 
-    started = _operate(operate.provision, _account(account_id), requested_by, reason, stack=stack, region=region)
-    sys.stdout.write(json.dumps(started) + "\n")
+    account = _account(account_id)
+    hub_region = _hub(profile, region, endpoint_url)
+    _print_json(operate.provision(account, requested_by, reason, stack=stack, region=hub_region))
 
 
 @app.command()
 def resume(
     account_id: AccountArg,
-    requested_by: Annotated[str, typer.Option("--requested-by")] = "operator",
-    reason: Annotated[str, typer.Option("--reason")] = "",
+    requested_by: RequestedByOpt = "operator",
+    reason: ReasonOpt = "",
     stack: StackOpt = "mlplane",
-    region: RegionOpt = "eu-west-1",
+    profile: ProfileOpt = None,
+    region: RegionOpt = None,
+    endpoint_url: EndpointOpt = None,
 ) -> None:
     """Resume a ROLLBACK_HELD account after the data plane was retried in AAC: back to the waits, nothing re-created."""
     from mlplane_cli import operate
 
-    started = _operate(operate.resume, _account(account_id), requested_by, reason, stack=stack, region=region)
-    sys.stdout.write(json.dumps(started) + "\n")
+    account = _account(account_id)
+    hub_region = _hub(profile, region, endpoint_url)
+    _print_json(operate.resume(account, requested_by, reason, stack=stack, region=hub_region))
 
 
 @app.command()
 def deprovision(
     account_id: AccountArg,
-    requested_by: Annotated[str, typer.Option("--requested-by")] = "operator",
-    reason: Annotated[str, typer.Option("--reason")] = "",
+    requested_by: RequestedByOpt = "operator",
+    reason: ReasonOpt = "",
     stack: StackOpt = "mlplane",
-    region: RegionOpt = "eu-west-1",
+    profile: ProfileOpt = None,
+    region: RegionOpt = None,
+    endpoint_url: EndpointOpt = None,
 ) -> None:
     """Start the deprovision workflow (refused while the vendor's EKS cluster exists)."""
     from mlplane_cli import operate
 
-    started = _operate(operate.deprovision, _account(account_id), requested_by, reason, stack=stack, region=region)
-    sys.stdout.write(json.dumps(started) + "\n")
+    account = _account(account_id)
+    hub_region = _hub(profile, region, endpoint_url)
+    _print_json(operate.deprovision(account, requested_by, reason, stack=stack, region=hub_region))
+
+
+TableOpt = Annotated[str | None, typer.Option("--table", help="The ledger table (default: the stack's).")]
 
 
 @app.command()
 def status(
     account_id: AccountArg,
     stack: StackOpt = "mlplane",
-    region: RegionOpt = "eu-west-1",
-    table: Annotated[str | None, typer.Option("--table", help="The ledger table (default: the stack's).")] = None,
+    table: TableOpt = None,
+    profile: ProfileOpt = None,
+    region: RegionOpt = None,
+    endpoint_url: EndpointOpt = None,
 ) -> None:
     """The account's status and the resources mlplane recorded for it, from the ledger."""
     from mlplane_cli import operate
 
-    document = _operate(operate.status, _account(account_id), stack=stack, region=region, table=table)
-    sys.stdout.write(json.dumps(document, default=str) + "\n")
+    account = _account(account_id)
+    hub_region = _hub(profile, region, endpoint_url)
+    _print_json(operate.status(account, stack=stack, region=hub_region, table=table))
+
+
+@app.command()
+def accounts(
+    status_: Annotated[
+        str | None, typer.Option("--status", metavar="STATUS", help="Only accounts in this status (e.g. READY).")
+    ] = None,
+    ou: Annotated[str | None, typer.Option("--ou", help="Only accounts mlplane found in this OU (by name).")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON array on stdout.")] = False,
+    stack: StackOpt = "mlplane",
+    table: TableOpt = None,
+    profile: ProfileOpt = None,
+    region: RegionOpt = None,
+    endpoint_url: EndpointOpt = None,
+) -> None:
+    """Every account in the ledger: status, owning execution, since when, last error, what is deferred or held."""
+    from mlplane.ledger import Status
+    from mlplane_cli import operate
+
+    wanted = status_.upper() if status_ else None
+    if wanted is not None and wanted not in Status.__members__:
+        raise fail(f"--status {status_!r}: expected one of {', '.join(Status.__members__)}")
+    hub_region = _hub(profile, region, endpoint_url)
+    listed = operate.accounts(stack=stack, region=hub_region, table=table, status=wanted, ou=ou)
+    if as_json:
+        sys.stdout.write(json.dumps(listed) + "\n")
+    else:
+        from mlplane_cli.report import print_accounts
+
+        print_accounts(listed)
 
 
 @app.command()

@@ -8,14 +8,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from botocore.exceptions import BotoCoreError, ClientError
+from botocore.exceptions import ClientError
 
 from mlplane import aws
 from mlplane.accounts.retire import start_deprovisioning
 from mlplane.accounts.start import start_provisioning
 from mlplane.config import Settings, settings_from_env
 from mlplane.errors import ConfigError, Conflict, translate
-from mlplane.ledger import Ledger, Status
+from mlplane.ledger import Ledger, ResourceState, Status
 
 
 def stack_outputs(stack: str, region: str) -> dict[str, str]:
@@ -24,8 +24,6 @@ def stack_outputs(stack: str, region: str) -> dict[str, str]:
         answer = cloudformation.describe_stacks(StackName=stack)
     except ClientError as err:
         raise translate(err, f"cloudformation:DescribeStacks {stack}") from err
-    except BotoCoreError as err:
-        raise ConfigError(f"cannot reach AWS for stack {stack}: {err}") from err
     return {o["OutputKey"]: o["OutputValue"] for o in answer["Stacks"][0].get("Outputs", [])}
 
 
@@ -39,8 +37,6 @@ def stack_settings(stack: str, region: str) -> dict[str, Any]:
         env = aws.client(session, "lambda").get_function_configuration(FunctionName=function)
     except ClientError as err:
         raise translate(err, f"the settings of stack {stack}") from err
-    except BotoCoreError as err:
-        raise ConfigError(f"cannot reach AWS for stack {stack}: {err}") from err
     variables: dict[str, str] = env.get("Environment", {}).get("Variables", {})
     return settings_from_env(variables).model_dump()
 
@@ -80,7 +76,7 @@ def resume(account_id: str, requested_by: str, reason: str, *, stack: str, regio
 
 def deprovision(account_id: str, requested_by: str, reason: str, *, stack: str, region: str) -> dict[str, Any]:
     arn = output(stack_outputs(stack, region), "DeprovisionStateMachineArn", stack)
-    document = {"account_id": account_id, "requested_by": requested_by, "reason": reason}
+    document = {"action": "deprovision", "account_id": account_id, "requested_by": requested_by, "reason": reason}
     return start_deprovisioning(document, Settings(aws_region=region), arn)
 
 
@@ -96,3 +92,38 @@ def status(account_id: str, *, stack: str, region: str, table: str | None = None
             for r in ledger.resources(account_id, live_only=False)
         ],
     }
+
+
+def accounts(
+    *, stack: str, region: str, table: str | None = None, status: str | None = None, ou: str | None = None
+) -> list[dict[str, Any]]:
+    """Every account in the ledger: status, owning execution, since when, last error, OU, deferred and held."""
+    name = table or output(stack_outputs(stack, region), "LedgerTableName", stack)
+    listed = []
+    for entry in Ledger(aws.client(aws.hub_session(region), "dynamodb"), name).accounts():
+        current = entry.status
+        if (status and current.status != status) or (ou and entry.ou != ou):
+            continue
+        # Held: a ROLLBACK_HELD account keeps everything mlplane made, for the vendor (REQUIREMENTS C7).
+        held = current.status == Status.ROLLBACK_HELD
+        listed.append(
+            {
+                "account_id": current.account_id,
+                "status": current.status.value,
+                "execution": current.execution,
+                "since": current.updated_at,
+                "error": current.error,
+                "ou": entry.ou,
+                "deferred": [
+                    {"type": r.type, "id": r.resource_id or r.key, "reason": str(r.data.get("deferred", ""))}
+                    for r in entry.resources
+                    if r.state == ResourceState.DEFERRED
+                ],
+                "held": [
+                    {"type": r.type, "id": r.resource_id or r.key}
+                    for r in entry.resources
+                    if held and r.state in (ResourceState.INTENT, ResourceState.CREATED)
+                ],
+            }
+        )
+    return listed

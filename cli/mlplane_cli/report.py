@@ -83,3 +83,26 @@ def print_plan(document: dict[str, Any]) -> None:
         f"Plan: {counts['create']} to create, {counts['change']} to change, {counts['keep']} to keep, "
         f"{counts['refuse']} refused, {counts['wait']} waiting on the vendor or AWS."
     )
+
+
+def print_accounts(listed: list[dict[str, Any]]) -> None:
+    """`mlplane accounts` without --json: one row per account."""
+    if not listed:
+        console.print("no accounts in the ledger match")
+        return
+    table = Table(title=f"{len(listed)} accounts in the ledger", show_header=True)
+    for column in ("account", "status", "OU", "execution", "since", "last error", "deferred / held"):
+        table.add_column(column, overflow="fold")
+    for row in listed:
+        kept = [f"deferred {d['type']} {d['id']}" for d in row["deferred"]]
+        kept += [f"held {h['type']} {h['id']}" for h in row["held"]]
+        table.add_row(
+            row["account_id"],
+            row["status"],
+            row["ou"] or "",
+            row["execution"],
+            row["since"],
+            escape(row["error"] or ""),
+            escape("; ".join(kept)),
+        )
+    console.print(table)

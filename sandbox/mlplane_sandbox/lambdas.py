@@ -26,11 +26,50 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
 from typing import Any, cast
+from unittest import mock
 
 from botocore.exceptions import ClientError
 
 from mlplane_sandbox import clock as clock_module
 from mlplane_sandbox import faults, recording
+
+
+class MetricsOutput:
+    """Where the handlers' Powertools metrics go in the sandbox: collected here, never on the CLI's output.
+
+    Powertools prints each EMF document (`{"_aws": ...}`) to stdout, which Lambda ships to CloudWatch Logs;
+    its ColdStart `single_metric` prints even with POWERTOOLS_METRICS_DISABLED. In the sandbox stdout is the
+    CLI's: `print` in Powertools' metrics modules is pointed here instead (module globals, so handlers in
+    Parallel branches' threads are covered without swapping sys.stdout).
+    """
+
+    _MODULES = (
+        "aws_lambda_powertools.metrics.base",
+        "aws_lambda_powertools.metrics.provider.cloudwatch_emf.cloudwatch",
+    )
+
+    def __init__(self) -> None:
+        self.documents: list[Any] = []
+        self._lock = threading.Lock()
+        self._patches = [mock.patch(f"{module}.print", self._print, create=True) for module in self._MODULES]
+
+    def _print(self, *values: object, **_: object) -> None:
+        text = " ".join(str(v) for v in values)
+        try:
+            document = json.loads(text)
+        except ValueError:
+            document = text
+        if document is not None:  # single_metric prints `null` when the metric could not be made
+            with self._lock:
+                self.documents.append(document)
+
+    def start(self) -> None:
+        for patch in self._patches:
+            patch.start()
+
+    def stop(self) -> None:
+        for patch in reversed(self._patches):
+            patch.stop()
 
 
 @dataclass

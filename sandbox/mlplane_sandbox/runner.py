@@ -20,7 +20,7 @@ from unittest import mock
 from moto import mock_aws
 
 from mlplane import aws
-from mlplane.accounts.events import ControlTowerEvent, ManualStart, parse_start
+from mlplane.accounts.events import ControlTowerEvent, ManualStart, asks_deprovision, parse_start
 from mlplane.accounts.preview import PLAN_EXECUTION, preview
 from mlplane.accounts.retire import OrganizationsEvent, parse_retire_shape, start_deprovisioning
 from mlplane.accounts.start import start_provisioning
@@ -148,6 +148,7 @@ class Sandbox:
         self.dispatcher: lambdas.Dispatcher | None = None
         self.on_progress: Any = None  # callback(execution ARNs) while executions run (the demo's live view)
         self.last_executions: list[dict[str, Any]] = []
+        self.metrics = lambdas.MetricsOutput()  # the handlers' EMF documents (Powertools), off the CLI's output
 
     # -- set-up -----------------------------------------------------------------------------------------
     def _validate_options(self) -> None:
@@ -205,6 +206,7 @@ class Sandbox:
 
         logger.setLevel(os.environ.get("MLPLANE_SANDBOX_LOG_LEVEL", "WARNING"))
         self._mock.start()
+        self.metrics.start()
         reset_clients()
         clock_module.reset()
         recording.reset()
@@ -228,6 +230,7 @@ class Sandbox:
         interceptor.configure()  # no fault plan leaks into whatever runs next in this process
         fidelity_iam_kms.reset()
         fidelity_consistency.reset()
+        self.metrics.stop()
         self._mock.stop()
         self._env.stop()
         aws.reset()
@@ -454,6 +457,8 @@ class Sandbox:
         """Make the world the input describes, send it, wait for the executions; then deprovision if asked."""
         if _is_retirement(raw):
             return self._retire(raw)
+        if asks_deprovision(raw):
+            return self._deprovision_by_hand(raw)
         start = _parse_input(raw)
         account_id = start.account_id
         if not self.options.absent:
@@ -512,11 +517,25 @@ class Sandbox:
         known = self._execution_arns()
         with recording.actor(_CLI):
             start_deprovisioning(
-                {"account_id": account_id, "requested_by": "mlplane local run"},
+                {"action": "deprovision", "account_id": account_id, "requested_by": "mlplane local run"},
                 self.settings,
                 self.state_machines["deprovision"],
             )
         return self._result(account_id, (before or []) + self._wait_new(known), mark)
+
+    def _deprovision_by_hand(self, raw: dict[str, Any]) -> RunResult:
+        """A manual deprovision input (`"action": "deprovision"`), by StartExecution of the deprovision workflow,
+        as an operator sends it: the vendor's data plane is not removed first (the workflow refuses while it is
+        there, as in AWS; `--then-deprovision` plays the AAC admin)."""
+        try:
+            account_id = parse_retire_shape(raw).account_id
+        except InputRejected as err:
+            raise UsageError(str(err)) from err
+        mark = recording.mark()
+        known = self._execution_arns()
+        with recording.actor(_CLI):
+            start_deprovisioning(raw, self.settings, self.state_machines["deprovision"])
+        return self._result(account_id, self._wait_new(known), mark)
 
     def _retire(self, raw: dict[str, Any]) -> RunResult:
         """An Organizations CloseAccount/MoveAccount event, through EventBridge."""

@@ -23,6 +23,7 @@ def test_success_event_json_contract_and_exit_zero() -> None:
     assert result.returncode == 0, result.stderr[-2000:]
     document = json.loads(result.stdout)  # stdout is exactly one JSON document
     assert set(document) >= KEYS
+    assert '"_aws"' not in result.stderr  # the handlers' Powertools metrics stay in the sandbox (issue 15)
     assert document["outcome"] == "READY"
     assert document["account_id"] == "111111111111"
     for call in document["api_calls"]:

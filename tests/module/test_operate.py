@@ -130,3 +130,33 @@ def test_stack_outputs_are_read_from_describe_stacks(monkeypatch: pytest.MonkeyP
         )
         assert operate.stack_outputs("mlplane", REGION) == {"LedgerTableName": "mlplane-ledger"}
     aws.reset()
+
+
+def test_accounts_lists_every_account_with_owner_since_error_ou_deferred_and_held(stack: dict[str, str]) -> None:
+    """`mlplane accounts` (issue 15): one Scan of the ledger; the OU is the one ValidateAccount recorded."""
+    ledger = Ledger(boto3.client("dynamodb", region_name=REGION), "mlplane-ledger")
+    ledger.set_status(MEMBER, Status.ROLLED_BACK, execution="ct-111111111111-abc", error="ec2:CreateVpc failed")
+    ledger.record_ou(MEMBER, "Workloads")
+    ledger.record_intent(MEMBER, key="kms/vault", type="kms:key", step="CreateIam", execution="ct-111111111111-abc")
+    ledger.record_created(MEMBER, key="kms/vault", resource_id="key-1")
+    ledger.record_deferred(MEMBER, key="kms/vault", reason="scheduled for deletion on 2026-12-09")
+    held = "222222222222"
+    ledger.set_status(held, Status.ROLLBACK_HELD, execution="op-222222222222-1", error="held for the vendor")
+    ledger.record_intent(held, key="vpc", type="ec2:vpc", step="CreateNetwork", execution="op-222222222222-1")
+    ledger.record_created(held, key="vpc", resource_id="vpc-9")
+    ledger.put_item("POOL#10.0.0.0/8", "10.0.0.0/16", {"account_id": held})  # not an account: not listed
+
+    listed = operate.accounts(stack="mlplane", region=REGION)
+    assert [a["account_id"] for a in listed] == [MEMBER, held]
+    first, second = listed
+    assert first["status"] == "ROLLED_BACK" and first["execution"] == "ct-111111111111-abc"
+    assert first["error"] == "ec2:CreateVpc failed" and first["since"].startswith("20")
+    assert first["ou"] == "Workloads"
+    assert first["deferred"] == [{"type": "kms:key", "id": "key-1", "reason": "scheduled for deletion on 2026-12-09"}]
+    assert first["held"] == []
+    assert second["ou"] is None and second["deferred"] == []
+    assert second["held"] == [{"type": "ec2:vpc", "id": "vpc-9"}]
+
+    assert [a["account_id"] for a in operate.accounts(stack="mlplane", region=REGION, status="ROLLBACK_HELD")] == [held]
+    assert [a["account_id"] for a in operate.accounts(stack="mlplane", region=REGION, ou="Workloads")] == [MEMBER]
+    assert operate.accounts(stack="mlplane", region=REGION, ou="Sandbox") == []

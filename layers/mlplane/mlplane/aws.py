@@ -52,6 +52,8 @@ _loader: botocore.loaders.Loader | None = None
 _hub: dict[str, boto3.Session] = {}
 _members: dict[tuple[str, str, str, str], _CachedSession] = {}
 _clients: dict[tuple[int, str], Any] = {}
+# Set only by the operator CLI (--profile, --endpoint-url); a Lambda uses its own role and AWS's endpoints.
+_cli_options: dict[str, str | None] = {}
 
 
 def partition_for(region: str) -> str:
@@ -79,11 +81,19 @@ def new_session(**kwargs: Any) -> boto3.Session:
 
 
 def hub_session(region: str) -> boto3.Session:
-    """The session of the account the stack runs in (the Lambda's own role)."""
+    """The session of the account the stack runs in (the Lambda's own role, or the CLI's profile)."""
     with _lock:
         if region not in _hub:
-            _hub[region] = new_session(region_name=region)
+            _hub[region] = new_session(region_name=region, profile_name=_cli_options.get("profile"))
         return _hub[region]
+
+
+def configure_hub(*, profile: str | None = None, endpoint_url: str | None = None) -> None:
+    """The operator CLI's --profile (the hub's credentials) and --endpoint-url (every client, hub and member:
+    a local endpoint such as `mlplane local serve`). Forgets cached sessions and clients made before."""
+    with _lock:
+        reset()
+        _cli_options.update(profile=profile, endpoint_url=endpoint_url)
 
 
 MEMBER_SESSION_POLICY_FILE = "member_session_policy.json"
@@ -148,7 +158,8 @@ def client(session: boto3.Session, service: str) -> Any:
     with _lock:
         made = _clients.get(key)
         if made is None:
-            made = session.client(service, config=_CONFIG)  # type: ignore[call-overload]
+            endpoint = _cli_options.get("endpoint_url")
+            made = session.client(service, config=_CONFIG, endpoint_url=endpoint)  # type: ignore[call-overload]
             if service in consistency.SERVICES:
                 consistency.install(made)  # NotFound after mlplane's own create is retried (mlplane.consistency)
             _clients[key] = made
@@ -156,8 +167,9 @@ def client(session: boto3.Session, service: str) -> Any:
 
 
 def reset() -> None:
-    """Forget every cached session and client (tests and the sandbox between runs)."""
+    """Forget every cached session and client (tests and the sandbox between runs) and the CLI's hub options."""
     with _lock:
+        _cli_options.clear()
         _hub.clear()
         _members.clear()
         _clients.clear()

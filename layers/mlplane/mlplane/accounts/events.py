@@ -86,10 +86,24 @@ StartInput = Annotated[
 _ADAPTER: TypeAdapter[ControlTowerEvent | ManualStart] = TypeAdapter(StartInput)
 
 
+DEPROVISION_ACTION = "deprovision"
+"""A manual input's `"action"` that asks for the deprovision workflow; provisioning refuses it."""
+
+
+def asks_deprovision(raw: Any) -> bool:
+    """A manual input with `"action": "deprovision"`: it belongs to the deprovision workflow."""
+    return isinstance(raw, dict) and raw.get("action") == DEPROVISION_ACTION
+
+
 def parse_start(raw: Any) -> ControlTowerEvent | ManualStart:
     """Parse the workflow's input; one-line InputRejected naming the first problem."""
     if not isinstance(raw, dict):
         raise InputRejected(f"input must be a JSON object, got {type(raw).__name__}")
+    if asks_deprovision(raw):  # never provision an account its operator asked to take apart
+        raise InputRejected(
+            f'input says "action": "{DEPROVISION_ACTION}": start the deprovision workflow (mlplane deprovision), '
+            "not provisioning"
+        )
     try:
         return _ADAPTER.validate_python(raw)
     except ValidationError as err:

@@ -61,8 +61,12 @@ class OrganizationsEvent(_Lenient):
 
 
 class ManualDeprovision(BaseModel):
+    """What an operator passes to the deprovision workflow; `mlplane deprovision` and the sample input say
+    `"action": "deprovision"`, which tells it apart from a manual start (the provision workflow refuses it)."""
+
     model_config = ConfigDict(extra="forbid", frozen=True)
 
+    action: Literal["deprovision"] = "deprovision"
     account_id: AccountId
     requested_by: str = Field(default="operator", max_length=128)
     reason: str = Field(default="", max_length=512)

@@ -90,6 +90,7 @@ def validate(raw: Any, execution: str, settings: Settings, ledger: Ledger) -> Va
             logger.info("taking over", account_id=account_id, reason=admission.reason)
         if current is None or current.execution != execution:
             ledger.set_status(account_id, Status.PROVISIONING, execution=execution, only_from=admission.startable)
+            ledger.record_ou(account_id, admission.ou)  # `mlplane accounts --ou`; every step rewrites the status
     return ValidateAccountOutput(
         account_id=account_id,
         execution=execution,

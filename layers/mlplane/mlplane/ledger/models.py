@@ -53,3 +53,13 @@ class ResourceRecord(BaseModel):
     resource_id: str | None = None
     data: dict[str, Any] = Field(default_factory=dict, description="what is needed to undo it")
     seq: int = Field(description="creation order; rollback walks newest first")
+
+
+class AccountEntry(BaseModel):
+    """One account as `mlplane accounts` lists it: its status item, OU and resource records."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    status: AccountStatus
+    ou: str | None = None
+    resources: list[ResourceRecord] = Field(default_factory=list)

@@ -13,7 +13,7 @@ from botocore.exceptions import ClientError
 
 from mlplane import observability
 from mlplane.errors import Conflict, error_code, translate
-from mlplane.ledger.models import AccountStatus, ResourceRecord, ResourceState, Status
+from mlplane.ledger.models import AccountEntry, AccountStatus, ResourceRecord, ResourceState, Status
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -21,6 +21,7 @@ if TYPE_CHECKING:
 _STATUS_SK = "STATUS"
 _RESOURCE_PREFIX = "RES#"
 _NOTIFIED_PREFIX = "NOTIFIED#"
+_OU_SK = "OU"  # the account's OU when ValidateAccount last claimed it (`mlplane accounts --ou`)
 _seq_lock = threading.Lock()
 _seq_counter = itertools.count()
 
@@ -49,15 +50,7 @@ class Ledger:
     # -- account status -------------------------------------------------------------------------------
     def status(self, account_id: str) -> AccountStatus | None:
         item = self._get(account_id, _STATUS_SK)
-        if item is None:
-            return None
-        return AccountStatus(
-            account_id=account_id,
-            status=Status(item["status"]["S"]),
-            execution=item["execution"]["S"],
-            updated_at=item["updated_at"]["S"],
-            error=item.get("error", {}).get("S"),
-        )
+        return None if item is None else _status_from(account_id, item)
 
     def set_status(
         self,
@@ -100,6 +93,37 @@ class Ledger:
         return AccountStatus(
             account_id=account_id, status=status, execution=execution, updated_at=item["updated_at"]["S"], error=error
         )
+
+    def record_ou(self, account_id: str, ou: str) -> None:
+        """The OU the account was in when a run claimed it (Organizations is the truth; this is for listing)."""
+        self.put_item(account_id, _OU_SK, {"ou": ou, "at": _now()})
+
+    def accounts(self) -> list[AccountEntry]:
+        """Every account with a status item, with its OU and resource records (one Scan of the table)."""
+        statuses: dict[str, AccountStatus] = {}
+        ous: dict[str, str] = {}
+        records: dict[str, list[ResourceRecord]] = {}
+        paginator = self._db.get_paginator("scan")
+        try:
+            for page in paginator.paginate(TableName=self._table, ConsistentRead=True):
+                for item in page.get("Items", []):
+                    pk, sk = item["pk"]["S"], item["sk"]["S"]
+                    if sk == _STATUS_SK:
+                        statuses[pk] = _status_from(pk, item)
+                    elif sk == _OU_SK:
+                        ous[pk] = str(json.loads(item["doc"]["S"])["ou"])
+                    elif sk.startswith(_RESOURCE_PREFIX):
+                        records.setdefault(pk, []).append(_record_from(item))
+        except ClientError as err:
+            raise translate(err, f"dynamodb:Scan {self._table}") from err
+        return [
+            AccountEntry(
+                status=status,
+                ou=ous.get(account_id),
+                resources=sorted(records.get(account_id, []), key=lambda r: r.seq),
+            )
+            for account_id, status in sorted(statuses.items())
+        ]
 
     # -- resources ------------------------------------------------------------------------------------
     def record_intent(
@@ -263,6 +287,16 @@ class Ledger:
             self._db.put_item(TableName=self._table, Item=item)
         except ClientError as err:
             raise translate(err, f"dynamodb:PutItem {self._table}") from err
+
+
+def _status_from(account_id: str, item: dict[str, Any]) -> AccountStatus:
+    return AccountStatus(
+        account_id=account_id,
+        status=Status(item["status"]["S"]),
+        execution=item["execution"]["S"],
+        updated_at=item["updated_at"]["S"],
+        error=item.get("error", {}).get("S"),
+    )
 
 
 def _record_from(item: dict[str, Any]) -> ResourceRecord:
