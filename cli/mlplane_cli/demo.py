@@ -11,7 +11,7 @@ from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
-from mlplane_cli.report import created_counts
+from mlplane_cli.report import EXIT_OK, created_counts
 
 _MARK = {"running": "[yellow]>[/yellow]", "done": "[green]✓[/green]", "failed": "[red]✗[/red]", "": " "}
 
@@ -98,4 +98,4 @@ def _demo(event_file: Path | None, console: Console) -> int:
     created = ", ".join(f"{n} {section.replace('_', ' ')}" for section, n in created_counts(result.inventory).items())
     console.print(f"created: {created}")
     console.print(f"AWS calls made by mlplane: {len(result.api_calls)}; leftovers: {len(result.leftovers)}")
-    return 0 if result.outcome == "READY" else 1
+    return 0 if result.outcome in EXIT_OK else 1

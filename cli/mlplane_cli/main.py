@@ -34,7 +34,6 @@ local = typer.Typer(
 )
 app.add_typer(local, name="local")
 
-EXIT_OK = {"READY", "DEPROVISIONED", "IGNORED"}
 VENDOR_SCENARIOS = ("ok", "slow", "late", "cluster-failed", "nodegroup-failed", "never", "no-credential-role")
 QUOTA_SCENARIOS = ("approved", "denied", "pending", "already-applied", "slow", "partial", "case-closed")
 TGW_AUTO_ACCEPT = ("enable", "disable")  # the network account's AutoAcceptSharedAttachments
@@ -282,6 +281,8 @@ def local_run(
 
         for path, result in zip(event_files, results, strict=True):
             print_summary(path.name, result)
+    from mlplane_cli.report import EXIT_OK
+
     raise typer.Exit(0 if last.outcome in EXIT_OK else 1)
 
 

@@ -13,6 +13,9 @@ from mlplane_sandbox.recording import is_mutating
 
 console = Console(stderr=False)
 
+EXIT_OK = frozenset({"READY", "DEPROVISIONED", "IGNORED"})
+"""The outcomes `local run` and `demo` exit 0 with; any other outcome exits 1."""
+
 _SECTIONS = (
     "vpcs",
     "subnets",

@@ -236,3 +236,17 @@ def test_commands_without_aws_or_with_a_missing_file_answer_in_one_line(args: li
     assert "Traceback" not in result.stderr
     (line,) = result.stderr.strip().splitlines()
     assert named in line
+
+
+@pytest.mark.parametrize(
+    ("event", "code"),
+    [("create_managed_account_failed", 0), ("create_managed_account_other_ou", 0)],
+)
+def test_demo_exits_as_local_run_does(event: str, code: int) -> None:
+    """IGNORED is not a failure for `local run`; the demo says the same (issue 15: it exited 1 before)."""
+    path = f"events/controltower/{event}.json"
+    demo = subprocess.run([MLPLANE, "demo", path], capture_output=True, text=True, cwd=ROOT, check=False)
+    local = run(path, "--json")
+    assert json.loads(local.stdout)["outcome"] == "IGNORED"
+    assert demo.returncode == local.returncode == code, demo.stderr[-1000:]
+    assert "IGNORED" in demo.stdout
