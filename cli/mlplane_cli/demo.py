@@ -5,55 +5,16 @@ from __future__ import annotations
 import sys
 import time
 from pathlib import Path
-from typing import Any
 
 from rich.console import Console
 from rich.live import Live
-from rich.table import Table
 
 from mlplane_cli.report import EXIT_OK, created_counts
-
-_MARK = {"running": "[yellow]>[/yellow]", "done": "[green]✓[/green]", "failed": "[red]✗[/red]", "": " "}
-
-
-def _states_in_order(definition: dict[str, Any]) -> list[str]:
-    names: list[str] = []
-    for name, state in definition["States"].items():
-        names.append(name)
-        for branch in state.get("Branches", []):
-            names.extend(f"  {inner}" for inner in branch["States"])
-    return names
+from mlplane_cli.view import progress, states_in_order, states_table
 
 
-def _progress(history: list[dict[str, Any]]) -> dict[str, tuple[str, int]]:
-    seen: dict[str, tuple[str, int]] = {}
-    for event in history:
-        kind = event["type"]
-        for key in ("stateEnteredEventDetails", "stateExitedEventDetails"):
-            details = event.get(key)
-            if details:
-                name = details["name"]
-                _, count = seen.get(name, ("", 0))
-                if key == "stateEnteredEventDetails":
-                    seen[name] = ("running", count + 1)
-                else:
-                    seen[name] = ("done", count)
-        if kind in ("TaskFailed", "LambdaFunctionFailed", "ExecutionFailed"):
-            for name, (status, count) in list(seen.items()):
-                if status == "running":
-                    seen[name] = ("failed", count)
-    return seen
-
-
-def _table(order: list[str], progress: dict[str, tuple[str, int]], elapsed: float, virtual: float) -> Table:
-    table = Table(title=f"provision workflow  (wall {elapsed:4.1f} s, sandbox clock +{virtual / 60:5.1f} min)")
-    table.add_column("")
-    table.add_column("state")
-    table.add_column("runs", justify="right")
-    for name in order:
-        status, count = progress.get(name.strip(), ("", 0))
-        table.add_row(_MARK[status], name, str(count) if count else "")
-    return table
+def _title(elapsed: float, virtual: float) -> str:
+    return f"provision workflow  (wall {elapsed:4.1f} s, sandbox clock +{virtual / 60:5.1f} min)"
 
 
 def run_demo(event_file: Path | None) -> int:
@@ -76,13 +37,14 @@ def _demo(event_file: Path | None, console: Console) -> int:
     raw = json.loads(path.read_text(encoding="utf-8"))
     started = time.monotonic()
     with Sandbox(Options()) as sandbox:
-        order = _states_in_order(sandbox.definitions["provision"])
+        order = states_in_order(sandbox.definitions["provision"])
         begin = clock.clock().now()
-        with Live(_table(order, {}, 0.0, 0.0), console=console, refresh_per_second=8) as live:
+        with Live(states_table(order, {}, _title(0.0, 0.0)), console=console, refresh_per_second=8) as live:
 
             def update(arns: list[str]) -> None:
                 history = [e for arn in arns for e in sandbox.history(arn)]
-                live.update(_table(order, _progress(history), time.monotonic() - started, clock.clock().now() - begin))
+                title = _title(time.monotonic() - started, clock.clock().now() - begin)
+                live.update(states_table(order, progress(history), title))
 
             sandbox.on_progress = update
             result = sandbox.run(raw)

@@ -416,6 +416,9 @@ RegionOpt = Annotated[
         f"{DEFAULT_REGION}).",
     ),
 ]
+WaitOpt = Annotated[
+    bool, typer.Option("--wait", help="Then follow the execution (as `mlplane watch`) and exit by its outcome.")
+]
 EndpointOpt = Annotated[
     str | None,
     typer.Option(
@@ -459,13 +462,17 @@ def provision(
     profile: ProfileOpt = None,
     region: RegionOpt = None,
     endpoint_url: EndpointOpt = None,
+    wait: WaitOpt = False,
 ) -> None:
     """Start the provision workflow for an account by hand (back-fills, re-runs after a fix)."""
     from mlplane_cli import operate
 
     account = _account(account_id)
     hub_region = _hub(profile, region, endpoint_url)
-    _print_json(operate.provision(account, requested_by, reason, stack=stack, region=hub_region))
+    started = operate.provision(account, requested_by, reason, stack=stack, region=hub_region)
+    _print_json(started)
+    if wait:
+        _watch(str(started["execution_arn"]), hub_region)
 
 
 @app.command()
@@ -477,13 +484,17 @@ def resume(
     profile: ProfileOpt = None,
     region: RegionOpt = None,
     endpoint_url: EndpointOpt = None,
+    wait: WaitOpt = False,
 ) -> None:
     """Resume a ROLLBACK_HELD account after the data plane was retried in AAC: back to the waits, nothing re-created."""
     from mlplane_cli import operate
 
     account = _account(account_id)
     hub_region = _hub(profile, region, endpoint_url)
-    _print_json(operate.resume(account, requested_by, reason, stack=stack, region=hub_region))
+    started = operate.resume(account, requested_by, reason, stack=stack, region=hub_region)
+    _print_json(started)
+    if wait:
+        _watch(str(started["execution_arn"]), hub_region)
 
 
 @app.command()
@@ -495,16 +506,64 @@ def deprovision(
     profile: ProfileOpt = None,
     region: RegionOpt = None,
     endpoint_url: EndpointOpt = None,
+    wait: WaitOpt = False,
 ) -> None:
     """Start the deprovision workflow (refused while the vendor's EKS cluster exists)."""
     from mlplane_cli import operate
 
     account = _account(account_id)
     hub_region = _hub(profile, region, endpoint_url)
-    _print_json(operate.deprovision(account, requested_by, reason, stack=stack, region=hub_region))
+    started = operate.deprovision(account, requested_by, reason, stack=stack, region=hub_region)
+    _print_json(started)
+    if wait:
+        _watch(str(started["execution_arn"]), hub_region)
 
 
 TableOpt = Annotated[str | None, typer.Option("--table", help="The ledger table (default: the stack's).")]
+
+
+@app.command()
+def watch(
+    execution: Annotated[
+        str, typer.Argument(help="An execution's name (as provision prints it) or its ARN.", metavar="EXECUTION")
+    ],
+    stack: StackOpt = "mlplane",
+    profile: ProfileOpt = None,
+    region: RegionOpt = None,
+    endpoint_url: EndpointOpt = None,
+) -> None:
+    """Follow an execution with a live view of its states until it ends; exit 0 if it succeeded, else 1."""
+    from mlplane_cli import operate
+
+    hub_region = _hub(profile, region, endpoint_url)
+    _watch(operate.execution_arn(execution, stack=stack, region=hub_region), hub_region)
+
+
+def _watch(arn: str, region: str) -> None:
+    """The live view on stdout while the execution runs, then one line with how it ended; exits by outcome."""
+    import time
+
+    from rich.console import Console
+    from rich.live import Live
+
+    from mlplane_cli import operate
+    from mlplane_cli.view import progress, states_in_order, states_table
+
+    console = Console()
+    began = time.monotonic()
+    name = arn.rsplit(":", 1)[-1]
+    with Live(console=console, refresh_per_second=4, transient=False) as live:
+
+        def update(described: dict[str, Any], definition: dict[str, Any], history: list[dict[str, Any]]) -> None:
+            title = f"{name}: {described['status']} ({time.monotonic() - began:.0f} s)"
+            live.update(states_table(states_in_order(definition), progress(history), title))
+
+        final = operate.follow(arn, region=region, on_progress=update)
+    ended = f"execution {name}: {final['status']}"
+    if final.get("error") or final.get("cause"):
+        ended += f" ({final.get('error', '')}: {final.get('cause', '')})"
+    console.print(ended, markup=False)
+    raise typer.Exit(0 if final["status"] == "SUCCEEDED" else 1)
 
 
 @app.command()

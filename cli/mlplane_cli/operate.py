@@ -6,6 +6,9 @@ name (default `mlplane`) and credentials for the hub account.
 
 from __future__ import annotations
 
+import json
+import time
+from collections.abc import Callable
 from typing import Any
 
 from botocore.exceptions import ClientError
@@ -14,7 +17,7 @@ from mlplane import aws
 from mlplane.accounts.retire import start_deprovisioning
 from mlplane.accounts.start import start_provisioning
 from mlplane.config import Settings, settings_from_env
-from mlplane.errors import ConfigError, Conflict, translate
+from mlplane.errors import ConfigError, Conflict, error_code, translate
 from mlplane.ledger import Ledger, ResourceState, Status
 
 
@@ -127,3 +130,58 @@ def accounts(
             }
         )
     return listed
+
+
+FINISHED = frozenset({"SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED"})
+
+
+def execution_arn(execution: str, *, stack: str, region: str) -> str:
+    """An execution ARN as given, or the ARN of the execution of that name in either of the stack's workflows."""
+    if execution.startswith("arn:"):
+        return execution
+    outputs = stack_outputs(stack, region)
+    sfn = aws.client(aws.hub_session(region), "stepfunctions")
+    for key in ("ProvisionStateMachineArn", "DeprovisionStateMachineArn"):
+        machine = output(outputs, key, stack)
+        arn = machine.replace(":stateMachine:", ":execution:", 1) + f":{execution}"
+        try:
+            sfn.describe_execution(executionArn=arn)
+        except ClientError as err:
+            if error_code(err) == "ExecutionDoesNotExist":
+                continue
+            raise translate(err, f"states:DescribeExecution {arn}") from err
+        return arn
+    raise Conflict(f"no execution {execution!r} in the workflows of stack {stack}")
+
+
+def follow(
+    arn: str,
+    *,
+    region: str,
+    on_progress: Callable[[dict[str, Any], dict[str, Any], list[dict[str, Any]]], None],
+    sleep: Callable[[float], None] = time.sleep,
+    every: float = 5.0,
+) -> dict[str, Any]:
+    """Poll the execution (DescribeExecution, its whole history) every `every` seconds until it has finished;
+    `on_progress(description, definition, history)` after each poll. Returns the final description."""
+    sfn = aws.client(aws.hub_session(region), "stepfunctions")
+    try:
+        described = sfn.describe_execution(executionArn=arn)
+        machine = sfn.describe_state_machine(stateMachineArn=described["stateMachineArn"])
+    except ClientError as err:
+        raise translate(err, f"states:DescribeExecution {arn}") from err
+    definition = json.loads(machine["definition"])
+    while True:
+        try:
+            described = sfn.describe_execution(executionArn=arn)
+            history = [
+                event
+                for page in sfn.get_paginator("get_execution_history").paginate(executionArn=arn)
+                for event in page["events"]
+            ]
+        except ClientError as err:
+            raise translate(err, f"states:GetExecutionHistory {arn}") from err
+        on_progress(described, definition, history)
+        if described["status"] in FINISHED:
+            return dict(described)
+        sleep(every)
