@@ -9,7 +9,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.live import Live
 
-from mlplane_cli.report import EXIT_OK, created_counts
+from mlplane_cli.report import EXIT_OK, NEXT_STEPS, counted
 from mlplane_cli.view import progress, states_in_order, states_table
 
 
@@ -57,7 +57,7 @@ def _demo(event_file: Path | None, console: Console) -> int:
     )
     if result.error:
         console.print(f"error: {result.error['type']}: {result.error['message']}")
-    created = ", ".join(f"{n} {section.replace('_', ' ')}" for section, n in created_counts(result.inventory).items())
-    console.print(f"created: {created}")
+    console.print(f"in the member account now: {counted(result.inventory)}", markup=False)
     console.print(f"AWS calls made by mlplane: {len(result.api_calls)}; leftovers: {len(result.leftovers)}")
+    console.print(f"next: {NEXT_STEPS.get(result.outcome, '')}", markup=False)
     return 0 if result.outcome in EXIT_OK else 1

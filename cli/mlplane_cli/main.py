@@ -279,11 +279,25 @@ def local_run(
     else:
         from mlplane_cli.report import print_summary
 
-        for path, result in zip(event_files, results, strict=True):
-            print_summary(path.name, result)
+        for path, raw, result in zip(event_files, inputs, results, strict=True):
+            print_summary(path.name, result, _why_ignored(raw, settings) if result.outcome == "IGNORED" else "")
     from mlplane_cli.report import EXIT_OK
 
     raise typer.Exit(0 if last.outcome in EXIT_OK else 1)
+
+
+def _why_ignored(raw: Any, config: dict[str, Any]) -> str:
+    """Why no workflow started for an input: what the EventBridge rules do not match, else a duplicate."""
+    from mlplane.accounts.events import parse_start
+    from mlplane.accounts.preview import ignored_reason
+    from mlplane.config import get_settings, settings_from
+    from mlplane.errors import MlplaneError
+
+    try:
+        reason = ignored_reason(parse_start(raw), settings_from({**get_settings().model_dump(), **config}))
+    except MlplaneError:  # not a start (e.g. an Organizations event the retirement rules did not match)
+        reason = ""
+    return reason or "no rule matched it, or it repeats an input whose execution already ran"
 
 
 @local.command("burst")

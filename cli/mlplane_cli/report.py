@@ -22,38 +22,97 @@ _SECTIONS = (
     "route_tables",
     "internet_gateways",
     "nat_gateways",
+    "elastic_ips",
     "vpc_endpoints",
     "transit_gateway_attachments",
+    "network_interfaces",
+    "security_groups",
     "iam_users",
     "iam_policies",
+    "iam_roles",
     "kms_keys",
     "quota_requests",
     "eks_clusters",
 )
+_MLPLANE_TAG = "mlplane:managed"
+_VENDOR_ROLE_PREFIXES = ("aac-", "credential-service-role")
+
+# What to do next, by outcome (the human summary's last line).
+NEXT_STEPS = {
+    "READY": "the AAC admin can use the account; `mlplane status ACCOUNT` shows what mlplane recorded",
+    "IGNORED": "nothing to do: no workflow was started for this input",
+    "REJECTED": "nothing was changed: fix what the error names, then run again",
+    "ROLLED_BACK": "everything mlplane made was removed: fix what the error names, then `mlplane provision ACCOUNT`",
+    "ROLLBACK_INCOMPLETE": "what is left is named above: remove or unblock it, then `mlplane deprovision ACCOUNT`",
+    "ROLLBACK_HELD": "the vendor's data plane is in the account: retry it in AAC and `mlplane resume ACCOUNT`, or "
+    "remove it in AAC and `mlplane deprovision ACCOUNT`",
+    "DEPROVISIONED": "the account holds nothing of mlplane's but what AWS keeps for a while (listed above)",
+}
 
 
 def created_counts(inventory: dict[str, Any]) -> dict[str, int]:
     return {section: len(inventory.get(section, [])) for section in _SECTIONS if inventory.get(section)}
 
 
-def print_summary(label: str, result: Any) -> None:
-    colour = "green" if result.outcome in ("READY", "DEPROVISIONED", "IGNORED") else "red"
+def counted(inventory: dict[str, Any]) -> str:
+    """`12 subnets, 13 route tables (12 mlplane's + the VPC's main table), ...`: each count with what it counts."""
+    parts = []
+    for section, n in created_counts(inventory).items():
+        note = whose(section, inventory[section])
+        parts.append(f"{n} {section.replace('_', ' ')}" + (f" ({note})" if note else ""))
+    return ", ".join(parts) or "nothing"
+
+
+def whose(section: str, items: list[dict[str, Any]]) -> str:
+    """What a count counts: whose the resources are, where it is not all mlplane's."""
+    if section == "route_tables":
+        tagged = sum(1 for t in items if _MLPLANE_TAG in t.get("tags", {}))
+        return f"{tagged} mlplane's + the VPC's main table" if tagged < len(items) else "mlplane's"
+    if section in ("network_interfaces", "security_groups"):
+        owners = Counter(str(i.get("owner", "?")) for i in items)
+        return ", ".join(
+            f"{n} {owner}'s" if owner != "aws" else f"{n} AWS's (the VPC default)" for owner, n in owners.items()
+        )
+    if section == "eks_clusters":
+        return "the vendor's (AAC): never touched by mlplane"
+    if section == "iam_roles":
+        vendor = sum(1 for r in items if str(r.get("name", "")).startswith(_VENDOR_ROLE_PREFIXES))
+        parts = [f"{vendor} the vendor's"] if vendor else []
+        if vendor < len(items):
+            parts.append(f"{len(items) - vendor} the account's own (its execution role)")
+        return ", ".join(parts)
+    if section == "kms_keys":
+        return ", ".join(sorted({str(k.get("state", "")) for k in items}))
+    return ""
+
+
+def print_summary(label: str, result: Any, why: str = "") -> None:
+    """A run in words: the outcome (and why, for IGNORED), the member account after it with what each count
+    counts, what AWS keeps by its own rules, and what to do next."""
+    colour = "green" if result.outcome in EXIT_OK else "red"
     console.print(f"[bold]{label}[/bold]: account {result.account_id} -> [{colour}]{result.outcome}[/{colour}]")
+    if why:
+        console.print(f"  {escape(why)}")
     for execution in result.executions:
         console.print(f"  execution {execution['name']} ({execution['state_machine']}): {execution['status']}")
     if result.error:
-        console.print(f"  error: {result.error['type']}: {result.error['message']}")
+        console.print(f"  error: {result.error['type']}: {escape(str(result.error['message']))}")
     table = Table(title="member account after the run", show_header=True)
     table.add_column("resource")
     table.add_column("count", justify="right")
+    table.add_column("whose / state")
     for section, count in created_counts(result.inventory).items():
-        table.add_row(section, str(count))
-    console.print(table)
+        table.add_row(section.replace("_", " "), str(count), whose(section, result.inventory[section]))
+    if table.row_count:
+        console.print(table)
+    for item in result.deferred:
+        console.print(f"  still there, by AWS's rules: {item['type']} {item['id']}: {escape(str(item['reason']))}")
     calls = Counter(c["call"] for c in result.api_calls)
     mutating = sum(n for call, n in calls.items() if is_mutating(call))
     console.print(
         f"  AWS calls by mlplane: {len(result.api_calls)} ({mutating} mutating); leftovers: {len(result.leftovers)}"
     )
+    console.print(f"  next: {NEXT_STEPS.get(result.outcome, '')}", markup=False)
 
 
 _ACTION_STYLE = {"create": "green", "change": "yellow", "keep": "dim", "refuse": "red", "wait": "cyan"}

@@ -250,3 +250,23 @@ def test_demo_exits_as_local_run_does(event: str, code: int) -> None:
     assert json.loads(local.stdout)["outcome"] == "IGNORED"
     assert demo.returncode == local.returncode == code, demo.stderr[-1000:]
     assert "IGNORED" in demo.stdout
+
+
+def test_human_summaries_explain_themselves() -> None:
+    """Issue 15: what each count counts, why AWS still shows a key and a quota request, why IGNORED, what next."""
+    retired = run("events/controltower/create_managed_account_succeeded.json", "--then-deprovision")
+    assert retired.returncode == 0, retired.stderr[-2000:]
+    text = " ".join(retired.stdout.split())
+    assert "still there, by AWS's rules: kms:key" in text and "scheduled for deletion on" in text
+    assert "quota increase request" in text and "cannot be withdrawn" in text
+    assert "next: the account holds nothing of mlplane's" in text
+    ignored = run("events/controltower/create_managed_account_other_ou.json")
+    text = " ".join(ignored.stdout.split())
+    assert "IGNORED" in text and "is not in AllowedOus" in text and "next: nothing to do" in text
+    demo = subprocess.run([MLPLANE, "demo"], capture_output=True, text=True, cwd=ROOT, check=False)
+    text = " ".join(demo.stdout.split())
+    assert demo.returncode == 0, demo.stderr[-2000:]
+    assert "13 route tables (12 mlplane's + the VPC's main table)" in text
+    assert "1 eks clusters (the vendor's (AAC): never touched by mlplane)" in text and "3 elastic ips" in text
+    assert "next: the AAC admin can use the account" in text
+    assert "AlreadyReady" not in text  # Choice states route; they are not steps

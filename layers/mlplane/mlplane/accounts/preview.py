@@ -39,7 +39,7 @@ def preview(raw: Any, settings: Settings, ledger: Ledger, member_for: Callable[[
     start = parse_start(raw) if not isinstance(raw, str) else None
     account_id = raw if isinstance(raw, str) else start.account_id  # type: ignore[union-attr]
     document: dict[str, Any] = {"account_id": account_id, "region": settings.member_region, "changes": []}
-    ignored = _ignored(start, settings)
+    ignored = ignored_reason(start, settings)
     if ignored:
         return {**document, "verdict": "IGNORED", "reason": ignored}
     manual = raw if not isinstance(raw, str) else {"account_id": raw}
@@ -74,7 +74,7 @@ def summarize(changes: list[PlannedChange]) -> dict[str, int]:
     return counts
 
 
-def _ignored(start: Any, settings: Settings) -> str:
+def ignored_reason(start: Any, settings: Settings) -> str:
     """Why the EventBridge rules (template.yaml, StartProvisioning's events) would not match, or ""."""
     if not isinstance(start, ControlTowerEvent):
         return ""
