@@ -1,8 +1,9 @@
-# Two commands set everything up on a fresh machine: `make demo` and `make test` (both run `make install`).
+# Two commands set everything up on a fresh machine: `make demo` (the run install) and `make test` (run + dev).
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+RUN_STAMP := $(VENV)/.installed-run
 export SAM_CLI_TELEMETRY := 0
 # The SAM CLI has its own venv: it pins boto3/pydantic/packaging versions pip cannot install beside ours.
 SAM_VENV := .venv-sam
@@ -14,9 +15,17 @@ TEMPLATES := template.yaml forwarder.yaml member-role.yaml
 
 install: $(STAMP)
 
-$(STAMP): pyproject.toml
+# What the demo needs (the CLI, the sandbox, moto), with pip's progress shown: a first `make demo` says what
+# it is doing. `make test` adds the dev extras (linters, type stubs, pytest) on top.
+$(RUN_STAMP): pyproject.toml
+	@echo "mlplane: installing the CLI and the sandbox into $(VENV) (once; about a minute)"
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --progress-bar on -e .
+	touch $(RUN_STAMP)
+
+$(STAMP): $(RUN_STAMP) pyproject.toml
+	@echo "mlplane: installing the dev tools into $(VENV) (once)"
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
@@ -28,7 +37,7 @@ $(SAM_STAMP): requirements-sam.txt
 	$(SAM_VENV)/bin/pip install --quiet -r requirements-sam.txt
 	touch $(SAM_STAMP)
 
-demo: install
+demo: $(RUN_STAMP)
 	$(BIN)/mlplane demo
 
 # build is part of test: a cached sam build takes ~5 s (~30 s the first time); tests/contract/test_build.py
