@@ -29,8 +29,8 @@ from mlplane.errors import ConfigError, InputRejected
 from mlplane.ledger import Ledger, Status
 from mlplane.member import member_for
 from mlplane.steps import cause_message
+from mlplane_sandbox import asl_cache, faults, interceptor, inventory, lambdas, recording, rules
 from mlplane_sandbox import clock as clock_module
-from mlplane_sandbox import faults, interceptor, inventory, lambdas, recording, rules
 from mlplane_sandbox import vendor as vendor_module
 from mlplane_sandbox.emulators import service_quotas
 from mlplane_sandbox.fidelity import consistency as fidelity_consistency
@@ -197,6 +197,8 @@ class Sandbox:
                 "POWERTOOLS_METRICS_DISABLED": "true",
                 "POWERTOOLS_LOG_LEVEL": "WARNING",
                 "POWERTOOLS_DEV": "false",
+                # moto loads ~1,000 AMIs into every EC2 backend it makes (a second per run); mlplane uses none.
+                "MOTO_EC2_LOAD_DEFAULT_AMIS": "false",
             }
         )
         os.environ.pop("MOTO_ACCOUNT_ID", None)
@@ -214,6 +216,7 @@ class Sandbox:
         aws.reset()
         reset_settings()
         interceptor.install()
+        asl_cache.install()
         _reset_scenarios(self.options.vendor, self.options.quota)
         fidelity_iam_kms.reset()
         fidelity_iam_kms.configure(  # accounts are placed with their execution role
