@@ -628,6 +628,77 @@ def accounts(
 
 
 @app.command()
+def audit(
+    account_id: Annotated[
+        str | None, typer.Argument(metavar="ACCOUNT_ID", help="The account to audit (or --all).")
+    ] = None,
+    all_: Annotated[bool, typer.Option("--all", help="Every READY or ROLLBACK_HELD account in the ledger.")] = False,
+    local_: Annotated[
+        bool, typer.Option("--local", help="In the sandbox: provision the sample account, make --drift, audit.")
+    ] = False,
+    drift: Annotated[
+        list[str] | None,
+        typer.Option("--drift", metavar="NAME", help="With --local: a change made by hand before the audit (repeat)."),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object per account, in a list, on stdout.")] = False,
+    stack: StackOpt = "mlplane",
+    profile: ProfileOpt = None,
+    region: RegionOpt = None,
+    endpoint_url: EndpointOpt = None,
+) -> None:
+    """Read-only: what in provisioned accounts is not as mlplane's plan says (missing, drifted, untracked), and
+    the vendor's resources (reported, never judged). Exit 0 when clean, 1 with findings."""
+    if local_ and all_:
+        raise fail("--all is for a deployed stack, not --local")
+    if not local_ and (account_id is None) == (not all_):
+        raise fail("give an ACCOUNT_ID or --all")
+    if drift and not local_:
+        raise fail("--drift is for --local (the sandbox)")
+    if local_:
+        reports = [_audit_local(_account(account_id) if account_id else "111111111111", drift or [])]
+    else:
+        from mlplane.accounts.audit import AUDITED
+        from mlplane.accounts.audit import audit as audit_account
+        from mlplane.config import settings_from
+        from mlplane.member import hub_ledger, member_for
+        from mlplane_cli.operate import stack_settings
+
+        hub_region = _hub(profile, region, endpoint_url)
+        settings = settings_from(stack_settings(stack, hub_region))
+        if all_:
+            targets = [e.status.account_id for e in hub_ledger(settings).accounts() if e.status.status in AUDITED]
+        else:
+            targets = [_account(str(account_id))]
+        reports = [audit_account(member_for(a, "mlplane-audit", "Audit", settings), settings) for a in targets]
+    if as_json:
+        _print_json({"accounts": reports, "clean": all(r["clean"] for r in reports)})
+    else:
+        from mlplane_cli.report import print_audit
+
+        for report in reports:
+            print_audit(report)
+    raise typer.Exit(0 if all(r["clean"] for r in reports) else 1)
+
+
+def _audit_local(account_id: str, drifts: list[str]) -> dict[str, Any]:
+    with stdout_to_stderr():
+        from mlplane_sandbox import drift as drift_module
+        from mlplane_sandbox.runner import Options, Sandbox
+
+        unknown = [d for d in drifts if d not in drift_module.DRIFTS]
+        if unknown:
+            raise fail(f"--drift {unknown[0]!r}: expected one of {', '.join(drift_module.DRIFTS)}")
+        with Sandbox(Options()) as sandbox:
+            raw = {"account_id": account_id, "requested_by": "mlplane audit --local", "reason": "audit"}
+            ran = sandbox.run(raw)
+            if ran.outcome != "READY":
+                raise fail(f"the sandbox run ended {ran.outcome}, not READY: nothing to audit", code=1)
+            for name in drifts:
+                drift_module.apply(name, account_id, sandbox.settings_from_env())
+            return sandbox.audit(account_id)
+
+
+@app.command()
 def demo(
     event_file: Annotated[Path | None, typer.Argument(help="Defaults to the sample Control Tower event.")] = None,
 ) -> None:

@@ -168,3 +168,34 @@ def print_accounts(listed: list[dict[str, Any]]) -> None:
             escape("; ".join(kept)),
         )
     console.print(table)
+
+
+_SEVERITY_STYLE = {"missing": "red", "drift": "yellow", "untracked": "magenta", "vendor": "dim"}
+
+
+def print_audit(report: dict[str, Any]) -> None:
+    """`mlplane audit` without --json: the verdict, then one row per finding."""
+    account = report["account_id"]
+    if not report["audited"]:
+        console.print(f"[bold]account {account}[/bold]: {report['status']}: not audited (nothing provisioned)")
+        return
+    judged = [f for f in report["findings"] if f["severity"] != "vendor"]
+    vendor = len(report["findings"]) - len(judged)
+    verdict = "[green]clean[/green]" if not judged else f"[red]{len(judged)} finding(s)[/red]"
+    console.print(f"[bold]account {account}[/bold] ({report['status']}): {verdict}; {vendor} vendor resources reported")
+    if not judged:
+        return
+    table = Table(show_header=True, box=None, pad_edge=False)
+    for column in ("", "type", "key", "id", "expected", "actual"):
+        table.add_column(column, overflow="fold")
+    for finding in judged:
+        style = _SEVERITY_STYLE[finding["severity"]]
+        table.add_row(
+            f"[{style}]{finding['severity']}[/{style}]",
+            finding["type"],
+            escape(finding["key"]),
+            finding["id"] or "",
+            escape(finding["expected"]),
+            escape(finding["actual"]),
+        )
+    console.print(table)

@@ -20,6 +20,7 @@ from unittest import mock
 from moto import mock_aws
 
 from mlplane import aws
+from mlplane.accounts.audit import audit as audit_account
 from mlplane.accounts.events import ControlTowerEvent, ManualStart, asks_deprovision, parse_start
 from mlplane.accounts.preview import PLAN_EXECUTION, preview
 from mlplane.accounts.retire import OrganizationsEvent, parse_retire_shape, start_deprovisioning
@@ -498,6 +499,15 @@ class Sandbox:
             document = preview(
                 raw, settings, self.ledger(), lambda account: member_for(account, PLAN_EXECUTION, "Plan", settings)
             )
+        document["api_calls"] = [c.as_json() for c in recording.since(mark)]
+        return document
+
+    def audit(self, account_id: str) -> dict[str, Any]:
+        """`mlplane audit --local`: the account's findings, from read-only calls."""
+        settings = self.settings_from_env()
+        mark = recording.mark()
+        with recording.actor(_CLI):
+            document = audit_account(member_for(account_id, "mlplane-audit", "Audit", settings), settings)
         document["api_calls"] = [c.as_json() for c in recording.since(mark)]
         return document
 

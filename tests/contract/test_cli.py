@@ -270,3 +270,25 @@ def test_human_summaries_explain_themselves() -> None:
     assert "1 eks clusters (the vendor's (AAC): never touched by mlplane)" in text and "3 elastic ips" in text
     assert "next: the AAC admin can use the account" in text
     assert "AlreadyReady" not in text  # Choice states route; they are not steps
+
+
+def test_audit_local_is_clean_after_ready_and_names_drift_with_exit_1() -> None:
+    clean = subprocess.run(
+        [MLPLANE, "audit", "--local", "--json"], capture_output=True, text=True, cwd=ROOT, check=False
+    )
+    assert clean.returncode == 0, clean.stderr[-2000:]
+    assert json.loads(clean.stdout)["clean"] is True
+    drifted = subprocess.run(
+        [MLPLANE, "audit", "--local", "--drift", "detach-policy", "--json"],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        check=False,
+    )
+    assert drifted.returncode == 1, drifted.stderr[-2000:]
+    (report,) = json.loads(drifted.stdout)["accounts"]
+    assert [(f["severity"], f["type"]) for f in report["findings"] if f["severity"] != "vendor"] == [
+        ("missing", "iam:attachment")
+    ]
+    usage = subprocess.run([MLPLANE, "audit"], capture_output=True, text=True, cwd=ROOT, check=False)
+    assert usage.returncode == 2 and usage.stderr.strip() == "mlplane: give an ACCOUNT_ID or --all"

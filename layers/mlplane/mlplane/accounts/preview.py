@@ -14,6 +14,7 @@ from mlplane.accounts.events import ControlTowerEvent, parse_start
 from mlplane.accounts.validate import admit
 from mlplane.changes import PlannedChange
 from mlplane.config import Settings
+from mlplane.eks import watch
 from mlplane.errors import Conflict, InputRejected
 from mlplane.iam import apply as iam_apply
 from mlplane.iam.models import PolicyAction, UserAction
@@ -22,6 +23,7 @@ from mlplane.iam.plan import shipped_policy
 from mlplane.kms import apply as kms_apply
 from mlplane.network import diff as network_diff
 from mlplane.network.apply import plan_for
+from mlplane.network.models import NetworkPlan
 from mlplane.quotas import apply as quotas_apply
 from mlplane.quotas.plan import plan as quotas_plan
 
@@ -53,18 +55,24 @@ def preview(raw: Any, settings: Settings, ledger: Ledger, member_for: Callable[[
         return document
     member = member_for(account_id)
     network = plan_for(member, settings)
-    changes = [
-        *network_diff.diff(member, network),
-        *_iam(member, settings),
-        *_kms(member, settings),
-        *_quotas(member, settings),
-    ]
+    changes = resource_changes(member, settings, network)
     return {
         **document,
         "changes": [c.model_dump(mode="json") for c in changes],
         "summary": summarize(changes),
         "network": network.model_dump(mode="json"),
     }
+
+
+def resource_changes(member: Member, settings: Settings, network: NetworkPlan | None = None) -> list[PlannedChange]:
+    """What each step would do to each of its resources now (read-only): the plan's rows, and `mlplane audit`'s
+    measure of drift (anything but keep in a READY account)."""
+    return [
+        *network_diff.diff(member, network or plan_for(member, settings)),
+        *_iam(member, settings),
+        *_kms(member, settings),
+        *_quotas(member, settings),
+    ]
 
 
 def summarize(changes: list[PlannedChange]) -> dict[str, int]:
@@ -97,6 +105,8 @@ def _iam(member: Member, settings: Settings) -> list[PlannedChange]:
         UserAction.ADOPT: ("keep", "mlplane's"),
         UserAction.REUSE: ("keep", "not mlplane's: used as is, never removed"),
     }[decided.user_action]
+    if decided.tag_user and user[0] == "keep":
+        user = ("change", user[1] + "; tag AACResource=aac_iam_user")
     policy = {
         PolicyAction.CREATE: ("create", f"{decided.policy_size} characters"),
         PolicyAction.UPDATE: ("change", "a new default version with the shipped document"),
@@ -137,13 +147,25 @@ def _kms(member: Member, settings: Settings) -> list[PlannedChange]:
     else:
         owner = "mlplane's" if key.owned else "not mlplane's: used as is, never deleted"
         key_change = PlannedChange(domain="kms", type="kms:key", key=alias, action="keep", id=key.key_id, detail=owner)
+    role = settings.credential_role_name
+    action, detail = "wait", f"statement for {role}, once the vendor has created it"
+    if key is not None and key.state == "Enabled":
+        if not kms_apply.rotation_enabled(member, key.key_id):
+            key_change = key_change.model_copy(
+                update={"action": "change", "detail": key_change.detail + "; rotation on"}
+            )
+        if watch.role_exists(member, role):
+            present = kms_apply.statement_present(member, key.key_id, role)
+            action, detail = (
+                ("keep", f"statement for {role}") if present else ("change", f"add the statement for {role}")
+            )
     statement = PlannedChange(
         domain="kms",
         type="kms:key-policy",
         key=alias,
-        action="wait",
+        action=action,
         id=None if key is None else key.key_id,
-        detail=f"statement for {settings.credential_role_name}, once the vendor has created it",
+        detail=detail,
     )
     return [key_change, statement]
 

@@ -158,6 +158,26 @@ def _enable_rotation(kms: KMSClient, key_id: str) -> None:
         raise translate(err, f"kms:EnableKeyRotation {key_id}") from err
 
 
+def rotation_enabled(member: Member, key_id: str) -> bool:
+    kms: KMSClient = member.client("kms")
+    try:
+        return bool(kms.get_key_rotation_status(KeyId=key_id).get("KeyRotationEnabled"))
+    except ClientError as err:
+        raise translate(err, f"kms:GetKeyRotationStatus {key_id} in {member.account_id}") from err
+
+
+def statement_present(member: Member, key_id: str, role_name: str) -> bool:
+    """Whether the key's policy already has mlplane's statement for the role (PatchKmsPolicy would not change it)."""
+    kms: KMSClient = member.client("kms")
+    try:
+        current: dict[str, Any] = json.loads(str(kms.get_key_policy(KeyId=key_id, PolicyName="default")["Policy"]))
+    except ClientError as err:
+        raise translate(err, f"kms:GetKeyPolicy {key_id} in {member.account_id}") from err
+    role = aws.role_arn(member.account_id, role_name, region=member.region)
+    statement = key_policy.credential_statement(role)
+    return key_policy.merge_statement(current, statement) == current
+
+
 # -- K2: PatchKmsPolicy -----------------------------------------------------------------------------------
 @tracer.capture_method(capture_response=False)
 def poll_patch_policy(member: Member, settings: Settings, attempt: int) -> PollOutput:

@@ -55,9 +55,10 @@ class _Diff:
         for table in plan.route_tables:
             self.note(undo.ROUTE_TABLE, table.key, self.find(lookup.find_route_table, table.key), table.group)
         for subnet in plan.subnets:
-            self.note(
-                undo.SUBNET, subnet.key, self.find(lookup.find_subnet, subnet.key), f"{subnet.cidr} in {subnet.az}"
-            )
+            found = self.find(lookup.find_subnet, subnet.key)
+            missing = self._missing_tags(found, subnet.tags)
+            change = f"tag {missing}" if missing else ""
+            self.note(undo.SUBNET, subnet.key, found, f"{subnet.cidr} in {subnet.az}", change=change)
         if plan.internet_gateway is not None:
             igw = plan.internet_gateway
             igw_id = self.find(lookup.find_igw, igw.key)
@@ -87,6 +88,14 @@ class _Diff:
                 if route.key is not None:
                     self._route(table.key, route)
         return self.changes
+
+    def _missing_tags(self, subnet_id: str | None, wanted: dict[str, str]) -> str:
+        """The planned tags (the seed's AACSubnet, Name, the load-balancer roles) a found subnet lacks."""
+        if subnet_id is None:
+            return ""
+        described = lookup.call(self.member, "describe_subnets", SubnetIds=[subnet_id])["Subnets"]
+        tags = lookup.tags_of(described[0]) if described else {}
+        return ", ".join(f"{k}={v}" for k, v in sorted(wanted.items()) if tags.get(k) != v)
 
     def _dns(self, vpc_id: str | None) -> str:
         if vpc_id is None:
