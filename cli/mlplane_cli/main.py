@@ -330,6 +330,65 @@ def local_burst(
     raise typer.Exit(0 if burst.ok else 1)
 
 
+@local.command("serve")
+def local_serve(
+    port: Annotated[
+        int, typer.Option("--port", min=0, max=65535, help="The local port to listen on (0: any free port).")
+    ] = 5000,
+    config: ConfigOpt = None,
+    speed: Annotated[
+        str,
+        typer.Option(
+            "--speed", metavar="N", help="Virtual seconds the sandbox clock moves per real second (0: only waits)."
+        ),
+    ] = "60",
+    account: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--account", metavar="ACCOUNT_ID", help="A vended member account to place (default 111111111111)."
+        ),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the endpoint and outputs as one JSON line.")] = False,
+) -> None:
+    """Serve the sandbox as a local AWS endpoint (the stack deployed, the clock moving) for real AWS clients."""
+    import signal
+    import threading
+
+    rate = seconds_option("--speed", speed)
+    accounts = [_account(a) for a in account or ["111111111111"]]
+    settings = load_config(config)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    with stdout_to_stderr() as stdout:
+        from mlplane.errors import MlplaneError
+        from mlplane_sandbox.runner import Options, UsageError
+        from mlplane_sandbox.serve import Endpoint, serve
+        from mlplane_sandbox.world import HUB_ACCOUNT, REGION
+
+        def ready(endpoint: Endpoint, sandbox: Any) -> None:
+            document: dict[str, Any] = {"endpoint": endpoint.url, "region": REGION, "hub_account": HUB_ACCOUNT}
+            document |= {"accounts": accounts, "stack": "mlplane", "outputs": sandbox.outputs}
+            if as_json:
+                stdout.write(json.dumps(document) + "\n")
+            else:
+                lines = [f"mlplane sandbox: {endpoint.url} (region {REGION}, hub {HUB_ACCOUNT}, accounts "]
+                lines[0] += ", ".join(accounts) + ")"
+                lines += [f"  {key}: {value}" for key, value in sandbox.outputs.items()]
+                lines.append(
+                    f"export AWS_ENDPOINT_URL={endpoint.url} AWS_ACCESS_KEY_ID=testing "
+                    f"AWS_SECRET_ACCESS_KEY=testing AWS_DEFAULT_REGION={REGION}   # Ctrl-C stops it"
+                )
+                stdout.write("\n".join(lines) + "\n")
+            stdout.flush()
+
+        try:
+            serve(Options(config=settings), port=port, speed=rate, accounts=accounts, ready=ready, stop=stop)
+        except KeyboardInterrupt:
+            pass
+        except (UsageError, MlplaneError) as err:
+            raise fail(str(err)) from None
+
+
 @app.command()
 def plan(
     target: Annotated[str, typer.Argument(help="An event or manual-start file, or a 12-digit account id.")],

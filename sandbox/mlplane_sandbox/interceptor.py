@@ -33,7 +33,7 @@ from mlplane_sandbox import faults, recording, rules
 from mlplane_sandbox.clock import clock
 from mlplane_sandbox.fidelity import stepfunctions as fidelity_stepfunctions
 
-_ACCESS_KEY = re.compile(r"Credential=([A-Z0-9]+)/\d{8}/([a-z0-9-]+)/")
+_ACCESS_KEY = re.compile(r"Credential=([^/]+)/\d{8}/([a-z0-9-]+)/")
 _original_call = BotocoreStubber.__call__
 _state_lock = threading.Lock()
 _conditional_write_lock = threading.Lock()
@@ -365,6 +365,7 @@ def _load_rules() -> None:
         "mlplane_sandbox.fidelity.organizations",
         "mlplane_sandbox.fidelity.consistency",
         "mlplane_sandbox.emulators.service_quotas",
+        "mlplane_sandbox.emulators.cloudformation",
         "mlplane_sandbox.vendor",
     ):
         try:

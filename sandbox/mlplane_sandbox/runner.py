@@ -33,7 +33,7 @@ from mlplane.steps import cause_message
 from mlplane_sandbox import asl_cache, faults, interceptor, inventory, lambdas, recording, rules
 from mlplane_sandbox import clock as clock_module
 from mlplane_sandbox import vendor as vendor_module
-from mlplane_sandbox.emulators import service_quotas
+from mlplane_sandbox.emulators import cloudformation, service_quotas
 from mlplane_sandbox.fidelity import consistency as fidelity_consistency
 from mlplane_sandbox.fidelity import iam_kms as fidelity_iam_kms
 from mlplane_sandbox.fidelity import network as fidelity_network
@@ -144,6 +144,7 @@ class Sandbox:
         self.functions: dict[str, lambdas.Function] = {}
         self.rules: list[Rule] = []
         self.state_machines: dict[str, str] = {}
+        self.outputs: dict[str, str] = {}  # template.yaml's Outputs, as the deployed stack has them
         self._mock = mock_aws(config={"stepfunctions": {"execute_state_machine": True}})
         self._env = mock.patch.dict(os.environ, {})
         self.dispatcher: lambdas.Dispatcher | None = None
@@ -291,6 +292,10 @@ class Sandbox:
                 if resource["Type"] == "AWS::Serverless::StateMachine":
                     refs[logical_id] = self._create_state_machine(logical_id, resource["Properties"], resolver)
         self._create_functions(resources, resolver)
+        # The stack's outputs, answered by DescribeStacks (an operator's client finds the rest from them).
+        self.outputs = {k: str(resolver.resolve(v["Value"])) for k, v in self.template.get("Outputs", {}).items()}
+        cloudformation.reset()
+        cloudformation.publish(STACK, HUB_ACCOUNT, REGION, self.outputs)
         self._deploy_forwarder()
         self.world.stackset_role = self._member_role()
         self.dispatcher = lambdas.Dispatcher(
