@@ -29,7 +29,7 @@ from botocore.awsrequest import AWSPreparedRequest, AWSResponse
 from moto.core.botocore_stubber import BotocoreStubber, MockRawResponse
 
 from mlplane.aws import new_session
-from mlplane_sandbox import faults, recording, rules
+from mlplane_sandbox import authorization, faults, recording, rules
 from mlplane_sandbox.clock import clock
 from mlplane_sandbox.fidelity import stepfunctions as fidelity_stepfunctions
 
@@ -209,10 +209,12 @@ def _intercepted_call(self: BotocoreStubber, event_name: str, request: AWSPrepar
     call = rules.Call(service, operation, account, region, _params(service, request), principal, actor is not None)
     name = f"{_call_prefix(service)}:{operation}"
     ordinal = _fault_plan.count(name) if actor is not None else 0
+    # Read before the call changes anything: a delete is authorised against the tags its resource had.
+    authorized = authorization.describe(call, name) if actor is not None and account != _hub_account else ()
 
     def finish(ok: bool, error: str | None = None) -> None:
         if actor is not None:
-            recording.record(recording.ApiCall(principal, name, ok, actor, account, error))
+            recording.record(recording.ApiCall(principal, name, ok, actor, account, error, authorized))
 
     fault = _fault_plan.failure_for(name, ordinal) if actor is not None else None
     if fault is not None:

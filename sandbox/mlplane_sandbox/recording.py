@@ -1,5 +1,8 @@
 """Who is calling: the record of every AWS call mlplane's own code makes (principal, service:Operation, ok).
 
+A member-account call also carries what an IAM policy evaluation of it needs (`authorizations`: resource ARNs,
+their tags and aliases at call time, request condition keys; see `mlplane_sandbox.authorization`).
+
 A call is mlplane's when it is made while an actor is set on the thread: the sandbox sets one around each
 in-process Lambda invocation (the function's name) and around the CLI's own calls. World-building and the
 vendor simulator run with no actor (or inside `suppressed()`), so they are not in the record.
@@ -11,6 +14,10 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from mlplane_sandbox.authorization import Authorization
 
 # Operation-name prefixes of AWS calls that change something (the rest describe, get or list).
 MUTATING_PREFIXES = (
@@ -50,6 +57,7 @@ class ApiCall:
     actor: str
     account_id: str
     error: str | None = None
+    authorizations: tuple[Authorization, ...] = ()  # member-account calls: what IAM would evaluate
 
     def as_json(self) -> dict[str, object]:
         return {"principal": self.principal, "call": self.call, "ok": self.ok}

@@ -8,9 +8,12 @@ and the sandbox's call record says which function made which call in which accou
   expanded below), and every action it is granted was used, or is listed here with a reason;
 - state machines: each may invoke exactly the functions its Task states name;
 - member accounts: mlplane assumes the member role with a session policy
-  (layers/mlplane/mlplane/member_session_policy.json). moto does not enforce session policies, so this test
-  does: every member-account call recorded is allowed by that document, and every action in it was used or
-  is listed here with a reason;
+  (layers/mlplane/mlplane/member_session_policy.json, filled with the stack's service account and key alias).
+  moto does not enforce session policies, so this test does: the sandbox records, per member-account call,
+  the resources IAM authorises it against (ARNs, their tags and aliases at call time) and the request's
+  condition keys (mlplane_sandbox.authorization); every recorded call is allowed by the policy with those
+  resources and conditions (mlplane_sandbox.iam_policy), calls mlplane must not make are denied, and every
+  action in the policy was used or is listed here with a reason;
 - checkov passes on template.yaml with only the checks `.checkov.yaml` skips (each with its reason there and
   in the README); cfn-lint runs in test_template_and_asl.py.
 """
@@ -19,6 +22,7 @@ from __future__ import annotations
 
 import fnmatch
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -30,11 +34,15 @@ from typing import Any
 import pytest
 
 from mlplane import aws
-from mlplane_sandbox import recording
+from mlplane.config import Settings
+from mlplane.member import MANAGED_TAG, session_policy
+from mlplane_sandbox import iam_policy, recording
+from mlplane_sandbox.authorization import Authorization, describe
 from mlplane_sandbox.recording import ApiCall
+from mlplane_sandbox.rules import Call
 from mlplane_sandbox.runner import Options, Sandbox
 from mlplane_sandbox.template import load_template, project_root
-from mlplane_sandbox.world import HUB_ACCOUNT
+from mlplane_sandbox.world import HUB_ACCOUNT, REGION
 from tests.conftest import load_event
 
 MEMBER = "111111111111"
@@ -93,23 +101,18 @@ STATEMENT_EXTRAS: dict[tuple[str, str], str] = {
 
 # Member-account actions in the session policy that the scenarios do not call, each with its reason.
 SESSION_POLICY_EXTRAS: dict[str, str] = {
-    "ec2:CreateTags": "authorised on every create with TagSpecifications (tag on create); never called itself",
-    "iam:TagUser": "authorised by iam:CreateUser with Tags (tag on create); and the vendor tag AACResource "
-    "when an existing service account lacks it (I4, iam/apply.py)",
     "iam:UntagUser": "a reused service account's AACResource tag is put back as it was on rollback (I4)",
-    "iam:TagPolicy": "CreatePolicy with Tags; and the vendor tag AACResource when an existing policy lacks it",
     "iam:UntagPolicy": "an existing policy's stale mlplane tag is replaced (iam/apply.py)",
     "iam:CreatePolicyVersion": "an existing AAC policy whose document differs is updated (iam/apply.py)",
     "iam:SetDefaultPolicyVersion": "restores the previous default version on rollback of such an update",
     "iam:DeletePolicyVersion": "IAM keeps five versions: the oldest non-default one is deleted first",
-    "kms:TagResource": "authorised by kms:CreateKey with Tags (tag on create)",
     "ec2:ReplaceRoute": "a re-run finds a route with a different target and points it back (network/apply.py)",
     "ec2:ModifyVpcEndpoint": "a re-run finds the S3 endpoint missing a route table and adds it",
     "iam:CreateServiceLinkedRole": "Service Quotas creates AWSServiceRoleForServiceQuotas on an account's "
     "first request, EC2 AWSServiceRoleForVPCTransitGateway on its first transit gateway attachment, each as "
     "the caller (condition: iam:AWSServiceName servicequotas.amazonaws.com or transitgateway.amazonaws.com)",
 }
-STS_SESSION_POLICY_LIMIT = 2048  # characters of an inline session policy (STS AssumeRole, Policy)
+SETTINGS = Settings()  # the scenarios run with the default service account name and key alias
 
 
 @dataclass
@@ -130,6 +133,10 @@ class Recorded:
 
     def member_calls(self) -> list[ApiCall]:
         return [c for c in self.calls if c.account_id != HUB_ACCOUNT and c.actor in self.functions]
+
+    def member_authorizations(self) -> list[tuple[ApiCall, Authorization]]:
+        """Each member call's authorisations: its own action and the tagging a create with tags implies."""
+        return [(c, a) for c in self.member_calls() for a in c.authorizations]
 
 
 def _session_policies(sandbox: Sandbox) -> list[str | None]:
@@ -333,7 +340,7 @@ STATE_MACHINE_LOG_DELIVERY = {
 
 
 def _session_policy() -> dict[str, Any]:
-    document: dict[str, Any] = json.loads(aws.member_session_policy())
+    document: dict[str, Any] = json.loads(session_policy(SETTINGS))
     return document
 
 
@@ -348,20 +355,50 @@ def _session_actions() -> list[str]:
 
 def test_member_roles_are_assumed_with_the_session_policy(recorded: Recorded) -> None:
     assert recorded.session_policies
-    assert set(recorded.session_policies) == {aws.member_session_policy()}
-    assert len(aws.member_session_policy()) <= STS_SESSION_POLICY_LIMIT
+    assert set(recorded.session_policies) == {session_policy(SETTINGS)}
+    assert len(session_policy(SETTINGS)) <= aws.STS_SESSION_POLICY_LIMIT
 
 
-def test_every_member_call_is_allowed_by_the_session_policy(recorded: Recorded) -> None:
-    actions = _session_actions()
-    member_calls = recorded.member_calls()
-    assert member_calls
-    denied = sorted({f"{c.actor}: {c.call}" for c in member_calls if not _allowed(c.call, actions)})
+def test_every_member_call_is_allowed_by_the_session_policy_with_its_resources_and_conditions(
+    recorded: Recorded,
+) -> None:
+    policy = _session_policy()
+    pairs = recorded.member_authorizations()
+    assert pairs
+    denied = sorted(
+        {
+            f"{c.actor}: {a.action} on {iam_policy.denied_resources(policy, a)}"
+            for c, a in pairs
+            if not iam_policy.allows(policy, a)
+        }
+    )
     assert not denied, denied
 
 
+def test_the_record_describes_the_resources_of_every_scoped_member_call(recorded: Recorded) -> None:
+    """The evaluation above is only as good as the record: each call of an action the policy scopes (a
+    Resource other than `*`, or a Condition) names its resources, and a tag-scoped call's resource existed and
+    carried mlplane's tag when it was made (a call on a resource that is already gone is not authorised by tag)."""
+    scoped = {
+        action
+        for statement in _session_policy()["Statement"]
+        if statement["Resource"] != "*" or "Condition" in statement
+        for action in ([statement["Action"]] if isinstance(statement["Action"], str) else statement["Action"])
+    }
+    undescribed = sorted(
+        {a.action for _, a in recorded.member_authorizations() if _allowed(a.action, list(scoped)) and not a.resources}
+        - {"ec2:CreateTags", "iam:CreateServiceLinkedRole"}  # scoped by request keys only, no resource
+    )
+    assert not undescribed, undescribed
+    tag = f"aws:ResourceTag/{MANAGED_TAG}"
+    tagged = [r for _, a in recorded.member_authorizations() for r in a.resources if tag in r.keys]
+    assert tagged, "no call on an mlplane-tagged resource recorded"
+    vpcs = [r for r in tagged if re.fullmatch(rf"arn:aws:ec2:{REGION}:111111111111:vpc/vpc-[0-9a-f]+", r.arn)]
+    assert vpcs and all(r.keys[tag] == ("true",) for r in vpcs)
+
+
 def test_every_session_policy_action_is_used_or_justified(recorded: Recorded) -> None:
-    used = {c.call for c in recorded.member_calls()}
+    used = {a.action for _, a in recorded.member_authorizations()}
     unjustified = []
     for action in _session_actions():
         if "*" in action:
@@ -372,6 +409,104 @@ def test_every_session_policy_action_is_used_or_justified(recorded: Recorded) ->
     assert not unjustified, unjustified
     stale = sorted(action for action in SESSION_POLICY_EXTRAS if action in used)
     assert not stale, f"now used; drop the reason: {stale}"
+
+
+@dataclass(frozen=True)
+class Forbidden:
+    """A member call mlplane must not be able to make, and the call like it that it does make."""
+
+    why: str
+    action: str
+    params: dict[str, Any]
+    allowed_twin: dict[str, Any] | None = None  # the same action on mlplane's own resource: allowed
+
+
+@pytest.fixture
+def member_world() -> Iterator[dict[str, str]]:
+    """A READY member account with the customer's own things next to mlplane's: an untagged VPC, an IAM user,
+    a customer-managed policy and a key without the vault alias or mlplane's tag."""
+    from moto.ec2.models import ec2_backends
+    from moto.iam.models import iam_backends
+    from moto.kms.models import kms_backends
+
+    with Sandbox(Options(config=FAST)) as sandbox:
+        assert sandbox.run(load_event("controltower", "create_managed_account_succeeded")).outcome == "READY"
+        ec2 = ec2_backends[MEMBER][REGION]
+        kms = kms_backends[MEMBER][REGION]
+        iam = iam_backends[MEMBER]["global"]
+        ours = next(v.id for v in ec2.vpcs.values() if ec2.tags.get(v.id, {}).get(MANAGED_TAG) == "true")
+        theirs = ec2.create_vpc("10.200.0.0/16").id
+        vault = kms.any_id_to_key_id(SETTINGS.vault_key_alias)
+        customer_key = kms.create_key(None, "ENCRYPT_DECRYPT", "SYMMETRIC_DEFAULT", "the customer's", None).id
+        iam.create_user(REGION, "someone-else", "/", None)
+        yield {"ours": ours, "theirs": theirs, "vault": vault, "customer_key": customer_key}
+
+
+def _authorizations(action: str, params: dict[str, Any]) -> tuple[Authorization, ...]:
+    service, _, operation = action.partition(":")
+    call = Call(service, operation, MEMBER, REGION, params, "arn:aws:sts::111111111111:assumed-role/x/y", True)
+    return describe(call, action)
+
+
+def test_calls_mlplane_must_not_make_are_denied_and_their_twins_allowed(member_world: dict[str, str]) -> None:
+    """Scoping that holds: the same recorder and evaluator that allow every recorded call deny these."""
+    policy = _session_policy()
+    aac = f"arn:aws:iam::{MEMBER}:policy/{SETTINGS.sa_policy_name}"
+    world = member_world
+    cases = [
+        Forbidden("a VPC without mlplane's tag", "ec2:DeleteVpc", {"VpcId": world["theirs"]}, {"VpcId": world["ours"]}),
+        Forbidden(
+            "tagging an existing resource (only tag on create is allowed)",
+            "ec2:CreateTags",
+            {"ResourceId.1": world["theirs"], "Tag.1.Key": MANAGED_TAG, "Tag.1.Value": "true"},
+        ),
+        Forbidden(
+            "attaching a policy that is not AAC_MachineLearning* to the service account",
+            "iam:AttachUserPolicy",
+            {"UserName": SETTINGS.sa_user_name, "PolicyArn": "arn:aws:iam::aws:policy/AdministratorAccess"},
+            {"UserName": SETTINGS.sa_user_name, "PolicyArn": aac},
+        ),
+        Forbidden(
+            "attaching the AAC policy to another user",
+            "iam:AttachUserPolicy",
+            {"UserName": "someone-else", "PolicyArn": aac},
+        ),
+        Forbidden(
+            "a new version of a policy that is not AAC_MachineLearning*",
+            "iam:CreatePolicyVersion",
+            {"PolicyArn": f"arn:aws:iam::{MEMBER}:policy/CustomerAdmin"},
+            {"PolicyArn": aac},
+        ),
+        Forbidden("deleting another user", "iam:DeleteUser", {"UserName": "someone-else"}),
+        Forbidden(
+            "the key policy of a key without the vault alias",
+            "kms:PutKeyPolicy",
+            {"KeyId": world["customer_key"]},
+            {"KeyId": world["vault"]},
+        ),
+        Forbidden(
+            "deleting a key without mlplane's tag",
+            "kms:ScheduleKeyDeletion",
+            {"KeyId": world["customer_key"]},
+            {"KeyId": world["vault"]},
+        ),
+        Forbidden(
+            "another alias, even on mlplane's key",
+            "kms:CreateAlias",
+            {"AliasName": "alias/elsewhere", "TargetKeyId": world["vault"]},
+        ),
+        Forbidden(
+            "pointing the vault alias at a key without mlplane's tag",
+            "kms:CreateAlias",
+            {"AliasName": SETTINGS.vault_key_alias, "TargetKeyId": world["customer_key"]},
+        ),
+    ]
+    for case in cases:
+        refused = iam_policy.refused(policy, _authorizations(case.action, case.params))
+        assert refused, f"{case.action} allowed: {case.why}"
+        if case.allowed_twin is not None:
+            twin = _authorizations(case.action, case.allowed_twin)
+            assert not iam_policy.refused(policy, twin), f"{case.action} on mlplane's own is denied: {twin}"
 
 
 def test_template_passes_checkov_with_only_the_listed_skips() -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 from mlplane_sandbox.template import load_template
 
@@ -14,9 +15,29 @@ ROLE = load_template(ROOT / "member-role.yaml")["Resources"]["MemberRole"]["Prop
 SESSION_POLICY = json.loads((ROOT / "layers" / "mlplane" / "mlplane" / "member_session_policy.json").read_text())
 
 
+def _as_sub(value: Any) -> Any:
+    """The session policy as CloudFormation writes it: each string with a `${Setting}` is a !Sub."""
+    if isinstance(value, str):
+        return {"Fn::Sub": value} if "${" in value else value
+    if isinstance(value, list):
+        return [_as_sub(item) for item in value]
+    if isinstance(value, dict):
+        return {key: _as_sub(item) for key, item in value.items()}
+    return value
+
+
 def test_the_member_role_carries_exactly_the_member_session_policy() -> None:
     (policy,) = ROLE["Policies"]
-    assert policy["PolicyDocument"] == SESSION_POLICY
+    assert policy["PolicyDocument"] == _as_sub(SESSION_POLICY)
+    placeholders = {"SaUserName", "VaultKeyAlias"}
+    assert placeholders <= set(load_template(ROOT / "member-role.yaml")["Parameters"])
+    assert placeholders <= set(HUB["Parameters"])  # the hub's settings of the same names
+
+
+def test_the_member_role_parameters_default_to_the_hub_stacks() -> None:
+    role = load_template(ROOT / "member-role.yaml")["Parameters"]
+    for name in ("SaUserName", "VaultKeyAlias"):
+        assert role[name]["Default"] == HUB["Parameters"][name]["Default"]
 
 
 def test_the_member_role_trusts_only_the_hub_stacks_roles() -> None:

@@ -8,6 +8,7 @@ workflow run handlers in threads, so the caches are guarded by a lock. No work a
 from __future__ import annotations
 
 import json
+import string
 import threading
 import time
 from dataclasses import dataclass
@@ -22,7 +23,7 @@ from botocore.config import Config
 from botocore.exceptions import ClientError
 
 from mlplane import __version__, consistency
-from mlplane.errors import AccessDenied, translate
+from mlplane.errors import AccessDenied, ConfigError, translate
 
 if TYPE_CHECKING:
     from mypy_boto3_sts import STSClient
@@ -97,32 +98,62 @@ def configure_hub(*, profile: str | None = None, endpoint_url: str | None = None
 
 
 MEMBER_SESSION_POLICY_FILE = "member_session_policy.json"
+STS_SESSION_POLICY_LIMIT = 2048  # characters of an inline session policy (STS AssumeRole, Policy)
+
+
+def member_session_policy_template() -> dict[str, Any]:
+    """The member session policy as shipped: `${SaUserName}` and `${VaultKeyAlias}` are the stack's settings
+    (CloudFormation's Sub syntax: member-role.yaml carries the same document, each such string in !Sub)."""
+    text = resources.files("mlplane").joinpath(MEMBER_SESSION_POLICY_FILE).read_text(encoding="utf-8")
+    document: dict[str, Any] = json.loads(text)
+    return document
 
 
 @cache
-def member_session_policy() -> str:
-    """The session policy mlplane assumes member roles with (minified JSON; STS allows 2,048 characters).
+def member_session_policy(*, sa_user_name: str, vault_key_alias: str) -> str:
+    """The session policy mlplane assumes member roles with, filled with the settings it scopes by.
 
     The execution role (AWSControlTowerExecution) is an administrator; the session policy limits mlplane's
-    session to the member-side actions it uses. The effective permissions are the intersection of the two.
-    moto does not enforce session policies: tests/contract/test_least_privilege.py checks every member-account
-    call recorded in the sandbox against this document instead.
+    session to the member-side actions it uses, on the service account, the AAC_MachineLearning* policies,
+    the vault key and alias, and resources tagged mlplane:managed=true. The effective permissions are the
+    intersection of the two. moto does not enforce session policies: tests/contract/test_least_privilege.py
+    evaluates every member-account call recorded in the sandbox, with its resources and conditions, against it.
+    Minified and without Sids (documentation only): STS allows 2,048 characters; longer setting values that
+    would not fit are refused here (ConfigError) rather than by AssumeRole on the first account.
     """
-    text = resources.files("mlplane").joinpath(MEMBER_SESSION_POLICY_FILE).read_text(encoding="utf-8")
-    return json.dumps(json.loads(text), separators=(",", ":"))
+    values = {"SaUserName": sa_user_name, "VaultKeyAlias": vault_key_alias}
+    document = _substitute(member_session_policy_template(), values)
+    document["Statement"] = [{k: v for k, v in s.items() if k != "Sid"} for s in document["Statement"]]
+    text = json.dumps(document, separators=(",", ":"))
+    if len(text) > STS_SESSION_POLICY_LIMIT:
+        raise ConfigError(
+            f"the member session policy for service account {sa_user_name!r} and key alias {vault_key_alias!r}"
+            f" is {len(text)} characters; STS allows {STS_SESSION_POLICY_LIMIT}: choose shorter names"
+        )
+    return text
+
+
+def _substitute(value: Any, values: dict[str, str]) -> Any:
+    if isinstance(value, str):
+        return string.Template(value).substitute(values)
+    if isinstance(value, list):
+        return [_substitute(item, values) for item in value]
+    if isinstance(value, dict):
+        return {key: _substitute(item, values) for key, item in value.items()}
+    return value
 
 
 def session_for(
-    account_id: str, role_name: str, *, region: str, session_name: str, session_policy: str | None = None
+    account_id: str, role_name: str, *, region: str, session_name: str, session_policy: str
 ) -> boto3.Session:
     """A session in a member account, assumed from the hub through STS.
 
     The session name carries the execution name so CloudTrail ties the member account's calls to a run.
-    `session_policy` (JSON) limits the session below the role's permissions; by default, mlplane's
-    `member_session_policy()`. Raises AccessDenied naming the role and account when the role cannot be assumed.
+    `session_policy` (JSON) limits the session below the role's permissions: mlplane's own is
+    `member_session_policy(...)` (`mlplane.member.session_policy(settings)`). Raises AccessDenied naming the
+    role and account when the role cannot be assumed.
     """
-    policy = member_session_policy() if session_policy is None else session_policy
-    key = (account_id, role_name, region, policy)
+    key = (account_id, role_name, region, session_policy)
     with _lock:
         cached = _members.get(key)
         if cached and cached.expires_at - time.time() > _REFRESH_MARGIN_SECONDS:
@@ -134,7 +165,7 @@ def session_for(
                 RoleArn=arn,
                 RoleSessionName=_session_name(session_name),
                 DurationSeconds=_SESSION_SECONDS,
-                Policy=policy,
+                Policy=session_policy,
             )
         except ClientError as err:
             raise AccessDenied(

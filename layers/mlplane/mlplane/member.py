@@ -80,12 +80,21 @@ def hub_ledger(settings: Settings) -> Ledger:
     return Ledger(aws.client(aws.hub_session(settings.aws_region), "dynamodb"), settings.ledger_table)
 
 
+def session_policy(settings: Settings) -> str:
+    """The member session policy for this stack's service account and vault key alias (mlplane.aws)."""
+    return aws.member_session_policy(sa_user_name=settings.sa_user_name, vault_key_alias=settings.vault_key_alias)
+
+
 def member_for(
     account_id: str, execution: str, step: str, settings: Settings, deadline: Deadline | None = None
 ) -> Member:
     """Assume the member role (cached) and bundle it with the hub's ledger (and the Lambda's deadline)."""
     session = aws.session_for(
-        account_id, settings.member_role_name, region=settings.member_region, session_name=execution
+        account_id,
+        settings.member_role_name,
+        region=settings.member_region,
+        session_name=execution,
+        session_policy=session_policy(settings),
     )
     return Member(
         account_id=account_id,

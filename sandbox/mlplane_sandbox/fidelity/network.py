@@ -52,7 +52,6 @@ import re
 import threading
 import uuid
 from dataclasses import dataclass
-from fnmatch import fnmatchcase
 from typing import Any
 from xml.etree import ElementTree
 
@@ -65,6 +64,8 @@ from moto.ram.models import ram_backends
 from moto.sts.models import sts_backends
 
 from mlplane_sandbox import clock as clock_module
+from mlplane_sandbox import iam_policy
+from mlplane_sandbox.authorization import Authorization, Resource
 from mlplane_sandbox.rules import AwsError, Call, after, before, emulate
 
 NAT_CREATE_SECONDS = 60.0
@@ -695,47 +696,6 @@ def _session_policy(call: Call) -> dict[str, Any] | None:
     return None
 
 
-def _as_list(value: Any) -> list[str]:
-    return [str(v) for v in ([] if value is None else value if isinstance(value, list) else [value])]
-
-
-def _statement_applies(statement: dict[str, Any], action: str, resource: str, context: dict[str, str]) -> bool:
-    if not any(fnmatchcase(action.lower(), a.lower()) for a in _as_list(statement.get("Action"))):
-        return False
-    if not any(fnmatchcase(resource, r) for r in _as_list(statement.get("Resource"))):
-        return False
-    return all(
-        _condition_holds(operator, key, expected, context)
-        for operator, conditions in (statement.get("Condition") or {}).items()
-        for key, expected in conditions.items()
-    )
-
-
-def _condition_holds(operator: str, key: str, expected: Any, context: dict[str, str]) -> bool:
-    """StringEquals / StringLike on a key of the request's context; any other operator is taken not to hold."""
-    actual = context.get(key.lower())
-    if actual is None:
-        return False
-    if operator == "StringEquals":
-        return actual in _as_list(expected)
-    if operator == "StringLike":
-        return any(fnmatchcase(actual, e) for e in _as_list(expected))
-    return False
-
-
-def _allowed(policy: dict[str, Any], action: str, resource: str, context: dict[str, str]) -> bool:
-    statements = [
-        s for s in _as_list_of_dicts(policy.get("Statement")) if _statement_applies(s, action, resource, context)
-    ]
-    return any(s.get("Effect") == "Allow" for s in statements) and not any(
-        s.get("Effect") == "Deny" for s in statements
-    )
-
-
-def _as_list_of_dicts(value: Any) -> list[dict[str, Any]]:
-    return [s for s in (value if isinstance(value, list) else [value]) if isinstance(s, dict)]
-
-
 def _ensure_service_linked_role(call: Call) -> None:
     """EC2 creates AWSServiceRoleForVPCTransitGateway on the account's first attachment, as the caller.
 
@@ -747,8 +707,8 @@ def _ensure_service_linked_role(call: Call) -> None:
         return
     arn = f"arn:aws:iam::{call.account_id}:role/aws-service-role/{TGW_SERVICE}/{TGW_SERVICE_LINKED_ROLE}"
     policy = _session_policy(call)
-    context = {"iam:awsservicename": TGW_SERVICE}
-    if policy is not None and not _allowed(policy, "iam:CreateServiceLinkedRole", arn, context):
+    request = Authorization("iam:CreateServiceLinkedRole", (Resource(arn),), {"iam:AWSServiceName": (TGW_SERVICE,)})
+    if policy is not None and not iam_policy.allows(policy, request):
         raise AwsError(
             "UnauthorizedOperation",
             f"You are not authorized to perform this operation. User: {call.principal} is not authorized to perform: "

@@ -10,7 +10,8 @@ import pytest
 from botocore.exceptions import ClientError
 
 from mlplane import aws
-from mlplane.member import Member
+from mlplane.config import Settings
+from mlplane.member import Member, session_policy
 from mlplane_sandbox import vendor
 from mlplane_sandbox.clock import VirtualClock
 from mlplane_sandbox.fidelity import network as fidelity
@@ -456,7 +457,7 @@ def test_first_attachment_needs_create_service_linked_role_for_transitgateway(
     key iam:AWSServiceName); without it CreateTransitGatewayVpcAttachment is `UnauthorizedOperation` (HTTP 403,
     openshift/aws-account-operator#531). moto creates no role and checks nothing."""
     tgw = shared_transit_gateway("111111111111")
-    policy = json.loads(aws.member_session_policy())
+    policy = json.loads(session_policy(Settings()))
     quotas_only = {
         **policy,
         "Statement": [

@@ -1,0 +1,313 @@
+"""What an IAM policy evaluation needs to know about one call: the resources it acts on, and their keys.
+
+moto enforces no session policy, so tests/contract/test_least_privilege.py evaluates the member session policy
+against the record (`mlplane_sandbox.policy_eval`). Action names alone cannot show that a scoped policy allows a
+call: that needs the ARN of each resource the call acts on and the condition keys AWS would put in the request
+context, read from moto's backends *before* the call changes them (a DeleteVpc is authorised against the tags
+the VPC had, not against a VPC that is gone).
+
+The tables below follow the Service Authorization Reference ("Actions, resources, and condition keys for Amazon
+EC2 / AWS Identity and Access Management / AWS Key Management Service"; its data as parliament ships it in
+`iam_definition.json`): per action the resource types it authorises against, their ARN formats, and the keys.
+They cover the actions mlplane's member session policy scopes by resource or condition; any other call is
+recorded with no resources, which a test evaluates as `Resource: "*"` only. Creating resources with
+TagSpecifications (EC2), Tags (IAM, KMS) also authorises the tagging action: `implied` records those.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from mlplane_sandbox.rules import Call
+
+PARTITION = "aws"
+
+Keys = dict[str, tuple[str, ...]]
+"""Condition keys of a request or a resource: key -> its values (one for a single-valued key)."""
+
+
+@dataclass(frozen=True)
+class Resource:
+    """One resource a call is authorised against: its ARN, and its condition keys at call time."""
+
+    arn: str
+    keys: Keys = field(default_factory=dict)  # aws:ResourceTag/<key>, kms:ResourceAliases
+    exists: bool = True  # False: the call names a resource the account does not have (tags unknown)
+
+
+@dataclass(frozen=True)
+class Authorization:
+    """One action IAM evaluates for a call: the call's own, or one it implies (tag on create)."""
+
+    action: str
+    resources: tuple[Resource, ...] = ()  # () = not described: only `Resource: "*"` allows it
+    context: Keys = field(default_factory=dict)  # request keys: iam:PolicyARN, ec2:CreateAction, ...
+
+
+def describe(call: Call, action: str) -> tuple[Authorization, ...]:
+    """The authorisations `call` (a member-account call, `action` = service:Operation) needs, in AWS's terms."""
+    describer = _DESCRIBERS.get(action)
+    primary = describer(call) if describer is not None else Authorization(action)
+    return (primary, *_implied(call, action))
+
+
+# -- EC2 ----------------------------------------------------------------------------------------------------------
+def _ec2(call: Call) -> Any:
+    from moto.ec2.models import ec2_backends
+
+    return ec2_backends[call.account_id][call.region]
+
+
+def _ec2_resource(call: Call, kind: str, resource_id: str, *, known: bool | None = None) -> Resource:
+    """arn:aws:ec2:REGION:ACCOUNT:KIND/ID with the resource's tags as aws:ResourceTag/<key>."""
+    backend = _ec2(call)
+    tags: dict[str, str] = dict(backend.tags.get(resource_id, {}))
+    exists = known if known is not None else _ec2_exists(backend, kind, resource_id)
+    arn = f"arn:{PARTITION}:ec2:{call.region}:{call.account_id}:{kind}/{resource_id}"
+    return Resource(arn, {f"aws:ResourceTag/{k}": (v,) for k, v in tags.items()}, exists)
+
+
+# Where moto keeps each resource type (EC2 backend attribute; subnets are kept per availability zone).
+_EC2_COLLECTIONS = {
+    "vpc": "vpcs",
+    "route-table": "route_tables",
+    "internet-gateway": "internet_gateways",
+    "natgateway": "nat_gateways",
+    "vpc-endpoint": "vpc_end_points",
+    "transit-gateway-attachment": "transit_gateway_attachments",
+}
+
+
+def _ec2_exists(backend: Any, kind: str, resource_id: str) -> bool:
+    if kind == "subnet":
+        return any(resource_id in by_az for by_az in backend.subnets.values())
+    if kind == "elastic-ip":
+        return any(address.allocation_id == resource_id for address in backend.addresses)
+    if kind not in _EC2_COLLECTIONS:
+        raise ValueError(f"no existence check for EC2 resource type {kind}")
+    return resource_id in getattr(backend, _EC2_COLLECTIONS[kind])
+
+
+def _list_param(params: dict[str, Any], name: str) -> list[str]:
+    """A list parameter of EC2's query protocol (`Name.1`, `Name.2`, ...), in order."""
+    pattern = re.compile(rf"^{re.escape(name)}\.(\d+)$")
+    found = sorted((int(m.group(1)), str(v)) for k, v in params.items() if (m := pattern.match(k)))
+    return [value for _, value in found]
+
+
+def _on(*parameters: tuple[str, str]) -> Callable[[Call], tuple[Resource, ...]]:
+    """Resources named by request parameters: (parameter, resource type), each optional unless present."""
+
+    def resources(call: Call) -> tuple[Resource, ...]:
+        found: list[Resource] = []
+        for parameter, kind in parameters:
+            values = _list_param(call.params, parameter) or (
+                [str(call.params[parameter])] if parameter in call.params else []
+            )
+            found.extend(_ec2_resource(call, kind, value) for value in values)
+        return tuple(found)
+
+    return resources
+
+
+def _route_table_association(call: Call) -> tuple[Resource, ...]:
+    """DisassociateRouteTable names an association: the route table holding it and the subnet it links."""
+    association = str(call.params.get("AssociationId", ""))
+    for table in _ec2(call).route_tables.values():
+        target = table._associations.get(association)  # moto keeps them only there
+        if target is not None:
+            linked = (_ec2_resource(call, "subnet", target),) if str(target).startswith("subnet-") else ()
+            return (_ec2_resource(call, "route-table", table.id), *linked)
+    return (_ec2_resource(call, "route-table", f"(association {association})", known=False),)
+
+
+def _cidr_association(call: Call) -> tuple[Resource, ...]:
+    """DisassociateVpcCidrBlock names a CIDR association: the VPC holding it."""
+    association = str(call.params.get("AssociationId", ""))
+    for vpc in _ec2(call).vpcs.values():
+        if association in vpc._cidr_block_association_set:  # moto keeps them only there
+            return (_ec2_resource(call, "vpc", vpc.id),)
+    return (_ec2_resource(call, "vpc", f"(association {association})", known=False),)
+
+
+_EC2_RESOURCES: dict[str, Callable[[Call], tuple[Resource, ...]]] = {
+    "AssociateRouteTable": _on(("RouteTableId", "route-table"), ("SubnetId", "subnet")),
+    "AssociateVpcCidrBlock": _on(("VpcId", "vpc")),
+    "AttachInternetGateway": _on(("InternetGatewayId", "internet-gateway"), ("VpcId", "vpc")),
+    "CreateRoute": _on(("RouteTableId", "route-table")),
+    "DeleteInternetGateway": _on(("InternetGatewayId", "internet-gateway")),
+    "DeleteNatGateway": _on(("NatGatewayId", "natgateway")),
+    "DeleteRoute": _on(("RouteTableId", "route-table")),
+    "DeleteRouteTable": _on(("RouteTableId", "route-table")),
+    "DeleteSubnet": _on(("SubnetId", "subnet")),
+    "DeleteTransitGatewayVpcAttachment": _on(("TransitGatewayAttachmentId", "transit-gateway-attachment")),
+    "DeleteVpc": _on(("VpcId", "vpc")),
+    "DeleteVpcEndpoints": _on(("VpcEndpointId", "vpc-endpoint")),
+    "DetachInternetGateway": _on(("InternetGatewayId", "internet-gateway"), ("VpcId", "vpc")),
+    "DisassociateRouteTable": _route_table_association,
+    "DisassociateVpcCidrBlock": _cidr_association,
+    "ModifyVpcAttribute": _on(("VpcId", "vpc")),
+    "ModifyVpcEndpoint": _on(
+        ("VpcEndpointId", "vpc-endpoint"), ("AddRouteTableId", "route-table"), ("RemoveRouteTableId", "route-table")
+    ),
+    "ReleaseAddress": _on(("AllocationId", "elastic-ip")),
+    "ReplaceRoute": _on(("RouteTableId", "route-table")),
+}
+
+
+def _ec2_describer(operation: str) -> Callable[[Call], Authorization]:
+    find = _EC2_RESOURCES[operation]
+    return lambda call: Authorization(f"ec2:{operation}", find(call))
+
+
+def _tag_specifications(params: dict[str, Any]) -> dict[str, str]:
+    # CreateTransitGatewayVpcAttachment's model has no locationName for it: `TagSpecifications.N` there.
+    tags: dict[str, str] = {}
+    pattern = re.compile(r"^(TagSpecifications?)\.(\d+)\.Tag\.(\d+)\.Key$")
+    for name, key in params.items():
+        match = pattern.match(name)
+        if match:
+            prefix, spec, index = match.groups()
+            tags[str(key)] = str(params.get(f"{prefix}.{spec}.Tag.{index}.Value", ""))
+    return tags
+
+
+# -- IAM ----------------------------------------------------------------------------------------------------------
+def _iam(call: Call) -> Any:
+    from moto.iam.models import iam_backends
+
+    return iam_backends[call.account_id]["global"]
+
+
+def _user(call: Call) -> Resource:
+    name = str(call.params.get("UserName", ""))
+    user = _iam(call).users.get(name)
+    path = str(call.params.get("Path", "/")) if user is None else str(user.path)
+    return Resource(f"arn:{PARTITION}:iam::{call.account_id}:user{path}{name}", exists=user is not None)
+
+
+def _policy(call: Call) -> Resource:
+    arn = str(call.params.get("PolicyArn", ""))
+    if not arn:  # CreatePolicy: the ARN it will have
+        path = str(call.params.get("Path", "/"))
+        arn = f"arn:{PARTITION}:iam::{call.account_id}:policy{path}{call.params.get('PolicyName', '')}"
+    return Resource(arn, exists=arn in _iam(call).managed_policies)
+
+
+def _on_iam(operation: str, resource: Callable[[Call], Resource]) -> Callable[[Call], Authorization]:
+    return lambda call: Authorization(f"iam:{operation}", (resource(call),))
+
+
+def _user_policy(operation: str) -> Callable[[Call], Authorization]:
+    """Attach/DetachUserPolicy: authorised on the user; the policy is the request's iam:PolicyARN."""
+    return lambda call: Authorization(
+        f"iam:{operation}", (_user(call),), {"iam:PolicyARN": (str(call.params.get("PolicyArn", "")),)}
+    )
+
+
+def _tags_param(params: dict[str, Any], prefix: str, key: str, value: str) -> dict[str, str]:
+    """Tags of IAM's query protocol (`Tags.member.N.Key`) or KMS's JSON (`Tags: [{TagKey, TagValue}]`)."""
+    listed = params.get(prefix)
+    if isinstance(listed, list):
+        return {str(t.get(key, "")): str(t.get(value, "")) for t in listed if isinstance(t, dict)}
+    pattern = re.compile(rf"^{re.escape(prefix)}\.member\.(\d+)\.{key}$")
+    return {
+        str(name): str(params.get(f"{prefix}.member.{m.group(1)}.{value}", ""))
+        for k, name in params.items()
+        if (m := pattern.match(k))
+    }
+
+
+# -- KMS ----------------------------------------------------------------------------------------------------------
+def _kms(call: Call) -> Any:
+    from moto.kms.models import kms_backends
+
+    return kms_backends[call.account_id][call.region]
+
+
+def _key(call: Call, key_id: str) -> Resource:
+    """The key `key_id` names (id, ARN, alias or alias ARN) with its tags and its aliases (kms:ResourceAliases)."""
+    backend = _kms(call)
+    try:
+        raw = str(backend.any_id_to_key_id(key_id))
+    except Exception:  # an alias naming no key
+        raw = ""
+    key = backend.keys.get(raw)
+    arn = f"arn:{PARTITION}:kms:{call.region}:{call.account_id}:key/{raw or key_id}"
+    if key is None:
+        return Resource(arn, exists=False)
+    tags = {t["TagKey"]: t["TagValue"] for t in backend.list_resource_tags(raw).get("Tags", [])}
+    keys: Keys = {f"aws:ResourceTag/{k}": (v,) for k, v in tags.items()}
+    if key.aliases:
+        keys["kms:ResourceAliases"] = tuple(sorted(key.aliases))
+    return Resource(arn, keys)
+
+
+def _alias(call: Call, name: str) -> Resource:
+    return Resource(f"arn:{PARTITION}:kms:{call.region}:{call.account_id}:{name}")
+
+
+def _on_key(operation: str) -> Callable[[Call], Authorization]:
+    return lambda call: Authorization(f"kms:{operation}", (_key(call, str(call.params.get("KeyId", ""))),))
+
+
+def _alias_and_key(operation: str) -> Callable[[Call], Authorization]:
+    """CreateAlias / DeleteAlias are authorised on the alias and on the key it names (TargetKeyId, or today's)."""
+
+    def authorization(call: Call) -> Authorization:
+        alias = str(call.params.get("AliasName", ""))
+        target = str(call.params.get("TargetKeyId", "")) or alias
+        return Authorization(f"kms:{operation}", (_alias(call, alias), _key(call, target)))
+
+    return authorization
+
+
+_DESCRIBERS: dict[str, Callable[[Call], Authorization]] = {
+    **{f"ec2:{operation}": _ec2_describer(operation) for operation in _EC2_RESOURCES},
+    **{
+        f"iam:{operation}": _on_iam(operation, _user)
+        for operation in ("CreateUser", "DeleteUser", "TagUser", "UntagUser")
+    },
+    "iam:AttachUserPolicy": _user_policy("AttachUserPolicy"),
+    "iam:DetachUserPolicy": _user_policy("DetachUserPolicy"),
+    **{
+        f"iam:{operation}": _on_iam(operation, _policy)
+        for operation in (
+            "CreatePolicy",
+            "CreatePolicyVersion",
+            "DeletePolicy",
+            "DeletePolicyVersion",
+            "SetDefaultPolicyVersion",
+            "TagPolicy",
+            "UntagPolicy",
+        )
+    },
+    "kms:PutKeyPolicy": _on_key("PutKeyPolicy"),
+    "kms:ScheduleKeyDeletion": _on_key("ScheduleKeyDeletion"),
+    "kms:EnableKeyRotation": _on_key("EnableKeyRotation"),
+    "kms:TagResource": _on_key("TagResource"),
+    "kms:CreateAlias": _alias_and_key("CreateAlias"),
+    "kms:DeleteAlias": _alias_and_key("DeleteAlias"),
+}
+
+
+def _implied(call: Call, action: str) -> tuple[Authorization, ...]:
+    """Tag on create: a create with tags is also authorised as the tagging action.
+
+    EC2: "To tag a resource on creation, you need ec2:CreateTags" with ec2:CreateAction = the create action
+    (EC2 user guide, "Grant permission to tag Amazon EC2 resources during creation"); KMS CreateKey with Tags
+    needs kms:TagResource; IAM CreateUser / CreatePolicy with Tags need iam:TagUser / iam:TagPolicy.
+    """
+    service, _, operation = action.partition(":")
+    if service == "ec2" and _tag_specifications(call.params):
+        return (Authorization("ec2:CreateTags", context={"ec2:CreateAction": (operation,)}),)
+    if action == "kms:CreateKey" and _tags_param(call.params, "Tags", "TagKey", "TagValue"):
+        return (Authorization("kms:TagResource"),)
+    if action in ("iam:CreateUser", "iam:CreatePolicy") and _tags_param(call.params, "Tags", "Key", "Value"):
+        tag = "iam:TagUser" if action == "iam:CreateUser" else "iam:TagPolicy"
+        described = _DESCRIBERS[action](call)
+        return (Authorization(tag, described.resources),)
+    return ()

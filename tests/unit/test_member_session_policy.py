@@ -1,0 +1,41 @@
+"""The member session policy filled with a stack's settings (mlplane.aws.member_session_policy).
+
+STS AssumeRole, `Policy`: "The plaintext that you use for both inline and managed session policies can't exceed
+2,048 characters" (STS API reference, AssumeRole; botocore sts service-2.json, `sessionPolicyDocumentType`
+max 2048).
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from mlplane import aws
+from mlplane.config import Settings
+from mlplane.errors import ConfigError
+from mlplane.member import session_policy
+
+
+def test_the_default_settings_fill_every_placeholder_within_the_sts_limit() -> None:
+    text = session_policy(Settings())
+    print(f"member session policy: {len(text)} of {aws.STS_SESSION_POLICY_LIMIT} characters")
+    assert len(text) <= aws.STS_SESSION_POLICY_LIMIT
+    assert "${" not in text
+    document = json.loads(text)
+    assert all("Sid" not in statement for statement in document["Statement"])
+    resources = json.dumps(document)
+    assert "user/aac_automation_sa" in resources
+    assert "alias/aac-secure-vault" in resources
+
+
+def test_other_settings_are_what_the_policy_scopes_to() -> None:
+    text = session_policy(Settings(sa_user_name="svc", vault_key_alias="alias/v"))
+    assert "arn:*:iam::*:user/svc" in text and "arn:*:kms:*:*:alias/v" in text
+    assert "aac_automation_sa" not in text and "aac-secure-vault" not in text
+
+
+def test_names_too_long_for_sts_are_refused_before_any_call() -> None:
+    long_alias = "alias/" + "k" * 200
+    with pytest.raises(ConfigError, match="STS allows 2048"):
+        session_policy(Settings(vault_key_alias=long_alias))
