@@ -28,6 +28,7 @@ from types import ModuleType
 from typing import Any, cast
 from unittest import mock
 
+from aws_lambda_powertools.metrics.provider import cold_start
 from botocore.exceptions import ClientError
 
 from mlplane_sandbox import clock as clock_module
@@ -142,6 +143,7 @@ class Dispatcher:
         self._successes: dict[str, int] = {}
         self._invocations: dict[str, int] = {}
         self._fired: set[tuple[str, str, int]] = set()  # (flag, function, nth) that took effect
+        self._warm: set[str] = set()  # functions invoked since the deployment
         self._lock = threading.Lock()
         self.invocations: list[Invocation] = []
 
@@ -154,6 +156,7 @@ class Dispatcher:
     def invoke(self, function: Function, event: Any) -> tuple[bool, Any]:
         """Run the handler as Lambda would: JSON in, JSON out, errors as a FunctionError payload."""
         payload = json.loads(json.dumps(event))
+        self._first_in_its_environment(function)
         dies_of_oom = self._counted(function.logical_id, self.out_of_memory, self._invocations)
         with recording.actor(function.logical_id), clock_module.budget(function.timeout) as budget:
             context = LambdaContext(
@@ -175,6 +178,16 @@ class Dispatcher:
                 f"signal: killed (sandbox --oom: out of memory, {function.memory} MB)",
             }
         return True, json.loads(json.dumps(result))
+
+    def _first_in_its_environment(self, function: Function) -> None:
+        """Each function of a new deployment starts cold, as each Lambda function has its own environments;
+        Powertools keeps one process-wide flag, so the sandbox raises it again before a function's first call
+        (concurrent first calls in Parallel branches may share one ColdStart: a sandbox approximation)."""
+        with self._lock:
+            first = function.logical_id not in self._warm
+            self._warm.add(function.logical_id)
+        if first:
+            cold_start.is_cold_start = True
 
     @staticmethod
     def _timed_out(function: Function, context: LambdaContext, why: str) -> dict[str, str]:
