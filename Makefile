@@ -43,7 +43,7 @@ demo: $(RUN_STAMP)
 # build is part of test: a cached sam build takes ~5 s (~30 s the first time); tests/contract/test_build.py
 # checks the artifact it leaves in .aws-sam/build.
 test: install lint build
-	$(BIN)/pytest -n 2 --durations=25
+	$(BIN)/pytest -n 2 --dist loadgroup --durations=25
 
 test-unit: install
 	$(BIN)/pytest tests/unit

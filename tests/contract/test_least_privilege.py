@@ -45,6 +45,10 @@ from mlplane_sandbox.template import load_template, project_root
 from mlplane_sandbox.world import HUB_ACCOUNT, REGION
 from tests.conftest import load_event
 
+# The recorded scenarios are one module fixture (about 50 s): one xdist worker runs all of this module's tests,
+# not each worker its own copy of the fixture (`make test` runs `--dist loadgroup`).
+pytestmark = pytest.mark.xdist_group("least_privilege")
+
 MEMBER = "111111111111"
 FAST = {"poll_interval_seconds": 600}  # fewer polls; the calls made are the same kinds
 
