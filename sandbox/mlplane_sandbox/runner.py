@@ -516,6 +516,16 @@ class Sandbox:
         document["api_calls"] = [c.as_json() for c in recording.since(mark)]
         return document
 
+    def scheduled_audit(self) -> dict[str, Any]:
+        """What EventBridge Scheduler does on `AuditSchedule`: invoke AuditFleetFunction (its answer, as Lambda's)."""
+        assert self.dispatcher is not None
+        event = {"source": "aws.scheduler", "detail-type": "Scheduled Event", "detail": {}}
+        ok, result = self.dispatcher.invoke(self.functions["AuditFleetFunction"], event)
+        if not ok:
+            raise InputRejected(f"AuditFleetFunction failed: {result.get('errorMessage')}")
+        answer: dict[str, Any] = result
+        return answer
+
     def settings_from_env(self) -> Settings:
         """The settings the deployed functions see (template environment plus --config)."""
         return get_settings()

@@ -92,6 +92,7 @@ STATEMENT_EXTRAS: dict[tuple[str, str], str] = {
     (function, action): _SSE
     for function in (
         "ValidateAccountFunction",  # a READY an earlier run could not publish (C10)
+        "AuditFleetFunction",
         "NotifyReadyForVendorFunction",
         "WaitForQuotasFunction",
         "WaitForEksFunction",
@@ -200,6 +201,14 @@ def recorded() -> Iterator[Recorded]:
             found.outcomes.append(sandbox.run(success).outcome)
             found.outcomes.append(sandbox.deprovision(MEMBER).outcome)
             keep(sandbox)
+        # The scheduled fleet audit (AuditFleetFunction) over a READY account someone changed by hand.
+        with Sandbox(Options(config=FAST)) as sandbox:
+            found.outcomes.append(sandbox.run(success).outcome)
+            from mlplane_sandbox import drift
+
+            drift.apply("delete-route", MEMBER, sandbox.settings_from_env())
+            sandbox.scheduled_audit()
+            keep(sandbox)
         # READY not published for a day (MarkReady's retries give up); the next run publishes it (C10).
         with Sandbox(Options(config=FAST, fails=["sns:Publish=AuthorizationError@2-102"])) as sandbox:
             found.outcomes.append(sandbox.run(success).outcome)
@@ -262,6 +271,7 @@ def test_scenarios_exercise_every_function(recorded: Recorded) -> None:
         "ROLLBACK_HELD",
         "ROLLBACK_INCOMPLETE",  # PROVISIONING by an execution that failed
         "DEPROVISIONED",  # taken over by a deprovision
+        "READY",  # then audited by the schedule, drift notified
         "READY",  # its READY not published for a day
         "READY",  # ... and published by the next run's ValidateAccount
         "ROLLBACK_INCOMPLETE",

@@ -57,3 +57,22 @@ def test_an_account_mlplane_has_not_provisioned_is_not_audited() -> None:
         sandbox.world.place_account(MEMBER, "Workloads", role_name=sandbox.settings.member_role_name)
         document = sandbox.audit(MEMBER)
     assert document == {**document, "audited": False, "status": "unknown to mlplane", "findings": []}
+
+
+def test_the_scheduled_audit_notifies_each_drifted_account_once_a_day() -> None:
+    """AuditFleetFunction (EventBridge Scheduler, `AuditSchedule`): every READY/held account; DRIFT notified."""
+    from mlplane_sandbox.runner import notifications
+
+    second = load_event("controltower", "create_managed_account_second_account")
+    with Sandbox(Options(config=FAST)) as sandbox:
+        assert sandbox.run(load_event(*SUCCESS)).outcome == "READY"
+        other = sandbox.run(second)
+        assert other.outcome == "READY"
+        drift.apply("delete-route", MEMBER, sandbox.settings_from_env())
+        first = sandbox.scheduled_audit()
+        again = sandbox.scheduled_audit()  # the same day: DRIFT is not sent twice
+    assert first["accounts"] == 2 and first["drifted"] == [MEMBER] and first["not_audited"] == []
+    assert again["drifted"] == [MEMBER]
+    drifts = [n for n in notifications() if n["event"] == "DRIFT"]
+    assert len(drifts) == 1 and drifts[0]["account_id"] == MEMBER and drifts[0]["outcome"] is None
+    assert [f["type"] for f in drifts[0]["findings"]] == ["ec2:route"]

@@ -17,9 +17,16 @@ if TYPE_CHECKING:
     from mlplane.ledger import Ledger
 
 Event = Literal[
-    "READY_FOR_VENDOR", "WAITING", "READY", "ROLLED_BACK", "ROLLBACK_INCOMPLETE", "ROLLBACK_HELD", "DEPROVISIONED"
+    "READY_FOR_VENDOR",
+    "WAITING",
+    "READY",
+    "ROLLED_BACK",
+    "ROLLBACK_INCOMPLETE",
+    "ROLLBACK_HELD",
+    "DEPROVISIONED",
+    "DRIFT",
 ]
-_PROGRESS = frozenset({"READY_FOR_VENDOR", "WAITING"})  # events on the way, not an outcome
+_PROGRESS = frozenset({"READY_FOR_VENDOR", "WAITING", "DRIFT"})  # not an outcome of a run
 
 
 def message(

@@ -12,13 +12,18 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict
 
+from mlplane import notify
 from mlplane.accounts.preview import resource_changes
 from mlplane.eks.footprint import vendor_footprint
+from mlplane.errors import MlplaneError
 from mlplane.ledger import Status
 from mlplane.network import lookup
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from mlplane.config import Settings
+    from mlplane.ledger import Ledger
     from mlplane.member import Member
 
 Severity = Literal["missing", "drift", "untracked", "vendor"]
@@ -111,3 +116,31 @@ def _untracked(member: Member) -> list[Finding]:
                     )
                 )
     return found
+
+
+def audit_fleet(settings: Settings, ledger: Ledger, member_for: Callable[[str], Member], *, day: str) -> dict[str, Any]:
+    """The scheduled audit (D1): every READY or ROLLBACK_HELD account; each with findings is notified once for
+    the day (`DRIFT`, at least once per account and day: `notify.deliver` with execution `audit-<day>`). An
+    account that cannot be audited (its role refused, an outage) is named and does not stop the others."""
+    audited: list[dict[str, Any]] = []
+    for entry in ledger.accounts():
+        if entry.status.status not in AUDITED:
+            continue
+        account_id = entry.status.account_id
+        try:
+            report = audit(member_for(account_id), settings)
+        except MlplaneError as err:
+            audited.append({"account_id": account_id, "audited": False, "clean": False, "error": str(err)})
+            continue
+        audited.append(report)
+        judged = [f for f in report["findings"] if f["severity"] != "vendor"]
+        if judged:
+            document = notify.message("DRIFT", account_id=account_id, execution=f"audit-{day}")
+            document["findings"] = judged
+            notify.deliver(settings, ledger, document)
+    return {
+        "day": day,
+        "accounts": len(audited),
+        "drifted": [r["account_id"] for r in audited if r.get("audited") and not r["clean"]],
+        "not_audited": [{"account_id": r["account_id"], "error": r["error"]} for r in audited if "error" in r],
+    }
