@@ -571,6 +571,28 @@ def resume(
 
 
 @app.command()
+def reconcile(
+    account_id: AccountArg,
+    requested_by: RequestedByOpt = "operator",
+    reason: ReasonOpt = "",
+    stack: StackOpt = "mlplane",
+    profile: ProfileOpt = None,
+    region: RegionOpt = None,
+    endpoint_url: EndpointOpt = None,
+    wait: WaitOpt = False,
+) -> None:
+    """Converge a READY account to the plan (what `mlplane audit` finds): never a rollback; notified."""
+    from mlplane_cli import operate
+
+    account = _account(account_id)
+    hub_region = _hub(profile, region, endpoint_url)
+    started = operate.reconcile(account, requested_by, reason, stack=stack, region=hub_region)
+    _print_json(started)
+    if wait:
+        _watch(str(started["execution_arn"]), hub_region)
+
+
+@app.command()
 def deprovision(
     account_id: AccountArg,
     requested_by: RequestedByOpt = "operator",

@@ -77,6 +77,14 @@ def resume(account_id: str, requested_by: str, reason: str, *, stack: str, regio
     return start_provisioning(document, Settings(aws_region=region), arn)
 
 
+def reconcile(account_id: str, requested_by: str, reason: str, *, stack: str, region: str) -> dict[str, Any]:
+    """Start the provision workflow in reconcile mode: a READY account converged to the plan (D2); ValidateAccount
+    refuses any other status."""
+    arn = output(stack_outputs(stack, region), "ProvisionStateMachineArn", stack)
+    document = {"account_id": account_id, "requested_by": requested_by, "reason": reason, "action": "reconcile"}
+    return start_provisioning(document, Settings(aws_region=region), arn)
+
+
 def deprovision(account_id: str, requested_by: str, reason: str, *, stack: str, region: str) -> dict[str, Any]:
     arn = output(stack_outputs(stack, region), "DeprovisionStateMachineArn", stack)
     document = {"action": "deprovision", "account_id": account_id, "requested_by": requested_by, "reason": reason}

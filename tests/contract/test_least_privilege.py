@@ -93,6 +93,7 @@ STATEMENT_EXTRAS: dict[tuple[str, str], str] = {
     for function in (
         "ValidateAccountFunction",  # a READY an earlier run could not publish (C10)
         "AuditFleetFunction",
+        "ReconcileAccountFunction",
         "NotifyReadyForVendorFunction",
         "WaitForQuotasFunction",
         "WaitForEksFunction",
@@ -208,6 +209,8 @@ def recorded() -> Iterator[Recorded]:
 
             drift.apply("delete-route", MEMBER, sandbox.settings_from_env())
             sandbox.scheduled_audit()
+            reconcile = {"account_id": MEMBER, "requested_by": "test", "action": "reconcile"}
+            found.outcomes.append(sandbox.run(reconcile).outcome)  # ReconcileAccount puts the route back
             keep(sandbox)
         # READY not published for a day (MarkReady's retries give up); the next run publishes it (C10).
         with Sandbox(Options(config=FAST, fails=["sns:Publish=AuthorizationError@2-102"])) as sandbox:
@@ -272,6 +275,7 @@ def test_scenarios_exercise_every_function(recorded: Recorded) -> None:
         "ROLLBACK_INCOMPLETE",  # PROVISIONING by an execution that failed
         "DEPROVISIONED",  # taken over by a deprovision
         "READY",  # then audited by the schedule, drift notified
+        "READY",  # ... and reconciled
         "READY",  # its READY not published for a day
         "READY",  # ... and published by the next run's ValidateAccount
         "ROLLBACK_INCOMPLETE",

@@ -25,6 +25,7 @@ Event = Literal[
     "ROLLBACK_HELD",
     "DEPROVISIONED",
     "DRIFT",
+    "RECONCILED",
 ]
 _PROGRESS = frozenset({"READY_FOR_VENDOR", "WAITING", "DRIFT"})  # not an outcome of a run
 

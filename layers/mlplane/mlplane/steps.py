@@ -62,7 +62,7 @@ class ValidateAccountOutput(_Model):
     execution: ExecutionName
     ou: str
     # resume: the account is ROLLBACK_HELD; the execution goes back to the waits (WaitForEks), creating nothing.
-    action: Literal["provision", "noop", "resume"]
+    action: Literal["provision", "noop", "resume", "reconcile"]
     poll_interval_seconds: int
     polls: dict[str, PollState] = Field(
         default_factory=lambda: {name: PollState() for name in ("quotas", "eks", "credential_role", "kms_policy")}

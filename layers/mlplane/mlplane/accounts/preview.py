@@ -49,9 +49,11 @@ def preview(raw: Any, settings: Settings, ledger: Ledger, member_for: Callable[[
         admission = admit(manual, PLAN_EXECUTION, settings, ledger)
     except (InputRejected, Conflict) as err:
         return {**document, "verdict": "REJECTED", "reason": str(err)}
-    verdict = {"provision": "PROVISION", "noop": "NOTHING_TO_DO", "resume": "RESUME"}[admission.action]
+    verdict = {"provision": "PROVISION", "noop": "NOTHING_TO_DO", "resume": "RESUME", "reconcile": "RECONCILE"}[
+        admission.action
+    ]
     document = {**document, "verdict": verdict, "reason": admission.reason, "ou": admission.ou}
-    if admission.action != "provision":
+    if admission.action not in ("provision", "reconcile"):
         return document
     member = member_for(account_id)
     network = plan_for(member, settings)

@@ -9,7 +9,7 @@ from typing import Any, Literal
 from botocore.exceptions import ClientError
 
 from mlplane import aws
-from mlplane.accounts.events import ControlTowerEvent, parse_start
+from mlplane.accounts.events import ControlTowerEvent, ManualStart, parse_start
 from mlplane.accounts.lifecycle import deliver_pending_ready
 from mlplane.accounts.ownership import owner_running
 from mlplane.config import Settings
@@ -33,7 +33,7 @@ class Admission:
 
     account_id: str
     ou: str
-    action: Literal["provision", "noop", "resume"]
+    action: Literal["provision", "noop", "resume", "reconcile"]
     current: AccountStatus | None
     startable: frozenset[Status] = _STARTABLE
     reason: str = ""  # why noop / resume / a take-over
@@ -53,8 +53,14 @@ def admit(raw: Any, execution: str, settings: Settings, ledger: Ledger) -> Admis
             f"account {account_id} is in OU {ou!r}, not in the allowed OUs {', '.join(settings.allowed_ous)}"
         )
     current = ledger.status(account_id)
+    reconcile = isinstance(start, ManualStart) and start.action == "reconcile"
     if current is not None and current.status == Status.READY:
+        if reconcile:
+            return Admission(account_id, ou, "reconcile", current, reason="READY: converge it to the plan")
         return Admission(account_id, ou, "noop", current, reason=f"READY since {current.updated_at}")
+    if reconcile:
+        state = current.status.value if current else "unknown to mlplane"
+        raise InputRejected(f"account {account_id} is {state}, not READY: nothing to reconcile (provision it)")
     if current is not None and _resumes(current, execution):
         return Admission(account_id, ou, "resume", current, reason=f"{current.status}: back to the waits")
     startable = _STARTABLE
@@ -86,6 +92,8 @@ def validate(raw: Any, execution: str, settings: Settings, ledger: Ledger) -> Va
     account_id, current = admission.account_id, admission.current
     if admission.action == "noop":
         deliver_pending_ready(account_id, settings, ledger)  # a READY the first run could not announce (C10)
+    elif admission.action == "reconcile":
+        logger.info("reconciling", account_id=account_id)  # the status stays READY throughout (D2)
     elif admission.action == "resume":
         assert current is not None
         return _resume(current, ou=admission.ou, settings=settings, ledger=ledger, execution=execution)
@@ -99,7 +107,7 @@ def validate(raw: Any, execution: str, settings: Settings, ledger: Ledger) -> Va
         account_id=account_id,
         execution=execution,
         ou=admission.ou,
-        action=admission.action if admission.action == "noop" else "provision",
+        action=admission.action if admission.action in ("noop", "reconcile") else "provision",
         poll_interval_seconds=settings.poll_interval_seconds,
     )
 

@@ -520,3 +520,20 @@ def _allocate(member: Member, settings: Settings, azs: list[str]) -> tuple[tuple
     if claimed is None:  # released concurrently: an operator deprovisioned the account mid-run
         raise AwsCallFailed(f"CIDR allocation of {member.account_id} in pool {pool} vanished")
     return claimed.cidrs, int(now)
+
+
+def restore_subnet_tags(member: Member, settings: Settings) -> int:
+    """Put back the planned tags (the seed's AACSubnet, Name, the load-balancer roles) a subnet of mlplane's
+    lost: what `mlplane reconcile` does beyond re-running the step, whose finders go by mlplane's own tags."""
+    restored = 0
+    for subnet in plan_for(member, settings).subnets:
+        subnet_id = lookup.find_subnet(member, subnet.key, {})
+        if subnet_id is None:
+            continue
+        described = call(member, "describe_subnets", SubnetIds=[subnet_id])["Subnets"]
+        tags = lookup.tags_of(described[0]) if described else {}
+        missing = [{"Key": k, "Value": v} for k, v in sorted(subnet.tags.items()) if tags.get(k) != v]
+        if missing:
+            call(member, "create_tags", Resources=[subnet_id], Tags=missing)
+            restored += 1
+    return restored
