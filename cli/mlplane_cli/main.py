@@ -401,12 +401,19 @@ def plan(
     profile: ProfileOpt = None,
     region: RegionOpt = None,
     endpoint_url: EndpointOpt = None,
+    reconcile: Annotated[
+        bool, typer.Option("--reconcile", help="What `mlplane reconcile` would change in this READY account.")
+    ] = False,
 ) -> None:
     """Print what a run would do to the account now: the verdict, then create / keep / change / refuse per
     resource. Read-only: no mutating API is called."""
     if target.isdigit() and not Path(target).exists():
         _account(target)  # an account id, as provision/status say it: not a file that cannot be read
     raw: Any = target if re.fullmatch(r"\d{12}", target) else load_json_file(Path(target))
+    if reconcile:
+        if not isinstance(raw, str):
+            raise fail("--reconcile takes an account id, not a file")
+        raw = {"account_id": raw, "requested_by": "mlplane plan", "action": "reconcile"}
     settings = load_config(config)
     if not local_:
         document = _plan_in_aws(raw, settings, stack, _hub(profile, region, endpoint_url))

@@ -73,8 +73,12 @@ def test_rerun_of_a_ready_account_makes_no_create_call(run_sandbox: RunSandbox) 
     )
     assert first.outcome == again.outcome == update.outcome == "READY"
     for rerun in (again, update):
-        assert [c for c in rerun.api_calls if c["call"].split(":")[1].startswith(MEMBER_MUTATIONS)] == []
+        in_member = [c for c in rerun.api_calls if c["principal"].startswith("arn:aws:sts::111111111111:")]
+        assert [c for c in in_member if c["call"].split(":")[1].startswith(MEMBER_MUTATIONS)] == []
         assert rerun.inventory == first.inventory
+    # Control Tower updating a READY account reconciles it (issue 16 D2): the steps run again and find it all.
+    entered = {e["stateEnteredEventDetails"]["name"] for e in update.history if "stateEnteredEventDetails" in e}
+    assert "ReconcileAccount" in entered
 
 
 def test_n4_n5_tgw_mode_gives_two_accounts_disjoint_cidrs_and_no_nat(run_sandbox: RunSandbox) -> None:

@@ -83,3 +83,15 @@ def test_events_the_rules_do_not_match_are_ignored_and_refused_starts_are_reject
     assert other_ou["verdict"] == "IGNORED" and "AllowedOus" in other_ou["reason"]
     assert rejected["verdict"] == "REJECTED" and "'Security'" in rejected["reason"]
     assert failed["changes"] == other_ou["changes"] == rejected["changes"] == []
+
+
+def test_plan_of_a_reconcile_shows_what_reconcile_would_change_in_a_ready_account() -> None:
+    from mlplane_sandbox import drift
+
+    with Sandbox(Options(config=FAST)) as sandbox:
+        assert sandbox.run(load_event(*SUCCESS)).outcome == "READY"
+        drift.apply("dns-off", MEMBER, sandbox.settings_from_env())
+        document = sandbox.plan({"account_id": MEMBER, "action": "reconcile"})
+    assert document["verdict"] == "RECONCILE"
+    assert [(c["type"], c["action"]) for c in document["changes"] if c["action"] != "keep"] == [("ec2:vpc", "change")]
+    assert read_only(document)

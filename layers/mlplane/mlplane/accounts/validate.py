@@ -53,12 +53,16 @@ def admit(raw: Any, execution: str, settings: Settings, ledger: Ledger) -> Admis
             f"account {account_id} is in OU {ou!r}, not in the allowed OUs {', '.join(settings.allowed_ous)}"
         )
     current = ledger.status(account_id)
-    reconcile = isinstance(start, ManualStart) and start.action == "reconcile"
+    # A manual reconcile, or Control Tower updating an account mlplane already made READY (its OU, its
+    # baseline): converge it to the plan rather than ignore the event (D2).
+    reconcile = (isinstance(start, ManualStart) and start.action == "reconcile") or (
+        isinstance(start, ControlTowerEvent) and start.detail.eventName == "UpdateManagedAccount"
+    )
     if current is not None and current.status == Status.READY:
         if reconcile:
             return Admission(account_id, ou, "reconcile", current, reason="READY: converge it to the plan")
         return Admission(account_id, ou, "noop", current, reason=f"READY since {current.updated_at}")
-    if reconcile:
+    if reconcile and isinstance(start, ManualStart):
         state = current.status.value if current else "unknown to mlplane"
         raise InputRejected(f"account {account_id} is {state}, not READY: nothing to reconcile (provision it)")
     if current is not None and _resumes(current, execution):
