@@ -579,7 +579,12 @@ def resume(
 
 @app.command()
 def reconcile(
-    account_id: AccountArg,
+    account_id: Annotated[
+        str | None, typer.Argument(metavar="ACCOUNT_ID", help="The READY account to converge (or --all).")
+    ] = None,
+    all_: Annotated[
+        bool, typer.Option("--all", help="Every READY account, at most ReconcileConcurrency at once.")
+    ] = False,
     requested_by: RequestedByOpt = "operator",
     reason: ReasonOpt = "",
     stack: StackOpt = "mlplane",
@@ -591,9 +596,13 @@ def reconcile(
     """Converge a READY account to the plan (what `mlplane audit` finds): never a rollback; notified."""
     from mlplane_cli import operate
 
-    account = _account(account_id)
+    if (account_id is None) == (not all_):
+        raise fail("give an ACCOUNT_ID or --all")
     hub_region = _hub(profile, region, endpoint_url)
-    started = operate.reconcile(account, requested_by, reason, stack=stack, region=hub_region)
+    if all_:
+        started = operate.reconcile_fleet(requested_by, stack=stack, region=hub_region)
+    else:
+        started = operate.reconcile(_account(str(account_id)), requested_by, reason, stack=stack, region=hub_region)
     _print_json(started)
     if wait:
         _watch(str(started["execution_arn"]), hub_region)

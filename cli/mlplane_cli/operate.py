@@ -85,6 +85,18 @@ def reconcile(account_id: str, requested_by: str, reason: str, *, stack: str, re
     return start_provisioning(document, Settings(aws_region=region), arn)
 
 
+def reconcile_fleet(requested_by: str, *, stack: str, region: str) -> dict[str, Any]:
+    """Start ReconcileFleetStateMachine: every READY account, at most ReconcileConcurrency at once (D2)."""
+    arn = output(stack_outputs(stack, region), "ReconcileFleetStateMachineArn", stack)
+    sfn = aws.client(aws.hub_session(region), "stepfunctions")
+    name = f"fleet-{time.strftime('%Y%m%dT%H%M%S', time.gmtime())}"
+    try:
+        started = sfn.start_execution(stateMachineArn=arn, name=name, input=json.dumps({"requested_by": requested_by}))
+    except ClientError as err:
+        raise translate(err, f"states:StartExecution {arn}") from err
+    return {"execution": name, "execution_arn": started["executionArn"], "started": True}
+
+
 def deprovision(account_id: str, requested_by: str, reason: str, *, stack: str, region: str) -> dict[str, Any]:
     arn = output(stack_outputs(stack, region), "DeprovisionStateMachineArn", stack)
     document = {"action": "deprovision", "account_id": account_id, "requested_by": requested_by, "reason": reason}

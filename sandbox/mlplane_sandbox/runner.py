@@ -516,6 +516,16 @@ class Sandbox:
         document["api_calls"] = [c.as_json() for c in recording.since(mark)]
         return document
 
+    def reconcile_fleet(self) -> dict[str, Any]:
+        """`mlplane reconcile --all`: the fleet reconcile workflow, to its end; its DescribeExecution."""
+        known = self._execution_arns()
+        with recording.actor(_CLI), as_account(HUB_ACCOUNT):
+            sandbox_client("stepfunctions").start_execution(
+                stateMachineArn=self.state_machines["reconcilefleet"], name="fleet-sandbox", input="{}"
+            )
+        (ended,) = self._wait_new(known)
+        return ended
+
     def scheduled_audit(self) -> dict[str, Any]:
         """What EventBridge Scheduler does on `AuditSchedule`: invoke AuditFleetFunction (its answer, as Lambda's)."""
         assert self.dispatcher is not None

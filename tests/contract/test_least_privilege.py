@@ -211,6 +211,7 @@ def recorded() -> Iterator[Recorded]:
             sandbox.scheduled_audit()
             reconcile = {"account_id": MEMBER, "requested_by": "test", "action": "reconcile"}
             found.outcomes.append(sandbox.run(reconcile).outcome)  # ReconcileAccount puts the route back
+            sandbox.reconcile_fleet()  # ListReadyAccounts, then ReconcileAccount per READY account
             keep(sandbox)
         # READY not published for a day (MarkReady's retries give up); the next run publishes it (C10).
         with Sandbox(Options(config=FAST, fails=["sns:Publish=AuthorizationError@2-102"])) as sandbox:

@@ -18,17 +18,24 @@ from mlplane_sandbox.template import load_template
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE = load_template(ROOT / "template.yaml")
 MACHINES = {
-    name: json.loads((ROOT / "statemachines" / f"{name}.asl.json").read_text()) for name in ("provision", "deprovision")
+    name: json.loads((ROOT / "statemachines" / f"{name}.asl.json").read_text())
+    for name in ("provision", "deprovision", "reconcile_fleet")
 }
 
 
 def all_states(definition: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Every state, with those of Parallel branches and of a Map's item processor."""
     found: dict[str, dict[str, Any]] = {}
     for name, state in definition["States"].items():
         found[name] = state
-        for branch in state.get("Branches", []):
+        for branch in [*state.get("Branches", []), *([state["ItemProcessor"]] if "ItemProcessor" in state else [])]:
             found.update(all_states(branch))
     return found
+
+
+def machine_resource(machine: str) -> str:
+    """provision -> ProvisionStateMachine, reconcile_fleet -> ReconcileFleetStateMachine."""
+    return "".join(part.capitalize() for part in machine.split("_")) + "StateMachine"
 
 
 def snake(name: str) -> str:
@@ -41,7 +48,7 @@ def functions() -> dict[str, dict[str, Any]]:
 
 @pytest.mark.parametrize("machine", sorted(MACHINES))
 def test_every_task_state_maps_to_its_function_directory_and_resource(machine: str) -> None:
-    resource = TEMPLATE["Resources"][f"{machine.capitalize()}StateMachine"]["Properties"]
+    resource = TEMPLATE["Resources"][machine_resource(machine)]["Properties"]
     substitutions = resource["DefinitionSubstitutions"]
     for name, state in all_states(MACHINES[machine]).items():
         if state["Type"] != "Task":
@@ -63,7 +70,7 @@ def test_every_function_directory_has_its_resource() -> None:
 def test_every_substitution_in_the_asl_is_defined(machine: str) -> None:
     text = (ROOT / "statemachines" / f"{machine}.asl.json").read_text()
     used = set(re.findall(r"\$\{([A-Za-z0-9]+)\}", text))
-    defined = set(TEMPLATE["Resources"][f"{machine.capitalize()}StateMachine"]["Properties"]["DefinitionSubstitutions"])
+    defined = set(TEMPLATE["Resources"][machine_resource(machine)]["Properties"]["DefinitionSubstitutions"])
     assert used == defined
 
 
@@ -176,7 +183,7 @@ def test_every_function_logs_to_its_own_log_group_kept_log_retention_days() -> N
 
 @pytest.mark.parametrize("machine", sorted(MACHINES))
 def test_both_state_machines_log_to_cloudwatch_and_trace_with_xray(machine: str) -> None:
-    props = RESOURCES[f"{machine.capitalize()}StateMachine"]["Properties"]
+    props = RESOURCES[machine_resource(machine)]["Properties"]
     assert props["Tracing"] == {"Enabled": True}
     logging = props["Logging"]
     assert logging["Level"] == {"Ref": "StateMachineLogLevel"}

@@ -97,3 +97,69 @@ def test_mlplane_reconcile_wait_starts_it_and_follows_it(monkeypatch: pytest.Mon
     assert json.loads(started.output.splitlines()[0])["account_id"] == MEMBER
     assert "ReconcileAccount" in started.output and started.output.strip().splitlines()[-1].endswith(": SUCCEEDED")
     assert judged(after) == []
+
+
+def test_the_fleet_reconcile_rolls_a_changed_policy_document_out_to_every_ready_account(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A new version of the shipped policy (the vendor changed its document): ReconcileFleetStateMachine maps
+    ReconcileAccount over the READY accounts, at most `reconcile_concurrency` at once; each gets a new default
+    version with the new document; an account that is not READY is left alone."""
+    import json
+
+    from mlplane.iam import plan as iam_plans
+    from mlplane_sandbox.world import as_account, sandbox_client
+
+    third = "333333333333"
+    config = {**FAST, "reconcile_concurrency": 2}
+    with Sandbox(Options(config=config)) as sandbox:
+        assert sandbox.run(load_event(*SUCCESS)).outcome == "READY"
+        assert sandbox.run(load_event("controltower", "create_managed_account_second_account")).outcome == "READY"
+        sandbox.world.place_account(third, "Workloads", role_name=sandbox.settings.member_role_name)
+        assert sandbox.run({"account_id": third, "requested_by": "test"}).outcome == "READY"
+        new = iam_plans.shipped_policy()
+        new["Statement"] = [*new["Statement"], {"Effect": "Allow", "Action": "s3:ListAllMyBuckets", "Resource": "*"}]
+        monkeypatch.setattr(iam_plans, "shipped_policy", lambda: new)
+        ended = sandbox.reconcile_fleet()
+        history = sandbox.history(ended["executionArn"])
+        versions = {}
+        for account in (MEMBER, "222222222222", third):
+            with as_account(account):
+                iam = sandbox_client("iam")
+                arn = f"arn:aws:iam::{account}:policy/AAC_MachineLearning_SA_Policy"
+                default = iam.get_policy(PolicyArn=arn)["Policy"]["DefaultVersionId"]
+                document = iam.get_policy_version(PolicyArn=arn, VersionId=default)["PolicyVersion"]["Document"]
+                versions[account] = (default, document if isinstance(document, dict) else json.loads(document))
+    assert ended["status"] == "SUCCEEDED"
+    output = json.loads(ended["output"])
+    assert sorted(r["account_id"] for r in output["results"]) == [MEMBER, "222222222222", third]
+    assert output["max_concurrency"] == 2
+    for account, (default, document) in versions.items():
+        assert default == "v2", account
+        assert document == new, account
+    started = [
+        e
+        for e in history
+        if e["type"] == "TaskStateEntered" and e["stateEnteredEventDetails"]["name"] == "ReconcileAccount"
+    ]
+    assert len(started) == 3
+
+
+def test_mlplane_reconcile_all_starts_the_fleet_workflow(monkeypatch: pytest.MonkeyPatch) -> None:
+    from typer.testing import CliRunner
+
+    from mlplane_cli import operate
+    from mlplane_cli.main import app
+
+    with Sandbox(Options(config=FAST)) as sandbox:
+        assert sandbox.run(load_event(*SUCCESS)).outcome == "READY"
+        drift.apply("detach-policy", MEMBER, sandbox.settings_from_env())
+        outputs = {"ReconcileFleetStateMachineArn": sandbox.state_machines["reconcilefleet"]}
+        monkeypatch.setattr(operate, "stack_outputs", lambda stack, region: outputs)
+        started = CliRunner().invoke(app, ["reconcile", "--all", "--wait"])
+        after = sandbox.audit(MEMBER)
+        both = CliRunner().invoke(app, ["reconcile", MEMBER, "--all"])
+    assert started.exit_code == 0, started.output
+    assert "ReconcileEach" in started.output and started.output.strip().splitlines()[-1].endswith(": SUCCEEDED")
+    assert judged(after) == []
+    assert both.exit_code == 2 and "give an ACCOUNT_ID or --all" in both.output

@@ -85,6 +85,8 @@ class Settings(BaseModel):
     kms_propagation_timeout_seconds: Annotated[int, Field(ge=1, le=86_400)] = 900
     # How long a rollback keeps walking again while an AWS outage (throttling, 5xx) leaves something (C8).
     rollback_retry_seconds: Annotated[int, Field(ge=0, le=604_800)] = 21_600
+    # How many READY accounts the fleet reconcile converges at once (ReconcileFleet's Map, D2).
+    reconcile_concurrency: Annotated[int, Field(ge=1, le=40)] = 5
 
     @field_validator("sa_policy_name")
     @classmethod

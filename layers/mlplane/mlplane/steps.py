@@ -178,3 +178,9 @@ class RollbackOutput(_Model):
     attempt: int = 0
     waited_seconds: int = 0
     retry_in_seconds: int = 0
+
+
+class ListReadyAccountsInput(_Model):
+    """ReconcileFleet's first step: its execution names each account's reconcile."""
+
+    execution: ExecutionName

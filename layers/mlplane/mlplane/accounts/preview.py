@@ -17,9 +17,8 @@ from mlplane.config import Settings
 from mlplane.eks import watch
 from mlplane.errors import Conflict, InputRejected
 from mlplane.iam import apply as iam_apply
+from mlplane.iam import plan as iam_plans
 from mlplane.iam.models import PolicyAction, UserAction
-from mlplane.iam.plan import plan as iam_plan
-from mlplane.iam.plan import shipped_policy
 from mlplane.kms import apply as kms_apply
 from mlplane.network import diff as network_diff
 from mlplane.network.apply import plan_for
@@ -99,9 +98,8 @@ def ignored_reason(start: Any, settings: Settings) -> str:
 
 def _iam(member: Member, settings: Settings) -> list[PlannedChange]:
     arn = iam_apply.policy_arn(member, settings.sa_policy_name)
-    decided = iam_plan(
-        settings, iam_apply.observe(member, settings, arn=arn), document=shipped_policy(), policy_arn=arn
-    )
+    observed = iam_apply.observe(member, settings, arn=arn)
+    decided = iam_plans.plan(settings, observed, document=iam_plans.shipped_policy(), policy_arn=arn)
     user = {
         UserAction.CREATE: ("create", "tagged as mlplane's"),
         UserAction.ADOPT: ("keep", "mlplane's"),
