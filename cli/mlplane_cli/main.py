@@ -11,11 +11,14 @@ import re
 import sys
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Any, TextIO
+from typing import TYPE_CHECKING, Annotated, Any, TextIO
 
 import typer
 
 from mlplane_cli.errors import OneLineErrors, fail
+
+if TYPE_CHECKING:
+    from mlplane.config import Settings
 
 _CONTEXT = {"help_option_names": ["-h", "--help"]}
 # rich_markup_mode=None: help is plain text, so `[@N]` and `[=ErrorCode]` show as written (Rich markup ate them).
@@ -433,38 +436,22 @@ def plan(
 
 def _plan_in_aws(raw: Any, config: dict[str, Any], stack: str, region: str) -> dict[str, Any]:
     """Plan against AWS with the caller's credentials (the hub), with the stack's settings and ledger, assuming
-    the member role: reads only."""
-    from botocore.exceptions import BotoCoreError
-
+    the member role: reads only. Errors reach the user through the CLI's one handler (mlplane_cli.errors)."""
     from mlplane.accounts.preview import PLAN_EXECUTION, preview
-    from mlplane.config import settings_from
-    from mlplane.errors import InputRejected, MlplaneError
     from mlplane.member import hub_ledger, member_for
+
+    settings = _deployed_settings(stack, region, config)
+    return preview(
+        raw, settings, hub_ledger(settings), lambda account_id: member_for(account_id, PLAN_EXECUTION, "Plan", settings)
+    )
+
+
+def _deployed_settings(stack: str, region: str, config: dict[str, Any] | None = None) -> Settings:
+    """The settings the stack's functions run with (its ValidateAccount's environment), `config` on top."""
+    from mlplane.config import settings_from
     from mlplane_cli.operate import stack_settings
 
-    try:
-        deployed = stack_settings(stack, region)
-    except MlplaneError as err:
-        raise fail(str(err), code=1) from None
-    except BotoCoreError as err:
-        raise fail(f"cannot reach AWS to plan: {err}", code=1) from None
-    try:
-        settings = settings_from({**deployed, **config})
-    except MlplaneError as err:
-        raise fail(str(err)) from None
-    try:
-        return preview(
-            raw,
-            settings,
-            hub_ledger(settings),
-            lambda account_id: member_for(account_id, PLAN_EXECUTION, "Plan", settings),
-        )
-    except InputRejected as err:  # the input itself (the verdicts are in the document)
-        raise fail(str(err)) from None
-    except MlplaneError as err:
-        raise fail(str(err), code=1) from None
-    except BotoCoreError as err:  # no credentials, an unknown profile, no network: one line, an AWS failure
-        raise fail(f"cannot reach AWS to plan: {err}", code=1) from None
+    return settings_from({**stack_settings(stack, region), **(config or {})})
 
 
 def _print_plan(document: dict[str, Any], as_json: bool, stdout: TextIO) -> None:
@@ -550,9 +537,7 @@ def provision(
     account = _account(account_id)
     hub_region = _hub(profile, region, endpoint_url)
     started = operate.provision(account, requested_by, reason, stack=stack, region=hub_region)
-    _print_json(started)
-    if wait:
-        _watch(str(started["execution_arn"]), hub_region)
+    _started(started, hub_region, wait=wait)
 
 
 @app.command()
@@ -572,9 +557,7 @@ def resume(
     account = _account(account_id)
     hub_region = _hub(profile, region, endpoint_url)
     started = operate.resume(account, requested_by, reason, stack=stack, region=hub_region)
-    _print_json(started)
-    if wait:
-        _watch(str(started["execution_arn"]), hub_region)
+    _started(started, hub_region, wait=wait)
 
 
 @app.command()
@@ -603,9 +586,7 @@ def reconcile(
         started = operate.reconcile_fleet(requested_by, stack=stack, region=hub_region)
     else:
         started = operate.reconcile(_account(str(account_id)), requested_by, reason, stack=stack, region=hub_region)
-    _print_json(started)
-    if wait:
-        _watch(str(started["execution_arn"]), hub_region)
+    _started(started, hub_region, wait=wait)
 
 
 @app.command()
@@ -625,9 +606,7 @@ def deprovision(
     account = _account(account_id)
     hub_region = _hub(profile, region, endpoint_url)
     started = operate.deprovision(account, requested_by, reason, stack=stack, region=hub_region)
-    _print_json(started)
-    if wait:
-        _watch(str(started["execution_arn"]), hub_region)
+    _started(started, hub_region, wait=wait)
 
 
 TableOpt = Annotated[str | None, typer.Option("--table", help="The ledger table (default: the stack's).")]
@@ -648,6 +627,13 @@ def watch(
 
     hub_region = _hub(profile, region, endpoint_url)
     _watch(operate.execution_arn(execution, stack=stack, region=hub_region), hub_region)
+
+
+def _started(started: dict[str, Any], region: str, *, wait: bool) -> None:
+    """What provision, resume, reconcile and deprovision print: the execution started; with --wait, its run."""
+    _print_json(started)
+    if wait:
+        _watch(str(started["execution_arn"]), region)
 
 
 def _watch(arn: str, region: str) -> None:
@@ -756,12 +742,9 @@ def audit(
     else:
         from mlplane.accounts.audit import AUDITED
         from mlplane.accounts.audit import audit as audit_account
-        from mlplane.config import settings_from
         from mlplane.member import hub_ledger, member_for
-        from mlplane_cli.operate import stack_settings
 
-        hub_region = _hub(profile, region, endpoint_url)
-        settings = settings_from(stack_settings(stack, hub_region))
+        settings = _deployed_settings(stack, _hub(profile, region, endpoint_url))
         if all_:
             targets = [e.status.account_id for e in hub_ledger(settings).accounts() if e.status.status in AUDITED]
         else:

@@ -15,7 +15,7 @@ from botocore.exceptions import ClientError
 
 from mlplane import aws
 from mlplane.accounts.retire import start_deprovisioning
-from mlplane.accounts.start import start_provisioning
+from mlplane.accounts.start import start_execution, start_provisioning
 from mlplane.config import Settings, settings_from_env
 from mlplane.errors import ConfigError, Conflict, error_code, translate
 from mlplane.ledger import Ledger, ResourceState, Status
@@ -88,13 +88,11 @@ def reconcile(account_id: str, requested_by: str, reason: str, *, stack: str, re
 def reconcile_fleet(requested_by: str, *, stack: str, region: str) -> dict[str, Any]:
     """Start ReconcileFleetStateMachine: every READY account, at most ReconcileConcurrency at once (D2)."""
     arn = output(stack_outputs(stack, region), "ReconcileFleetStateMachineArn", stack)
-    sfn = aws.client(aws.hub_session(region), "stepfunctions")
     name = f"fleet-{time.strftime('%Y%m%dT%H%M%S', time.gmtime())}"
-    try:
-        started = sfn.start_execution(stateMachineArn=arn, name=name, input=json.dumps({"requested_by": requested_by}))
-    except ClientError as err:
-        raise translate(err, f"states:StartExecution {arn}") from err
-    return {"execution": name, "execution_arn": started["executionArn"], "started": True}
+    document = {"requested_by": requested_by}
+    return start_execution(
+        document, account_id="all", name=name, settings=Settings(aws_region=region), state_machine_arn=arn
+    )
 
 
 def deprovision(account_id: str, requested_by: str, reason: str, *, stack: str, region: str) -> dict[str, Any]:

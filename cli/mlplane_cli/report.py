@@ -179,7 +179,9 @@ def print_audit(report: dict[str, Any]) -> None:
     if not report["audited"]:
         console.print(f"[bold]account {account}[/bold]: {report['status']}: not audited (nothing provisioned)")
         return
-    judged = [f for f in report["findings"] if f["severity"] != "vendor"]
+    from mlplane.accounts.audit import judged as judged_findings
+
+    judged = judged_findings(report)
     vendor = len(report["findings"]) - len(judged)
     verdict = "[green]clean[/green]" if not judged else f"[red]{len(judged)} finding(s)[/red]"
     console.print(f"[bold]account {account}[/bold] ({report['status']}): {verdict}; {vendor} vendor resources reported")

@@ -163,7 +163,8 @@ def _ec2_describer(operation: str) -> Callable[[Call], Authorization]:
     return lambda call: Authorization(f"ec2:{operation}", find(call))
 
 
-def _tag_specifications(params: dict[str, Any]) -> dict[str, str]:
+def tag_specifications(params: dict[str, Any]) -> dict[str, str]:
+    """The tags an EC2 create asks for, from its `TagSpecification(s).N.Tag.M` query parameters."""
     # CreateTransitGatewayVpcAttachment's model has no locationName for it: `TagSpecifications.N` there.
     tags: dict[str, str] = {}
     pattern = re.compile(r"^(TagSpecifications?)\.(\d+)\.Tag\.(\d+)\.Key$")
@@ -302,7 +303,7 @@ def _implied(call: Call, action: str) -> tuple[Authorization, ...]:
     needs kms:TagResource; IAM CreateUser / CreatePolicy with Tags need iam:TagUser / iam:TagPolicy.
     """
     service, _, operation = action.partition(":")
-    if service == "ec2" and _tag_specifications(call.params):
+    if service == "ec2" and tag_specifications(call.params):
         return (Authorization("ec2:CreateTags", context={"ec2:CreateAction": (operation,)}),)
     if action == "kms:CreateKey" and _tags_param(call.params, "Tags", "TagKey", "TagValue"):
         return (Authorization("kms:TagResource"),)

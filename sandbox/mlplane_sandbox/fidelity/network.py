@@ -65,7 +65,7 @@ from moto.sts.models import sts_backends
 
 from mlplane_sandbox import clock as clock_module
 from mlplane_sandbox import iam_policy
-from mlplane_sandbox.authorization import Authorization, Resource
+from mlplane_sandbox.authorization import Authorization, Resource, tag_specifications
 from mlplane_sandbox.rules import AwsError, Call, after, before, emulate
 
 NAT_CREATE_SECONDS = 60.0
@@ -170,18 +170,6 @@ def _filters(params: dict[str, Any]) -> dict[str, list[str]]:
 
 
 # -- NAT gateways: client token, pending -> available, deleting -> deleted ---------------------------------------
-def _tags_from(params: dict[str, Any]) -> dict[str, str]:
-    tags: dict[str, str] = {}
-    # CreateTransitGatewayVpcAttachment's model has no locationName for it: `TagSpecifications.N` there.
-    pattern = re.compile(r"^(TagSpecifications?)\.(\d+)\.Tag\.(\d+)\.Key$")
-    for name, key in params.items():
-        match = pattern.match(name)
-        if match:
-            prefix, spec, index = match.groups()
-            tags[str(key)] = str(params.get(f"{prefix}.{spec}.Tag.{index}.Value", ""))
-    return tags
-
-
 # The interceptor takes (status, headers, body) from an emulator too: EC2 answers in XML, not JSON.
 @emulate("ec2", "CreateNatGateway")
 def create_nat_gateway(call: Call) -> tuple[int, dict[str, str], bytes]:
@@ -206,7 +194,7 @@ def create_nat_gateway(call: Call) -> tuple[int, dict[str, str], bytes]:
             nat = backend.create_nat_gateway(
                 subnet_id=subnet_id,
                 allocation_id=allocation_id or None,
-                tags=_tags_from(params),
+                tags=tag_specifications(params),
                 connectivity_type=str(params.get("ConnectivityType") or "public"),
             )
         except Exception as err:  # moto's own validation (unknown subnet or allocation)
@@ -597,7 +585,11 @@ def create_transit_gateway_vpc_attachment(call: Call) -> tuple[int, dict[str, st
     _follow_clock()
     with _lock:
         attachment = backend.create_transit_gateway_vpc_attachment(
-            transit_gateway_id=tgw_id, vpc_id=vpc_id, subnet_ids=subnet_ids, tags=_tags_from(params), options=options
+            transit_gateway_id=tgw_id,
+            vpc_id=vpc_id,
+            subnet_ids=subnet_ids,
+            tags=tag_specifications(params),
+            options=options,
         )
         owner = str(tgw.ec2_backend.account_id)
         if owner != call.account_id and tgw.options.get("AutoAcceptSharedAttachments") != "enable":

@@ -50,6 +50,11 @@ class Finding(BaseModel):
     actual: str
 
 
+def judged(report: dict[str, Any]) -> list[dict[str, Any]]:
+    """A report's findings about mlplane's resources: all but the vendor's, which are reported, never judged."""
+    return [f for f in report["findings"] if f["severity"] != "vendor"]
+
+
 def audit(member: Member, settings: Settings) -> dict[str, Any]:
     """The account's findings (`--json` of `mlplane audit`); `clean` when there is nothing but vendor info."""
     status = member.ledger.status(member.account_id)
@@ -133,10 +138,10 @@ def audit_fleet(settings: Settings, ledger: Ledger, member_for: Callable[[str], 
             audited.append({"account_id": account_id, "audited": False, "clean": False, "error": str(err)})
             continue
         audited.append(report)
-        judged = [f for f in report["findings"] if f["severity"] != "vendor"]
-        if judged:
+        drifted = judged(report)
+        if drifted:
             document = notify.message("DRIFT", account_id=account_id, execution=f"audit-{day}")
-            document["findings"] = judged
+            document["findings"] = drifted
             notify.deliver(settings, ledger, document)
     return {
         "day": day,

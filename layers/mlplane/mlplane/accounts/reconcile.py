@@ -14,7 +14,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from mlplane import notify
-from mlplane.accounts.audit import audit
+from mlplane.accounts.audit import audit, judged
 from mlplane.eks import watch
 from mlplane.errors import MlplaneError
 from mlplane.iam import apply as iam_apply
@@ -30,17 +30,13 @@ if TYPE_CHECKING:
     from mlplane.member import Member
 
 
-def _judged(report: dict[str, Any]) -> list[dict[str, Any]]:
-    return [f for f in report["findings"] if f["severity"] != "vendor"]
-
-
 def _key(finding: dict[str, Any]) -> tuple[str, str]:
     return str(finding["type"]), str(finding["key"])
 
 
 def reconcile(member: Member, settings: Settings) -> dict[str, Any]:
     """Fix what the audit finds, domain by domain; returns and notifies what was fixed and what was not."""
-    before = _judged(audit(member, settings))
+    before = judged(audit(member, settings))
     failed: list[dict[str, str]] = []
     steps: list[tuple[str, Callable[[], object]]] = [
         ("network", lambda: network_apply.run(member, settings)),
@@ -57,7 +53,7 @@ def reconcile(member: Member, settings: Settings) -> dict[str, Any]:
         except MlplaneError as err:  # recorded; never a rollback of a READY account
             logger.warning("reconcile step failed", step=name, error=str(err))
             failed.append({"step": name, "error": str(err)})
-    after = _judged(audit(member, settings))
+    after = judged(audit(member, settings))
     left = {_key(f) for f in after}
     fixed = [f for f in before if _key(f) not in left]
     document = notify.message(

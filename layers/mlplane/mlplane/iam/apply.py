@@ -10,6 +10,7 @@ attached to the user. No access keys are ever created. Every change is in the le
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote
 
@@ -481,17 +482,12 @@ def _find_policy_tag(member: Member, record: ResourceRecord) -> str | None:
 
 def _undo_policy_tag(member: Member, record: ResourceRecord, resource_id: str) -> Undone:
     iam: IAMClient = member.client("iam")
-    previous = record.data.get("previous")
-    try:
-        if previous is None:
-            iam.untag_policy(PolicyArn=resource_id, TagKeys=[iam_plan.AAC_RESOURCE_TAG])
-        else:
-            iam.tag_policy(PolicyArn=resource_id, Tags=[{"Key": iam_plan.AAC_RESOURCE_TAG, "Value": str(previous)}])
-    except ClientError as err:
-        if error_code(err) == "NoSuchEntity":
-            return Undone("gone")
-        raise translate(err, f"iam:UntagPolicy {resource_id}") from err
-    return Undone("removed")
+    return _put_back_tag(
+        record,
+        untag=lambda: iam.untag_policy(PolicyArn=resource_id, TagKeys=[iam_plan.AAC_RESOURCE_TAG]),
+        tag=lambda tags: iam.tag_policy(PolicyArn=resource_id, Tags=tags),
+        where=f"iam:UntagPolicy {resource_id}",
+    )
 
 
 def _find_user_tag(member: Member, record: ResourceRecord) -> str | None:
@@ -501,16 +497,28 @@ def _find_user_tag(member: Member, record: ResourceRecord) -> str | None:
 
 def _undo_user_tag(member: Member, record: ResourceRecord, resource_id: str) -> Undone:
     iam: IAMClient = member.client("iam")
+    return _put_back_tag(
+        record,
+        untag=lambda: iam.untag_user(UserName=resource_id, TagKeys=[iam_plan.AAC_RESOURCE_TAG]),
+        tag=lambda tags: iam.tag_user(UserName=resource_id, Tags=tags),
+        where=f"iam:UntagUser {resource_id}",
+    )
+
+
+def _put_back_tag(
+    record: ResourceRecord, *, untag: Callable[[], object], tag: Callable[[list[Any]], object], where: str
+) -> Undone:
+    """The AACResource tag as it was before mlplane set it: removed if there was none, else its old value."""
     previous = record.data.get("previous")
     try:
         if previous is None:
-            iam.untag_user(UserName=resource_id, TagKeys=[iam_plan.AAC_RESOURCE_TAG])
+            untag()
         else:
-            iam.tag_user(UserName=resource_id, Tags=[{"Key": iam_plan.AAC_RESOURCE_TAG, "Value": str(previous)}])
+            tag([{"Key": iam_plan.AAC_RESOURCE_TAG, "Value": str(previous)}])
     except ClientError as err:
         if error_code(err) == "NoSuchEntity":
             return Undone("gone")
-        raise translate(err, f"iam:UntagUser {resource_id}") from err
+        raise translate(err, where) from err
     return Undone("removed")
 
 
