@@ -10,11 +10,10 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from mlplane.accounts.audit import audit_fleet
 from mlplane.config import get_settings
 from mlplane.member import hub_ledger, member_for
-from mlplane.observability import logger, metrics, tracer
+from mlplane.observability import logger, metrics
 
 
 @logger.inject_lambda_context(clear_state=True)
-@tracer.capture_lambda_handler(capture_response=False)
 @metrics.log_metrics(capture_cold_start_metric=True)
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     settings = get_settings()

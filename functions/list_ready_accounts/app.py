@@ -4,20 +4,18 @@ from __future__ import annotations
 
 from typing import Any
 
-from aws_lambda_powertools.utilities.parser import parse
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from mlplane.accounts.reconcile import ready_accounts
 from mlplane.config import get_settings
 from mlplane.member import hub_ledger
-from mlplane.observability import logger, metrics, tracer
+from mlplane.observability import logger, metrics
 from mlplane.steps import ListReadyAccountsInput
 
 
 @logger.inject_lambda_context(clear_state=True)
-@tracer.capture_lambda_handler(capture_response=False)
 @metrics.log_metrics(capture_cold_start_metric=True)
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    step = parse(event=event, model=ListReadyAccountsInput)
+    step = ListReadyAccountsInput.model_validate(event)
     settings = get_settings()
     return ready_accounts(settings, hub_ledger(settings), execution=step.execution)

@@ -20,8 +20,9 @@ object of `--config` keys. Definitions:
   Price: $0.025 per 1,000 transitions (us-east-1 list price; the free tier ignored). In a burst the
   sandbox's single clock is moved by every account's Wait states, so the vendor's 37.5 minutes pass in
   fewer polls per account: price the one-account figure.
-- **cold import**: a fresh interpreter imports `functions/<step>/app.py` (time.perf_counter around the
-  import, interpreter start-up excluded; bytecode caches warm), against a bare `import boto3`. Measured
+- **cold import**: a fresh interpreter imports `functions/<step>/app.py` (the CPU time of the import,
+  time.process_time, so other work on the machine does not count; start-up excluded; bytecode caches
+  warm; the fastest of IMPORT_RUNS), against a bare `import boto3`. Measured
   with this machine's CPython, not Lambda's python3.13 on arm64: compare the columns, not the absolutes.
 - **floor**: what the run cannot cost less than in this sandbox: its calls answered by the sandbox (moto or
   an emulator) times a warm boto3 call's median end-to-end time, plus its ASL states entered (every
@@ -49,7 +50,8 @@ from typing import Any
 from mlplane_sandbox.recording import is_mutating
 
 PRICE_PER_TRANSITION = 0.025 / 1000
-IMPORT_RUNS = 3
+IMPORT_RUNS = 7
+IMPORT_TARGET = 2.0  # issue 14: each handler's cold import at most twice a bare `import boto3`
 _HUB_WRITES = ("dynamodb:PutItem", "dynamodb:DeleteItem", "dynamodb:UpdateItem", "sns:Publish")
 
 
@@ -221,14 +223,15 @@ def _run_scenario(count: int, config: dict[str, Any], fails: list[str] | None = 
 
 _IMPORT_PROBE = (
     "import importlib, sys, time\n"
-    "start = time.perf_counter()\n"
+    "start = time.process_time()\n"
     "importlib.import_module(sys.argv[1])\n"
-    "print(time.perf_counter() - start)\n"
+    "print(time.process_time() - start)\n"
 )
 
 
 def import_seconds(module: str, root: Path) -> float:
-    """Median seconds a fresh interpreter takes to import `module` (start-up excluded)."""
+    """The least seconds a fresh interpreter took to import `module` in IMPORT_RUNS tries (start-up excluded):
+    other work on the machine only ever adds to an import, so the fastest try is the import's own cost."""
     env = _child_env(
         {
             "PYTHONPATH": os.pathsep.join(str(root / p) for p in (".", "layers/mlplane")),
@@ -243,7 +246,7 @@ def import_seconds(module: str, root: Path) -> float:
             [sys.executable, "-c", _IMPORT_PROBE, module], capture_output=True, text=True, check=True, env=env, cwd=root
         )
         samples.append(float(done.stdout.strip().splitlines()[-1]))
-    return statistics.median(samples)
+    return min(samples)
 
 
 WAITS = (("1 hour", 3_600), ("1 day", 86_400), ("5 days", 432_000))
@@ -403,12 +406,14 @@ def main() -> int:
     print(_table("What a long wait costs (the quota wait, backing off x2 to 15 min; measured runs)", *wait_costs()))
 
     baseline = import_seconds("boto3", root)
-    import_rows = [["import boto3 (baseline)", f"{baseline * 1000:.0f}", "1.00x"]]
+    import_rows = [["import boto3 (baseline)", f"{baseline * 1000:.0f}", "1.00x", ""]]
     for step in _handlers(root):
-        seconds = import_seconds(f"functions.{step}.app", root)
-        import_rows.append([f"functions/{step}/app.py", f"{seconds * 1000:.0f}", f"{seconds / baseline:.2f}x"])
+        ratio = import_seconds(f"functions.{step}.app", root) / baseline
+        verdict = "ok" if ratio <= IMPORT_TARGET else "OVER"
+        import_rows.append([f"functions/{step}/app.py", f"{ratio * baseline * 1000:.0f}", f"{ratio:.2f}x", verdict])
     print()
-    print(_table("Cold import (fresh interpreter, median of 3)", ["module", "ms", "vs boto3"], import_rows))
+    title = f"Cold import (CPU ms, fastest of {IMPORT_RUNS}; target: at most {IMPORT_TARGET:.0f}x a bare import boto3)"
+    print(_table(title, ["module", "ms", "vs boto3", "target"], import_rows))
     print(f"\nbench finished in {time.perf_counter() - started:.0f} s")
     return 0
 

@@ -26,9 +26,10 @@ TEMPLATE = load_template(ROOT / "template.yaml")
 FUNCTIONS = {k: v for k, v in TEMPLATE["Resources"].items() if v["Type"] == "AWS::Serverless::Function"}
 LAMBDA_UNZIPPED_LIMIT = 250 * 1024 * 1024
 EM_AARCH64 = 183
-# Not deployed: the sandbox and its moto, the operator CLI and its typer/rich.
-NOT_DEPLOYED = ("moto", "mlplane_sandbox", "mlplane_cli", "typer", "rich", "responses")
-THIRD_PARTY = ("pydantic", "pydantic_core", "aws_lambda_powertools", "aws_xray_sdk", "boto3", "botocore")
+# Not deployed: the sandbox and its moto, the operator CLI and its typer/rich, the X-Ray SDK (the services
+# trace; mlplane.observability says why).
+NOT_DEPLOYED = ("moto", "mlplane_sandbox", "mlplane_cli", "typer", "rich", "responses", "aws_xray_sdk")
+THIRD_PARTY = ("pydantic", "pydantic_core", "aws_lambda_powertools", "boto3", "botocore")
 
 
 def _size(path: Path) -> int:

@@ -13,7 +13,7 @@ from pydantic import BaseModel
 from mlplane import steps
 
 ROOT = Path(__file__).resolve().parents[2]
-_MODEL = re.compile(r"parse\(event=event, model=(\w+)\)")
+_MODEL = re.compile(r"(\w+)\.model_validate\(event\)")
 
 
 def task_states() -> list[tuple[str, str, dict[str, Any]]]:

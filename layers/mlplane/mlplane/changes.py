@@ -12,7 +12,7 @@ Action = Literal["create", "keep", "change", "refuse", "wait"]
 
 
 class PlannedChange(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
     domain: Literal["network", "iam", "kms", "quotas"]
     type: str  # the ledger type (ec2:subnet, iam:user, ...)

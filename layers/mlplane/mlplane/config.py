@@ -40,7 +40,7 @@ MAX_QUOTA_TARGETS = 50
 class QuotaTarget(BaseModel):
     """A Service Quotas value the account must reach before it is READY (REQUIREMENTS Q1)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
     service: str = "ec2"
     quota_code: str = "L-1216C47A"
@@ -50,7 +50,7 @@ class QuotaTarget(BaseModel):
 class Settings(BaseModel):
     """Validated configuration of every mlplane function."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
     # The hub's own region (the Lambda runtime's AWS_REGION): ledger, topic, state machines, Organizations.
     aws_region: str = "eu-west-1"

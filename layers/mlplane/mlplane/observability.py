@@ -7,16 +7,19 @@ keeps the names equal): each is one EMF record with its own dimension, printed a
 so one invocation can emit several values of a dimension (Rollback writes ROLLING_BACK, then ROLLED_BACK).
 Powertools adds the `service` dimension. Without a namespace (outside the stack: the CLI, module tests)
 nothing is printed: the CLI's stdout is its output.
+
+No tracer: the functions and state machines are traced by the services (template.yaml `Tracing: Active`),
+without the X-Ray SDK, which is in maintenance mode since 2026-02-25 (end of support 2027-02-25; AWS's
+"X-Ray SDK and daemon end of support timeline") and was a third of each handler's cold import.
 """
 
 from __future__ import annotations
 
-from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit, single_metric
 from aws_lambda_powertools.metrics.functions import is_metrics_disabled
 
 logger = Logger()
-tracer = Tracer()
 metrics = Metrics()
 
 ACCOUNT_STATUS_METRIC = "AccountStatus"

@@ -14,7 +14,7 @@ from mlplane.types import AccountId, ExecutionName
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
 
 class ValidateAccountInput(_Model):
@@ -127,7 +127,7 @@ class MarkReadyInput(StepInput):
 class CaughtError(BaseModel):
     """The `$.error` Step Functions' Catch puts in the state (ResultPath)."""
 
-    model_config = ConfigDict(extra="ignore", frozen=True, populate_by_name=True)
+    model_config = ConfigDict(extra="ignore", frozen=True, populate_by_name=True, defer_build=True)
 
     error: str = Field(alias="Error")
     cause: str = Field(default="", alias="Cause")

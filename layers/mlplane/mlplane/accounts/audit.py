@@ -39,7 +39,7 @@ _TAGGED = (  # EC2 resources mlplane tags, by describe call and id field
 
 
 class Finding(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
     severity: Severity
     domain: str

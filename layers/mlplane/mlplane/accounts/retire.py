@@ -31,7 +31,7 @@ _BUSY = frozenset({Status.PROVISIONING, Status.ROLLING_BACK})
 
 
 class _Lenient(BaseModel):
-    model_config = ConfigDict(extra="ignore", frozen=True)
+    model_config = ConfigDict(extra="ignore", frozen=True, defer_build=True)
 
 
 class OrganizationsRequest(_Lenient):
@@ -64,7 +64,7 @@ class ManualDeprovision(BaseModel):
     """What an operator passes to the deprovision workflow; `mlplane deprovision` and the sample input say
     `"action": "deprovision"`, which tells it apart from a manual start (the provision workflow refuses it)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
     action: Literal["deprovision"] = "deprovision"
     account_id: AccountId
@@ -80,7 +80,8 @@ _ADAPTER: TypeAdapter[OrganizationsEvent | ManualDeprovision] = TypeAdapter(
     Annotated[
         Annotated[OrganizationsEvent, Tag("event")] | Annotated[ManualDeprovision, Tag("manual")],
         Discriminator(_kind),
-    ]
+    ],
+    config=ConfigDict(defer_build=True),
 )
 
 

@@ -19,7 +19,7 @@ from mlplane.ledger import AccountStatus, Ledger, Status
 from mlplane.member import MANAGED_TAG, session_policy
 from mlplane.network import allocation
 from mlplane.network.plan import plan_network
-from mlplane.observability import logger, tracer
+from mlplane.observability import logger
 from mlplane.steps import ValidateAccountOutput
 
 # A new run may start from these; PROVISIONING/ROLLING_BACK/DEPROVISIONING mean another run owns the account.
@@ -90,7 +90,6 @@ def admit(raw: Any, execution: str, settings: Settings, ledger: Ledger) -> Admis
     return Admission(account_id, ou, "provision", current, startable, reason)
 
 
-@tracer.capture_method(capture_response=False)
 def validate(raw: Any, execution: str, settings: Settings, ledger: Ledger) -> ValidateAccountOutput:
     admission = admit(raw, execution, settings, ledger)
     account_id, current = admission.account_id, admission.current

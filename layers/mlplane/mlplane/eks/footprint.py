@@ -37,7 +37,7 @@ _DEFAULT_GROUP = "default"  # the security group AWS makes with every VPC (remov
 class VendorResource(BaseModel):
     """One thing of the vendor's that holds a rollback, as the notification names it."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
     type: str  # eks:cluster, eks:nodegroup, ec2:network-interface, ec2:security-group, iam:role
     id: str

@@ -11,7 +11,7 @@ FAILED_NODEGROUP_STATUSES: frozenset[str] = frozenset({"CREATE_FAILED", "DEGRADE
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
 
 class HealthIssue(_Model):

@@ -22,7 +22,6 @@ from mlplane.eks.models import (
     NodegroupView,
 )
 from mlplane.errors import TimedOut, VendorFailed, error_code, translate
-from mlplane.observability import tracer
 from mlplane.steps import PollOutput
 
 if TYPE_CHECKING:
@@ -136,7 +135,6 @@ def _issues_from(health: Any) -> tuple[HealthIssue, ...]:
 
 
 # -- the wait loops ---------------------------------------------------------------------------------------
-@tracer.capture_method(capture_response=False)
 def poll_cluster(member: Member, settings: Settings, attempt: int, waited: int = 0, last_wait: int = 0) -> PollOutput:
     """One poll of WaitForEks; raises VendorFailed on a failed cluster or node group, TimedOut at the end.
 
@@ -171,7 +169,6 @@ def poll_cluster(member: Member, settings: Settings, attempt: int, waited: int =
     return PollOutput(ready=ready, attempt=attempt + 1, detail=verdict.detail, wait_seconds=delay, waited_seconds=total)
 
 
-@tracer.capture_method(capture_response=False)
 def poll_credential_role(member: Member, settings: Settings, attempt: int, waited: int = 0) -> PollOutput:
     """One poll of WaitForCredentialRole: ready once the vendor's role exists; TimedOut at the end (backed
     off, as the cluster wait)."""

@@ -30,7 +30,7 @@ from mlplane.iam.models import (
     UserAction,
 )
 from mlplane.member import ACCOUNT_TAG, KEY_TAG, MANAGED_TAG
-from mlplane.observability import logger, tracer
+from mlplane.observability import logger
 from mlplane.rollback.handler import Handler, Undone
 from mlplane.steps import StepOutput
 
@@ -138,7 +138,6 @@ def _policy_tags(iam: IAMClient, arn: str) -> dict[str, str]:
 
 
 # -- run --------------------------------------------------------------------------------------------------
-@tracer.capture_method(capture_response=False)
 def run(member: Member, settings: Settings) -> StepOutput:
     """CreateIam: converge the service account and its policy; a re-run changes nothing."""
     document = iam_plan.shipped_policy()

@@ -20,7 +20,7 @@ from mlplane.errors import Blocked, Conflict, PrincipalNotPropagated, TimedOut, 
 from mlplane.kms import policy as key_policy
 from mlplane.kms.models import VaultKey
 from mlplane.member import ACCOUNT_TAG, KEY_TAG, MANAGED_TAG
-from mlplane.observability import logger, tracer
+from mlplane.observability import logger
 from mlplane.rollback.handler import Handler, Undone
 from mlplane.steps import PollOutput, StepOutput
 
@@ -97,7 +97,6 @@ def _find_tagged_key(member: Member, key: str) -> str | None:
 
 
 # -- K1: the secure-vault key -----------------------------------------------------------------------------
-@tracer.capture_method(capture_response=False)
 def ensure_key(member: Member, settings: Settings) -> StepOutput:
     """K1: the vault key found by alias, or created (rotation enabled) with its alias; a re-run changes nothing."""
     alias = settings.vault_key_alias
@@ -179,7 +178,6 @@ def statement_present(member: Member, key_id: str, role_name: str) -> bool:
 
 
 # -- K2: PatchKmsPolicy -----------------------------------------------------------------------------------
-@tracer.capture_method(capture_response=False)
 def poll_patch_policy(member: Member, settings: Settings, attempt: int) -> PollOutput:
     """One try of PatchKmsPolicy's wait loop: ready once the key policy holds mlplane's statement.
 
@@ -200,7 +198,6 @@ def poll_patch_policy(member: Member, settings: Settings, attempt: int) -> PollO
     return PollOutput(ready=True, attempt=attempt + 1, detail=f"key policy of {key_id} {done}")
 
 
-@tracer.capture_method(capture_response=False)
 def patch_policy(member: Member, settings: Settings) -> StepOutput:
     """K2: merge mlplane's statement for credential-service-role into the vault key's policy.
 

@@ -23,7 +23,7 @@ class Status(StrEnum):
 
 
 class AccountStatus(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
     account_id: str
     status: Status
@@ -42,7 +42,7 @@ class ResourceState(StrEnum):
 class ResourceRecord(BaseModel):
     """One resource mlplane created (or is about to create) in a member account."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
     account_id: str
     key: str = Field(description="stable plan key, unique in the account, e.g. 'subnet/eks_node/a'")
@@ -58,7 +58,7 @@ class ResourceRecord(BaseModel):
 class AccountEntry(BaseModel):
     """One account as `mlplane accounts` lists it: its status item, OU and resource records."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
     status: AccountStatus
     ou: str | None = None

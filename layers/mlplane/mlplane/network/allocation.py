@@ -23,7 +23,7 @@ _SLOT_PREFIX = "SLOT#"
 
 
 class Allocation(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
     account_id: str
     pool: str

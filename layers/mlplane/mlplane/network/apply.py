@@ -34,7 +34,7 @@ from mlplane.network import allocation, lookup, undo
 from mlplane.network.lookup import call
 from mlplane.network.models import NetworkPlan, RoutePlan
 from mlplane.network.plan import plan_network
-from mlplane.observability import logger, tracer
+from mlplane.observability import logger
 from mlplane.steps import StepOutput
 
 # Up to 20 minutes in all; the Lambda's deadline bounds one invocation (mlplane.deadline), the retried step
@@ -455,7 +455,6 @@ class _Run:
         )
 
 
-@tracer.capture_method
 def run(member: Member, settings: Settings) -> StepOutput:
     """Make the account's network as planned; idempotent (REQUIREMENTS N1-N5, C6)."""
     azs = observe_azs(member)

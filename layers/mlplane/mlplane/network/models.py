@@ -26,7 +26,7 @@ S3_PREFIX_LIST = "s3-prefix-list"
 
 
 class _Frozen(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
 
 class VpcPlan(_Frozen):

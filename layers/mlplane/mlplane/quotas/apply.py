@@ -13,7 +13,7 @@ from botocore.exceptions import ClientError
 from mlplane import notify, observability, polling
 from mlplane.config import QuotaTarget, Settings
 from mlplane.errors import QuotaDenied, TimedOut, error_code, translate
-from mlplane.observability import logger, tracer
+from mlplane.observability import logger
 from mlplane.quotas.models import OPEN_STATUSES, ObservedQuota, QuotaDecision, QuotaProgress, QuotaRequest, quota_key
 from mlplane.quotas.plan import newest, plan, progress
 from mlplane.rollback.handler import Handler, Undone
@@ -87,7 +87,6 @@ def _request_from(item: Any) -> QuotaRequest:
 
 
 # -- RequestQuotas ----------------------------------------------------------------------------------------
-@tracer.capture_method(capture_response=False)
 def run(member: Member, settings: Settings) -> StepOutput:
     """File an increase request for each target below its desired value, unless one is already open."""
     quota_plan = plan(settings.quota_targets, observe(member, settings.quota_targets))
@@ -165,7 +164,6 @@ def _file_request(client: ServiceQuotasClient, decision: QuotaDecision, account_
 
 
 # -- the wait loop ----------------------------------------------------------------------------------------
-@tracer.capture_method(capture_response=False)
 def poll(member: Member, settings: Settings, attempt: int, waited_seconds: int = 0, last_wait: int = 0) -> PollOutput:
     """Ready when every target's applied value meets its desired value.
 

@@ -17,7 +17,7 @@ case granted is already applied; REQUIREMENTS Q3)."""
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
 
 class QuotaRequest(_Model):

@@ -22,7 +22,7 @@ from mlplane.config import Settings
 from mlplane.errors import Blocked, MlplaneError, TransientError
 from mlplane.ledger import Ledger, ResourceRecord, ResourceState, Status
 from mlplane.member import Member
-from mlplane.observability import logger, tracer
+from mlplane.observability import logger
 from mlplane.rollback.hold import hold_for_vendor
 from mlplane.rollback.registry import DOMAIN_TYPES, handler_for
 from mlplane.steps import RollbackOutput, StepOutput, UndoneItem
@@ -47,7 +47,6 @@ class UndoReport:
         return self.unfinished + self.blocked
 
 
-@tracer.capture_method(capture_response=False)
 def undo_all(member: Member, records: list[ResourceRecord]) -> UndoReport:
     """Undo `records` newest first, going on past an error on any one of them (C8).
 
@@ -127,7 +126,6 @@ def _names(items: list[UndoneItem]) -> str:
     return "; ".join(f"{i.type} {i.id}: {i.reason}" for i in items)
 
 
-@tracer.capture_method(capture_response=False)
 def teardown(member: Member, domain: str) -> StepOutput:
     """Deprovision one domain ("network", "iam", "kms"): undo its live records with the walker rollback uses.
 
