@@ -368,6 +368,7 @@ def _load_rules() -> None:
         "mlplane_sandbox.fidelity.consistency",
         "mlplane_sandbox.emulators.service_quotas",
         "mlplane_sandbox.emulators.cloudformation",
+        "mlplane_sandbox.emulators.lambda_functions",
         "mlplane_sandbox.vendor",
     ):
         try:

@@ -38,6 +38,7 @@ SERVICES = (
     "stepfunctions",
     "dynamodb",
     "cloudformation",
+    "lambda",
     "sts",
     "organizations",
     "ec2",

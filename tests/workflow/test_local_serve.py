@@ -114,6 +114,38 @@ def test_readme_start_execution_with_the_aws_cli_ends_ready(served: dict[str, An
     assert json.loads(item.stdout)["Item"]["status"] == {"S": "READY"}
 
 
+def test_plan_and_audit_take_the_served_stacks_settings_and_read_the_ready_account(served: dict[str, Any]) -> None:
+    """`mlplane plan|audit --endpoint-url`: the settings come from the stack as in AWS (CloudFormation's
+    DescribeStackResource of ValidateAccountFunction, then Lambda's GetFunctionConfiguration of it), and the
+    account made READY by the test above is read through the endpoint: nothing to do, nothing to reconcile,
+    no drift. With a stack that does not exist, one line and exit 1."""
+    url, env = served["endpoint"], served["env"]
+    mlplane = str(BIN / "mlplane")
+    planned = client(mlplane, "plan", ACCOUNT, "--endpoint-url", url, "--json", env=env)
+    assert planned.returncode == 0, planned.stderr
+    plan = json.loads(planned.stdout)
+    assert plan["verdict"] == "NOTHING_TO_DO" and plan["reason"].startswith("READY since"), plan
+
+    reconcile = client(mlplane, "plan", "--reconcile", ACCOUNT, "--endpoint-url", url, "--json", env=env)
+    assert reconcile.returncode == 0, reconcile.stderr
+    document = json.loads(reconcile.stdout)
+    assert document["verdict"] == "RECONCILE"
+    assert {"ec2:vpc", "ec2:subnet", "iam:user", "kms:key"} <= {c["type"] for c in document["changes"]}
+    assert {c["action"] for c in document["changes"] if c["type"] != "eks"} == {"keep"}, document["changes"]
+
+    audited = client(mlplane, "audit", ACCOUNT, "--endpoint-url", url, "--json", env=env)
+    assert audited.returncode == 0, audited.stdout + audited.stderr
+    audit = json.loads(audited.stdout)
+    [report] = audit["accounts"]
+    assert audit["clean"] and report["audited"] and report["account_id"] == ACCOUNT, audit
+    assert [f for f in report["findings"] if f["severity"] != "vendor"] == []
+
+    missing = client(mlplane, "plan", ACCOUNT, "--endpoint-url", url, "--stack", "not-mlplane", env=env)
+    assert missing.returncode == 1
+    [line] = missing.stderr.strip().splitlines()
+    assert line.startswith("mlplane: ") and "not-mlplane" in line and "does not exist" in line, line
+
+
 def test_unknown_stack_is_cloudformations_validation_error(served: dict[str, Any]) -> None:
     """DescribeStacks of a stack that does not exist: ValidationError "Stack with id X does not exist"."""
     answer = client(
