@@ -59,6 +59,31 @@ def _root(
     ] = False,
 ) -> None:
     """mlplane: prepares vended AWS accounts for the AAC Machine Learning private data plane."""
+    _quiet_library_logs()
+
+
+class _CurrentStderr:
+    """Whatever sys.stderr is when a record is written (a test runner swaps it per command)."""
+
+    def write(self, text: str) -> int:
+        return sys.stderr.write(text)
+
+    def flush(self) -> None:
+        sys.stderr.flush()
+
+
+def _quiet_library_logs() -> None:
+    """The library logs with Powertools to stdout at INFO, as a Lambda function should; in the CLI stdout is
+    the command's output: its logs go to stderr, warnings and errors only (POWERTOOLS_LOG_LEVEL overrides)."""
+    import logging
+    import os
+
+    from mlplane.observability import logger
+
+    handler = logger.registered_handler
+    if isinstance(handler, logging.StreamHandler):
+        handler.stream = _CurrentStderr()  # not setStream: it flushes the old stream, which may be closed
+    logger.setLevel(os.environ.get("POWERTOOLS_LOG_LEVEL", "WARNING"))
 
 
 @contextmanager

@@ -17,6 +17,10 @@ sandbox's VirtualClock:
 `teardown` (the AAC admin removing the data plane) deletes all of it, interfaces and security group included,
 so that mlplane's subnets and VPC can then be deleted (REQUIREMENTS C7; EKS user guide "View Amazon EKS
 networking requirements for VPC and subnets" and "View Amazon EKS security group requirements for clusters").
+A client of `mlplane local serve` removes the data plane the way an admin can from outside: DeleteNodegroup
+for each node group, then DeleteCluster (EKS refuses it while node groups exist: ResourceInUseException); EKS
+then deletes the cluster's interfaces and its cluster security group, and the rest of the data plane (the
+vendor's roles) goes with it.
 
 Scenarios: ok, slow (3x the duration), late (the admin triggers a day after the notification), cluster-failed,
 nodegroup-failed, never (nothing appears), no-credential-role (EKS fine, the role never appears).
@@ -455,6 +459,15 @@ def teardown(account_id: str) -> None:
     simulator = active()
     if simulator is not None:
         simulator.teardown(account_id)
+
+
+@after("eks", "DeleteCluster")
+def _on_cluster_deleted(call: Call, response: dict[str, Any]) -> None:
+    """The vendor's cluster was deleted through the EKS API (not by mlplane, which never deletes it): what EKS
+    put in the VPC goes with it, and the data plane is gone."""
+    simulator = active()
+    if simulator is not None and not call.by_mlplane:
+        simulator.teardown(call.account_id)
 
 
 @after("sns", "Publish")

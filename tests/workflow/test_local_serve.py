@@ -146,6 +146,55 @@ def test_plan_and_audit_take_the_served_stacks_settings_and_read_the_ready_accou
     assert line.startswith("mlplane: ") and "not-mlplane" in line and "does not exist" in line, line
 
 
+def test_deprovision_through_the_endpoint_is_refused_until_the_admin_removes_the_data_plane(
+    served: dict[str, Any],
+) -> None:
+    """`mlplane deprovision --endpoint-url --wait` of the READY account: refused while the vendor's EKS cluster
+    is there (REQUIREMENTS C7); the AAC admin then removes the data plane through the EKS API with the member
+    role (node groups first: EKS refuses DeleteCluster while they exist, ResourceInUseException), and the next
+    deprovision ends DEPROVISIONED."""
+    url, env = served["endpoint"], served["env"]
+    mlplane, aws = str(BIN / "mlplane"), str(BIN / "aws")
+    refused = client(mlplane, "deprovision", ACCOUNT, "--endpoint-url", url, "--wait", env=env)
+    assert refused.returncode == 1, refused.stdout + refused.stderr
+    assert json.loads(refused.stdout.splitlines()[0])["started"]  # stdout is the output: no library log line
+    status = json.loads(client(mlplane, "status", ACCOUNT, "--endpoint-url", url, env=env).stdout)["status"]
+    assert status["status"] == "READY"
+    assert "Conflict" in refused.stdout and "vendor EKS cluster" in refused.stdout, refused.stdout
+
+    assumed = client(
+        *(aws, "sts", "assume-role", "--endpoint-url", url, "--output", "json"),
+        *("--role-arn", f"arn:aws:iam::{ACCOUNT}:role/AWSControlTowerExecution", "--role-session-name", "aac-admin"),
+        env=env,
+    )
+    assert assumed.returncode == 0, assumed.stderr
+    credentials = json.loads(assumed.stdout)["Credentials"]
+    admin = env | {
+        "AWS_ACCESS_KEY_ID": credentials["AccessKeyId"],
+        "AWS_SECRET_ACCESS_KEY": credentials["SecretAccessKey"],
+        "AWS_SESSION_TOKEN": credentials["SessionToken"],
+    }
+
+    def eks(*args: str) -> dict[str, Any]:
+        answer = client(aws, "eks", *args, "--endpoint-url", url, "--output", "json", env=admin)
+        assert answer.returncode == 0, answer.stderr
+        return json.loads(answer.stdout) if answer.stdout.strip() else {}
+
+    [cluster] = eks("list-clusters")["clusters"]
+    nodegroups = eks("list-nodegroups", "--cluster-name", cluster)["nodegroups"]
+    assert nodegroups
+    early = client(aws, "eks", "delete-cluster", "--name", cluster, "--endpoint-url", url, env=admin)
+    assert early.returncode != 0 and "ResourceInUseException" in early.stderr
+    for nodegroup in nodegroups:
+        eks("delete-nodegroup", "--cluster-name", cluster, "--nodegroup-name", nodegroup)
+    eks("delete-cluster", "--name", cluster)
+
+    done = client(mlplane, "deprovision", ACCOUNT, "--endpoint-url", url, "--wait", env=env)
+    assert done.returncode == 0, done.stdout + done.stderr
+    status = json.loads(client(mlplane, "status", ACCOUNT, "--endpoint-url", url, env=env).stdout)["status"]
+    assert status["status"] == "DEPROVISIONED"
+
+
 def test_unknown_stack_is_cloudformations_validation_error(served: dict[str, Any]) -> None:
     """DescribeStacks of a stack that does not exist: ValidationError "Stack with id X does not exist"."""
     answer = client(
