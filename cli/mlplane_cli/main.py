@@ -74,16 +74,15 @@ class _CurrentStderr:
 
 def _quiet_library_logs() -> None:
     """The library logs with Powertools to stdout at INFO, as a Lambda function should; in the CLI stdout is
-    the command's output: its logs go to stderr, warnings and errors only (POWERTOOLS_LOG_LEVEL overrides)."""
+    the command's output: its logs go to stderr, warnings and errors only."""
     import logging
-    import os
 
     from mlplane.observability import logger
 
     handler = logger.registered_handler
     if isinstance(handler, logging.StreamHandler):
         handler.stream = _CurrentStderr()  # not setStream: it flushes the old stream, which may be closed
-    logger.setLevel(os.environ.get("POWERTOOLS_LOG_LEVEL", "WARNING"))
+    logger.setLevel("WARNING")
 
 
 @contextmanager
