@@ -77,6 +77,7 @@ _MODEL_NAMES = {
     "sfn": "stepfunctions",
     "eventbridge": "events",
     "resource-groups-tagging-api": "resourcegroupstaggingapi",
+    "secrets-manager": "secretsmanager",
 }
 
 
@@ -300,7 +301,13 @@ def _run_after_rules(call: rules.Call, body: bytes) -> None:
 
 def _call_prefix(service: str) -> str:
     # IAM's signing name is the service id; "service-quotas" is "servicequotas" in IAM actions.
-    return {"service-quotas": "servicequotas", "sfn": "states", "eventbridge": "events"}.get(service, service)
+    names = {
+        "service-quotas": "servicequotas",
+        "sfn": "states",
+        "eventbridge": "events",
+        "secrets-manager": "secretsmanager",
+    }
+    return names.get(service, service)
 
 
 def _error_code(service: str, body: bytes) -> str:

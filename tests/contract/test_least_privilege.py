@@ -52,6 +52,7 @@ pytestmark = pytest.mark.xdist_group("least_privilege")
 
 MEMBER = "111111111111"
 FAST = {"poll_interval_seconds": 600}  # fewer polls; the calls made are the same kinds
+ACCESS_KEY = {"sa_access_key_secret_reader_role": "aac-key-reader"}  # the optional access key (I4)
 
 # The SAM policy templates template.yaml uses, expanded to their actions as SAM documents them:
 # https://docs.aws.amazon.com/serverless-application-model/latest/developerguide/serverless-policy-template-list.html
@@ -120,11 +121,15 @@ SESSION_POLICY_EXTRAS: dict[str, dict[str, str]] = {
         "first request, EC2 AWSServiceRoleForVPCTransitGateway on its first transit gateway attachment, each as "
         "the caller (condition: iam:AWSServiceName servicequotas.amazonaws.com or transitgateway.amazonaws.com)",
     },
+    "access_key": dict.fromkeys(
+        ("kms:GenerateDataKey", "kms:Decrypt"),
+        "Secrets Manager calls KMS with the caller's credentials (kms:ViaService secretsmanager) to encrypt the "
+        "secret with the vault key: GenerateDataKey on CreateSecret, Decrypt as CreateSecret's API reference "
+        "requires for a customer managed key; moto's Secrets Manager does not call KMS",
+    ),
 }
 # Purposes whose work no step runs yet: no session of theirs may appear in the record (each with its reason).
-UNWIRED_PURPOSES: dict[str, str] = {
-    "access_key": "the optional access key (issue 14 D) is wired by the accesskey branch",
-}
+UNWIRED_PURPOSES: dict[str, str] = {}
 SETTINGS = Settings()  # the scenarios run with the default service account name and key alias
 
 
@@ -192,10 +197,12 @@ def recorded() -> Iterator[Recorded]:
             keep(sandbox)
         for options in (
             Options(config={**FAST, "egress_mode": "tgw"}, then_deprovision=True),  # READY, deprovisioned (tgw)
-            Options(config=FAST, then_deprovision=True),  # READY, then deprovisioned by hand (nat mode)
+            # READY with the access key, then deprovisioned by hand (nat mode)
+            Options(config={**FAST, **ACCESS_KEY}, then_deprovision=True),
             Options(config=FAST, quota="slow", vendor="late"),  # days of waiting: the waits' daily reminders
             Options(config=FAST, fails=["ec2:CreateNatGateway"]),  # an outage: rollback of a partial network
-            Options(config=FAST, quota="denied"),  # rollback of a complete account (before the hand-off)
+            # rollback of a complete account (before the hand-off), its access key and secret too
+            Options(config={**FAST, **ACCESS_KEY}, quota="denied"),
             Options(config=FAST, vendor="cluster-failed"),  # a rollback held for the vendor (C7)
         ):
             with Sandbox(options) as sandbox:
@@ -555,12 +562,31 @@ def test_calls_mlplane_must_not_make_are_denied_and_their_twins_allowed(member_w
             {"AliasName": SETTINGS.vault_key_alias, "TargetKeyId": world["customer_key"]},
         ),
     ]
-    for case in cases:
-        refused = iam_policy.refused(policy, _authorizations(case.action, case.params))
+    checked = [(policy, case) for case in cases] + [(_session_policy("access_key"), case) for case in _key_cases()]
+    for session, case in checked:
+        refused = iam_policy.refused(session, _authorizations(case.action, case.params))
         assert refused, f"{case.action} allowed: {case.why}"
         if case.allowed_twin is not None:
             twin = _authorizations(case.action, case.allowed_twin)
-            assert not iam_policy.refused(policy, twin), f"{case.action} on mlplane's own is denied: {twin}"
+            assert not iam_policy.refused(session, twin), f"{case.action} on mlplane's own is denied: {twin}"
+
+
+def _key_cases() -> list[Forbidden]:
+    """The access_key session: the service account's keys and its one secret, nothing else, never reading it."""
+    ours = f"aac/{SETTINGS.sa_user_name}/access-key"
+    return [
+        Forbidden(
+            "a key for another user",
+            "iam:CreateAccessKey",
+            {"UserName": "someone-else"},
+            {"UserName": SETTINGS.sa_user_name},
+        ),
+        Forbidden("deleting another user's key", "iam:DeleteAccessKey", {"UserName": "someone-else"}),
+        Forbidden("another secret", "secretsmanager:DeleteSecret", {"SecretId": "prod/db"}, {"SecretId": ours}),
+        Forbidden("a secret under aac/ for another user", "secretsmanager:CreateSecret", {"Name": "aac/x/access-key"}),
+        Forbidden("reading the key back", "secretsmanager:GetSecretValue", {"SecretId": ours}),
+        Forbidden("the VPCs (core's work)", "ec2:DeleteVpc", {"VpcId": "vpc-12345678"}),
+    ]
 
 
 def test_template_passes_checkov_with_only_the_listed_skips() -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from mlplane import aws
@@ -28,6 +28,17 @@ class Member:
     session: aws.Session
     ledger: Ledger
     deadline: Deadline = field(default_factory=Deadline)  # the running Lambda's (none outside Lambda)
+    purpose: str = "core"  # whose session policy `session` carries (PURPOSES)
+    # The same account assumed for another purpose (member_for sets it; a Member made by hand has none).
+    assume: Callable[[str], aws.Session] | None = field(default=None, repr=False, compare=False)
+
+    def for_purpose(self, purpose: str) -> Member:
+        """This member with a session of `purpose` (its own session policy), same execution, step and ledger."""
+        if purpose == self.purpose:
+            return self
+        if self.assume is None:
+            raise ValueError(f"member {self.account_id} cannot assume a session for purpose {purpose!r}")
+        return replace(self, session=self.assume(purpose), purpose=purpose)
 
     def client(self, service: str) -> Any:
         return aws.client(self.session, service)
@@ -112,20 +123,25 @@ def member_for(
     purpose: str = "core",
 ) -> Member:
     """Assume the member role (cached per purpose) with the session policy of `purpose`, and bundle it with the
-    hub's ledger (and the Lambda's deadline)."""
-    session = aws.session_for(
-        account_id,
-        settings.member_role_name,
-        region=settings.member_region,
-        session_name=execution,
-        session_policy=session_policy(settings, purpose),
-    )
+    hub's ledger (and the Lambda's deadline). `Member.for_purpose` gives the same account for another purpose."""
+
+    def assume(wanted: str) -> aws.Session:
+        return aws.session_for(
+            account_id,
+            settings.member_role_name,
+            region=settings.member_region,
+            session_name=execution,
+            session_policy=session_policy(settings, wanted),
+        )
+
     return Member(
         account_id=account_id,
         region=settings.member_region,
         execution=execution,
         step=step,
-        session=session,
+        session=assume(purpose),
         ledger=hub_ledger(settings),
         deadline=deadline or Deadline(),
+        purpose=purpose,
+        assume=assume,
     )
