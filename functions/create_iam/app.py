@@ -1,4 +1,5 @@
-"""CreateIam: the service account, its policy (I1-I2) and the secure-vault key (K1)."""
+"""CreateIam: the service account, its policy (I1-I2), the secure-vault key (K1) and, if configured, the service
+account's access key kept in Secrets Manager (I4)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from typing import Any
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from mlplane.config import get_settings
+from mlplane.iam import access_key
 from mlplane.iam import apply as iam
 from mlplane.kms import apply as kms
 from mlplane.member import member_for
@@ -21,4 +23,5 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     logger.append_keys(account_id=step.account_id, execution=step.execution)
     settings = get_settings()
     member = member_for(step.account_id, step.execution, "CreateIam", settings)
-    return StepOutput.combine(iam.run(member, settings), kms.ensure_key(member, settings)).model_dump(mode="json")
+    done = StepOutput.combine(iam.run(member, settings), kms.ensure_key(member, settings))
+    return StepOutput.combine(done, access_key.ensure(member, settings)).model_dump(mode="json")  # after the key

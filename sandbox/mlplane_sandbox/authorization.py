@@ -11,7 +11,8 @@ EC2 / AWS Identity and Access Management / AWS Key Management Service"; its data
 `iam_definition.json`): per action the resource types it authorises against, their ARN formats, and the keys.
 They cover the actions mlplane's member session policy scopes by resource or condition; any other call is
 recorded with no resources, which a test evaluates as `Resource: "*"` only. Creating resources with
-TagSpecifications (EC2), Tags (IAM, KMS) also authorises the tagging action: `implied` records those.
+TagSpecifications (EC2), Tags (IAM, KMS, Secrets Manager) also authorises the tagging action: `implied` records
+those.
 """
 
 from __future__ import annotations
@@ -266,11 +267,53 @@ def _alias_and_key(operation: str) -> Callable[[Call], Authorization]:
     return authorization
 
 
+# -- Secrets Manager ----------------------------------------------------------------------------------------------
+def _secret(call: Call) -> Resource:
+    """The secret a call names (SecretId: name or ARN; CreateSecret: Name) as IAM authorises it: its ARN, which
+    ends in `-` and six random characters Secrets Manager adds to the name. For a secret that does not exist yet
+    (CreateSecret) the six are not known before the call: `??????` stands for them, so only a policy ARN ending in
+    a wildcard for them (as AWS's examples write it, `-??????` or `*`) allows it."""
+    from moto.secretsmanager.models import secretsmanager_backends
+
+    backend = secretsmanager_backends[call.account_id][call.region]
+    named = str(call.params.get("SecretId") or call.params.get("Name") or "")
+    for secret in backend.secrets.values():
+        if named in (secret.name, secret.arn):
+            return Resource(str(secret.arn), {f"aws:ResourceTag/{t['Key']}": (t["Value"],) for t in secret.tags or []})
+    return Resource(
+        f"arn:{PARTITION}:secretsmanager:{call.region}:{call.account_id}:secret:{named}-??????", exists=False
+    )
+
+
+def _on_secret(operation: str) -> Callable[[Call], Authorization]:
+    return lambda call: Authorization(f"secretsmanager:{operation}", (_secret(call),))
+
+
 _DESCRIBERS: dict[str, Callable[[Call], Authorization]] = {
+    **{
+        f"secretsmanager:{operation}": _on_secret(operation)
+        for operation in (
+            "CreateSecret",
+            "DeleteSecret",
+            "DescribeSecret",
+            "GetResourcePolicy",
+            "PutResourcePolicy",
+            "TagResource",
+            "GetSecretValue",
+        )
+    },
     **{f"ec2:{operation}": _ec2_describer(operation) for operation in _EC2_RESOURCES},
     **{
         f"iam:{operation}": _on_iam(operation, _user)
-        for operation in ("CreateUser", "DeleteUser", "TagUser", "UntagUser")
+        for operation in (
+            "CreateUser",
+            "DeleteUser",
+            "TagUser",
+            "UntagUser",
+            "CreateAccessKey",
+            "DeleteAccessKey",
+            "ListAccessKeys",
+        )
     },
     "iam:AttachUserPolicy": _user_policy("AttachUserPolicy"),
     "iam:DetachUserPolicy": _user_policy("DetachUserPolicy"),
@@ -307,6 +350,9 @@ def _implied(call: Call, action: str) -> tuple[Authorization, ...]:
         return (Authorization("ec2:CreateTags", context={"ec2:CreateAction": (operation,)}),)
     if action == "kms:CreateKey" and _tags_param(call.params, "Tags", "TagKey", "TagValue"):
         return (Authorization("kms:TagResource"),)
+    if action == "secretsmanager:CreateSecret" and call.params.get("Tags"):
+        # CreateSecret with Tags also needs secretsmanager:TagResource (Secrets Manager API reference, CreateSecret)
+        return (Authorization("secretsmanager:TagResource", _DESCRIBERS[action](call).resources),)
     if action in ("iam:CreateUser", "iam:CreatePolicy") and _tags_param(call.params, "Tags", "Key", "Value"):
         tag = "iam:TagUser" if action == "iam:CreateUser" else "iam:TagPolicy"
         described = _DESCRIBERS[action](call)

@@ -22,6 +22,7 @@ from mlplane.types import Cidr
 
 # IAM user, role and policy names: ASCII letters, digits and +=,.@_- (AWS refuses anything else, e.g. "*" or "/").
 _IAM_NAME = re.compile(r"[A-Za-z0-9+=,.@_-]+")
+_ROLE_ARN = re.compile(r"arn:aws[a-z-]*:iam::\d{12}:role/(?:[\w+=,.@-]+/)*[\w+=,.@-]{1,64}")
 _ALIAS = re.compile(r"alias/[A-Za-z0-9/_-]{1,250}")
 _TGW_ID = re.compile(r"tgw-[0-9a-f]{8,17}")
 _REGION = re.compile(r"[a-z]{2}(-[a-z]+)+-[0-9]")
@@ -70,6 +71,9 @@ class Settings(BaseModel):
     sa_user_name: str = "aac_automation_sa"
     sa_policy_name: str = "AAC_MachineLearning_SA_Policy"
     vault_key_alias: str = "alias/aac-secure-vault"
+    # The role allowed to read the service account's access key from Secrets Manager (I4); empty: mlplane
+    # creates no access key and makes no Secrets Manager call. A role name in the member account, or its ARN.
+    sa_access_key_secret_reader_role: str = ""
     credential_role_name: str = "credential-service-role"
     eks_cluster_prefix: str = "aac-"
     # Bounded so that no step's output can approach Step Functions' 256 KB payload quota (each target adds
@@ -105,6 +109,13 @@ class Settings(BaseModel):
     @classmethod
     def _user_name(cls, value: str) -> str:
         return _iam_name("user name", value, 64)
+
+    @field_validator("sa_access_key_secret_reader_role")
+    @classmethod
+    def _reader_role(cls, value: str) -> str:
+        if not value or _ROLE_ARN.fullmatch(value):
+            return value
+        return _iam_name("role name", value, 64)
 
     @field_validator("vault_key_alias")
     @classmethod

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from mlplane import aws
@@ -28,6 +28,17 @@ class Member:
     session: aws.Session
     ledger: Ledger
     deadline: Deadline = field(default_factory=Deadline)  # the running Lambda's (none outside Lambda)
+    purpose: str = "core"  # whose session policy `session` carries (PURPOSES)
+    # The same account assumed for another purpose (member_for sets it; a Member made by hand has none).
+    assume: Callable[[str], aws.Session] | None = field(default=None, repr=False, compare=False)
+
+    def for_purpose(self, purpose: str) -> Member:
+        """This member with a session of `purpose` (its own session policy), same execution, step and ledger."""
+        if purpose == self.purpose:
+            return self
+        if self.assume is None:
+            raise ValueError(f"member {self.account_id} cannot assume a session for purpose {purpose!r}")
+        return replace(self, session=self.assume(purpose), purpose=purpose)
 
     def client(self, service: str) -> Any:
         return aws.client(self.session, service)
@@ -80,28 +91,57 @@ def hub_ledger(settings: Settings) -> Ledger:
     return Ledger(aws.client(aws.hub_session(settings.aws_region), "dynamodb"), settings.ledger_table)
 
 
-def session_policy(settings: Settings) -> str:
-    """The member session policy for this stack's service account and vault key alias (mlplane.aws)."""
-    return aws.member_session_policy(sa_user_name=settings.sa_user_name, vault_key_alias=settings.vault_key_alias)
+# The purposes mlplane assumes member roles for, each with its own session policy
+# (`session_policies/<purpose>.json`): STS allows 2,048 characters per session policy, so each purpose's work
+# runs in a session allowed only what that purpose needs. member-role.yaml carries the union of them all.
+PURPOSES: tuple[str, ...] = (
+    "core",  # network, service account and policies, vault key, quotas, the vendor's footprint (reads)
+    "access_key",  # the service account's optional access key, kept in Secrets Manager (I4)
+)
+
+
+def session_policy(settings: Settings, purpose: str = "core") -> str:
+    """The member session policy of `purpose` for this stack's service account and vault key alias (mlplane.aws).
+    A policy that would not fit STS's 2,048 characters with these settings is a ConfigError naming the purpose."""
+    if purpose not in PURPOSES:
+        raise ValueError(f"unknown member session purpose {purpose!r}; known: {', '.join(PURPOSES)}")
+    return aws.member_session_policy(purpose, SaUserName=settings.sa_user_name, VaultKeyAlias=settings.vault_key_alias)
+
+
+def session_policies(settings: Settings) -> dict[str, str]:
+    """Every purpose's session policy (ValidateAccount checks they all fit before anything is created)."""
+    return {purpose: session_policy(settings, purpose) for purpose in PURPOSES}
 
 
 def member_for(
-    account_id: str, execution: str, step: str, settings: Settings, deadline: Deadline | None = None
+    account_id: str,
+    execution: str,
+    step: str,
+    settings: Settings,
+    deadline: Deadline | None = None,
+    *,
+    purpose: str = "core",
 ) -> Member:
-    """Assume the member role (cached) and bundle it with the hub's ledger (and the Lambda's deadline)."""
-    session = aws.session_for(
-        account_id,
-        settings.member_role_name,
-        region=settings.member_region,
-        session_name=execution,
-        session_policy=session_policy(settings),
-    )
+    """Assume the member role (cached per purpose) with the session policy of `purpose`, and bundle it with the
+    hub's ledger (and the Lambda's deadline). `Member.for_purpose` gives the same account for another purpose."""
+
+    def assume(wanted: str) -> aws.Session:
+        return aws.session_for(
+            account_id,
+            settings.member_role_name,
+            region=settings.member_region,
+            session_name=execution,
+            session_policy=session_policy(settings, wanted),
+        )
+
     return Member(
         account_id=account_id,
         region=settings.member_region,
         execution=execution,
         step=step,
-        session=session,
+        session=assume(purpose),
         ledger=hub_ledger(settings),
         deadline=deadline or Deadline(),
+        purpose=purpose,
+        assume=assume,
     )

@@ -36,3 +36,4 @@ UndoFn = Callable[["Member", "ResourceRecord", str], Undone]
 class Handler:
     find: FindFn
     undo: UndoFn
+    purpose: str = "core"  # the member session (mlplane.member.PURPOSES) whose policy allows find and undo

@@ -10,18 +10,21 @@ from __future__ import annotations
 from types import MappingProxyType
 
 from mlplane.errors import RollbackIncomplete
+from mlplane.iam import access_key
 from mlplane.iam import apply as iam
 from mlplane.kms import apply as kms
 from mlplane.network import undo as network
 from mlplane.quotas import apply as quotas
 from mlplane.rollback.handler import Handler
 
-HANDLERS = MappingProxyType({**network.HANDLERS, **iam.HANDLERS, **kms.HANDLERS, **quotas.HANDLERS})
+HANDLERS = MappingProxyType(
+    {**network.HANDLERS, **iam.HANDLERS, **access_key.HANDLERS, **kms.HANDLERS, **quotas.HANDLERS}
+)
 
 DOMAIN_TYPES = MappingProxyType(
     {
         "network": frozenset(network.HANDLERS),
-        "iam": frozenset(iam.HANDLERS),
+        "iam": frozenset(iam.HANDLERS) | frozenset(access_key.HANDLERS),
         "kms": frozenset(kms.HANDLERS),
         "quotas": frozenset(quotas.HANDLERS),
     }

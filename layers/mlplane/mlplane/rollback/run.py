@@ -84,13 +84,14 @@ def _walk(member: Member, records: list[ResourceRecord]) -> UndoReport:
             continue
         try:
             handler = handler_for(record.type)
-            resource_id = resource_id or handler.find(member, record)
+            acting = member.for_purpose(handler.purpose)  # e.g. the access key: its own session policy
+            resource_id = resource_id or handler.find(acting, record)
             if resource_id is None:  # never created (the intent was recorded, the create never happened)
                 member.ledger.record_deleted(member.account_id, key=record.key)
                 report.gone += 1
                 continue
             with consistency.settling_for(member.execution, record):
-                undone = handler.undo(member, record, resource_id)
+                undone = handler.undo(acting, record, resource_id)
             if undone.outcome == "deferred":
                 member.ledger.record_deferred(member.account_id, key=record.key, reason=undone.reason)
                 report.deferred.append(UndoneItem(type=record.type, id=resource_id, reason=undone.reason))
