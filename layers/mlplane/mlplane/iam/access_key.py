@@ -30,7 +30,7 @@ from mlplane.errors import Blocked, Conflict, error_code, translate
 from mlplane.iam.apply import owned
 from mlplane.ledger import ResourceState
 from mlplane.member import KEY_TAG
-from mlplane.observability import logger, tracer
+from mlplane.observability import logger
 from mlplane.rollback.handler import Handler, Undone
 from mlplane.steps import StepOutput
 
@@ -120,7 +120,6 @@ def _mlplanes(record: ResourceRecord | None, keys: list[str]) -> set[str]:
 
 
 # -- run ----------------------------------------------------------------------------------------------------------
-@tracer.capture_method(capture_response=False)
 def ensure(member: Member, settings: Settings) -> StepOutput:
     """CreateIam's access key and its secret, if configured; a re-run changes nothing. `member` is any purpose's:
     the work runs in the access_key session."""
