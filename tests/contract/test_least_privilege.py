@@ -184,7 +184,11 @@ def recorded() -> Iterator[Recorded]:
             found.outcomes.append(sandbox.run(load_event("organizations", "close_account")).outcome)
             keep(sandbox)
         for options in (
-            Options(config={**FAST, "egress_mode": "tgw"}, then_deprovision=True),  # READY, deprovisioned (tgw)
+            # READY, deprovisioned (tgw, by the OU's network blueprint: the account's tag is read, N6)
+            Options(
+                config={**FAST, "network_blueprints": {"corp": {"ous": ["Workloads"], "egress_mode": "tgw"}}},
+                then_deprovision=True,
+            ),
             Options(config=FAST, then_deprovision=True),  # READY, then deprovisioned by hand (nat mode)
             Options(config=FAST, quota="slow", vendor="late"),  # days of waiting: the waits' daily reminders
             Options(config=FAST, fails=["ec2:CreateNatGateway"]),  # an outage: rollback of a partial network

@@ -41,8 +41,9 @@ JUSTIFIED: dict[tuple[str, str, str], str] = {
     ("session", "ServiceAccount", "UNKNOWN_CONDITION_FOR_ACTION"): "ArnLikeIfExists iam:PolicyARN constrains "
     "Attach/DetachUserPolicy, the two actions with that key, and no other; two statements would not fit 2,048",
     ("session", "ServiceLinkedRoles", "RESOURCE_STAR"): "scoped by iam:AWSServiceName (two services)",
-    ("template", "ValidateAccountFunction", "RESOURCE_STAR"): "organizations:DescribeAccount and "
-    "DescribeOrganizationalUnit need the organization id in their ARNs, an optional parameter; read-only",
+    ("template", "ValidateAccountFunction", "RESOURCE_STAR"): "organizations:DescribeAccount, "
+    "DescribeOrganizationalUnit and ListTagsForResource need the organization id in their ARNs, an optional "
+    "parameter; read-only",
     ("template", "ValidateDeprovisionFunction", "RESOURCE_STAR"): "organizations:DescribeAccount needs the "
     "organization id in its ARN, an optional parameter; read-only",
     ("template", "ValidateAccountFunction", "RESOURCE_MISMATCH"): "states:DescribeExecution on the two standard "
