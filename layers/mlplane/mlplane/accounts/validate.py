@@ -101,10 +101,10 @@ def _blueprint_for(
     """The network blueprint this provision builds with (N6): chosen afresh (tag, OU, default) for a new build;
     the recorded one when this execution already chose it (a redelivery) or when the ledger still lists network
     resources built with it (a re-run on what a failed rollback left, a take-over)."""
-    redelivered = current is not None and current.execution == execution
-    if current is not None and (
-        blueprint.has_network(ledger, account_id) or (redelivered and blueprint.recorded(ledger, account_id))
-    ):
+    built = blueprint.recorded(ledger, account_id)
+    if current is None or (not settings.network_blueprints and built in (None, DEFAULT_BLUEPRINT)):
+        return blueprint.resolve(account_id, ou, settings)  # a new account, or nothing to choose from
+    if (current.execution == execution and built is not None) or blueprint.has_network(ledger, account_id):
         blueprint.settings_for(settings, ledger, account_id)  # still configured, else rejected
         return blueprint.built_with(ledger, account_id)
     return blueprint.resolve(account_id, ou, settings)
