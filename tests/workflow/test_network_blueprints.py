@@ -191,3 +191,26 @@ def test_blueprints_on_different_gateways_may_reuse_a_pool_and_the_global_settin
     assert settings.network_for("default") is settings and settings.egress_mode == "nat"
     with pytest.raises(ConfigError, match="network blueprint 'c' is not configured"):
         settings.network_for("c")
+
+
+def test_a_re_run_on_what_a_failed_rollback_left_keeps_the_blueprint_it_was_built_with() -> None:
+    """The rollback could not delete the VPC (corp's, pool A); the account then moves to Deployments (deploy,
+    pool B). The next run builds on what is left, with corp: no second VPC, no slot in pool B."""
+    fails = ["iam:CreateUser=AccessDenied@1", "ec2:DeleteVpc=UnauthorizedOperation"]
+    with Sandbox(Options(config=FLEET, fails=fails)) as sandbox:
+        failed = sandbox.run(load_event("controltower", "create_managed_account_succeeded"))
+        assert failed.outcome == "ROLLBACK_INCOMPLETE"
+        (left,) = failed.inventory["vpcs"]
+        sandbox.world.place_account(MEMBER, "Deployments", role_name=sandbox.settings.member_role_name)
+        again = sandbox.run({"account_id": MEMBER, "requested_by": "test"})
+        assert again.outcome == "READY", again.error
+        assert [v["id"] for v in again.inventory["vpcs"]] == [left["id"]]
+        assert _inside(_vpc_cidrs(again), POOL_A)
+        ledger = sandbox.ledger()
+        assert blueprint.recorded(ledger, MEMBER) == "corp"
+        assert ledger.items(allocation.pool_pk(POOL_B)) == {}
+
+
+def test_a_burst_over_an_ou_that_is_not_allowed_is_a_usage_error() -> None:
+    with pytest.raises(UsageError, match=r"^--ous: 'Nope' is not in allowed_ous"):
+        run_burst(2, Options(config=FLEET), ous=["Workloads", "Nope"])
