@@ -331,17 +331,24 @@ def _why_ignored(raw: Any, config: dict[str, Any]) -> str:
 def local_burst(
     count: Annotated[int, typer.Argument(min=1, metavar="COUNT", help="How many accounts to vend at once.")],
     config: ConfigOpt = None,
+    ous: Annotated[
+        str | None,
+        typer.Option(
+            "--ous", metavar="A,B", help="Spread the accounts over these OUs in turn (default: the first allowed)."
+        ),
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Vend COUNT accounts at once through EventBridge in one sandbox; report outcomes, CIDR overlaps, time, memory."""
     settings = load_config(config)
+    spread = [part.strip() for part in (ous or "").split(",") if part.strip()]
     with stdout_to_stderr() as stdout:
         from mlplane.errors import MlplaneError
         from mlplane_sandbox.burst import run_burst
         from mlplane_sandbox.runner import Options, UsageError
 
         try:
-            burst = run_burst(count, Options(config=settings))
+            burst = run_burst(count, Options(config=settings), ous=spread)
         except (UsageError, MlplaneError) as err:
             raise fail(str(err)) from None
     document = burst.as_json()
@@ -349,9 +356,11 @@ def local_burst(
         stdout.write(json.dumps(document) + "\n")
     else:
         outcomes = ", ".join(f"{name} {n}" for name, n in document["outcomes"].items())
+        blueprints = ", ".join(f"blueprint {name} {n}" for name, n in document["blueprints"].items())
         stdout.write(
-            f"{document['accounts']} accounts ({document['egress_mode']}): {outcomes}; "
-            f"CIDR overlaps {document['cidr_overlaps']}; cross-talk {document['cross_talk']}; "
+            f"{document['accounts']} accounts ({document['egress_mode']}; {blueprints}): {outcomes}; "
+            f"CIDR overlaps {document['cidr_overlaps']} among {document['connected_accounts']} connected; "
+            f"cross-talk {document['cross_talk']}; "
             f"{document['wall_seconds']} s; peak RSS {document['peak_rss_mb']} MB\n"
         )
     raise typer.Exit(0 if burst.ok else 1)

@@ -127,9 +127,11 @@ def print_plan(document: dict[str, Any]) -> None:
     if not document.get("changes"):
         return
     network = document["network"]
+    blueprint = document.get("network_blueprint", {}).get("name", "default")
     console.print(
-        f"  egress {network['egress_mode']}, VPC {network['vpc']['name']} {network['vpc']['cidr']} + "
-        f"{network['vpc']['secondary_cidr']}, AZs {', '.join(network['azs'])}"
+        f"  blueprint {escape(blueprint)}: egress {network['egress_mode']}, "
+        f"VPC {network['vpc']['name']} {network['vpc']['cidr']} + {network['vpc']['secondary_cidr']}, "
+        f"AZs {', '.join(network['azs'])}"
     )
     ids = any(change["id"] for change in document["changes"])  # a fresh account has none: no empty column
     table = Table(show_header=True, box=None, pad_edge=False)

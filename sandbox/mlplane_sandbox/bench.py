@@ -1,6 +1,7 @@
 """`make bench`: what one account and a burst cost, in AWS calls, state transitions, time and memory.
 
     .venv/bin/python -m mlplane_sandbox.bench          # one account, then a burst of 10 (MLPLANE_BENCH_BURST=N)
+                                                       # and a mixed fleet of 20 over two OUs (MLPLANE_BENCH_MIXED=N)
 
 Each scenario runs in a fresh subprocess (`--measure N`), so its peak memory is its own. Figures, not
 assertions; default settings (egress mode nat, poll interval 60 s) unless MLPLANE_BENCH_CONFIG holds a JSON
@@ -147,12 +148,24 @@ def _state_seconds(sandbox: Any) -> float:
     return (time.perf_counter() - started) / STATE_PROBE_STATES
 
 
-def measure(count: int, config: dict[str, Any], fails: list[str] | None = None) -> dict[str, Any]:
+MIXED_FLEET: dict[str, Any] = {
+    "allowed_ous": "Workloads,Sandbox",
+    "network_blueprints": {
+        "corp": {"ous": ["Workloads"], "egress_mode": "tgw", "cidr_pool": "10.128.0.0/12"},
+        "dev": {"ous": ["Sandbox"], "egress_mode": "nat"},
+    },
+}
+"""The mixed fleet (N6, seed 002): Workloads on the corporate transit gateway, Sandbox with NAT gateways."""
+
+
+def measure(
+    count: int, config: dict[str, Any], fails: list[str] | None = None, ous: list[str] | None = None
+) -> dict[str, Any]:
     """Run one burst of `count` accounts in this process and return its figures (the `--measure` mode)."""
     from mlplane_sandbox.burst import peak_rss_mb, run_burst
     from mlplane_sandbox.runner import Options
 
-    burst = run_burst(count, Options(config=config, fails=list(fails or [])), probe=unit_costs)
+    burst = run_burst(count, Options(config=config, fails=list(fails or [])), probe=unit_costs, ous=ous or ())
     minimum = minimum_mutations(config)
     per_account = []
     excess: Counter[str] = Counter()
@@ -178,6 +191,8 @@ def measure(count: int, config: dict[str, Any], fails: list[str] | None = None) 
         "outcomes": burst.outcomes(),
         "cidr_overlaps": burst.cidr_overlaps(),
         "cross_talk": len(burst.cross_talk()),
+        "blueprints": burst.blueprint_counts(),
+        "connected_accounts": burst.connected_accounts(),
         "mutating_per_account": statistics.mean(a["mutating"] for a in per_account),
         "failed_writes_per_account": statistics.mean(a["failed"] for a in per_account),
         "over_minimum": {call: n / count for call, n in sorted(excess.items())},
@@ -205,7 +220,9 @@ def _child_env(extra: dict[str, str] | None = None) -> dict[str, str]:
     return env
 
 
-def _run_scenario(count: int, config: dict[str, Any], fails: list[str] | None = None) -> dict[str, Any]:
+def _run_scenario(
+    count: int, config: dict[str, Any], fails: list[str] | None = None, ous: list[str] | None = None
+) -> dict[str, Any]:
     command = [
         sys.executable,
         "-m",
@@ -214,6 +231,7 @@ def _run_scenario(count: int, config: dict[str, Any], fails: list[str] | None = 
         str(count),
         json.dumps(config),
         json.dumps(fails or []),
+        json.dumps(ous or []),
     ]
     done = subprocess.run(command, capture_output=True, text=True, check=True, env=_child_env())
     last = [line for line in done.stdout.splitlines() if line.startswith('{"accounts"')][-1]
@@ -402,6 +420,29 @@ def main() -> int:
         )
     )
 
+    mixed_size = int(os.environ.get("MLPLANE_BENCH_MIXED", "20"))
+    mixed_config = {**MIXED_FLEET, **{k: v for k, v in config.items() if k not in MIXED_FLEET}}
+    mixed = _run_scenario(mixed_size, mixed_config, ous=["Workloads", "Sandbox"])
+    print()
+    print(
+        _table(
+            "Mixed fleet (network blueprint per OU: Workloads tgw 10.128.0.0/12, Sandbox nat)",
+            ["accounts", "outcomes", "blueprints", "connected", "CIDR overlaps", "cross-talk", "acct/min", "run s"],
+            [
+                [
+                    str(mixed["accounts"]),
+                    ", ".join(f"{k} {v}" for k, v in mixed["outcomes"].items()),
+                    ", ".join(f"{k} {v}" for k, v in mixed["blueprints"].items()),
+                    str(mixed["connected_accounts"]),
+                    str(mixed["cidr_overlaps"]),
+                    str(mixed["cross_talk"]),
+                    f"{mixed['accounts_per_minute']:.1f}",
+                    f"{mixed['run_seconds']:.1f}",
+                ]
+            ],
+        )
+    )
+
     print()
     print(_table("What a long wait costs (the quota wait, backing off x2 to 15 min; measured runs)", *wait_costs()))
 
@@ -422,7 +463,8 @@ def _measure_main(argv: list[str]) -> int:
     count = int(argv[0])
     config = json.loads(argv[1]) if len(argv) > 1 else {}
     fails = json.loads(argv[2]) if len(argv) > 2 else []
-    figures = measure(count, config, fails)
+    ous = json.loads(argv[3]) if len(argv) > 3 else []
+    figures = measure(count, config, fails, ous)
     sys.stdout.write(json.dumps(figures) + "\n")
     return 0
 

@@ -8,7 +8,9 @@ threads). The report gives each outcome's count and two isolation checks:
 - `cidr_overlaps`: pairs of accounts whose VPCs are connected (attached to the same transit gateway) and
   whose blocks overlap: addresses that must be unique. The target is 0. In egress mode `nat` every account
   gets the same 10.10.0.0/21 + 10.64.0.0/18 by design, in VPCs that are never connected, so they cannot
-  conflict; in mode `tgw` each account gets its own slot of the CIDR pool.
+  conflict; in mode `tgw` each account gets its own slot of the CIDR pool. A mixed fleet (`ous`: accounts
+  spread over OUs with different network blueprints) counts the same way: only accounts on one gateway can
+  conflict, and each tgw blueprint's pool is its own (or disjoint from the others on its gateway).
 - `cross_talk`: resources in one account's inventory tagged `mlplane:account=<another account>`, or a READY
   account whose VPC is missing or not tagged with its own id. The target is 0 in every mode.
 
@@ -25,7 +27,7 @@ import sys
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -33,9 +35,10 @@ from unittest import mock
 
 from mlplane.aws import new_session
 from mlplane.member import ACCOUNT_TAG
+from mlplane.network import blueprint
 from mlplane_sandbox import interceptor, recording
 from mlplane_sandbox.recording import ApiCall
-from mlplane_sandbox.runner import Options, RunResult, Sandbox
+from mlplane_sandbox.runner import Options, RunResult, Sandbox, UsageError
 from mlplane_sandbox.world import HUB_ACCOUNT
 
 BASE_ACCOUNT = 200_000_000_000
@@ -117,6 +120,7 @@ class Burst:
     egress_mode: str
     accounts: list[str]
     results: dict[str, RunResult]
+    blueprints: dict[str, str] = field(default_factory=dict)  # account -> the network blueprint it was built with
     calls: list[ApiCall] = field(default_factory=list)
     wall_seconds: float = 0.0  # the whole burst, sandbox set-up included
     run_seconds: float = 0.0  # from the first event put to the last execution ended
@@ -125,6 +129,13 @@ class Burst:
 
     def outcomes(self) -> dict[str, int]:
         return dict(sorted(Counter(r.outcome for r in self.results.values()).items()))
+
+    def blueprint_counts(self) -> dict[str, int]:
+        return dict(sorted(Counter(self.blueprints.values()).items()))
+
+    def connected_accounts(self) -> int:
+        """Accounts attached to a transit gateway (the ones whose CIDRs must be unique on it)."""
+        return sum(1 for r in self.results.values() if r.inventory.get("transit_gateway_attachments"))
 
     def cidr_overlaps(self) -> int:
         """Pairs of connected accounts (a shared transit gateway) with at least one overlapping VPC block."""
@@ -175,6 +186,8 @@ class Burst:
             "cidr_overlaps": self.cidr_overlaps(),
             "cross_talk": len(self.cross_talk()),
             "egress_mode": self.egress_mode,
+            "blueprints": self.blueprint_counts(),
+            "connected_accounts": self.connected_accounts(),
             "wall_seconds": round(self.wall_seconds, 1),
             "peak_rss_mb": round(peak_rss_mb(), 1),
         }
@@ -186,9 +199,11 @@ def run_burst(
     *,
     base: int = BASE_ACCOUNT,
     probe: Callable[[Sandbox], Any] | None = None,
+    ous: Sequence[str] = (),
 ) -> Burst:
     """Vend `count` accounts at once through EventBridge in one sandbox and read every account back.
 
+    `ous`: the OUs the accounts are spread over, in turn (a mixed fleet, N6); default the first allowed OU.
     `probe`, if given, runs in the same sandbox once the accounts are read back (the bench's cost probes)."""
     if count < 1:
         raise ValueError("a burst needs at least one account")
@@ -196,15 +211,22 @@ def run_burst(
     ids = account_ids(count, base=base)
     with _lighter_moto(), Sandbox(options or Options()) as sandbox:
         settings = sandbox.settings
-        ou_name = settings.allowed_ous[0]
-        ou_id = sandbox.world.ou(ou_name)
-        for account_id in ids:
+        spread = list(ous) or [settings.allowed_ous[0]]
+        unknown = [ou for ou in spread if ou not in settings.allowed_ous]
+        if unknown:
+            raise UsageError(f"--ous: {unknown[0]!r} is not in allowed_ous ({', '.join(settings.allowed_ous)})")
+        placed = {account_id: spread[i % len(spread)] for i, account_id in enumerate(ids)}
+        for account_id, ou_name in placed.items():
             sandbox.world.place_account(account_id, ou_name, role_name=settings.member_role_name)
         events = [
             control_tower_event(
-                account_id, ou_name=ou_name, ou_id=ou_id, hub_account=HUB_ACCOUNT, region=settings.aws_region
+                account_id,
+                ou_name=ou_name,
+                ou_id=sandbox.world.ou(ou_name),
+                hub_account=HUB_ACCOUNT,
+                region=settings.aws_region,
             )
-            for account_id in ids
+            for account_id, ou_name in placed.items()
         ]
         first_call = recording.mark()
         known = sandbox._execution_arns()
@@ -223,12 +245,16 @@ def run_burst(
         calls = recording.since(first_call)
         no_calls = recording.mark()  # each RunResult's own api_calls would be every account's: leave them out
         results = {account_id: sandbox._result(account_id, by_account[account_id], no_calls) for account_id in ids}
-        egress_mode = settings.egress_mode
+        ledger = sandbox.ledger()
+        blueprints = {account_id: blueprint.built_with(ledger, account_id) for account_id in ids}
+        modes = {settings.network_for(name).egress_mode for name in blueprints.values()} or {settings.egress_mode}
+        egress_mode = modes.pop() if len(modes) == 1 else "mixed"
         measured = probe(sandbox) if probe is not None else None
     return Burst(
         egress_mode=egress_mode,
         accounts=ids,
         results=results,
+        blueprints=blueprints,
         calls=calls,
         wall_seconds=time.perf_counter() - started,
         run_seconds=run_seconds,

@@ -241,13 +241,30 @@ class Sandbox:
         aws.reset()
         reset_settings()
 
+    def _transit_gateways(self) -> dict[str, str]:
+        """The stack parameters naming the network account's gateways where tgw mode leaves them to the sandbox:
+        the global settings' (TransitGatewayId) and each tgw blueprint's without one, its own segment's (N6)."""
+        auto_accept = self.options.tgw_auto_accept == "enable"
+        params: dict[str, str] = {}
+        if self.settings.egress_mode == "tgw" and not self.settings.transit_gateway_id:
+            params["TransitGatewayId"] = self.world.shared_transit_gateway(auto_accept=auto_accept)
+        blueprints = {
+            n: b.model_dump(mode="json", exclude_none=True) for n, b in self.settings.network_blueprints.items()
+        }
+        for name, blueprint in blueprints.items():
+            network = self.settings.network_for(name)
+            if network.egress_mode == "tgw" and not network.transit_gateway_id:
+                blueprint["transit_gateway_id"] = self.world.shared_transit_gateway(
+                    auto_accept=auto_accept, segment=name
+                )
+        if blueprints:
+            params["NetworkBlueprints"] = _param_value(blueprints)
+        return params
+
     def deploy(self) -> None:
         self.world.build()
         overrides = {pascal(k): _param_value(v) for k, v in self.options.config.items()}
-        if self.settings.egress_mode == "tgw" and not self.settings.transit_gateway_id:
-            overrides["TransitGatewayId"] = self.world.shared_transit_gateway(
-                auto_accept=self.options.tgw_auto_accept == "enable"
-            )
+        overrides |= self._transit_gateways()
         # The hub stack runs in the sandbox's region, the Control Tower home region; so do its members.
         overrides.setdefault("MemberRegion", REGION)
         params = parameter_values(self.template, overrides)
@@ -476,7 +493,7 @@ class Sandbox:
             ou = (
                 start.status.organizationalUnit.organizationalUnitName
                 if isinstance(start, ControlTowerEvent)
-                else "Workloads"
+                else self.world.accounts.get(account_id, "Workloads")  # a manual start moves no account
             )
             self.world.place_account(account_id, ou, role_name=self.settings.member_role_name)
         before = inventory.read(account_id) if account_id in self.world.accounts else {}

@@ -81,6 +81,9 @@ class World:
     ou_ids: dict[str, str] = field(default_factory=dict)
     accounts: dict[str, str] = field(default_factory=dict)  # account id -> OU name
     transit_gateway_id: str = ""
+    # One transit gateway per network segment: "default" (the global settings) is `transit_gateway_id`, and each
+    # tgw blueprint configured without a gateway id gets its own (seed 002: a gateway per environment).
+    segment_gateways: dict[str, str] = field(default_factory=dict)
     organization_arn: str = ""
 
     def build(self) -> None:
@@ -128,6 +131,14 @@ class World:
         self.accounts[account_id] = ou_name
 
     @staticmethod
+    def tag_account(account_id: str, tags: dict[str, str]) -> None:
+        """Tag a placed account in Organizations, as an operator would (e.g. mlplane:network-blueprint)."""
+        with as_account(HUB_ACCOUNT):
+            sandbox_client("organizations").tag_resource(
+                ResourceId=account_id, Tags=[{"Key": k, "Value": v} for k, v in tags.items()]
+            )
+
+    @staticmethod
     def _deploy_stackset_role(account_id: str, role: MemberRole) -> None:
         """The StackSet's stack instance in the account: the role with the template's trust and policies
         (replacing the trust moto gives the role Organizations creates, which names the management account)."""
@@ -137,7 +148,7 @@ class World:
             for name, document in role.policies.items():
                 iam.put_role_policy(RoleName=role.name, PolicyName=name, PolicyDocument=document)
 
-    def shared_transit_gateway(self, *, auto_accept: bool = True) -> str:
+    def shared_transit_gateway(self, *, auto_accept: bool = True, segment: str = "default") -> str:
         """seed 002's hub and spoke: the network account owns a TGW shared with the organization via RAM.
 
         `auto_accept` (AutoAcceptSharedAttachments): by default the gateway accepts the member accounts'
@@ -145,21 +156,24 @@ class World:
         the network account). Without it (AWS's default, "Disabled by default" in EC2's API reference) each
         attachment stays pendingAcceptance until the network account's admin accepts it.
         """
-        if self.transit_gateway_id:
-            return self.transit_gateway_id
-        self.place_account(NETWORK_ACCOUNT, "Infrastructure", role_name="AWSControlTowerExecution")
+        if segment in self.segment_gateways:
+            return self.segment_gateways[segment]
+        if NETWORK_ACCOUNT not in self.accounts:
+            self.place_account(NETWORK_ACCOUNT, "Infrastructure", role_name="AWSControlTowerExecution")
         with as_account(NETWORK_ACCOUNT):
             ec2 = sandbox_client("ec2")
             tgw = ec2.create_transit_gateway(
-                Description="shared egress",
+                Description="shared egress" if segment == "default" else f"shared egress ({segment})",
                 Options={"AutoAcceptSharedAttachments": "enable" if auto_accept else "disable"},
             )["TransitGateway"]
-            self.transit_gateway_id = tgw["TransitGatewayId"]
+            self.segment_gateways[segment] = tgw["TransitGatewayId"]
+            if segment == "default":
+                self.transit_gateway_id = tgw["TransitGatewayId"]
             ram = sandbox_client("ram")
             ram.create_resource_share(
-                name="network-egress-tgw",
+                name="network-egress-tgw" if segment == "default" else f"network-egress-tgw-{segment}",
                 resourceArns=[tgw["TransitGatewayArn"]],
                 principals=[self.organization_arn],
                 allowExternalPrincipals=False,
             )
-        return self.transit_gateway_id
+        return self.segment_gateways[segment]

@@ -196,7 +196,11 @@ def recorded() -> Iterator[Recorded]:
             found.outcomes.append(sandbox.run(load_event("organizations", "close_account")).outcome)
             keep(sandbox)
         for options in (
-            Options(config={**FAST, "egress_mode": "tgw"}, then_deprovision=True),  # READY, deprovisioned (tgw)
+            # READY, deprovisioned (tgw, by the OU's network blueprint: the account's tag is read, N6)
+            Options(
+                config={**FAST, "network_blueprints": {"corp": {"ous": ["Workloads"], "egress_mode": "tgw"}}},
+                then_deprovision=True,
+            ),
             # READY with the access key, then deprovisioned by hand (nat mode)
             Options(config={**FAST, **ACCESS_KEY}, then_deprovision=True),
             Options(config=FAST, quota="slow", vendor="late"),  # days of waiting: the waits' daily reminders

@@ -46,8 +46,9 @@ JUSTIFIED: dict[tuple[str, str, str], str] = {
     "only through Secrets Manager (kms:ViaService), only for the access-key secret (its encryption context)",
     ("session", "VaultKeyForSecret", "UNKNOWN_CONDITION_FOR_ACTION"): "kms:ResourceAliases is a key of the key "
     "resource type; parliament checks action-level keys only",
-    ("template", "ValidateAccountFunction", "RESOURCE_STAR"): "organizations:DescribeAccount and "
-    "DescribeOrganizationalUnit need the organization id in their ARNs, an optional parameter; read-only",
+    ("template", "ValidateAccountFunction", "RESOURCE_STAR"): "organizations:DescribeAccount, "
+    "DescribeOrganizationalUnit and ListTagsForResource need the organization id in their ARNs, an optional "
+    "parameter; read-only",
     ("template", "ValidateDeprovisionFunction", "RESOURCE_STAR"): "organizations:DescribeAccount needs the "
     "organization id in its ARN, an optional parameter; read-only",
     ("template", "ValidateAccountFunction", "RESOURCE_MISMATCH"): "states:DescribeExecution on the two standard "

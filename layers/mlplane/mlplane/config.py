@@ -7,6 +7,7 @@ arguments; handlers call `get_settings()` inside the handler, never at import.
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import math
 import os
@@ -15,7 +16,7 @@ from collections.abc import Mapping
 from functools import lru_cache
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 
 from mlplane.errors import ConfigError
 from mlplane.types import Cidr
@@ -48,6 +49,51 @@ class QuotaTarget(BaseModel):
     desired: float = Field(default=2500, gt=0)
 
 
+DEFAULT_BLUEPRINT = "default"
+"""The network blueprint of the global settings (egress_mode, vpc_cidr, ...): every OU no blueprint names."""
+BLUEPRINT_TAG = "mlplane:network-blueprint"
+"""The account tag (in Organizations) naming the account's blueprint; it wins over its OU's."""
+_BLUEPRINT_NAME = re.compile(r"[A-Za-z0-9_.-]{1,64}")
+_NETWORK_FIELDS = ("egress_mode", "vpc_cidr", "secondary_cidr", "transit_gateway_id", "cidr_pool")
+
+
+class NetworkBlueprint(BaseModel):
+    """A network shape chosen per OU (seed 002: OUs with and without corporate connectivity, REQUIREMENTS N6).
+
+    Each field left out is the global setting of the same name; `ous` are the OUs whose accounts get it.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    ous: tuple[str, ...] = ()
+    egress_mode: Literal["nat", "tgw"] | None = None
+    vpc_cidr: Cidr | None = None
+    secondary_cidr: Cidr | None = None
+    transit_gateway_id: str | None = None
+    cidr_pool: Cidr | None = None
+
+    @field_validator("transit_gateway_id")
+    @classmethod
+    def _tgw_id(cls, value: str | None) -> str | None:
+        if value is not None and value.strip() and not _TGW_ID.fullmatch(value.strip()):
+            raise ValueError(f"transit gateway id {value!r} is not of the form tgw-<hex>")
+        return value
+
+    def fields(self) -> dict[str, Any]:
+        """The network settings this blueprint sets (the others are the global ones)."""
+        return {f: getattr(self, f) for f in _NETWORK_FIELDS if getattr(self, f) is not None}
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """json.loads' object hook: a key given twice is an error, not the last one silently winning."""
+    out: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in out:
+            raise ValueError(f"{key!r} is given twice")
+        out[key] = value
+    return out
+
+
 class Settings(BaseModel):
     """Validated configuration of every mlplane function."""
 
@@ -68,6 +114,8 @@ class Settings(BaseModel):
     secondary_cidr: Cidr = "10.64.0.0/18"
     transit_gateway_id: str = ""
     cidr_pool: Cidr = "10.128.0.0/10"
+    # Per-OU network blueprints (N6): name -> blueprint; the global network settings above are DEFAULT_BLUEPRINT.
+    network_blueprints: dict[str, NetworkBlueprint] = Field(default_factory=dict)
     sa_user_name: str = "aac_automation_sa"
     sa_policy_name: str = "AAC_MachineLearning_SA_Policy"
     vault_key_alias: str = "alias/aac-secure-vault"
@@ -134,6 +182,55 @@ class Settings(BaseModel):
             raise ValueError(f"transit gateway id {value!r} is not of the form tgw-<hex>")
         return value
 
+    @field_validator("network_blueprints", mode="before")
+    @classmethod
+    def _parse_blueprints(cls, value: Any) -> Any:
+        if isinstance(value, str):  # the stack parameter NetworkBlueprints: a JSON object
+            return json.loads(value, object_pairs_hook=_unique_keys) if value.strip() else {}
+        return value
+
+    @field_validator("network_blueprints")
+    @classmethod
+    def _check_blueprints(cls, value: dict[str, NetworkBlueprint], info: ValidationInfo) -> dict[str, NetworkBlueprint]:
+        """Blueprint names, the OUs they name (each once, each allowed) and their pools (N6), before any run."""
+        allowed = info.data.get("allowed_ous", ())
+        seen: dict[str, str] = {}
+        for name, blueprint in value.items():
+            if not _BLUEPRINT_NAME.fullmatch(name) or name == DEFAULT_BLUEPRINT:
+                raise ValueError(
+                    f"blueprint name {name!r} must be 1-64 of A-Z a-z 0-9 _ . - and not {DEFAULT_BLUEPRINT!r}"
+                )
+            for ou in blueprint.ous:
+                if ou in seen:
+                    raise ValueError(f"OU {ou!r} is mapped to blueprints {seen[ou]!r} and {name!r}")
+                if ou not in allowed:
+                    raise ValueError(f"blueprint {name!r} names OU {ou!r}, which is not in allowed_ous")
+                seen[ou] = name
+        base = {f: info.data[f] for f in _NETWORK_FIELDS if f in info.data}
+        if len(base) == len(_NETWORK_FIELDS):  # else a global network setting failed: that error is reported
+            networks = {DEFAULT_BLUEPRINT: base} | {name: base | b.fields() for name, b in value.items()}
+            _check_pools(networks)
+        return value
+
+    def blueprint_names(self) -> tuple[str, ...]:
+        return (DEFAULT_BLUEPRINT, *self.network_blueprints)
+
+    def network_for(self, name: str) -> Settings:
+        """These settings with blueprint `name`'s network fields (DEFAULT_BLUEPRINT: these settings)."""
+        if name == DEFAULT_BLUEPRINT:
+            return self
+        blueprint = self.network_blueprints.get(name)
+        if blueprint is None:
+            known = ", ".join(self.blueprint_names())
+            raise ConfigError(f"network blueprint {name!r} is not configured (network_blueprints: {known})")
+        return self.model_copy(update=blueprint.fields())
+
+    def blueprint_of_ou(self, ou: str) -> str:
+        for name, blueprint in self.network_blueprints.items():
+            if ou in blueprint.ous:
+                return name
+        return DEFAULT_BLUEPRINT
+
     @field_validator("aws_region", "member_region")
     @classmethod
     def _region_name(cls, value: str) -> str:
@@ -196,6 +293,34 @@ class Settings(BaseModel):
             else:
                 env[self.env_name(key)] = str(value)
         return env
+
+
+def _check_pools(networks: Mapping[str, Mapping[str, Any]]) -> None:
+    """Accounts on one transit gateway route to each other: the pools of the tgw blueprints sharing a gateway
+    must be disjoint (or one pool with one slot layout), so that no two connected accounts overlap."""
+    tgw = [(name, n) for name, n in networks.items() if n["egress_mode"] == "tgw"]
+    for i, (first, a) in enumerate(tgw):
+        for second, b in tgw[i + 1 :]:
+            if str(a["transit_gateway_id"]).strip() != str(b["transit_gateway_id"]).strip():
+                continue
+            if a["cidr_pool"] == b["cidr_pool"]:
+                if _prefix_pair(a) != _prefix_pair(b):
+                    raise ValueError(
+                        f"blueprints {first!r} and {second!r} share pool {a['cidr_pool']} with different VPC CIDR sizes"
+                    )
+            elif ipaddress.IPv4Network(a["cidr_pool"]).overlaps(ipaddress.IPv4Network(b["cidr_pool"])):
+                gateway = str(a["transit_gateway_id"]).strip() or "(unset)"
+                raise ValueError(
+                    f"blueprints {first!r} and {second!r} share transit gateway {gateway} "
+                    f"with overlapping pools {a['cidr_pool']} and {b['cidr_pool']}"
+                )
+
+
+def _prefix_pair(network: Mapping[str, Any]) -> tuple[int, int]:
+    return (
+        ipaddress.IPv4Network(network["vpc_cidr"]).prefixlen,
+        ipaddress.IPv4Network(network["secondary_cidr"]).prefixlen,
+    )
 
 
 def settings_from(values: dict[str, Any]) -> Settings:

@@ -10,7 +10,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from mlplane.types import AccountId, ExecutionName
+from mlplane.types import AccountId, BlueprintName, ExecutionName
 
 
 class _Model(BaseModel):
@@ -63,6 +63,8 @@ class ValidateAccountOutput(_Model):
     ou: str
     # resume: the account is ROLLBACK_HELD; the execution goes back to the waits (WaitForEks), creating nothing.
     action: Literal["provision", "noop", "resume", "reconcile"]
+    # The network blueprint the account is built with (N6), chosen here once; CreateNetwork builds it.
+    network_blueprint: BlueprintName = "default"
     poll_interval_seconds: int
     polls: dict[str, PollState] = Field(
         default_factory=lambda: {name: PollState() for name in ("quotas", "eks", "credential_role", "kms_policy")}
@@ -105,7 +107,7 @@ class PollOutput(_Model):
 
 
 class CreateNetworkInput(StepInput):
-    pass
+    network_blueprint: BlueprintName  # ValidateAccount's choice, never resolved again
 
 
 class CreateIamInput(StepInput):

@@ -22,6 +22,9 @@ AccountId = Annotated[str, StringConstraints(pattern=r"^[0-9]{12}$")]
 Cidr = Annotated[str, AfterValidator(_check_cidr)]
 """An IPv4 CIDR block with no host bits set."""
 
+BlueprintName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.-]{1,64}$")]
+"""A network blueprint's name (`network_blueprints`, or `default`: the global network settings)."""
+
 ExecutionName = Annotated[str, StringConstraints(pattern=r"^[0-9A-Za-z_-]{1,80}$")]
 """A Step Functions execution name."""
 

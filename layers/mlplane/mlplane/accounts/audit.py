@@ -17,7 +17,7 @@ from mlplane.accounts.preview import resource_changes
 from mlplane.eks.footprint import vendor_footprint
 from mlplane.errors import MlplaneError
 from mlplane.ledger import Status
-from mlplane.network import lookup
+from mlplane.network import blueprint, lookup
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -61,6 +61,7 @@ def audit(member: Member, settings: Settings) -> dict[str, Any]:
     if status is None or status.status not in AUDITED:
         state = status.status.value if status else "unknown to mlplane"
         return {"account_id": member.account_id, "status": state, "audited": False, "clean": True, "findings": []}
+    settings = blueprint.settings_for(settings, member.ledger, member.account_id)  # as built, not its OU now (N6)
     findings = [
         Finding(
             severity="missing" if change.action == "create" else "drift",
@@ -91,6 +92,7 @@ def audit(member: Member, settings: Settings) -> dict[str, Any]:
         "account_id": member.account_id,
         "status": status.status.value,
         "audited": True,
+        "network_blueprint": blueprint.built_with(member.ledger, member.account_id),
         "clean": all(f.severity == "vendor" for f in findings),
         "findings": [f.model_dump(mode="json") for f in findings],
     }

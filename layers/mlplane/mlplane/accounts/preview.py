@@ -20,6 +20,7 @@ from mlplane.iam import apply as iam_apply
 from mlplane.iam import plan as iam_plans
 from mlplane.iam.models import PolicyAction, UserAction
 from mlplane.kms import apply as kms_apply
+from mlplane.network import blueprint
 from mlplane.network import diff as network_diff
 from mlplane.network.apply import plan_for
 from mlplane.network.models import NetworkPlan
@@ -51,9 +52,16 @@ def preview(raw: Any, settings: Settings, ledger: Ledger, member_for: Callable[[
     verdict = {"provision": "PROVISION", "noop": "NOTHING_TO_DO", "resume": "RESUME", "reconcile": "RECONCILE"}[
         admission.action
     ]
-    document = {**document, "verdict": verdict, "reason": admission.reason, "ou": admission.ou}
+    document = {
+        **document,
+        "verdict": verdict,
+        "reason": admission.reason,
+        "ou": admission.ou,
+        "network_blueprint": blueprint.describe(settings, admission.network_blueprint),
+    }
     if admission.action not in ("provision", "reconcile"):
         return document
+    settings = settings.network_for(admission.network_blueprint)
     member = member_for(account_id)
     network = plan_for(member, settings)
     changes = resource_changes(member, settings, network)

@@ -21,6 +21,7 @@ from mlplane.iam import apply as iam_apply
 from mlplane.kms import apply as kms_apply
 from mlplane.ledger import Status
 from mlplane.network import apply as network_apply
+from mlplane.network import blueprint
 from mlplane.observability import logger
 from mlplane.quotas import apply as quotas_apply
 
@@ -36,6 +37,7 @@ def _key(finding: dict[str, Any]) -> tuple[str, str]:
 
 def reconcile(member: Member, settings: Settings) -> dict[str, Any]:
     """Fix what the audit finds, domain by domain; returns and notifies what was fixed and what was not."""
+    settings = blueprint.settings_for(settings, member.ledger, member.account_id)  # as built (N6)
     before = judged(audit(member, settings))
     failed: list[dict[str, str]] = []
     steps: list[tuple[str, Callable[[], object]]] = [

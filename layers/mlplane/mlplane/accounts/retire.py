@@ -200,7 +200,7 @@ def mark_closed_deprovisioned(account_id: str, execution: str, ledger: Ledger, s
     live = ledger.resources(account_id)
     for record in live:
         ledger.record_deferred(account_id, key=record.key, reason=CLOSED_REASON)
-    freed, kept = release_in_closed_account(ledger, account_id, settings.cidr_pool)
+    freed, kept = release_in_closed_account(ledger, account_id)
     held = [] if kept is None else [UndoneItem(type=CIDR_ALLOCATION, id=account_id, reason=kept)]
     deferred = [
         UndoneItem(type=r.type, id=r.resource_id or r.key, reason=str(r.data.get("deferred", ""))).model_dump()

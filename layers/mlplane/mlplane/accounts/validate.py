@@ -12,12 +12,12 @@ from mlplane import aws
 from mlplane.accounts.events import ControlTowerEvent, ManualStart, parse_start
 from mlplane.accounts.lifecycle import deliver_pending_ready
 from mlplane.accounts.ownership import owner_running
-from mlplane.config import Settings
+from mlplane.config import DEFAULT_BLUEPRINT, Settings
 from mlplane.errors import Conflict, InputRejected, error_code, translate
 from mlplane.iam.plan import check_policy, shipped_policy
 from mlplane.ledger import AccountStatus, Ledger, Status
 from mlplane.member import MANAGED_TAG, session_policies
-from mlplane.network import allocation
+from mlplane.network import allocation, blueprint
 from mlplane.network.plan import plan_network
 from mlplane.observability import logger
 from mlplane.steps import ValidateAccountOutput
@@ -35,6 +35,7 @@ class Admission:
     ou: str
     action: Literal["provision", "noop", "resume", "reconcile"]
     current: AccountStatus | None
+    network_blueprint: str = DEFAULT_BLUEPRINT  # what the account is (to be) built with (N6)
     startable: frozenset[Status] = _STARTABLE
     reason: str = ""  # why noop / resume / a take-over
 
@@ -58,15 +59,17 @@ def admit(raw: Any, execution: str, settings: Settings, ledger: Ledger) -> Admis
     reconcile = (isinstance(start, ManualStart) and start.action == "reconcile") or (
         isinstance(start, ControlTowerEvent) and start.detail.eventName == "UpdateManagedAccount"
     )
+    built = blueprint.built_with(ledger, account_id)
     if current is not None and current.status == Status.READY:
         if reconcile:
-            return Admission(account_id, ou, "reconcile", current, reason="READY: converge it to the plan")
-        return Admission(account_id, ou, "noop", current, reason=f"READY since {current.updated_at}")
+            blueprint.settings_for(settings, ledger, account_id)  # still configured
+            return Admission(account_id, ou, "reconcile", current, built, reason="READY: converge it to the plan")
+        return Admission(account_id, ou, "noop", current, built, reason=f"READY since {current.updated_at}")
     if reconcile and isinstance(start, ManualStart):
         state = current.status.value if current else "unknown to mlplane"
         raise InputRejected(f"account {account_id} is {state}, not READY: nothing to reconcile (provision it)")
     if current is not None and _resumes(current, execution):
-        return Admission(account_id, ou, "resume", current, reason=f"{current.status}: back to the waits")
+        return Admission(account_id, ou, "resume", current, built, reason=f"{current.status}: back to the waits")
     startable = _STARTABLE
     reason = ""
     if current is not None and current.status not in _STARTABLE and current.execution != execution:
@@ -77,6 +80,8 @@ def admit(raw: Any, execution: str, settings: Settings, ledger: Ledger) -> Admis
         # Its owner ended without a final status (C8): this run takes over; what exists is found, not re-made.
         startable = _STARTABLE | {current.status}
         reason = f"takes over from {current.execution} ({current.status}, no longer running)"
+    name = _blueprint_for(account_id, ou, current, execution=execution, settings=settings, ledger=ledger)
+    network = settings.network_for(name)
     check_policy(settings.sa_policy_name, shipped_policy())  # name prefix and IAM's size limit (I2)
     policies = session_policies(settings)  # every purpose's session policy fits STS's limit (ConfigError)
     session = aws.session_for(
@@ -86,9 +91,24 @@ def admit(raw: Any, execution: str, settings: Settings, ledger: Ledger) -> Admis
         session_name=execution,
         session_policy=policies["core"],
     )
-    azs = _check_member(account_id, settings, aws.client(session, "ec2"))
-    _check_plan(account_id, settings, azs, ledger)  # N5: the plan is validated before anything is created
-    return Admission(account_id, ou, "provision", current, startable, reason)
+    azs = _check_member(account_id, network, aws.client(session, "ec2"))
+    _check_plan(account_id, network, azs, ledger)  # N5: the plan is validated before anything is created
+    return Admission(account_id, ou, "provision", current, name, startable, reason)
+
+
+def _blueprint_for(
+    account_id: str, ou: str, current: AccountStatus | None, *, execution: str, settings: Settings, ledger: Ledger
+) -> str:
+    """The network blueprint this provision builds with (N6): chosen afresh (tag, OU, default) for a new build;
+    the recorded one when this execution already chose it (a redelivery) or when the ledger still lists network
+    resources built with it (a re-run on what a failed rollback left, a take-over)."""
+    built = blueprint.recorded(ledger, account_id)
+    if current is None or (not settings.network_blueprints and built in (None, DEFAULT_BLUEPRINT)):
+        return blueprint.resolve(account_id, ou, settings)  # a new account, or nothing to choose from
+    if (current.execution == execution and built is not None) or blueprint.has_network(ledger, account_id):
+        blueprint.settings_for(settings, ledger, account_id)  # still configured, else rejected
+        return blueprint.built_with(ledger, account_id)
+    return blueprint.resolve(account_id, ou, settings)
 
 
 def validate(raw: Any, execution: str, settings: Settings, ledger: Ledger) -> ValidateAccountOutput:
@@ -100,18 +120,27 @@ def validate(raw: Any, execution: str, settings: Settings, ledger: Ledger) -> Va
         logger.info("reconciling", account_id=account_id)  # the status stays READY throughout (D2)
     elif admission.action == "resume":
         assert current is not None
-        return _resume(current, ou=admission.ou, settings=settings, ledger=ledger, execution=execution)
+        return _resume(
+            current,
+            ou=admission.ou,
+            network_blueprint=admission.network_blueprint,
+            settings=settings,
+            ledger=ledger,
+            execution=execution,
+        )
     else:
         if admission.reason:
             logger.info("taking over", account_id=account_id, reason=admission.reason)
         if current is None or current.execution != execution:
             ledger.set_status(account_id, Status.PROVISIONING, execution=execution, only_from=admission.startable)
             ledger.record_ou(account_id, admission.ou)  # `mlplane accounts --ou`; every step rewrites the status
+        blueprint.record(ledger, account_id, admission.network_blueprint, ou=admission.ou)  # what it is built with
     return ValidateAccountOutput(
         account_id=account_id,
         execution=execution,
         ou=admission.ou,
         action=admission.action if admission.action in ("noop", "reconcile") else "provision",
+        network_blueprint=admission.network_blueprint,
         poll_interval_seconds=settings.poll_interval_seconds,
     )
 
@@ -132,7 +161,7 @@ def _resumes(current: AccountStatus, execution: str) -> bool:
 
 
 def _resume(
-    current: AccountStatus, *, ou: str, settings: Settings, ledger: Ledger, execution: str
+    current: AccountStatus, *, ou: str, network_blueprint: str, settings: Settings, ledger: Ledger, execution: str
 ) -> ValidateAccountOutput:
     """Back to the waits for a held account: everything mlplane made is still there; nothing is created again.
 
@@ -152,6 +181,7 @@ def _resume(
         execution=execution,
         ou=ou,
         action="resume",
+        network_blueprint=network_blueprint,
         poll_interval_seconds=settings.poll_interval_seconds,
     )
 

@@ -101,6 +101,12 @@ def allocate(ledger: Ledger, account_id: str, pool: str, *, primary_prefix: int,
     raise ConfigError(f"CIDR pool {pool} is exhausted")
 
 
+def pointer_pool(ledger: Ledger, account_id: str) -> str | None:
+    """The pool the account's allocation pointer names (written before a claim, deleted on release)."""
+    pointer = ledger.get_item(account_id, POINTER_SK)
+    return str(pointer["pool"]) if pointer else None
+
+
 def release(ledger: Ledger, account_id: str, *, pool: str | None = None) -> int:
     """Free every slot the account holds (in `pool`, or the pool its pointer names); returns how many."""
     pointer = ledger.get_item(account_id, POINTER_SK)

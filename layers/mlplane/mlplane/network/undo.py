@@ -517,7 +517,7 @@ def undo_cidr_allocation(member: Member, record: ResourceRecord, resource_id: st
     return _removed() if freed else _gone()
 
 
-def release_in_closed_account(ledger: Ledger, account_id: str, pool: str) -> tuple[int, str | None]:
+def release_in_closed_account(ledger: Ledger, account_id: str) -> tuple[int, str | None]:
     """The closed-account variant of `undo_cidr_allocation` (nothing in the account can be described): free the
     slot only if the ledger lists no VPC or attachment that holds it, live or deferred (the closed-account step
     defers every record first, and a retried step finds them deferred). Returns (slots freed, why it was kept)."""
@@ -528,7 +528,8 @@ def release_in_closed_account(ledger: Ledger, account_id: str, pool: str) -> tup
     ]
     if not holders:
         return allocation.release(ledger, account_id), None
-    if allocation.lookup(ledger, account_id, pool) is None:
+    pool = allocation.pointer_pool(ledger, account_id)  # the pool it was built with (N6), whatever its OU is now
+    if pool is None or allocation.lookup(ledger, account_id, pool) is None:
         return 0, None
     names = ", ".join(f"{r.type} {r.resource_id or r.key}" for r in holders)
     return 0, f"kept: {names} cannot be verified gone in the closed account"
