@@ -30,7 +30,7 @@ from mlplane.errors import ConfigError, InputRejected
 from mlplane.ledger import Ledger, Status
 from mlplane.member import member_for
 from mlplane.steps import cause_message
-from mlplane_sandbox import asl_cache, faults, interceptor, inventory, lambdas, recording, rules
+from mlplane_sandbox import asl_cache, faults, hotpaths, interceptor, inventory, lambdas, recording, rules
 from mlplane_sandbox import clock as clock_module
 from mlplane_sandbox import vendor as vendor_module
 from mlplane_sandbox.emulators import cloudformation, lambda_functions, service_quotas
@@ -219,6 +219,7 @@ class Sandbox:
         reset_settings()
         interceptor.install()
         asl_cache.install()
+        hotpaths.install()
         _reset_scenarios(self.options.vendor, self.options.quota)
         fidelity_iam_kms.reset()
         fidelity_iam_kms.configure(  # accounts are placed with their execution role
