@@ -3,6 +3,8 @@ and a second audit is clean; a failure during reconcile never rolls back the REA
 
 from __future__ import annotations
 
+import threading
+
 from typing import Any
 
 import pytest
@@ -120,6 +122,24 @@ def test_the_fleet_reconcile_rolls_a_changed_policy_document_out_to_every_ready_
         new = iam_plans.shipped_policy()
         new["Statement"] = [*new["Statement"], {"Effect": "Allow", "Action": "s3:ListAllMyBuckets", "Resource": "*"}]
         monkeypatch.setattr(iam_plans, "shipped_policy", lambda: new)
+        # How many ReconcileAccount invocations run at once (the Map's iterations are threads in moto, as they
+        # are concurrent Lambda invocations in AWS): counted at entry, never more than the cap.
+        assert sandbox.dispatcher is not None
+        invoke, lock, running, most = sandbox.dispatcher.invoke, threading.Lock(), [0], [0]
+
+        def counted(function: Any, event: Any) -> Any:
+            if function.logical_id != "ReconcileAccountFunction":
+                return invoke(function, event)
+            with lock:
+                running[0] += 1
+                most[0] = max(most[0], running[0])
+            try:
+                return invoke(function, event)
+            finally:
+                with lock:
+                    running[0] -= 1
+
+        monkeypatch.setattr(sandbox.dispatcher, "invoke", counted)
         ended = sandbox.reconcile_fleet()
         history = sandbox.history(ended["executionArn"])
         versions = {}
@@ -134,6 +154,7 @@ def test_the_fleet_reconcile_rolls_a_changed_policy_document_out_to_every_ready_
     output = json.loads(ended["output"])
     assert sorted(r["account_id"] for r in output["results"]) == [MEMBER, "222222222222", third]
     assert output["max_concurrency"] == 2
+    assert 1 <= most[0] <= 2, f"{most[0]} ReconcileAccount invocations at once; the cap is 2"
     for account, (default, document) in versions.items():
         assert default == "v2", account
         assert document == new, account
