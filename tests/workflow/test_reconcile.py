@@ -4,7 +4,6 @@ and a second audit is clean; a failure during reconcile never rolls back the REA
 from __future__ import annotations
 
 import threading
-
 from typing import Any
 
 import pytest
