@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from types import MappingProxyType
 
+from mlplane import modules
 from mlplane.errors import RollbackIncomplete
 from mlplane.iam import apply as iam
 from mlplane.kms import apply as kms
@@ -16,7 +17,9 @@ from mlplane.network import undo as network
 from mlplane.quotas import apply as quotas
 from mlplane.rollback.handler import Handler
 
-HANDLERS = MappingProxyType({**network.HANDLERS, **iam.HANDLERS, **kms.HANDLERS, **quotas.HANDLERS})
+HANDLERS = MappingProxyType(
+    {**network.HANDLERS, **iam.HANDLERS, **kms.HANDLERS, **quotas.HANDLERS, **modules.handlers()}
+)
 
 DOMAIN_TYPES = MappingProxyType(
     {
@@ -24,6 +27,7 @@ DOMAIN_TYPES = MappingProxyType(
         "iam": frozenset(iam.HANDLERS),
         "kms": frozenset(kms.HANDLERS),
         "quotas": frozenset(quotas.HANDLERS),
+        "modules": frozenset(modules.handlers()),  # every module's, enabled or not: RemoveModules
     }
 )
 """The resource types of each domain (what a deprovision step of that domain undoes)."""
