@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from mlplane import aws
@@ -15,6 +15,8 @@ MANAGED_TAG = "mlplane:managed"
 ACCOUNT_TAG = "mlplane:account"
 EXECUTION_TAG = "mlplane:execution"
 KEY_TAG = "mlplane:key"
+CANVAS_ROLE_PREFIX = "AmazonSageMakerCanvasEMRSExecutionAccess-"
+"""Canvas only offers existing roles whose name begins with this (seed 001; `mlplane.modules.canvas`)."""
 
 
 @dataclass(frozen=True)
@@ -28,6 +30,15 @@ class Member:
     session: aws.Session
     ledger: Ledger
     deadline: Deadline = field(default_factory=Deadline)  # the running Lambda's (none outside Lambda)
+    # The session of another purpose (`member_for` sets it): a module's calls, also when the rollback walker or
+    # a plan hands its handlers the core member, run in the module's own session.
+    sessions: Callable[[str], aws.Session] | None = field(default=None, compare=False, repr=False)
+
+    def for_purpose(self, purpose: str) -> Member:
+        """This member with the session of `purpose` (its own session policy, `session_policies/<purpose>.json`)."""
+        if self.sessions is None:
+            raise ValueError(f"member {self.account_id}: no sessions of other purposes (use member_for)")
+        return replace(self, session=self.sessions(purpose))
 
     def client(self, service: str) -> Any:
         return aws.client(self.session, service)
@@ -86,6 +97,7 @@ def hub_ledger(settings: Settings) -> Ledger:
 PURPOSES: tuple[str, ...] = (
     "core",  # network, service account and policies, vault key, quotas, the vendor's footprint (reads)
     "access_key",  # the service account's optional access key, kept in Secrets Manager (I4)
+    "canvas",  # the Canvas module (M1): its EMR Serverless role, mlplane's inline policy on the domain's role
 )
 
 
@@ -94,7 +106,14 @@ def session_policy(settings: Settings, purpose: str = "core") -> str:
     A policy that would not fit STS's 2,048 characters with these settings is a ConfigError naming the purpose."""
     if purpose not in PURPOSES:
         raise ValueError(f"unknown member session purpose {purpose!r}; known: {', '.join(PURPOSES)}")
-    return aws.member_session_policy(purpose, SaUserName=settings.sa_user_name, VaultKeyAlias=settings.vault_key_alias)
+    canvas = settings.modules.canvas
+    return aws.member_session_policy(
+        purpose,
+        SaUserName=settings.sa_user_name,
+        VaultKeyAlias=settings.vault_key_alias,
+        # The custom domain's execution role; without one, the module's own role (the statement adds nothing).
+        CanvasExecutionRoleName=canvas.execution_role_name or f"{CANVAS_ROLE_PREFIX}{canvas.role_suffix}",
+    )
 
 
 def session_policies(settings: Settings) -> dict[str, str]:
@@ -113,19 +132,23 @@ def member_for(
 ) -> Member:
     """Assume the member role (cached per purpose) with the session policy of `purpose`, and bundle it with the
     hub's ledger (and the Lambda's deadline)."""
-    session = aws.session_for(
-        account_id,
-        settings.member_role_name,
-        region=settings.member_region,
-        session_name=execution,
-        session_policy=session_policy(settings, purpose),
-    )
+
+    def session(of: str) -> aws.Session:
+        return aws.session_for(
+            account_id,
+            settings.member_role_name,
+            region=settings.member_region,
+            session_name=execution,
+            session_policy=session_policy(settings, of),
+        )
+
     return Member(
         account_id=account_id,
         region=settings.member_region,
         execution=execution,
         step=step,
-        session=session,
+        session=session(purpose),
         ledger=hub_ledger(settings),
         deadline=deadline or Deadline(),
+        sessions=session,
     )
