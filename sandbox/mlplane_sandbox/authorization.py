@@ -199,6 +199,33 @@ def _policy(call: Call) -> Resource:
     return Resource(arn, exists=arn in _iam(call).managed_policies)
 
 
+def _role(call: Call) -> Resource:
+    """arn:aws:iam::ACCOUNT:role/NAME with the role's tags (aws:ResourceTag/<key>) at call time."""
+    name = str(call.params.get("RoleName", ""))
+    role = next((r for r in _iam(call).roles.values() if r.name == name), None)
+    if role is None:
+        return Resource(f"arn:{PARTITION}:iam::{call.account_id}:role/{name}", exists=False)
+    listed = list(role.tags.values()) if isinstance(role.tags, dict) else list(role.tags or [])
+    tags = {str(t["Key"]): str(t["Value"]) for t in listed}
+    keys: Keys = {f"aws:ResourceTag/{k}": (v,) for k, v in tags.items()}
+    return Resource(f"arn:{PARTITION}:iam::{call.account_id}:role{role.path}{name}", keys)
+
+
+def _role_call(operation: str) -> Callable[[Call], Authorization]:
+    """A call on a role: its tags as resource keys; a create's or a tagging's tags as aws:RequestTag/<key>;
+    Attach/DetachRolePolicy's policy as iam:PolicyARN."""
+
+    def authorization(call: Call) -> Authorization:
+        context: Keys = {
+            f"aws:RequestTag/{k}": (v,) for k, v in _tags_param(call.params, "Tags", "Key", "Value").items()
+        }
+        if "PolicyArn" in call.params:
+            context["iam:PolicyARN"] = (str(call.params["PolicyArn"]),)
+        return Authorization(f"iam:{operation}", (_role(call),), context)
+
+    return authorization
+
+
 def _on_iam(operation: str, resource: Callable[[Call], Resource]) -> Callable[[Call], Authorization]:
     return lambda call: Authorization(f"iam:{operation}", (resource(call),))
 
@@ -315,11 +342,30 @@ _DESCRIBERS: dict[str, Callable[[Call], Authorization]] = {
             "ListAccessKeys",
         )
     },
+    **{
+        f"iam:{operation}": _role_call(operation)
+        for operation in (
+            "GetRole",
+            "GetRolePolicy",
+            "ListAttachedRolePolicies",
+            "ListInstanceProfilesForRole",
+            "ListRolePolicies",
+            "ListRoleTags",
+            "CreateRole",
+            "DeleteRole",
+            "TagRole",
+            "AttachRolePolicy",
+            "DetachRolePolicy",
+            "PutRolePolicy",
+            "DeleteRolePolicy",
+        )
+    },
     "iam:AttachUserPolicy": _user_policy("AttachUserPolicy"),
     "iam:DetachUserPolicy": _user_policy("DetachUserPolicy"),
     **{
         f"iam:{operation}": _on_iam(operation, _policy)
         for operation in (
+            "GetPolicy",
             "CreatePolicy",
             "CreatePolicyVersion",
             "DeletePolicy",
@@ -353,8 +399,12 @@ def _implied(call: Call, action: str) -> tuple[Authorization, ...]:
     if action == "secretsmanager:CreateSecret" and call.params.get("Tags"):
         # CreateSecret with Tags also needs secretsmanager:TagResource (Secrets Manager API reference, CreateSecret)
         return (Authorization("secretsmanager:TagResource", _DESCRIBERS[action](call).resources),)
-    if action in ("iam:CreateUser", "iam:CreatePolicy") and _tags_param(call.params, "Tags", "Key", "Value"):
-        tag = "iam:TagUser" if action == "iam:CreateUser" else "iam:TagPolicy"
+    if action in ("iam:CreateUser", "iam:CreatePolicy", "iam:CreateRole") and _tags_param(
+        call.params, "Tags", "Key", "Value"
+    ):
+        tag = {"iam:CreateUser": "iam:TagUser", "iam:CreatePolicy": "iam:TagPolicy", "iam:CreateRole": "iam:TagRole"}[
+            action
+        ]
         described = _DESCRIBERS[action](call)
-        return (Authorization(tag, described.resources),)
+        return (Authorization(tag, described.resources, described.context),)
     return ()

@@ -46,6 +46,8 @@ JUSTIFIED: dict[tuple[str, str, str], str] = {
     "only through Secrets Manager (kms:ViaService), only for the access-key secret (its encryption context)",
     ("session", "VaultKeyForSecret", "UNKNOWN_CONDITION_FOR_ACTION"): "kms:ResourceAliases is a key of the key "
     "resource type; parliament checks action-level keys only",
+    ("session", "CanvasManagedPolicyExists", "INVALID_ARN"): "an AWS managed policy's ARN has `aws` for its account "
+    "(arn:aws:iam::aws:policy/..., IAM user guide, 'IAM identifiers'); parliament expects 12 digits or a wildcard",
     ("template", "ValidateAccountFunction", "RESOURCE_STAR"): "organizations:DescribeAccount, "
     "DescribeOrganizationalUnit and ListTagsForResource need the organization id in their ARNs, an optional "
     "parameter; read-only",

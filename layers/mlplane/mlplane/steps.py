@@ -66,6 +66,8 @@ class ValidateAccountOutput(_Model):
     # The network blueprint the account is built with (N6), chosen here once; CreateNetwork builds it.
     network_blueprint: BlueprintName = "default"
     poll_interval_seconds: int
+    # The optional modules enabled for this account, resolved once here (`mlplane.modules.enabled_for`).
+    modules: list[str] = Field(default_factory=list)
     polls: dict[str, PollState] = Field(
         default_factory=lambda: {name: PollState() for name in ("quotas", "eks", "credential_role", "kms_policy")}
     )
@@ -124,6 +126,12 @@ class PatchKmsPolicyInput(PollInput):
 
 class MarkReadyInput(StepInput):
     pass
+
+
+class ApplyModulesInput(StepInput):
+    """The modules ValidateAccount enabled for the account: ApplyModules applies those and no other."""
+
+    modules: list[str] = Field(default_factory=list)
 
 
 class CaughtError(BaseModel):

@@ -8,7 +8,7 @@ from typing import Any, Literal
 
 from botocore.exceptions import ClientError
 
-from mlplane import aws
+from mlplane import aws, modules
 from mlplane.accounts.events import ControlTowerEvent, ManualStart, parse_start
 from mlplane.accounts.lifecycle import deliver_pending_ready
 from mlplane.accounts.ownership import owner_running
@@ -16,7 +16,7 @@ from mlplane.config import DEFAULT_BLUEPRINT, Settings
 from mlplane.errors import Conflict, InputRejected, error_code, translate
 from mlplane.iam.plan import check_policy, shipped_policy
 from mlplane.ledger import AccountStatus, Ledger, Status
-from mlplane.member import MANAGED_TAG, session_policies
+from mlplane.member import MANAGED_TAG, Member, session_policies
 from mlplane.network import allocation, blueprint
 from mlplane.network.plan import plan_network
 from mlplane.observability import logger
@@ -38,6 +38,7 @@ class Admission:
     network_blueprint: str = DEFAULT_BLUEPRINT  # what the account is (to be) built with (N6)
     startable: frozenset[Status] = _STARTABLE
     reason: str = ""  # why noop / resume / a take-over
+    modules: tuple[str, ...] = ()  # the optional modules enabled for the account (`mlplane.modules`)
 
 
 def admit(raw: Any, execution: str, settings: Settings, ledger: Ledger) -> Admission:
@@ -53,6 +54,7 @@ def admit(raw: Any, execution: str, settings: Settings, ledger: Ledger) -> Admis
         raise InputRejected(
             f"account {account_id} is in OU {ou!r}, not in the allowed OUs {', '.join(settings.allowed_ous)}"
         )
+    enabled = modules.enabled_for(settings, ou=ou, tags=modules.account_tags(settings, account_id))
     current = ledger.status(account_id)
     # A manual reconcile, or Control Tower updating an account mlplane already made READY (its OU, its
     # baseline): converge it to the plan rather than ignore the event (D2).
@@ -63,13 +65,19 @@ def admit(raw: Any, execution: str, settings: Settings, ledger: Ledger) -> Admis
     if current is not None and current.status == Status.READY:
         if reconcile:
             blueprint.settings_for(settings, ledger, account_id)  # still configured
-            return Admission(account_id, ou, "reconcile", current, built, reason="READY: converge it to the plan")
-        return Admission(account_id, ou, "noop", current, built, reason=f"READY since {current.updated_at}")
+            return Admission(
+                account_id, ou, "reconcile", current, built, reason="READY: converge it to the plan", modules=enabled
+            )
+        return Admission(
+            account_id, ou, "noop", current, built, reason=f"READY since {current.updated_at}", modules=enabled
+        )
     if reconcile and isinstance(start, ManualStart):
         state = current.status.value if current else "unknown to mlplane"
         raise InputRejected(f"account {account_id} is {state}, not READY: nothing to reconcile (provision it)")
     if current is not None and _resumes(current, execution):
-        return Admission(account_id, ou, "resume", current, built, reason=f"{current.status}: back to the waits")
+        return Admission(
+            account_id, ou, "resume", current, built, reason=f"{current.status}: back to the waits", modules=enabled
+        )
     startable = _STARTABLE
     reason = ""
     if current is not None and current.status not in _STARTABLE and current.execution != execution:
@@ -84,16 +92,24 @@ def admit(raw: Any, execution: str, settings: Settings, ledger: Ledger) -> Admis
     network = settings.network_for(name)
     check_policy(settings.sa_policy_name, shipped_policy())  # name prefix and IAM's size limit (I2)
     policies = session_policies(settings)  # every purpose's session policy fits STS's limit (ConfigError)
-    session = aws.session_for(
-        account_id,
-        settings.member_role_name,
-        region=settings.member_region,
-        session_name=execution,
-        session_policy=policies["core"],
-    )
-    azs = _check_member(account_id, network, aws.client(session, "ec2"))
+
+    def session(purpose: str) -> aws.Session:
+        return aws.session_for(
+            account_id,
+            settings.member_role_name,
+            region=settings.member_region,
+            session_name=execution,
+            session_policy=policies[purpose],
+        )
+
+    azs = _check_member(account_id, network, aws.client(session("core"), "ec2"))
     _check_plan(account_id, network, azs, ledger)  # N5: the plan is validated before anything is created
-    return Admission(account_id, ou, "provision", current, name, startable, reason)
+    if enabled:  # the modules' own pre-checks (read-only): a module that is not enabled makes no call
+        member = Member(
+            account_id, settings.member_region, execution, "ValidateAccount", session("core"), ledger, assume=session
+        )
+        modules.check(member, settings, enabled)
+    return Admission(account_id, ou, "provision", current, name, startable, reason, modules=enabled)
 
 
 def _blueprint_for(
@@ -118,6 +134,7 @@ def validate(raw: Any, execution: str, settings: Settings, ledger: Ledger) -> Va
         deliver_pending_ready(account_id, settings, ledger)  # a READY the first run could not announce (C10)
     elif admission.action == "reconcile":
         logger.info("reconciling", account_id=account_id)  # the status stays READY throughout (D2)
+        ledger.record_ou(account_id, admission.ou, admission.modules)  # what ReconcileAccount converges
     elif admission.action == "resume":
         assert current is not None
         return _resume(
@@ -133,7 +150,8 @@ def validate(raw: Any, execution: str, settings: Settings, ledger: Ledger) -> Va
             logger.info("taking over", account_id=account_id, reason=admission.reason)
         if current is None or current.execution != execution:
             ledger.set_status(account_id, Status.PROVISIONING, execution=execution, only_from=admission.startable)
-            ledger.record_ou(account_id, admission.ou)  # `mlplane accounts --ou`; every step rewrites the status
+            # `mlplane accounts --ou`, and the modules audit and reconcile look at; every step rewrites the status
+            ledger.record_ou(account_id, admission.ou, admission.modules)
         blueprint.record(ledger, account_id, admission.network_blueprint, ou=admission.ou)  # what it is built with
     return ValidateAccountOutput(
         account_id=account_id,
@@ -142,6 +160,7 @@ def validate(raw: Any, execution: str, settings: Settings, ledger: Ledger) -> Va
         action=admission.action if admission.action in ("noop", "reconcile") else "provision",
         network_blueprint=admission.network_blueprint,
         poll_interval_seconds=settings.poll_interval_seconds,
+        modules=list(admission.modules),
     )
 
 

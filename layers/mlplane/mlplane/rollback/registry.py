@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from types import MappingProxyType
 
+from mlplane import modules
 from mlplane.errors import RollbackIncomplete
 from mlplane.iam import access_key
 from mlplane.iam import apply as iam
@@ -18,7 +19,7 @@ from mlplane.quotas import apply as quotas
 from mlplane.rollback.handler import Handler
 
 HANDLERS = MappingProxyType(
-    {**network.HANDLERS, **iam.HANDLERS, **access_key.HANDLERS, **kms.HANDLERS, **quotas.HANDLERS}
+    {**network.HANDLERS, **iam.HANDLERS, **access_key.HANDLERS, **kms.HANDLERS, **quotas.HANDLERS, **modules.handlers()}
 )
 
 DOMAIN_TYPES = MappingProxyType(
@@ -27,6 +28,7 @@ DOMAIN_TYPES = MappingProxyType(
         "iam": frozenset(iam.HANDLERS) | frozenset(access_key.HANDLERS),
         "kms": frozenset(kms.HANDLERS),
         "quotas": frozenset(quotas.HANDLERS),
+        "modules": frozenset(modules.handlers()),  # every module's, enabled or not: RemoveModules
     }
 )
 """The resource types of each domain (what a deprovision step of that domain undoes)."""
