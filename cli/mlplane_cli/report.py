@@ -9,6 +9,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from mlplane_sandbox.inventory import SECTIONS
 from mlplane_sandbox.recording import is_mutating
 
 console = Console(stderr=False)
@@ -16,25 +17,7 @@ console = Console(stderr=False)
 EXIT_OK = frozenset({"READY", "DEPROVISIONED", "IGNORED"})
 """The outcomes `local run` and `demo` exit 0 with; any other outcome exits 1."""
 
-_SECTIONS = (
-    "vpcs",
-    "subnets",
-    "route_tables",
-    "internet_gateways",
-    "nat_gateways",
-    "elastic_ips",
-    "vpc_endpoints",
-    "transit_gateway_attachments",
-    "network_interfaces",
-    "security_groups",
-    "iam_users",
-    "iam_policies",
-    "iam_roles",
-    "kms_keys",
-    "quota_requests",
-    "eks_clusters",
-    "canvas",
-)
+_SECTIONS = SECTIONS
 _MLPLANE_TAG = "mlplane:managed"
 _VENDOR_ROLE_PREFIXES = ("aac-", "credential-service-role")
 

@@ -37,25 +37,14 @@ from mlplane.aws import new_session
 from mlplane.member import ACCOUNT_TAG
 from mlplane.network import blueprint
 from mlplane_sandbox import interceptor, recording
+from mlplane_sandbox.inventory import TAGGED_SECTIONS
 from mlplane_sandbox.recording import ApiCall
 from mlplane_sandbox.runner import Options, RunResult, Sandbox, UsageError
 from mlplane_sandbox.world import HUB_ACCOUNT
 
 BASE_ACCOUNT = 200_000_000_000
 _EVENT_NAMESPACE = uuid.UUID("6d1f7a52-0c4e-4e0b-9a51-6d6c6e616e65")  # any fixed UUID: event ids are stable
-_TAGGED_SECTIONS = (
-    "vpcs",
-    "subnets",
-    "route_tables",
-    "internet_gateways",
-    "nat_gateways",
-    "vpc_endpoints",
-    "transit_gateway_attachments",
-    "elastic_ips",
-    "iam_users",
-    "iam_policies",
-    "kms_keys",
-)
+_TAGGED_SECTIONS = TAGGED_SECTIONS
 
 
 def account_ids(count: int, *, base: int = BASE_ACCOUNT) -> list[str]:

@@ -375,6 +375,7 @@ def _load_rules() -> None:
     for module in (
         "mlplane_sandbox.fidelity.network",
         "mlplane_sandbox.fidelity.iam_kms",
+        "mlplane_sandbox.fidelity.secretsmanager",
         "mlplane_sandbox.fidelity.organizations",
         "mlplane_sandbox.fidelity.consistency",
         "mlplane_sandbox.emulators.service_quotas",

@@ -31,29 +31,51 @@ def _target(route: dict[str, Any]) -> str:
     return "unknown"
 
 
+# The inventory's sections, in the order `mlplane local run` prints them (mlplane_cli.report): the one list.
+SECTIONS = (
+    "vpcs",
+    "subnets",
+    "route_tables",
+    "internet_gateways",
+    "nat_gateways",
+    "elastic_ips",
+    "vpc_endpoints",
+    "transit_gateway_attachments",
+    "network_interfaces",
+    "security_groups",
+    "iam_users",
+    "access_keys",  # every user's, ids only: the secret half is never read
+    "iam_policies",
+    "iam_roles",
+    "kms_keys",
+    "secrets",  # Secrets Manager, scheduled deletions too (state PendingDeletion)
+    "quota_requests",
+    "eks_clusters",
+    "canvas",  # the optional module M1: its role and inline policies (mlplane.modules.canvas)
+)
+# Sections whose items carry tags (`tags`): what mlplane's tags name as another account's is a burst finding.
+TAGGED_SECTIONS = (
+    "vpcs",
+    "subnets",
+    "route_tables",
+    "internet_gateways",
+    "nat_gateways",
+    "vpc_endpoints",
+    "transit_gateway_attachments",
+    "elastic_ips",
+    "iam_users",
+    "iam_policies",
+    "kms_keys",
+    "secrets",
+)
+
+
 def read(account_id: str) -> dict[str, Any]:  # noqa: C901, PLR0912 - one section per resource kind
     with as_account(account_id):
         ec2 = sandbox_client("ec2")
         vpcs = [v for v in ec2.describe_vpcs()["Vpcs"] if not v.get("IsDefault")]
         vpc_ids = {v["VpcId"] for v in vpcs}
-        inventory: dict[str, Any] = {
-            "vpcs": [],
-            "subnets": [],
-            "route_tables": [],
-            "internet_gateways": [],
-            "nat_gateways": [],
-            "vpc_endpoints": [],
-            "transit_gateway_attachments": [],
-            "iam_users": [],
-            "iam_policies": [],
-            "iam_roles": [],
-            "kms_keys": [],
-            "quota_requests": [],
-            "eks_clusters": [],
-            "network_interfaces": [],
-            "security_groups": [],
-            "canvas": [],
-        }
+        inventory: dict[str, Any] = {section: [] for section in SECTIONS}
 
         def attribute(vpc_id: str, name: str) -> bool:
             answer = ec2.describe_vpc_attribute(VpcId=vpc_id, Attribute=name)
@@ -161,6 +183,10 @@ def read(account_id: str) -> dict[str, Any]:  # noqa: C901, PLR0912 - one sectio
                     "tags": _tags(iam.list_user_tags(UserName=name).get("Tags")),
                 }
             )
+            inventory["access_keys"] += [
+                {"user": name, "id": k["AccessKeyId"], "status": k.get("Status", "")}
+                for k in iam.list_access_keys(UserName=name)["AccessKeyMetadata"]
+            ]
         for policy in iam.list_policies(Scope="Local")["Policies"]:
             version = iam.get_policy_version(PolicyArn=policy["Arn"], VersionId=policy["DefaultVersionId"])
             document = version["PolicyVersion"]["Document"]
@@ -192,6 +218,16 @@ def read(account_id: str) -> dict[str, Any]:  # noqa: C901, PLR0912 - one sectio
                     "tags": {t["TagKey"]: t["TagValue"] for t in kms.list_resource_tags(KeyId=key["KeyId"])["Tags"]},
                 }
             )
+        inventory["secrets"] = [
+            {
+                "name": secret["Name"],
+                "arn": secret["ARN"],
+                "kms_key_id": secret.get("KmsKeyId", ""),
+                "state": "PendingDeletion" if secret.get("DeletedDate") else "Active",
+                "tags": _tags(secret.get("Tags")),
+            }
+            for secret in sandbox_client("secretsmanager").list_secrets(IncludePlannedDeletion=True)["SecretList"]
+        ]
         inventory["quota_requests"] = _quota_requests(account_id)
         eks = sandbox_client("eks")
         for name in eks.list_clusters()["clusters"]:
@@ -322,7 +358,7 @@ def _quota_requests(account_id: str) -> list[dict[str, Any]]:
     return requests
 
 
-def mlplane_resources(inventory: dict[str, Any], account_id: str) -> list[dict[str, str]]:  # noqa: C901 - per kind
+def mlplane_resources(inventory: dict[str, Any], account_id: str) -> list[dict[str, str]]:
     """Every resource in the inventory that carries mlplane's tags for this account (live ones only)."""
     found: list[dict[str, str]] = []
 
@@ -343,18 +379,23 @@ def mlplane_resources(inventory: dict[str, Any], account_id: str) -> list[dict[s
         for item in inventory.get(section, []):
             if mine(item.get("tags", {})) and str(item.get("state", "")).lower() not in NOT_LIVE_STATES:
                 found.append({"type": kind, "id": item["id"]})
-    for user in inventory.get("iam_users", []):
-        if mine(user["tags"]):
-            found.append({"type": "iam:user", "id": user["name"]})
-    for policy in inventory.get("iam_policies", []):
-        if mine(policy["tags"]):
-            found.append({"type": "iam:policy", "id": policy["arn"]})
+    # By name or ARN; a key or secret scheduled for deletion is AWS's to finish, not a leftover.
+    named = {
+        "iam_users": ("iam:user", "name"),
+        "iam_policies": ("iam:policy", "arn"),
+        "kms_keys": ("kms:key", "id"),
+        "secrets": ("secretsmanager:secret", "arn"),
+    }
+    for section, (kind, field) in named.items():
+        for item in inventory.get(section, []):
+            if mine(item.get("tags", {})) and item.get("state") not in ("PendingDeletion", "PendingReplicaDeletion"):
+                found.append({"type": kind, "id": item[field]})
+    # An access key carries no tags: one on a user of mlplane's is mlplane's (it never keys anyone else's user).
+    users = {u["name"] for u in inventory.get("iam_users", []) if mine(u["tags"])}
+    found += [{"type": "iam:access-key", "id": k["id"]} for k in inventory.get("access_keys", []) if k["user"] in users]
     for item in inventory.get("canvas", []):
         if item["kind"] == "role" and mine(item["tags"]):
             found.append({"type": "canvas:role", "id": item["name"]})
         elif item["kind"] == "inline-policy":  # mlplane-canvas-*: only mlplane puts these
             found.append({"type": "canvas:inline-policy", "id": f"{item['role']}|{item['name']}"})
-    for key in inventory.get("kms_keys", []):
-        if mine(key.get("tags", {})) and key.get("state") not in ("PendingDeletion", "PendingReplicaDeletion"):
-            found.append({"type": "kms:key", "id": key["id"]})
     return found

@@ -318,6 +318,9 @@ class Sandbox:
         lambda_functions.publish(self.functions.values())
         self._deploy_forwarder()
         self.world.stackset_role = self._member_role()
+        reader = self.settings.sa_access_key_secret_reader_role
+        if reader:  # the reader role the operator named exists in each account (a name, or an ARN's last part)
+            self.world.customer_roles = (reader.rsplit("/", maxsplit=1)[-1],)
         self.dispatcher = lambdas.Dispatcher(
             self.functions,
             self._state_targets("--redeliver", self.options.redeliver),

@@ -81,6 +81,9 @@ class MemberRole:
 class World:
     # The role the StackSet deploys into each account placed with its name (a delegated hub's member role).
     stackset_role: MemberRole | None = None
+    # Roles the customer made in each account before naming them to mlplane (SaAccessKeySecretReaderRole):
+    # Secrets Manager refuses a resource policy naming a role that does not exist (fidelity.secretsmanager).
+    customer_roles: tuple[str, ...] = ()
     root_id: str = ""
     ou_ids: dict[str, str] = field(default_factory=dict)
     accounts: dict[str, str] = field(default_factory=dict)  # account id -> OU name
@@ -130,6 +133,8 @@ class World:
             self._deploy_stackset_role(account_id, self.stackset_role)
         if account_id not in self.accounts:
             add_aws_managed_policies(account_id)
+        for customer_role in self.customer_roles:
+            self._place_customer_role(account_id, customer_role)
         backend = organizations_backends[HUB_ACCOUNT]["aws"]
         for account in backend.accounts:
             if account.id == account_id:
@@ -143,6 +148,30 @@ class World:
             sandbox_client("organizations").tag_resource(
                 ResourceId=account_id, Tags=[{"Key": k, "Value": v} for k, v in tags.items()]
             )
+
+    @staticmethod
+    def _place_customer_role(account_id: str, name: str) -> None:
+        """A role of the customer's (trusting its own account), made before mlplane runs; kept if present."""
+        from moto.iam.models import iam_backends
+
+        iam = iam_backends[account_id]["aws"]
+        if any(role.name == name for role in iam.roles.values()):
+            return
+        trust = {
+            "Version": "2012-10-17",
+            "Statement": [
+                {"Effect": "Allow", "Principal": {"AWS": f"arn:aws:iam::{account_id}:root"}, "Action": "sts:AssumeRole"}
+            ],
+        }
+        iam.create_role(
+            role_name=name,
+            assume_role_policy_document=json.dumps(trust),
+            path="/",
+            permissions_boundary=None,
+            description="the customer's",
+            tags=[],
+            max_session_duration=None,
+        )
 
     @staticmethod
     def _deploy_stackset_role(account_id: str, role: MemberRole) -> None:

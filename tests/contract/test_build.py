@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 
+from mlplane.iam.plan import shipped_policy_files
 from mlplane.member import PURPOSES
 from mlplane_sandbox.template import load_template
 
@@ -76,7 +77,9 @@ def test_the_layer_holds_mlplane_with_its_data_files(layer: Path) -> None:
     built = {p.relative_to(layer / "mlplane") for p in (layer / "mlplane").rglob("*") if p.is_file()}
     assert wanted <= built, sorted(str(p) for p in wanted - built)
     policies = {Path("session_policies") / f"{purpose}.json" for purpose in PURPOSES}
-    assert {*policies, Path("iam/aac_ml_sa_policy.json")} <= built
+    # The further customer policies SaExtraPolicies may name (mlplane/policies/), found where CreateIam reads them.
+    extra = {Path("policies") / f"{name}.json" for name in shipped_policy_files()}
+    assert extra and {*policies, *extra, Path("iam/aac_ml_sa_policy.json")} <= built
 
 
 def test_the_layer_holds_its_third_party_packages_for_cp313_aarch64(layer: Path) -> None:

@@ -39,6 +39,8 @@ def test_success_event_json_contract_and_exit_zero() -> None:
         "iam_policies",
         "iam_roles",
         "kms_keys",
+        "secrets",
+        "access_keys",
         "quota_requests",
         "eks_clusters",
     ):

@@ -53,6 +53,7 @@ pytestmark = pytest.mark.xdist_group("least_privilege")
 MEMBER = "111111111111"
 FAST = {"poll_interval_seconds": 600}  # fewer polls; the calls made are the same kinds
 ACCESS_KEY = {"sa_access_key_secret_reader_role": "aac-key-reader"}  # the optional access key (I4)
+EXTRA_POLICY = {"sa_extra_policies": "AAC_MachineLearning_EksLogsRead"}  # a further customer policy (a file)
 
 # The SAM policy templates template.yaml uses, expanded to their actions as SAM documents them:
 # https://docs.aws.amazon.com/serverless-application-model/latest/developerguide/serverless-policy-template-list.html
@@ -214,12 +215,12 @@ def recorded() -> Iterator[Recorded]:  # noqa: PLR0915 - one block per scenario
                 config={**FAST, "network_blueprints": {"corp": {"ous": ["Workloads"], "egress_mode": "tgw"}}},
                 then_deprovision=True,
             ),
-            # READY with the access key, then deprovisioned by hand (nat mode)
-            Options(config={**FAST, **ACCESS_KEY}, then_deprovision=True),
+            # READY with the access key and a further policy, then deprovisioned by hand (nat mode)
+            Options(config={**FAST, **ACCESS_KEY, **EXTRA_POLICY}, then_deprovision=True),
             Options(config=FAST, quota="slow", vendor="late"),  # days of waiting: the waits' daily reminders
             Options(config=FAST, fails=["ec2:CreateNatGateway"]),  # an outage: rollback of a partial network
-            # rollback of a complete account (before the hand-off), its access key and secret too
-            Options(config={**FAST, **ACCESS_KEY}, quota="denied"),
+            # rollback of a complete account (before the hand-off), its access key, secret and further policy too
+            Options(config={**FAST, **ACCESS_KEY, **EXTRA_POLICY}, quota="denied"),
             Options(config=FAST, vendor="cluster-failed"),  # a rollback held for the vendor (C7)
         ):
             with Sandbox(options) as sandbox:
@@ -643,3 +644,18 @@ def test_template_passes_checkov_with_only_the_listed_skips() -> None:
     assert report["summary"]["parsing_errors"] == 0
     assert report["summary"]["passed"] > 0
     assert done.returncode == 0, done.stderr[-2000:]
+
+
+def test_the_further_policys_calls_are_recorded_on_its_arn(recorded: Recorded) -> None:
+    """The scenarios with EXTRA_POLICY create, attach, detach and delete it: the checks above covered those calls
+    with the policy's own ARN (core's ServiceAccount statement, policy/AAC_MachineLearning*)."""
+    arn = f"arn:aws:iam::{MEMBER}:policy/{EXTRA_POLICY['sa_extra_policies']}"
+    acted = {
+        c.call
+        for c in recorded.calls
+        if c.ok
+        and any(
+            arn in (r.arn for r in a.resources) or arn in a.context.get("iam:PolicyARN", ()) for a in c.authorizations
+        )
+    }
+    assert {"iam:CreatePolicy", "iam:AttachUserPolicy", "iam:DetachUserPolicy", "iam:DeletePolicy"} <= acted, acted

@@ -2,7 +2,8 @@
 policy statement of template.yaml and forwarder.yaml, finds nothing but the findings listed here, each with its
 reason (the README's "Security checks" repeats them). A finding that goes away must leave the list too.
 
-Every purpose's session policy is linted (mlplane.member.PURPOSES). parliament (duo-labs) checks each statement
+Every purpose's session policy is linted (mlplane.member.PURPOSES), and every further customer policy shipped in
+mlplane/policies/ (SaExtraPolicies). parliament (duo-labs) checks each statement
 against the Service Authorization Reference it ships
 (iam_definition.json): actions that exist, resource ARNs that fit the action's resource types, condition keys the
 action knows, Resource "*" on actions that could be scoped. It does not evaluate conditions: scoping by
@@ -20,6 +21,7 @@ import pytest
 
 from mlplane import aws
 from mlplane.config import Settings
+from mlplane.iam.plan import policies_folder, shipped_policy_files
 from mlplane.member import PURPOSES, session_policy
 from mlplane_sandbox.template import Resolver, load_template, parameter_values, project_root
 
@@ -134,10 +136,19 @@ def _template_statements(file: str, overrides: dict[str, Any]) -> Iterator[tuple
                 yield name, _strip(resolver.resolve(statement))
 
 
+def _customer_statements() -> Iterator[tuple[str, dict[str, Any]]]:
+    """Each statement of the further customer policies shipped in mlplane/policies/ (SaExtraPolicies), by Sid."""
+    for name in shipped_policy_files():
+        document = json.loads(policies_folder().joinpath(f"{name}.json").read_text(encoding="utf-8"))
+        for statement in document["Statement"]:
+            yield f"{name}:{statement.get('Sid', '')}", statement
+
+
 def _findings() -> set[tuple[str, str, str]]:
     found: set[tuple[str, str, str]] = set()
     sources = [
         ("session", _session_statements()),
+        ("customer", _customer_statements()),
         ("template", _template_statements("template.yaml", {})),
         ("template", _template_statements("forwarder.yaml", {"HubRegion": REGION, "HubAccountId": ACCOUNT})),
     ]

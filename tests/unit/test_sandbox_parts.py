@@ -314,3 +314,25 @@ def test_a_handler_out_of_memory_surfaces_as_lambda_unknown(tmp_path: Any) -> No
     assert not ok and answer["errorType"] == "Lambda.Unknown"
     assert "Runtime exited with error: signal: killed" in answer["errorMessage"]
     assert dispatcher.invoke(function, {}) == (True, {"ok": True})
+
+
+def test_leftovers_name_mlplanes_secrets_and_the_keys_of_its_users_but_not_others() -> None:
+    """`local run --json` leftovers: a tagged secret (unless scheduled for deletion) and an access key of a user
+    mlplane tagged; a key of someone else's user and someone else's secret are not mlplane's."""
+    from mlplane_sandbox.inventory import SECTIONS, mlplane_resources
+
+    mine = {"mlplane:managed": "true", "mlplane:account": "111111111111"}
+    inventory: dict[str, Any] = {section: [] for section in SECTIONS}
+    inventory["iam_users"] = [{"name": "sa", "tags": mine}, {"name": "theirs", "tags": {}}]
+    inventory["access_keys"] = [{"user": "sa", "id": "AKIA1", "status": "Active"}, {"user": "theirs", "id": "AKIA2"}]
+    inventory["secrets"] = [
+        {"name": "s", "arn": "arn:s", "state": "Active", "tags": mine},
+        {"name": "d", "arn": "arn:d", "state": "PendingDeletion", "tags": mine},
+        {"name": "o", "arn": "arn:o", "state": "Active", "tags": {}},
+    ]
+    found = mlplane_resources(inventory, "111111111111")
+    assert sorted((r["type"], r["id"]) for r in found) == [
+        ("iam:access-key", "AKIA1"),
+        ("iam:user", "sa"),
+        ("secretsmanager:secret", "arn:s"),
+    ]

@@ -98,6 +98,13 @@ def test_enabled_the_key_is_created_and_stored_only_in_the_secret(
     assert material not in written
     assert material not in logs.out and material not in logs.err
     assert key["AccessKeyId"] in written  # the key's id is recorded (an identifier, not a credential)
+    # The inventory (`local run --json`) lists the key by id only and the secret; both recorded: no leftover.
+    assert result.inventory["access_keys"] == [
+        {"user": "aac_automation_sa", "id": key["AccessKeyId"], "status": "Active"}
+    ]
+    assert material not in json.dumps(result.inventory, default=str)
+    assert [s["arn"] for s in result.inventory["secrets"]] == [listed["ARN"]]
+    assert result.leftovers == []
 
 
 def test_a_re_run_creates_nothing(enabled: tuple[Sandbox, RunResult]) -> None:
@@ -128,6 +135,7 @@ def test_deprovision_removes_the_secret_then_the_key_then_the_user(enabled: tupl
     done = sandbox.deprovision(MEMBER)
     assert done.outcome == "DEPROVISIONED", done.error
     assert _secrets() == [] and _keys() == []
+    assert done.inventory["secrets"] == [] and done.inventory["access_keys"] == [] and done.leftovers == []
     from moto.iam.models import iam_backends
 
     assert "aac_automation_sa" not in iam_backends[MEMBER]["global"].users
@@ -152,6 +160,7 @@ def test_a_failed_create_rolls_back_to_nothing(fault: str) -> None:
         sandbox.check_faults_fired()
         assert result.outcome == "ROLLED_BACK", result.error
         assert _secrets() == [] and _keys() == []
+        assert result.inventory["secrets"] == [] and result.inventory["access_keys"] == []
         assert result.leftovers == []
         assert sandbox.ledger().resources(MEMBER) == []  # nothing left recorded either
 

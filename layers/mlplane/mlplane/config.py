@@ -203,6 +203,10 @@ class Settings(BaseModel):
     # The role allowed to read the service account's access key from Secrets Manager (I4); empty: mlplane
     # creates no access key and makes no Secrets Manager call. A role name in the member account, or its ARN.
     sa_access_key_secret_reader_role: str = ""
+    # Further customer-managed policies (stack parameter SaExtraPolicies, comma-separated): each the stem of a file
+    # mlplane/policies/AAC_MachineLearning*.json shipped in the layer, created, tagged and attached like I2.
+    # Checked by ValidateAccount (mlplane.iam.plan.extra_policies); empty (default): none.
+    sa_extra_policies: tuple[str, ...] = ()
     credential_role_name: str = "credential-service-role"
     eks_cluster_prefix: str = "aac-"
     # Bounded so that no step's output can approach Step Functions' 256 KB payload quota (each target adds
@@ -321,7 +325,7 @@ class Settings(BaseModel):
             raise ValueError(f"region {value!r} is not an AWS region name such as eu-west-1")
         return value
 
-    @field_validator("allowed_ous", mode="before")
+    @field_validator("allowed_ous", "sa_extra_policies", mode="before")
     @classmethod
     def _split_ous(cls, value: Any) -> Any:
         if isinstance(value, str):
@@ -376,7 +380,7 @@ class Settings(BaseModel):
         """The environment variables that reproduce these settings."""
         env: dict[str, str] = {}
         for key, value in self.model_dump(mode="json").items():
-            if key == "allowed_ous":
+            if key in ("allowed_ous", "sa_extra_policies"):
                 env[self.env_name(key)] = ",".join(value)
             elif isinstance(value, (list, dict)):
                 env[self.env_name(key)] = json.dumps(value, separators=(",", ":"))

@@ -118,7 +118,7 @@ def _role(account_id: str, name: str) -> Any:
     return next((role for role in _iam(account_id).roles.values() if role.name == name), None)
 
 
-def _principal_exists(arn: str) -> bool:
+def principal_exists(arn: str) -> bool:
     match = _ROLE_OR_USER.match(arn)
     if match is None:
         return True  # root, account ids, assumed-role sessions, services: not checked
@@ -212,7 +212,7 @@ def _check_key_policy(call: Call) -> None:
     policy = _parse_policy(text)
     for statement in _statements(policy):
         for principal in _aws_principals(statement):
-            if not _principal_exists(principal) or not _propagated(principal):
+            if not principal_exists(principal) or not _propagated(principal):
                 raise AwsError("MalformedPolicyDocumentException", INVALID_PRINCIPALS)
     if not call.params.get("BypassPolicyLockoutSafetyCheck") and not _allows_policy_update(policy, call):
         raise AwsError("MalformedPolicyDocumentException", LOCKOUT)
@@ -251,7 +251,7 @@ _REFUSED_WHILE_PENDING_DELETION = {
 }
 
 
-def _kms_key(call: Call, key_ref: str) -> Any:
+def kms_key(call: Call, key_ref: str) -> Any:
     """moto's key that `key_ref` (id, ARN, alias name or alias ARN) names, or None (moto answers NotFound)."""
     account, region = call.account_id, call.region
     if key_ref.startswith("arn:"):
@@ -265,7 +265,7 @@ def _kms_key(call: Call, key_ref: str) -> Any:
 
 
 def _refuse_pending_deletion(call: Call) -> None:
-    key = _kms_key(call, str(call.params.get(_REFUSED_WHILE_PENDING_DELETION[call.operation], "")))
+    key = kms_key(call, str(call.params.get(_REFUSED_WHILE_PENDING_DELETION[call.operation], "")))
     if key is not None and key.key_state == "PendingDeletion":
         raise AwsError("KMSInvalidStateException", f"{key.arn} is pending deletion.")
 
@@ -327,7 +327,7 @@ def assume_role(call: Call) -> None:
         enabled = _config.assume_role_check
     arn = str(call.params.get("RoleArn", ""))
     match = _ROLE_OR_USER.match(arn)
-    exists = match is not None and match.group(2) == "role" and _principal_exists(arn)
+    exists = match is not None and match.group(2) == "role" and principal_exists(arn)
     trusted = exists and match is not None and _trusts(_role(match.group(1), match.group(3)), call.principal)
     if enabled and not trusted:
         raise AwsError(

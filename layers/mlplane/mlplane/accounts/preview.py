@@ -19,7 +19,7 @@ from mlplane.eks import watch
 from mlplane.errors import Conflict, InputRejected
 from mlplane.iam import apply as iam_apply
 from mlplane.iam import plan as iam_plans
-from mlplane.iam.models import PolicyAction, UserAction
+from mlplane.iam.models import PolicyAction, PolicyPlan, UserAction
 from mlplane.kms import apply as kms_apply
 from mlplane.network import blueprint
 from mlplane.network import diff as network_diff
@@ -110,9 +110,7 @@ def ignored_reason(start: Any, settings: Settings) -> str:
 
 
 def _iam(member: Member, settings: Settings) -> list[PlannedChange]:
-    arn = iam_apply.policy_arn(member, settings.sa_policy_name)
-    observed = iam_apply.observe(member, settings, arn=arn)
-    decided = iam_plans.plan(settings, observed, document=iam_plans.shipped_policy(), policy_arn=arn)
+    decided, _ = iam_apply.decide(member, settings)
     user = {
         UserAction.CREATE: ("create", "tagged as mlplane's"),
         UserAction.ADOPT: ("keep", "mlplane's"),
@@ -120,29 +118,37 @@ def _iam(member: Member, settings: Settings) -> list[PlannedChange]:
     }[decided.user_action]
     if decided.tag_user and user[0] == "keep":
         user = ("change", user[1] + "; tag AACResource=aac_iam_user")
+    changes = [PlannedChange(domain="iam", type="iam:user", key=decided.user_name, action=user[0], detail=user[1])]
+    for planned in decided.policies():
+        changes += _policy_changes(decided.user_name, planned)
+    return changes
+
+
+def _policy_changes(user: str, planned: PolicyPlan) -> list[PlannedChange]:
+    """One customer-managed policy's rows (the seed's, or one of SaExtraPolicies): the policy, its attachment."""
+    shipped = f"{iam_plans.POLICIES_DIR}/{planned.name}.json" if planned.suffix else "the shipped document"
     policy = {
-        PolicyAction.CREATE: ("create", f"{decided.policy_size} characters"),
-        PolicyAction.UPDATE: ("change", "a new default version with the shipped document"),
-        PolicyAction.KEEP: ("keep", "the shipped document"),
-    }[decided.policy_action]
-    policy_detail = policy[1] + ("; tag AACResource" if decided.tag_policy else "")
-    if decided.prune_versions:
-        policy_detail += f"; delete old versions {', '.join(decided.prune_versions)}"
+        PolicyAction.CREATE: ("create", f"{planned.size} characters"),
+        PolicyAction.UPDATE: ("change", f"a new default version with {shipped}"),
+        PolicyAction.KEEP: ("keep", shipped),
+    }[planned.action]
+    policy_detail = policy[1] + ("; tag AACResource" if planned.tag_policy else "")
+    if planned.prune_versions:
+        policy_detail += f"; delete old versions {', '.join(planned.prune_versions)}"
     return [
-        PlannedChange(domain="iam", type="iam:user", key=decided.user_name, action=user[0], detail=user[1]),
         PlannedChange(
             domain="iam",
             type="iam:policy",
-            key=decided.policy_name,
-            action="change" if decided.tag_policy and policy[0] == "keep" else policy[0],
-            id=arn if decided.policy_action != PolicyAction.CREATE else None,
+            key=planned.name,
+            action="change" if planned.tag_policy and policy[0] == "keep" else policy[0],
+            id=planned.arn if planned.action != PolicyAction.CREATE else None,
             detail=policy_detail,
         ),
         PlannedChange(
             domain="iam",
             type="iam:attachment",
-            key=f"{decided.user_name}/{decided.policy_name}",
-            action="create" if decided.attach else "keep",
+            key=f"{user}/{planned.name}",
+            action="create" if planned.attach else "keep",
             detail="the policy attached to the user",
         ),
     ]

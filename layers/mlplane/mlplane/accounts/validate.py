@@ -14,7 +14,7 @@ from mlplane.accounts.lifecycle import deliver_pending_ready
 from mlplane.accounts.ownership import owner_running
 from mlplane.config import DEFAULT_BLUEPRINT, Settings
 from mlplane.errors import Conflict, InputRejected, error_code, translate
-from mlplane.iam.plan import check_policy, shipped_policy
+from mlplane.iam.plan import check_policy, extra_policies, shipped_policy
 from mlplane.ledger import AccountStatus, Ledger, Status
 from mlplane.member import MANAGED_TAG, Member, session_policies
 from mlplane.network import allocation, blueprint
@@ -91,6 +91,7 @@ def admit(raw: Any, execution: str, settings: Settings, ledger: Ledger) -> Admis
     name = _blueprint_for(account_id, ou, current, execution=execution, settings=settings, ledger=ledger)
     network = settings.network_for(name)
     check_policy(settings.sa_policy_name, shipped_policy())  # name prefix and IAM's size limit (I2)
+    extra_policies(settings)  # SaExtraPolicies: shipped files, policy documents within IAM's limits
     policies = session_policies(settings)  # every purpose's session policy fits STS's limit (ConfigError)
 
     def session(purpose: str) -> aws.Session:

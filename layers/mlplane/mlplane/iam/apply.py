@@ -3,7 +3,9 @@
 `run` observes the account, plans (pure, `mlplane.iam.plan`) and converges: the user is created if absent and
 reused if present (a user mlplane did not create is never recorded, so never deleted); the policy is created
 with the seed's document and tags, or given a new default version when its document differs; the policy is
-attached to the user. No access keys are ever created. Every change is in the ledger first, so rollback
+attached to the user. The further customer policies of SaExtraPolicies (mlplane/policies/*.json) are each
+converged the same way, with ledger keys of their own (iam/policy/<name>, iam/attachment/<name>, ...). The
+optional access key is `mlplane.iam.access_key`'s. Every change is in the ledger first, so rollback
 (`mlplane.rollback`) and `teardown` (deprovision) undo it newest first: detach, delete the policy, delete the user.
 """
 
@@ -26,6 +28,7 @@ from mlplane.iam.models import (
     ObservedPolicy,
     ObservedUser,
     PolicyAction,
+    PolicyPlan,
     PolicyVersion,
     UserAction,
 )
@@ -65,13 +68,27 @@ def owned(tags: dict[str, str], account_id: str) -> bool:
 
 
 # -- observe ----------------------------------------------------------------------------------------------
-def observe(member: Member, settings: Settings, *, arn: str) -> IamObserved:
+def observe(member: Member, settings: Settings, *, arn: str, extra_arns: dict[str, str] | None = None) -> IamObserved:
     iam: IAMClient = member.client("iam")
+    extra = {name: _observe_policy(iam, extra_arn, member.account_id) for name, extra_arn in (extra_arns or {}).items()}
     return IamObserved(
         account_id=member.account_id,
         user=_observe_user(iam, settings.sa_user_name, member.account_id),
         policy=_observe_policy(iam, arn, member.account_id),
+        extra_policies={name: policy for name, policy in extra.items() if policy is not None},
     )
+
+
+def decide(member: Member, settings: Settings) -> tuple[IamPlan, dict[str, dict[str, Any]]]:
+    """The plan for this account (read-only) and each policy's shipped document by ARN; ConfigError first."""
+    document = iam_plan.shipped_policy()
+    iam_plan.check_policy(settings.sa_policy_name, document)  # before any AWS call
+    extras = iam_plan.extra_policies(settings)
+    arn = policy_arn(member, settings.sa_policy_name)
+    extra = {name: (policy_arn(member, name), doc) for name, doc in extras.items()}
+    observed = observe(member, settings, arn=arn, extra_arns={name: a for name, (a, _) in extra.items()})
+    decided = iam_plan.plan(settings, observed, document=document, policy_arn=arn, extra=extra)
+    return decided, {arn: document, **dict(extra.values())}
 
 
 def _observe_user(iam: IAMClient, name: str, account_id: str) -> ObservedUser | None:
@@ -140,19 +157,18 @@ def _policy_tags(iam: IAMClient, arn: str) -> dict[str, str]:
 # -- run --------------------------------------------------------------------------------------------------
 def run(member: Member, settings: Settings) -> StepOutput:
     """CreateIam: converge the service account and its policy; a re-run changes nothing."""
-    document = iam_plan.shipped_policy()
-    iam_plan.check_policy(settings.sa_policy_name, document)  # before any AWS call
-    arn = policy_arn(member, settings.sa_policy_name)
-    decided = iam_plan.plan(settings, observe(member, settings, arn=arn), document=document, policy_arn=arn)
+    decided, documents = decide(member, settings)
+    arn = decided.policy_arn
     iam: IAMClient = member.client("iam")
     created = existing = 0
 
     made = _ensure_user(member, iam, decided)
     created, existing = created + made, existing + (1 - made)
-    made = _ensure_policy(member, iam, decided, document)
-    created, existing = created + made, existing + (1 - made)
-    made = _ensure_attachment(member, iam, decided)
-    created, existing = created + made, existing + (1 - made)
+    for policy in decided.policies():  # the seed's first, then SaExtraPolicies in their order
+        made = _ensure_policy(member, iam, policy, documents[policy.arn])
+        created, existing = created + made, existing + (1 - made)
+        made = _ensure_attachment(member, iam, decided.user_name, policy)
+        created, existing = created + made, existing + (1 - made)
     logger.info("iam converged", user=decided.user_name, policy=arn, newly_created=created)
     return StepOutput(
         created=created,
@@ -163,6 +179,7 @@ def run(member: Member, settings: Settings) -> StepOutput:
             "policy_arn": arn,
             "policy_action": decided.policy_action.value,
             "policy_size": decided.policy_size,
+            "extra_policies": [{"arn": p.arn, "action": p.action.value} for p in decided.extra_policies],
         },
     )
 
@@ -190,47 +207,54 @@ def _ensure_user(member: Member, iam: IAMClient, decided: IamPlan) -> int:
     return int(made)
 
 
-def _ensure_policy(member: Member, iam: IAMClient, decided: IamPlan, document: dict[str, Any]) -> int:
-    arn = decided.policy_arn
+def _ensure_policy(member: Member, iam: IAMClient, decided: PolicyPlan, document: dict[str, Any]) -> int:
+    arn = decided.arn
+    key = POLICY_KEY + decided.suffix
     text = json.dumps(document, separators=(",", ":"))
     made = False
-    if decided.policy_is_mlplanes:
+    if decided.is_mlplanes:
 
         def find() -> str | None:
             policy = _observe_policy(iam, arn, member.account_id)
             return arn if policy is not None and policy.owned else None
 
         def create() -> str:
-            tags = member.tag_list(POLICY_KEY, {iam_plan.AAC_RESOURCE_TAG: iam_plan.AAC_RESOURCE_VALUE})
+            tags = member.tag_list(key, {iam_plan.AAC_RESOURCE_TAG: iam_plan.AAC_RESOURCE_VALUE})
+            description = (
+                f"AAC Machine Learning customer policy {iam_plan.POLICIES_DIR}/{decided.name}.json, managed by mlplane"
+                if decided.suffix
+                else "AAC Machine Learning service account policy (seed 000 step 1a), managed by mlplane"
+            )
             try:
                 answer = iam.create_policy(
-                    PolicyName=decided.policy_name,
+                    PolicyName=decided.name,
                     PolicyDocument=text,
-                    Description="AAC Machine Learning service account policy (seed 000 step 1a), managed by mlplane",
+                    Description=description,
                     Tags=tags,  # type: ignore[arg-type]
                 )
             except ClientError as err:
-                raise translate(err, f"iam:CreatePolicy {decided.policy_name} in {member.account_id}") from err
+                raise translate(err, f"iam:CreatePolicy {decided.name} in {member.account_id}") from err
             return str(answer["Policy"].get("Arn", arn))
 
-        _, made = member.ensure(key=POLICY_KEY, type=POLICY_TYPE, find=find, create=create, data={"policy_arn": arn})
-    if decided.policy_action == PolicyAction.UPDATE:
+        _, made = member.ensure(key=key, type=POLICY_TYPE, find=find, create=create, data={"policy_arn": arn})
+    if decided.action == PolicyAction.UPDATE:
         _new_version(member, iam, decided, text)
     if decided.tag_policy:
         _tag_policy(member, iam, decided)
     return int(made)
 
 
-def _new_version(member: Member, iam: IAMClient, decided: IamPlan, text: str) -> None:
+def _new_version(member: Member, iam: IAMClient, decided: PolicyPlan, text: str) -> None:
     """A new default version with the shipped document, pruning the oldest to stay within IAM's five."""
-    arn = decided.policy_arn
+    arn = decided.arn
+    key = POLICY_VERSION_KEY + decided.suffix
     record = None
-    if not decided.policy_is_mlplanes:
+    if not decided.is_mlplanes:
         current = _observe_policy(iam, arn, member.account_id)
         previous = current.default_version_id if current else "v1"
         record = member.ledger.record_intent(
             member.account_id,
-            key=POLICY_VERSION_KEY,
+            key=key,
             type=POLICY_VERSION_TYPE,
             step=member.step,
             execution=member.execution,
@@ -244,18 +268,19 @@ def _new_version(member: Member, iam: IAMClient, decided: IamPlan, text: str) ->
         raise translate(err, f"iam:CreatePolicyVersion {arn}") from err
     version_id = str(answer["PolicyVersion"].get("VersionId", ""))
     if record is not None:
-        member.ledger.record_created(member.account_id, key=POLICY_VERSION_KEY, resource_id=version_id)
+        member.ledger.record_created(member.account_id, key=key, resource_id=version_id)
     logger.info("iam policy updated", policy=arn, version=version_id, pruned=list(decided.prune_versions))
 
 
-def _tag_policy(member: Member, iam: IAMClient, decided: IamPlan) -> None:
+def _tag_policy(member: Member, iam: IAMClient, decided: PolicyPlan) -> None:
     """Seed 000 step 1b's tag on a policy that lacks it (recorded when the policy is not mlplane's)."""
-    arn = decided.policy_arn
-    if not decided.policy_is_mlplanes:
+    arn = decided.arn
+    key = POLICY_TAG_KEY + decided.suffix
+    if not decided.is_mlplanes:
         tags = _policy_tags(iam, arn)
         member.ledger.record_intent(
             member.account_id,
-            key=POLICY_TAG_KEY,
+            key=key,
             type=POLICY_TAG_TYPE,
             step=member.step,
             execution=member.execution,
@@ -265,8 +290,8 @@ def _tag_policy(member: Member, iam: IAMClient, decided: IamPlan) -> None:
         iam.tag_policy(PolicyArn=arn, Tags=[{"Key": iam_plan.AAC_RESOURCE_TAG, "Value": iam_plan.AAC_RESOURCE_VALUE}])
     except ClientError as err:
         raise translate(err, f"iam:TagPolicy {arn}") from err
-    if not decided.policy_is_mlplanes:
-        member.ledger.record_created(member.account_id, key=POLICY_TAG_KEY, resource_id=arn)
+    if not decided.is_mlplanes:
+        member.ledger.record_created(member.account_id, key=key, resource_id=arn)
 
 
 def _tag_user(member: Member, iam: IAMClient, decided: IamPlan) -> None:
@@ -291,10 +316,11 @@ def _tag_user(member: Member, iam: IAMClient, decided: IamPlan) -> None:
         member.ledger.record_created(member.account_id, key=USER_TAG_KEY, resource_id=name)
 
 
-def _ensure_attachment(member: Member, iam: IAMClient, decided: IamPlan) -> int:
-    user, arn = decided.user_name, decided.policy_arn
+def _ensure_attachment(member: Member, iam: IAMClient, user: str, decided: PolicyPlan) -> int:
+    arn = decided.arn
+    key = ATTACHMENT_KEY + decided.suffix
     attachment_id = f"{user}|{arn}"
-    if not decided.attach and member.ledger.resource(member.account_id, ATTACHMENT_KEY) is None:
+    if not decided.attach and member.ledger.resource(member.account_id, key) is None:
         return 0  # attached before mlplane came: not ours to record, nor to detach
 
     def find() -> str | None:
@@ -309,7 +335,7 @@ def _ensure_attachment(member: Member, iam: IAMClient, decided: IamPlan) -> int:
         return attachment_id
 
     _, made = member.ensure(
-        key=ATTACHMENT_KEY,
+        key=key,
         type=ATTACHMENT_TYPE,
         find=find,
         create=create,

@@ -36,11 +36,14 @@ class ObservedPolicy(_Model):
 
 
 class IamObserved(_Model):
-    """The service account and its policy as they are in the member account (None: absent)."""
+    """The service account and its policies as they are in the member account (None: absent)."""
 
     account_id: str
     user: ObservedUser | None = None
     policy: ObservedPolicy | None = None
+    extra_policies: dict[str, ObservedPolicy] = Field(
+        default_factory=dict, description="the customer policies (by name) configured and present"
+    )
 
 
 class UserAction(StrEnum):
@@ -53,6 +56,20 @@ class PolicyAction(StrEnum):
     CREATE = "create"
     UPDATE = "update"  # a new default version with the shipped document
     KEEP = "keep"  # the default version already has the shipped document
+
+
+class PolicyPlan(_Model):
+    """What CreateIam does to one customer-managed policy: the seed's (I2) or a further one shipped as a file."""
+
+    name: str
+    arn: str
+    action: PolicyAction
+    is_mlplanes: bool
+    size: int = Field(description="characters of the document without whitespace (IAM limit 6,144)")
+    prune_versions: tuple[str, ...] = ()
+    tag_policy: bool = False
+    attach: bool
+    suffix: str = Field(default="", description="'' for the seed policy, '/<name>' for a further one: its ledger keys")
 
 
 class IamPlan(_Model):
@@ -72,3 +89,23 @@ class IamPlan(_Model):
     tag_policy: bool = Field(default=False, description="the AACResource tag is missing on an existing policy")
     tag_user: bool = Field(default=False, description="the AACResource tag is missing on an existing user (I4)")
     attach: bool = Field(description="the policy is not yet attached to the user")
+    extra_policies: tuple[PolicyPlan, ...] = Field(
+        default=(), description="the further customer policies (SaExtraPolicies), created, tagged and attached like I2"
+    )
+
+    def seed_policy(self) -> PolicyPlan:
+        """The seed policy's part of the plan, in the shape of a further policy's."""
+        return PolicyPlan(
+            name=self.policy_name,
+            arn=self.policy_arn,
+            action=self.policy_action,
+            is_mlplanes=self.policy_is_mlplanes,
+            size=self.policy_size,
+            prune_versions=self.prune_versions,
+            tag_policy=self.tag_policy,
+            attach=self.attach,
+        )
+
+    def policies(self) -> tuple[PolicyPlan, ...]:
+        """Every customer-managed policy, the seed's first: the order CreateIam converges them in."""
+        return (self.seed_policy(), *self.extra_policies)
