@@ -22,5 +22,5 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     step = parse(event=event, model=CreateIamInput)
     logger.append_keys(account_id=step.account_id, execution=step.execution)
     settings = get_settings()
-    member = member_for(step.account_id, step.execution, "CreateIam", settings)
+    member = member_for(step.account_id, step.execution, "CreateIam", settings, adopting=step.action == "adopt")
     return StepOutput.combine(iam.run(member, settings), kms.ensure_key(member, settings)).model_dump(mode="json")

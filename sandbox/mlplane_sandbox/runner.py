@@ -83,6 +83,10 @@ class Options:
     consistency_delay: float = 0.0  # virtual seconds a new EC2/IAM id answers NotFound (fidelity.consistency)
     # Virtual seconds after credential-service-role is created during which KMS refuses a policy naming it.
     kms_propagation_seconds: float = fidelity_iam_kms.DEFAULT_ROLE_PROPAGATION_SECONDS
+    # The account prepared by hand per seed 000 before the first input (`--hand-built`, sandbox/handbuilt.py),
+    # with these named differences from the seed.
+    hand_built: bool = False
+    hand_built_differences: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -137,6 +141,7 @@ class Sandbox:
     def __init__(self, options: Options | None = None, *, root: Path | None = None) -> None:
         self.options = options or Options()
         self.root = root or project_root()
+        self.hand_built: dict[str, dict[str, Any]] = {}  # account -> the ids made by hand (handbuilt.build)
         self.template = load_template(self.root / "template.yaml")
         self.settings: Settings = settings_from({})
         self._validate_options()
@@ -477,6 +482,12 @@ class Sandbox:
                 else "Workloads"
             )
             self.world.place_account(account_id, ou, role_name=self.settings.member_role_name)
+            if self.options.hand_built and account_id not in self.hand_built:
+                from mlplane_sandbox import handbuilt
+
+                self.hand_built[account_id] = handbuilt.build(
+                    account_id, self.settings_from_env(), self.options.hand_built_differences
+                )
         before = inventory.read(account_id) if account_id in self.world.accounts else {}
         mark = recording.mark()
         known = self._execution_arns()

@@ -15,6 +15,21 @@ MANAGED_TAG = "mlplane:managed"
 ACCOUNT_TAG = "mlplane:account"
 EXECUTION_TAG = "mlplane:execution"
 KEY_TAG = "mlplane:key"
+ADOPTED = "adopted"
+"""`mlplane:managed` of a resource made by hand and adopted (D3): every ownership check (`== "true"`) says it
+is not mlplane's, so nothing ever deletes it."""
+
+
+@dataclass(frozen=True)
+class Adoption:
+    """How a step takes over a resource made by hand (`mlplane adopt`, REQUIREMENTS D3).
+
+    `match`: the hand-made resource for the plan key (by the seed's names, tags and CIDRs), not mlplane's own, or
+    None; `tag`: put mlplane's adopted tags on it (None for what has no tags: routes, associations, CIDRs).
+    """
+
+    match: Callable[[], str | None]
+    tag: Callable[[str], None] | None = None
 
 
 @dataclass(frozen=True)
@@ -28,6 +43,11 @@ class Member:
     session: aws.Session
     ledger: Ledger
     deadline: Deadline = field(default_factory=Deadline)  # the running Lambda's (none outside Lambda)
+    adopting: bool = False  # an adopt run: what exists by hand is recorded ADOPTED instead of being created
+
+    def adopted_tags(self, key: str) -> dict[str, str]:
+        """mlplane's tags on a resource it adopted: `mlplane:managed=adopted`, never `true` (never deleted)."""
+        return {**self.tags(key), MANAGED_TAG: ADOPTED}
 
     def client(self, service: str) -> Any:
         return aws.client(self.session, service)
@@ -47,17 +67,44 @@ class Member:
         find: Callable[[], str | None],
         create: Callable[[], str],
         data: dict[str, Any] | None = None,
+        adopt: Adoption | None = None,
     ) -> tuple[str, bool]:
         """Create the resource `key` once: ledger intent, find by tags/token, else create; ledger id.
 
         Returns (id, created_now). A re-run, or a run after a crash between create and ledger write,
         finds the resource instead of creating a second one.
+
+        `adopt`: in an adopt run (`adopting`), a hand-made match is recorded ADOPTED (before it is tagged, so a
+        crash never leaves mlplane's tags on something the ledger does not hold) instead of anything being
+        created; in any run, an adopted record whose resource still matches is kept as it is.
         """
         record = self.ledger.resource(self.account_id, key)
         if record is not None and record.state == ResourceState.CREATED and record.resource_id:
             found = find()
             if found == record.resource_id:
                 return found, False
+        if record is not None and record.state == ResourceState.ADOPTED and adopt is not None:
+            # tagged types are matched (mlplane:managed=adopted); a route or an association by its finder, so that
+            # a reconcile puts back a hand-made route that no longer points where the plan says
+            current = adopt.match() if adopt.tag is not None else find()
+            if current == record.resource_id and record.resource_id:
+                return record.resource_id, False
+        fresh = record is None or record.state not in (ResourceState.INTENT, ResourceState.CREATED)
+        if self.adopting and adopt is not None and fresh:
+            matched = adopt.match()
+            if matched is not None:
+                self.ledger.record_adopted(
+                    self.account_id,
+                    key=key,
+                    type=type,
+                    step=self.step,
+                    execution=self.execution,
+                    resource_id=matched,
+                    data=data,
+                )
+                if adopt.tag is not None:
+                    adopt.tag(matched)
+                return matched, False
         intent = self.ledger.record_intent(
             self.account_id,
             key=key,
@@ -86,7 +133,13 @@ def session_policy(settings: Settings) -> str:
 
 
 def member_for(
-    account_id: str, execution: str, step: str, settings: Settings, deadline: Deadline | None = None
+    account_id: str,
+    execution: str,
+    step: str,
+    settings: Settings,
+    deadline: Deadline | None = None,
+    *,
+    adopting: bool = False,
 ) -> Member:
     """Assume the member role (cached) and bundle it with the hub's ledger (and the Lambda's deadline)."""
     session = aws.session_for(
@@ -104,4 +157,5 @@ def member_for(
         session=session,
         ledger=hub_ledger(settings),
         deadline=deadline or Deadline(),
+        adopting=adopting,
     )

@@ -62,7 +62,7 @@ class ValidateAccountOutput(_Model):
     execution: ExecutionName
     ou: str
     # resume: the account is ROLLBACK_HELD; the execution goes back to the waits (WaitForEks), creating nothing.
-    action: Literal["provision", "noop", "resume", "reconcile"]
+    action: Literal["provision", "noop", "resume", "reconcile", "adopt"]
     poll_interval_seconds: int
     polls: dict[str, PollState] = Field(
         default_factory=lambda: {name: PollState() for name in ("quotas", "eks", "credential_role", "kms_policy")}
@@ -105,11 +105,12 @@ class PollOutput(_Model):
 
 
 class CreateNetworkInput(StepInput):
-    pass
+    # adopt (D3): what was built by hand per seed 000 is matched and recorded ADOPTED instead of being created
+    action: Literal["provision", "adopt"] = "provision"
 
 
 class CreateIamInput(StepInput):
-    pass
+    action: Literal["provision", "adopt"] = "provision"
 
 
 class RequestQuotasInput(StepInput):

@@ -33,7 +33,7 @@ class Admission:
 
     account_id: str
     ou: str
-    action: Literal["provision", "noop", "resume", "reconcile"]
+    action: Literal["provision", "noop", "resume", "reconcile", "adopt"]
     current: AccountStatus | None
     startable: frozenset[Status] = _STARTABLE
     reason: str = ""  # why noop / resume / a take-over
@@ -58,7 +58,10 @@ def admit(raw: Any, execution: str, settings: Settings, ledger: Ledger) -> Admis
     reconcile = (isinstance(start, ManualStart) and start.action == "reconcile") or (
         isinstance(start, ControlTowerEvent) and start.detail.eventName == "UpdateManagedAccount"
     )
+    adopt = isinstance(start, ManualStart) and start.action == "adopt"
     if current is not None and current.status == Status.READY:
+        if adopt:
+            raise InputRejected(f"account {account_id} is READY: nothing to adopt (mlplane reconcile converges it)")
         if reconcile:
             return Admission(account_id, ou, "reconcile", current, reason="READY: converge it to the plan")
         return Admission(account_id, ou, "noop", current, reason=f"READY since {current.updated_at}")
@@ -85,9 +88,12 @@ def admit(raw: Any, execution: str, settings: Settings, ledger: Ledger) -> Admis
         session_name=execution,
         session_policy=session_policy(settings),
     )
-    azs = _check_member(account_id, settings, aws.client(session, "ec2"))
+    if adopt and settings.egress_mode != "nat":
+        raise InputRejected(f"account {account_id}: adopt takes over seed 000's network, nat mode only")
+    # adopt: the hand-made aac_vpc overlaps the plan by design; the create steps match it instead (D3)
+    azs = _check_member(account_id, settings, aws.client(session, "ec2"), overlap_ok=adopt)
     _check_plan(account_id, settings, azs, ledger)  # N5: the plan is validated before anything is created
-    return Admission(account_id, ou, "provision", current, startable, reason)
+    return Admission(account_id, ou, "adopt" if adopt else "provision", current, startable, reason)
 
 
 @tracer.capture_method(capture_response=False)
@@ -111,7 +117,7 @@ def validate(raw: Any, execution: str, settings: Settings, ledger: Ledger) -> Va
         account_id=account_id,
         execution=execution,
         ou=admission.ou,
-        action=admission.action if admission.action in ("noop", "reconcile") else "provision",
+        action=admission.action if admission.action in ("noop", "reconcile", "adopt") else "provision",
         poll_interval_seconds=settings.poll_interval_seconds,
     )
 
@@ -189,7 +195,7 @@ def _organization_ou(account_id: str, settings: Settings) -> str:
     return name
 
 
-def _check_member(account_id: str, settings: Settings, ec2: Any) -> list[str]:
+def _check_member(account_id: str, settings: Settings, ec2: Any, *, overlap_ok: bool = False) -> list[str]:
     """The region has the AZs the plan needs and no foreign VPC overlaps the planned CIDRs."""
     try:
         zones = ec2.describe_availability_zones(Filters=[{"Name": "state", "Values": ["available"]}])
@@ -203,7 +209,7 @@ def _check_member(account_id: str, settings: Settings, ec2: Any) -> list[str]:
     )
     if len(names) < _REQUIRED_AZS:
         raise InputRejected(f"region {settings.member_region} has {len(names)} AZs in {account_id}; the plan needs 3")
-    if settings.egress_mode != "nat":
+    if settings.egress_mode != "nat" or overlap_ok:
         return names  # tgw mode allocates the account's CIDRs from the pool in CreateNetwork
     planned = [ipaddress.IPv4Network(settings.vpc_cidr), ipaddress.IPv4Network(settings.secondary_cidr)]
     for vpc in vpcs:
@@ -215,7 +221,8 @@ def _check_member(account_id: str, settings: Settings, ec2: Any) -> list[str]:
             if any(cidr.overlaps(p) for p in planned):
                 raise InputRejected(
                     f"VPC {vpc['VpcId']} in {account_id} has {cidr}, which overlaps the planned "
-                    f"{settings.vpc_cidr} / {settings.secondary_cidr}"
+                    f"{settings.vpc_cidr} / {settings.secondary_cidr}; if it is an aac_vpc built by hand per seed"
+                    f" 000, take it over with `mlplane adopt {account_id}`"
                 )
     return names
 

@@ -29,7 +29,7 @@ from mlplane.iam.models import (
     PolicyVersion,
     UserAction,
 )
-from mlplane.member import ACCOUNT_TAG, KEY_TAG, MANAGED_TAG
+from mlplane.member import ACCOUNT_TAG, ADOPTED, EXECUTION_TAG, KEY_TAG, MANAGED_TAG, Adoption
 from mlplane.observability import logger, tracer
 from mlplane.rollback.handler import Handler, Undone
 from mlplane.steps import StepOutput
@@ -171,9 +171,18 @@ def run(member: Member, settings: Settings) -> StepOutput:
 def _ensure_user(member: Member, iam: IAMClient, decided: IamPlan) -> int:
     if decided.tag_user:
         _tag_user(member, iam, decided)
-    if decided.user_action == UserAction.REUSE:
-        return 0
     name = decided.user_name
+    if decided.user_action == UserAction.REUSE:
+        _adopt(
+            member,
+            key=USER_KEY,
+            type=USER_TYPE,
+            resource_id=name,
+            data={"user_name": name},
+            tags_now=lambda: _user_tags(iam, name),
+            tag=lambda tags: iam.tag_user(UserName=name, Tags=tags),
+        )
+        return 0
 
     def find() -> str | None:
         user = _observe_user(iam, name, member.account_id)
@@ -195,6 +204,16 @@ def _ensure_policy(member: Member, iam: IAMClient, decided: IamPlan, document: d
     arn = decided.policy_arn
     text = json.dumps(document, separators=(",", ":"))
     made = False
+    if not decided.policy_is_mlplanes:
+        _adopt(
+            member,
+            key=POLICY_KEY,
+            type=POLICY_TYPE,
+            resource_id=arn,
+            data={"policy_arn": arn},
+            tags_now=lambda: _policy_tags(iam, arn),
+            tag=lambda tags: iam.tag_policy(PolicyArn=arn, Tags=tags),
+        )
     if decided.policy_is_mlplanes:
 
         def find() -> str | None:
@@ -215,7 +234,8 @@ def _ensure_policy(member: Member, iam: IAMClient, decided: IamPlan, document: d
             return str(answer["Policy"].get("Arn", arn))
 
         _, made = member.ensure(key=POLICY_KEY, type=POLICY_TYPE, find=find, create=create, data={"policy_arn": arn})
-    if decided.policy_action == PolicyAction.UPDATE:
+    # adopt: a hand-made policy's document is left as found (audit reports it; reconcile gives it a new version)
+    if decided.policy_action == PolicyAction.UPDATE and not (member.adopting and not decided.policy_is_mlplanes):
         _new_version(member, iam, decided, text)
     if decided.tag_policy:
         _tag_policy(member, iam, decided)
@@ -296,6 +316,15 @@ def _ensure_attachment(member: Member, iam: IAMClient, decided: IamPlan) -> int:
     user, arn = decided.user_name, decided.policy_arn
     attachment_id = f"{user}|{arn}"
     if not decided.attach and member.ledger.resource(member.account_id, ATTACHMENT_KEY) is None:
+        if member.adopting:  # attached by hand: tracked as adopted, never detached
+            member.ensure(
+                key=ATTACHMENT_KEY,
+                type=ATTACHMENT_TYPE,
+                find=lambda: None,
+                create=lambda: attachment_id,
+                data={"user_name": user, "policy_arn": arn},
+                adopt=Adoption(match=lambda: attachment_id if _attached(iam, user, arn) else None),
+            )
         return 0  # attached before mlplane came: not ours to record, nor to detach
 
     def find() -> str | None:
@@ -329,6 +358,68 @@ def _attached(iam: IAMClient, user: str, arn: str) -> bool:
             return False
         raise translate(err, f"iam:ListAttachedUserPolicies {user}") from err
     return False
+
+
+def _adopt(
+    member: Member,
+    *,
+    key: str,
+    type: str,
+    resource_id: str,
+    data: dict[str, Any],
+    tags_now: Callable[[], dict[str, str]],
+    tag: Callable[[list[Any]], object],
+) -> None:
+    """An adopt run takes over the hand-made user or policy (D3): recorded ADOPTED, tagged mlplane:managed=adopted."""
+    record = member.ledger.resource(member.account_id, key)
+    if not member.adopting and (record is None or record.state != "adopted"):
+        return
+
+    def match() -> str | None:
+        tags = tags_now()
+        return resource_id if tags.get(MANAGED_TAG) in (None, ADOPTED) else None
+
+    def put_tags(found: str) -> None:
+        try:
+            tag([{"Key": k, "Value": v} for k, v in member.adopted_tags(key).items()])
+        except ClientError as err:
+            raise translate(err, f"iam:Tag {found}") from err
+
+    member.ensure(
+        key=key,
+        type=type,
+        find=lambda: None,
+        create=lambda: resource_id,  # never reached: it exists (the plan reuses it)
+        data=data,
+        adopt=Adoption(match=match, tag=put_tags),
+    )
+
+
+_MLPLANE_TAG_KEYS = [MANAGED_TAG, ACCOUNT_TAG, EXECUTION_TAG, KEY_TAG]
+
+
+def _release_user(member: Member, record: ResourceRecord, resource_id: str) -> Undone:
+    iam: IAMClient = member.client("iam")
+    return _untag(
+        lambda: iam.untag_user(UserName=resource_id, TagKeys=_MLPLANE_TAG_KEYS), f"iam:UntagUser {resource_id}"
+    )
+
+
+def _release_policy(member: Member, record: ResourceRecord, resource_id: str) -> Undone:
+    iam: IAMClient = member.client("iam")
+    return _untag(
+        lambda: iam.untag_policy(PolicyArn=resource_id, TagKeys=_MLPLANE_TAG_KEYS), f"iam:UntagPolicy {resource_id}"
+    )
+
+
+def _untag(untag: Callable[[], object], where: str) -> Undone:
+    try:
+        untag()
+    except ClientError as err:
+        if error_code(err) == "NoSuchEntity":
+            return Undone("gone")
+        raise translate(err, where) from err
+    return Undone("removed")
 
 
 # -- rollback handlers ------------------------------------------------------------------------------------
@@ -523,8 +614,8 @@ def _put_back_tag(
 
 
 HANDLERS = {
-    USER_TYPE: Handler(find=_find_user, undo=_undo_user),
-    POLICY_TYPE: Handler(find=_find_policy, undo=_undo_policy),
+    USER_TYPE: Handler(find=_find_user, undo=_undo_user, release=_release_user),
+    POLICY_TYPE: Handler(find=_find_policy, undo=_undo_policy, release=_release_policy),
     ATTACHMENT_TYPE: Handler(find=_find_attachment, undo=_undo_attachment),
     POLICY_VERSION_TYPE: Handler(find=_find_policy_version, undo=_undo_policy_version),
     POLICY_TAG_TYPE: Handler(find=_find_policy_tag, undo=_undo_policy_tag),

@@ -1,0 +1,119 @@
+"""`mlplane adopt` (REQUIREMENTS D3, issue 16), through the real ASL: an account prepared by hand per seed 000 is
+taken into the ledger without creating what exists; deprovision and rollback leave the adopted resources in place."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from mlplane.ledger import ResourceState, Status
+from mlplane_sandbox.runner import Options, RunResult, Sandbox
+from mlplane_sandbox.world import as_account, sandbox_client
+from tests.workflow.recorded import FAST, MEMBER
+
+ADOPT = {"account_id": MEMBER, "requested_by": "test", "reason": "built by hand", "action": "adopt"}
+START = {"account_id": MEMBER, "requested_by": "test", "reason": "back-fill"}
+# What seed 000 has the admin make by hand, and so what adopt must never create.
+HAND_MADE = (
+    "ec2:CreateVpc",
+    "ec2:CreateSubnet",
+    "ec2:CreateRouteTable",
+    "ec2:CreateInternetGateway",
+    "ec2:CreateNatGateway",
+    "ec2:AllocateAddress",
+    "ec2:CreateVpcEndpoint",
+    "ec2:AssociateVpcCidrBlock",
+    "ec2:AssociateRouteTable",
+    "iam:CreateUser",
+    "iam:CreatePolicy",
+    "iam:CreatePolicyVersion",
+    "iam:AttachUserPolicy",
+    "kms:CreateKey",
+    "kms:CreateAlias",
+)
+
+
+def calls(result: RunResult, prefix: str = "") -> list[str]:
+    return [c["call"] for c in result.api_calls if c["call"].startswith(prefix)]
+
+
+def _still_there(sandbox: Sandbox) -> dict[str, Any]:
+    ids = sandbox.hand_built[MEMBER]
+    with as_account(MEMBER):
+        ec2, iam, kms = sandbox_client("ec2"), sandbox_client("iam"), sandbox_client("kms")
+        vpc = ec2.describe_vpcs(VpcIds=[ids["vpc"]])["Vpcs"][0]
+        subnets = ec2.describe_subnets(Filters=[{"Name": "vpc-id", "Values": [ids["vpc"]]}])["Subnets"]
+        user_tags = iam.list_user_tags(UserName="aac_automation_sa")["Tags"]
+        policy_tags = iam.list_policy_tags(PolicyArn=ids["iam/policy"])["Tags"]
+        key = kms.describe_key(KeyId=ids["kms/key"])["KeyMetadata"]
+        key_tags = kms.list_resource_tags(KeyId=ids["kms/key"])["Tags"]
+        routes = ec2.describe_route_tables(RouteTableIds=[ids["rtb/eks_node/a"]])["RouteTables"][0]["Routes"]
+    tags = [t["Key"] for t in vpc.get("Tags", [])]
+    tags += [t["Key"] for s in subnets for t in s.get("Tags", [])]
+    tags += [t["Key"] for t in user_tags] + [t["Key"] for t in policy_tags] + [t["TagKey"] for t in key_tags]
+    return {
+        "subnets": len(subnets),
+        "mlplane_tags": sorted({t for t in tags if t.startswith("mlplane:")}),
+        "key_state": key["KeyState"],
+        "default_route": [r for r in routes if r.get("DestinationCidrBlock") == "0.0.0.0/0"],
+    }
+
+
+def test_adopt_creates_nothing_that_exists_records_it_adopted_and_reports_the_differences() -> None:
+    options = Options(config=FAST, hand_built=True, hand_built_differences=["missing-route", "dns-off"])
+    with Sandbox(options) as sandbox:
+        result = sandbox.run(ADOPT)
+        records = sandbox.ledger().resources(MEMBER)
+        status = sandbox.ledger().status(MEMBER)
+        audit = sandbox.audit(MEMBER)
+        there = _still_there(sandbox)
+    assert result.outcome == "READY", result.error
+    assert status is not None and status.status == Status.READY
+    assert [c for c in calls(result) if c.split(":", 1)[0] in ("ec2", "iam", "kms") and c in HAND_MADE] == []
+    assert calls(result, "ec2:CreateRoute") == ["ec2:CreateRoute"]  # the one route missing: created as normal
+    adopted = {r.key for r in records if r.state == ResourceState.ADOPTED}
+    assert {
+        "vpc",
+        "vpc-cidr/secondary",
+        "igw",
+        "vpce/s3",
+        "iam/user",
+        "iam/policy",
+        "iam/attachment",
+        "kms/key",
+    } <= adopted
+    assert len([k for k in adopted if k.startswith("subnet/")]) == 12
+    created = {r.key for r in records if r.state == ResourceState.CREATED}
+    assert "route/eks_node/a/default" in created or any(k.startswith("route/") for k in created)
+    # the difference adopt leaves as found is an audit finding (reconcile fixes it)
+    assert [f["key"] for f in audit["findings"] if f["severity"] != "vendor"] == ["vpc"]
+    assert there["mlplane_tags"] == ["mlplane:account", "mlplane:execution", "mlplane:key", "mlplane:managed"]
+
+
+def test_a_deprovision_after_adopt_leaves_the_adopted_resources_and_removes_what_mlplane_made() -> None:
+    options = Options(config=FAST, hand_built=True, hand_built_differences=["missing-route"])
+    with Sandbox(options) as sandbox:
+        assert sandbox.run(ADOPT).outcome == "READY"
+        result = sandbox.deprovision(MEMBER)
+        there = _still_there(sandbox)
+        left = sandbox.ledger().resources(MEMBER)
+    assert result.outcome == "DEPROVISIONED", result.error
+    assert there["subnets"] == 12 and there["key_state"] == "Enabled"
+    assert there["mlplane_tags"] == []  # mlplane's tags taken off
+    assert there["default_route"] == []  # the route mlplane created is gone
+    assert left == []
+    removing = [c for c in calls(result) if c.split(":", 1)[1].startswith(("Delete", "ScheduleKeyDeletion", "Release"))]
+    assert removing == ["ec2:DeleteRoute", "ec2:DeleteTags"] or set(removing) <= {"ec2:DeleteRoute", "ec2:DeleteTags"}
+
+
+def test_a_manual_start_on_a_hand_built_account_is_rejected_with_a_pointer_to_adopt() -> None:
+    with Sandbox(Options(config=FAST, hand_built=True)) as sandbox:
+        result = sandbox.run(START)
+    assert result.outcome == "REJECTED"
+    assert result.error is not None and f"mlplane adopt {MEMBER}" in str(result.error)
+    member_changes = [
+        c
+        for c in result.api_calls
+        if c["call"].split(":", 1)[0] in ("ec2", "iam", "kms")
+        and not c["call"].split(":", 1)[1].startswith(("Describe", "Get", "List"))
+    ]
+    assert member_changes == []
