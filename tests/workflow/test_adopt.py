@@ -140,3 +140,34 @@ def test_a_fault_after_adopt_rolls_back_releasing_the_adopted_resources_in_place
     assert left == []
     removing = [c for c in calls(result) if c.split(":", 1)[1].startswith(("Delete", "ScheduleKeyDeletion", "Release"))]
     assert set(removing) == {"ec2:DeleteTags"}
+
+
+def test_audit_judges_adopted_iam_and_kms_as_mlplanes_and_reconcile_restores_them() -> None:
+    """After adopt, the hand-made service account, policy and key are judged as mlplane's (D3): the policy
+    detached by hand and the KMS statement dropped are findings; reconcile puts them
+    back and a second audit is clean. A hand-made subnet carrying mlplane's adopted tags unknown to the ledger is
+    untracked."""
+    from mlplane_sandbox import drift
+
+    with Sandbox(Options(config=FAST, hand_built=True)) as sandbox:
+        assert sandbox.run(ADOPT).outcome == "READY"
+        settings = sandbox.settings_from_env()
+        clean = sandbox.audit(MEMBER)
+        drift.apply("detach-policy", MEMBER, settings)
+        drift.apply("drop-kms-statement", MEMBER, settings)
+        with as_account(MEMBER):
+            ec2 = sandbox_client("ec2")
+            vpc_id = sandbox.hand_built[MEMBER]["vpc"]
+            stray = ec2.create_subnet(VpcId=vpc_id, CidrBlock="10.10.7.0/24")["Subnet"]["SubnetId"]
+            tags = {"mlplane:managed": "adopted", "mlplane:account": MEMBER, "mlplane:key": "subnet/stray"}
+            ec2.create_tags(Resources=[stray], Tags=[{"Key": k, "Value": v} for k, v in tags.items()])
+        drifted = sandbox.audit(MEMBER)
+        with as_account(MEMBER):
+            sandbox_client("ec2").delete_subnet(SubnetId=stray)
+        reconciled = sandbox.run({**ADOPT, "action": "reconcile"})
+        after = sandbox.audit(MEMBER)
+    assert clean["clean"], clean["findings"]
+    found = {(f["type"], f["severity"]) for f in drifted["findings"] if f["severity"] != "vendor"}
+    assert found == {("iam:attachment", "missing"), ("kms:key-policy", "drift"), ("subnets", "untracked")}, found
+    assert reconciled.outcome == "READY", reconciled.error
+    assert after["clean"], after["findings"]

@@ -20,6 +20,12 @@ ADOPTED = "adopted"
 is not mlplane's, so nothing ever deletes it."""
 
 
+def adopted_here(tags: dict[str, str], account_id: str) -> bool:
+    """A hand-made resource mlplane adopted for this account (D3): audit judges it as mlplane's (its tags, its
+    document, its routes), no ownership check lets anything delete it."""
+    return tags.get(MANAGED_TAG) == ADOPTED and tags.get(ACCOUNT_TAG) == account_id
+
+
 @dataclass(frozen=True)
 class Adoption:
     """How a step takes over a resource made by hand (`mlplane adopt`, REQUIREMENTS D3).
@@ -44,13 +50,21 @@ class Member:
     ledger: Ledger
     deadline: Deadline = field(default_factory=Deadline)  # the running Lambda's (none outside Lambda)
     adopting: bool = False  # an adopt run: what exists by hand is recorded ADOPTED instead of being created
+    # Another purpose's session (PURPOSES), assumed when first used: the adopt session tags, untags and routes
+    # hand-made resources mlplane adopted (D3); None outside member_for (tests that build a Member by hand).
+    assume: Callable[[str], aws.Session] | None = None
 
     def adopted_tags(self, key: str) -> dict[str, str]:
         """mlplane's tags on a resource it adopted: `mlplane:managed=adopted`, never `true` (never deleted)."""
         return {**self.tags(key), MANAGED_TAG: ADOPTED}
 
-    def client(self, service: str) -> Any:
-        return aws.client(self.session, service)
+    def client(self, service: str, purpose: str | None = None) -> Any:
+        """A client of `service` in this member's session, or (`purpose`) in that purpose's session."""
+        if purpose is None:
+            return aws.client(self.session, service)
+        if self.assume is None:
+            raise ValueError(f"no {purpose} session for account {self.account_id}: built without member_for")
+        return aws.client(self.assume(purpose), service)
 
     def tags(self, key: str) -> dict[str, str]:
         """mlplane's tags for the resource with plan key `key` (how a lost ledger write is recovered)."""
@@ -133,7 +147,9 @@ def hub_ledger(settings: Settings) -> Ledger:
 PURPOSES: tuple[str, ...] = (
     "core",  # network, service account and policies, vault key, quotas, the vendor's footprint (reads)
     "access_key",  # the service account's optional access key, kept in Secrets Manager (I4)
+    "adopt",  # hand-made resources adopted (D3): mlplane:* tags on and off, routes of adopted route tables
 )
+ADOPT = "adopt"
 
 
 def session_policy(settings: Settings, purpose: str = "core") -> str:
@@ -160,21 +176,26 @@ def member_for(
     adopting: bool = False,
 ) -> Member:
     """Assume the member role (cached per purpose) with the session policy of `purpose`, and bundle it with the
-    hub's ledger (and the Lambda's deadline)."""
-    session = aws.session_for(
-        account_id,
-        settings.member_role_name,
-        region=settings.member_region,
-        session_name=execution,
-        session_policy=session_policy(settings, purpose),
-    )
+    hub's ledger (and the Lambda's deadline); another purpose's session is assumed when `Member.client` first
+    asks for it."""
+
+    def assume(purpose: str) -> aws.Session:
+        return aws.session_for(
+            account_id,
+            settings.member_role_name,
+            region=settings.member_region,
+            session_name=execution,
+            session_policy=session_policy(settings, purpose),
+        )
+
     return Member(
         account_id=account_id,
         region=settings.member_region,
         execution=execution,
         step=step,
-        session=session,
+        session=assume(purpose),
         ledger=hub_ledger(settings),
         deadline=deadline or Deadline(),
         adopting=adopting,
+        assume=assume,
     )

@@ -35,6 +35,10 @@ if TYPE_CHECKING:
 PLAN_EXECUTION = "mlplane-plan"
 
 
+_ADOPTED = "made by hand, adopted: judged as mlplane's, never removed"  # D3 (mlplane:managed=adopted)
+_NOT_OURS = "not mlplane's: used as is, never removed"
+
+
 def preview(raw: Any, settings: Settings, ledger: Ledger, member_for: Callable[[str], Member]) -> dict[str, Any]:
     """The plan document (`mlplane plan --json`): `verdict`, `reason`, `changes` and the network plan."""
     start = parse_start(raw) if not isinstance(raw, str) else None
@@ -103,7 +107,7 @@ def _iam(member: Member, settings: Settings) -> list[PlannedChange]:
     user = {
         UserAction.CREATE: ("create", "tagged as mlplane's"),
         UserAction.ADOPT: ("keep", "mlplane's"),
-        UserAction.REUSE: ("keep", "not mlplane's: used as is, never removed"),
+        UserAction.REUSE: ("keep", _ADOPTED if observed.user and observed.user.adopted else _NOT_OURS),
     }[decided.user_action]
     if decided.tag_user and user[0] == "keep":
         user = ("change", user[1] + "; tag AACResource=aac_iam_user")
@@ -113,6 +117,8 @@ def _iam(member: Member, settings: Settings) -> list[PlannedChange]:
         PolicyAction.KEEP: ("keep", "the shipped document"),
     }[decided.policy_action]
     policy_detail = policy[1] + ("; tag AACResource" if decided.tag_policy else "")
+    if observed.policy is not None and observed.policy.adopted:
+        policy_detail += f"; {_ADOPTED}"
     if decided.prune_versions:
         policy_detail += f"; delete old versions {', '.join(decided.prune_versions)}"
     return [
@@ -145,7 +151,7 @@ def _kms(member: Member, settings: Settings) -> list[PlannedChange]:
             domain="kms", type="kms:key", key=alias, action="refuse", id=key.key_id, detail=f"key is {key.state}"
         )
     else:
-        owner = "mlplane's" if key.owned else "not mlplane's: used as is, never deleted"
+        owner = "mlplane's" if key.owned else _ADOPTED if key.adopted else "not mlplane's: used as is, never deleted"
         key_change = PlannedChange(domain="kms", type="kms:key", key=alias, action="keep", id=key.key_id, detail=owner)
     role = settings.credential_role_name
     action, detail = "wait", f"statement for {role}, once the vendor has created it"

@@ -29,7 +29,7 @@ from mlplane.iam.models import (
     PolicyVersion,
     UserAction,
 )
-from mlplane.member import ACCOUNT_TAG, ADOPTED, EXECUTION_TAG, KEY_TAG, MANAGED_TAG, Adoption
+from mlplane.member import ACCOUNT_TAG, ADOPT, ADOPTED, EXECUTION_TAG, KEY_TAG, MANAGED_TAG, Adoption, adopted_here
 from mlplane.observability import logger, tracer
 from mlplane.rollback.handler import Handler, Undone
 from mlplane.steps import StepOutput
@@ -86,7 +86,13 @@ def _observe_user(iam: IAMClient, name: str, account_id: str) -> ObservedUser | 
         if error_code(err) == "NoSuchEntity":
             return None
         raise translate(err, f"iam:GetUser {where}") from err
-    return ObservedUser(name=name, owned=owned(tags, account_id), tags=tags, attached_policy_arns=tuple(attached))
+    return ObservedUser(
+        name=name,
+        owned=owned(tags, account_id),
+        adopted=adopted_here(tags, account_id),
+        tags=tags,
+        attached_policy_arns=tuple(attached),
+    )
 
 
 def _observe_policy(iam: IAMClient, arn: str, account_id: str) -> ObservedPolicy | None:
@@ -107,6 +113,7 @@ def _observe_policy(iam: IAMClient, arn: str, account_id: str) -> ObservedPolicy
     return ObservedPolicy(
         arn=arn,
         owned=owned(tags, account_id),
+        adopted=adopted_here(tags, account_id),
         tags=tags,
         default_document=_document(version.get("Document")),
         default_version_id=default_id,
@@ -180,7 +187,7 @@ def _ensure_user(member: Member, iam: IAMClient, decided: IamPlan) -> int:
             resource_id=name,
             data={"user_name": name},
             tags_now=lambda: _user_tags(iam, name),
-            tag=lambda tags: iam.tag_user(UserName=name, Tags=tags),
+            tag=lambda tags: _adopt_iam(member).tag_user(UserName=name, Tags=tags),
         )
         return 0
 
@@ -212,7 +219,7 @@ def _ensure_policy(member: Member, iam: IAMClient, decided: IamPlan, document: d
             resource_id=arn,
             data={"policy_arn": arn},
             tags_now=lambda: _policy_tags(iam, arn),
-            tag=lambda tags: iam.tag_policy(PolicyArn=arn, Tags=tags),
+            tag=lambda tags: _adopt_iam(member).tag_policy(PolicyArn=arn, Tags=tags),
         )
     if decided.policy_is_mlplanes:
 
@@ -398,15 +405,21 @@ def _adopt(
 _MLPLANE_TAG_KEYS = [MANAGED_TAG, ACCOUNT_TAG, EXECUTION_TAG, KEY_TAG]
 
 
+def _adopt_iam(member: Member) -> IAMClient:
+    """IAM in the adopt session: it may put on and take off only mlplane:* tags of the service account and policy."""
+    iam: IAMClient = member.client("iam", ADOPT)
+    return iam
+
+
 def _release_user(member: Member, record: ResourceRecord, resource_id: str) -> Undone:
-    iam: IAMClient = member.client("iam")
+    iam = _adopt_iam(member)
     return _untag(
         lambda: iam.untag_user(UserName=resource_id, TagKeys=_MLPLANE_TAG_KEYS), f"iam:UntagUser {resource_id}"
     )
 
 
 def _release_policy(member: Member, record: ResourceRecord, resource_id: str) -> Undone:
-    iam: IAMClient = member.client("iam")
+    iam = _adopt_iam(member)
     return _untag(
         lambda: iam.untag_policy(PolicyArn=resource_id, TagKeys=_MLPLANE_TAG_KEYS), f"iam:UntagPolicy {resource_id}"
     )

@@ -20,7 +20,7 @@ from mlplane.config import Settings
 from mlplane.errors import Blocked, Conflict, PrincipalNotPropagated, TimedOut, error_code, translate
 from mlplane.kms import policy as key_policy
 from mlplane.kms.models import VaultKey
-from mlplane.member import ACCOUNT_TAG, ADOPTED, EXECUTION_TAG, KEY_TAG, MANAGED_TAG, Adoption
+from mlplane.member import ACCOUNT_TAG, ADOPT, ADOPTED, EXECUTION_TAG, KEY_TAG, MANAGED_TAG, Adoption, adopted_here
 from mlplane.observability import logger, tracer
 from mlplane.rollback.handler import Handler, Undone
 from mlplane.steps import PollOutput, StepOutput
@@ -55,12 +55,14 @@ def find_key(member: Member, alias: str) -> VaultKey | None:
             return None
         raise translate(err, f"kms:DescribeKey {alias} in {member.account_id}") from err
     key_id = str(meta["KeyId"])
+    tags = _key_tags(kms, key_id)
     return VaultKey(
         key_id=key_id,
         arn=str(meta.get("Arn", "")),
         alias=alias,
         state=str(meta.get("KeyState", "")),
-        owned=_owned(_key_tags(kms, key_id), member.account_id),
+        owned=_owned(tags, member.account_id),
+        adopted=adopted_here(tags, member.account_id),
     )
 
 
@@ -166,8 +168,8 @@ def _adopt_key(member: Member, found: VaultKey) -> None:
 
     def tag(key_id: str) -> None:
         tags = [{"TagKey": k, "TagValue": v} for k, v in member.adopted_tags(KEY_KEY).items()]
-        try:
-            kms.tag_resource(KeyId=key_id, Tags=tags)  # type: ignore[arg-type]
+        try:  # in the adopt session: mlplane:* tags on the vault key only
+            member.client("kms", ADOPT).tag_resource(KeyId=key_id, Tags=tags)
         except ClientError as err:
             raise translate(err, f"kms:TagResource {key_id} in {member.account_id}") from err
 
@@ -186,7 +188,7 @@ def _adopt_key(member: Member, found: VaultKey) -> None:
 
 
 def _release_key(member: Member, record: ResourceRecord, resource_id: str) -> Undone:
-    kms: KMSClient = member.client("kms")
+    kms: KMSClient = member.client("kms", ADOPT)
     try:
         kms.untag_resource(KeyId=resource_id, TagKeys=[MANAGED_TAG, ACCOUNT_TAG, EXECUTION_TAG, KEY_TAG])
     except ClientError as err:

@@ -30,7 +30,7 @@ from mlplane.config import Settings
 from mlplane.deadline import bounded_wait
 from mlplane.errors import AwsCallFailed, Conflict, TimedOut, TransientError
 from mlplane.ledger import ResourceState, Status
-from mlplane.member import Adoption, Member
+from mlplane.member import ADOPT, Adoption, Member
 from mlplane.network import allocation, lookup, undo
 from mlplane.network.lookup import call
 from mlplane.network.models import NetworkPlan, RoutePlan
@@ -143,7 +143,7 @@ class _Run:
     def _tag_adopted(self, key: str) -> Callable[[str], None]:
         def tag(resource_id: str) -> None:
             tags = [{"Key": k, "Value": v} for k, v in self.member.adopted_tags(key).items()]
-            call(self.member, "create_tags", Resources=[resource_id], Tags=tags)
+            call(self.member, "create_tags", purpose=ADOPT, Resources=[resource_id], Tags=tags)
 
         return tag
 
@@ -194,7 +194,8 @@ class _Run:
             current = call(self.member, "describe_vpc_attribute", VpcId=vpc_id, Attribute=attribute)
             field = attribute[0].upper() + attribute[1:]
             if bool(current.get(field, {}).get("Value")) != wanted and vpc.key not in self.adopted:
-                call(self.member, "modify_vpc_attribute", VpcId=vpc_id, **{field: {"Value": wanted}})
+                value: dict[str, Any] = {field: {"Value": wanted}}
+                call(self.member, "modify_vpc_attribute", VpcId=vpc_id, **value)
         self.ensure(
             vpc.secondary_key,
             undo.VPC_CIDR,
@@ -461,11 +462,13 @@ class _Run:
 
     def routes(self) -> None:
         for table in self.plan.route_tables:
+            # a hand-made table mlplane adopted (D3) is changed in the adopt session (mlplane:managed=adopted)
+            purpose = ADOPT if self._is_adopted(table.key) else None
             for route in table.routes:
                 if route.key is not None:
-                    self._route(self.ids[table.key], route.key, route)
+                    self._route(self.ids[table.key], route.key, route, purpose)
 
-    def _route(self, table_id: str, key: str, route: RoutePlan) -> None:
+    def _route(self, table_id: str, key: str, route: RoutePlan, purpose: str | None = None) -> None:
         target_id = (
             self.plan.tgw_attachment.transit_gateway_id
             if route.target == "tgw" and self.plan.tgw_attachment is not None
@@ -480,6 +483,7 @@ class _Run:
             call(
                 self.member,
                 operation,
+                purpose=purpose,
                 RouteTableId=table_id,
                 DestinationCidrBlock=route.destination,
                 **{target_arg: target_id},

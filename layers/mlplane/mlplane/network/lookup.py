@@ -14,15 +14,22 @@ from botocore.waiter import Waiter, WaiterModel, create_waiter_with_client
 
 from mlplane import consistency
 from mlplane.errors import Conflict, error_code, translate
-from mlplane.member import ACCOUNT_TAG, ADOPTED, KEY_TAG, MANAGED_TAG, Member
+from mlplane.member import ACCOUNT_TAG, ADOPT, ADOPTED, KEY_TAG, MANAGED_TAG, Member, adopted_here
 
 LIVE_NAT_STATES = ("pending", "available")
 LIVE_VPCE_STATES = ("pendingacceptance", "pending", "available")
 DEAD_TGW_ATTACHMENT_STATES = ("deleting", "deleted", "failed", "failing", "rejected", "rejecting")
 
 
-def ec2(member: Member) -> Any:
-    return member.client("ec2")
+def ec2(member: Member, purpose: str | None = None) -> Any:
+    """The member's EC2 client, or (`purpose`) one in that purpose's session (`mlplane.member.ADOPT`)."""
+    return member.client("ec2", purpose)
+
+
+def purpose_for(member: Member, item: dict[str, Any]) -> str | None:
+    """The session to change a described resource's routes and tags in: the adopt session for one mlplane adopted
+    (D3: the core session may change only what carries `mlplane:managed=true`), else the member's own."""
+    return ADOPT if tags_of(item).get(MANAGED_TAG) == ADOPTED else None
 
 
 def is_not_found(err: ClientError) -> bool:
@@ -30,7 +37,7 @@ def is_not_found(err: ClientError) -> bool:
     return consistency.is_not_found(error_code(err))
 
 
-def call(member: Member, operation: str, **kwargs: Any) -> Any:
+def call(member: Member, operation: str, *, purpose: str | None = None, **kwargs: Any) -> Any:
     """One EC2 call; a ClientError becomes the mlplane error the workflow retries or rolls back on.
 
     The ids it names are ones mlplane knows exist (it just created them or read them), so a NotFound answer is
@@ -38,7 +45,7 @@ def call(member: Member, operation: str, **kwargs: Any) -> Any:
     """
     try:
         with consistency.settling():
-            return getattr(ec2(member), operation)(**kwargs)
+            return getattr(ec2(member, purpose), operation)(**kwargs)
     except ClientError as err:
         raise translate(err, f"ec2:{_op_name(operation)} in {member.account_id}") from err
 
@@ -82,8 +89,7 @@ def owned(member: Member, item: dict[str, Any]) -> bool:
 def tracked(member: Member, item: dict[str, Any]) -> bool:
     """mlplane's own, or made by hand and adopted by mlplane for this account (D3): what mlplane may add routes
     and associations to, and remove the ones it added from; an adopted resource itself is never deleted."""
-    tags = tags_of(item)
-    return tags.get(MANAGED_TAG) in ("true", ADOPTED) and tags.get(ACCOUNT_TAG) == member.account_id
+    return owned(member, item) or adopted_here(tags_of(item), member.account_id)
 
 
 def _mine(member: Member, key: str, item: dict[str, Any]) -> bool:

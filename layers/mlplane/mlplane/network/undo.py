@@ -25,7 +25,7 @@ from botocore.exceptions import ClientError, WaiterError
 from mlplane.deadline import bounded_wait
 from mlplane.errors import Blocked, TimedOut, error_code, translate
 from mlplane.ledger import ResourceRecord, ResourceState
-from mlplane.member import ACCOUNT_TAG, ADOPTED, EXECUTION_TAG, KEY_TAG, MANAGED_TAG
+from mlplane.member import ACCOUNT_TAG, ADOPT, ADOPTED, EXECUTION_TAG, KEY_TAG, MANAGED_TAG
 from mlplane.network import allocation, lookup
 from mlplane.rollback.handler import FindFn, Handler, UndoFn, Undone
 
@@ -71,10 +71,18 @@ def _what(member: Member, operation: str) -> str:
     return f"ec2:{operation} in {member.account_id}"
 
 
-def _attempt(member: Member, operation: str, blocked: Callable[[], str] | None = None, **kwargs: Any) -> bool:
-    """Make a delete call: True if done, False if already gone; DependencyViolation -> Blocked(blockers)."""
+def _attempt(
+    member: Member,
+    operation: str,
+    blocked: Callable[[], str] | None = None,
+    *,
+    purpose: str | None = None,
+    **kwargs: Any,
+) -> bool:
+    """Make a delete call: True if done, False if already gone; DependencyViolation -> Blocked(blockers).
+    `purpose`: the session to make it in (`lookup.purpose_for`), else the member's own."""
     try:
-        getattr(lookup.ec2(member), operation)(**kwargs)
+        getattr(lookup.ec2(member, purpose), operation)(**kwargs)
     except ClientError as err:
         if lookup.is_not_found(err):
             return False
@@ -94,11 +102,18 @@ def _owned_table(member: Member, route_table_id: str) -> dict[str, Any] | None:
 
 def undo_route(member: Member, record: ResourceRecord, resource_id: str) -> Undone:
     table_id, destination = record.data["route_table_id"], record.data["destination"]
-    if _owned_table(member, table_id) is None:
+    table = _owned_table(member, table_id)
+    if table is None:
         return _gone(f"route table {table_id} gone or {_NOT_OURS}")
     if lookup.current_route(member, table_id, destination) is None:
         return _gone()
-    done = _attempt(member, "delete_route", RouteTableId=table_id, DestinationCidrBlock=destination)
+    done = _attempt(
+        member,
+        "delete_route",
+        purpose=lookup.purpose_for(member, table),
+        RouteTableId=table_id,
+        DestinationCidrBlock=destination,
+    )
     return _removed() if done else _gone()
 
 
@@ -108,7 +123,9 @@ def undo_association(member: Member, record: ResourceRecord, resource_id: str) -
         return _gone(f"route table {record.data['route_table_id']} gone or {_NOT_OURS}")
     if not any(a.get("RouteTableAssociationId") == resource_id for a in table.get("Associations", [])):
         return _gone()
-    done = _attempt(member, "disassociate_route_table", AssociationId=resource_id)
+    done = _attempt(
+        member, "disassociate_route_table", purpose=lookup.purpose_for(member, table), AssociationId=resource_id
+    )
     return _removed() if done else _gone()
 
 
@@ -558,7 +575,7 @@ def release_tags(member: Member, record: ResourceRecord, resource_id: str) -> Un
     if tags.get(MANAGED_TAG) != ADOPTED:
         return _gone("mlplane's adopted tags already gone")
     keys = [MANAGED_TAG, ACCOUNT_TAG, EXECUTION_TAG, KEY_TAG]
-    _attempt(member, "delete_tags", Resources=[resource_id], Tags=[{"Key": k} for k in keys])
+    _attempt(member, "delete_tags", purpose=ADOPT, Resources=[resource_id], Tags=[{"Key": k} for k in keys])
     return _removed()
 
 
