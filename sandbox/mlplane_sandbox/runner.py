@@ -158,6 +158,15 @@ class Sandbox:
         self.metrics = lambdas.MetricsOutput()  # the handlers' EMF documents (Powertools), off the CLI's output
 
     # -- set-up -----------------------------------------------------------------------------------------
+    def _validate_hand_built(self) -> None:
+        from mlplane_sandbox.handbuilt import DIFFERENCES
+
+        unknown = [d for d in self.options.hand_built_differences if d not in DIFFERENCES]
+        if unknown:
+            raise UsageError(f"--hand-built-difference {unknown[0]!r}: expected one of {', '.join(DIFFERENCES)}")
+        if self.options.hand_built_differences and not self.options.hand_built:
+            raise UsageError("--hand-built-difference needs --hand-built")
+
     def _validate_options(self) -> None:
         params = self.template.get("Parameters", {})
         for key in self.options.config:
@@ -175,6 +184,7 @@ class Sandbox:
                 raise UsageError(f"--config {key}: {refused}")
         if self.settings.member_region != REGION:
             raise UsageError(f"--config member_region: the sandbox builds member accounts in {REGION} only")
+        self._validate_hand_built()
         if self.options.tgw_auto_accept not in ("enable", "disable"):
             raise UsageError(f"--tgw-auto-accept {self.options.tgw_auto_accept!r}: expected enable or disable")
         try:
