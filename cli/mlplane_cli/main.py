@@ -40,6 +40,7 @@ app.add_typer(local, name="local")
 VENDOR_SCENARIOS = ("ok", "slow", "late", "cluster-failed", "nodegroup-failed", "never", "no-credential-role")
 QUOTA_SCENARIOS = ("approved", "denied", "pending", "already-applied", "slow", "partial", "case-closed")
 TGW_AUTO_ACCEPT = ("enable", "disable")  # the network account's AutoAcceptSharedAttachments
+HAND_BUILT_DIFFERENCES = ("missing-route", "untagged-subnet", "dns-off")  # mlplane_sandbox.handbuilt.DIFFERENCES
 DEFAULT_REGION = "eu-west-1"
 
 
@@ -253,6 +254,21 @@ def local_run(
             " policy naming it (IAM eventual consistency).",
         ),
     ] = "60",
+    hand_built: Annotated[
+        bool,
+        typer.Option(
+            "--hand-built",
+            help="The account is prepared by hand per seed 000 before the first input (for an adopt start).",
+        ),
+    ] = False,
+    hand_built_difference: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--hand-built-difference",
+            metavar="NAME",
+            help="With --hand-built: a departure from the seed (repeat): " + ", ".join(HAND_BUILT_DIFFERENCES) + ".",
+        ),
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Run inputs through the whole control plane in the sandbox and report the outcome."""
@@ -285,6 +301,8 @@ def local_run(
             tgw_auto_accept=tgw_auto_accept,
             consistency_delay=delay,
             kms_propagation_seconds=propagation,
+            hand_built=hand_built,
+            hand_built_differences=hand_built_difference or [],
         )
         try:
             with Sandbox(options) as sandbox:
@@ -620,6 +638,76 @@ def reconcile(
     else:
         started = operate.reconcile(_account(str(account_id)), requested_by, reason, stack=stack, region=hub_region)
     _started(started, hub_region, wait=wait)
+
+
+@app.command()
+def adopt(
+    account_id: Annotated[
+        str | None,
+        typer.Argument(metavar="ACCOUNT_ID", help="The account prepared by hand per seed 000 (--local: optional)."),
+    ] = None,
+    local_: Annotated[
+        bool, typer.Option("--local", help="In the sandbox: build the account by hand, adopt it, audit it.")
+    ] = False,
+    difference: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--hand-built-difference",
+            metavar="NAME",
+            help="With --local: a departure from the seed (repeat): " + ", ".join(HAND_BUILT_DIFFERENCES) + ".",
+        ),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="With --local: the run and its audit as JSON.")] = False,
+    requested_by: RequestedByOpt = "operator",
+    reason: ReasonOpt = "",
+    stack: StackOpt = "mlplane",
+    profile: ProfileOpt = None,
+    region: RegionOpt = None,
+    endpoint_url: EndpointOpt = None,
+    wait: WaitOpt = False,
+) -> None:
+    """Take an account prepared by hand (seed 000) into the ledger: what exists is matched by name, tags and
+    CIDRs and recorded as adopted (never deleted), only what is missing is created; differences are audit
+    findings (`mlplane reconcile` fixes them)."""
+    if difference and not local_:
+        raise fail("--hand-built-difference is for --local (the sandbox)")
+    if local_:
+        if wait:
+            raise fail("--wait is for a deployed stack, not --local")
+        _adopt_local(_account(account_id) if account_id else "111111111111", difference or [], as_json=as_json)
+    if account_id is None:
+        raise fail("give an ACCOUNT_ID")
+    if as_json:
+        raise fail("--json is for --local (a deployed stack's adopt prints its execution as JSON)")
+    from mlplane_cli import operate
+
+    hub_region = _hub(profile, region, endpoint_url)
+    started = operate.adopt(_account(account_id), requested_by, reason, stack=stack, region=hub_region)
+    _started(started, hub_region, wait=wait)
+
+
+def _adopt_local(account_id: str, differences: list[str], *, as_json: bool) -> None:
+    """The sandbox's adopt: the account built by hand, adopted, then audited (the differences it left)."""
+    with stdout_to_stderr() as stdout:
+        from mlplane.errors import MlplaneError
+        from mlplane_sandbox.runner import Options, Sandbox, UsageError
+
+        try:
+            with Sandbox(Options(hand_built=True, hand_built_differences=differences)) as sandbox:
+                raw = {"account_id": account_id, "requested_by": "mlplane adopt --local", "action": "adopt"}
+                result = sandbox.run(raw)
+                report = sandbox.audit(account_id) if result.outcome == "READY" else None
+        except (UsageError, MlplaneError) as err:
+            raise fail(str(err)) from None
+    if as_json:
+        stdout.write(json.dumps({"run": result.as_json(), "audit": report}, default=str) + "\n")
+    else:
+        from mlplane_cli.report import print_audit, print_summary
+
+        print_summary("adopt", result, "")
+        if report is not None:
+            print_audit(report)
+    raise typer.Exit(0 if result.outcome == "READY" else 1)
 
 
 @app.command()

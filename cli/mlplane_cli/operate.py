@@ -85,6 +85,14 @@ def reconcile(account_id: str, requested_by: str, reason: str, *, stack: str, re
     return start_provisioning(document, Settings(aws_region=region), arn)
 
 
+def adopt(account_id: str, requested_by: str, reason: str, *, stack: str, region: str) -> dict[str, Any]:
+    """Start the provision workflow in adopt mode: an account prepared by hand per seed 000 is taken into the
+    ledger (D3), creating only what is missing; ValidateAccount refuses an account mlplane already holds."""
+    arn = output(stack_outputs(stack, region), "ProvisionStateMachineArn", stack)
+    document = {"account_id": account_id, "requested_by": requested_by, "reason": reason, "action": "adopt"}
+    return start_provisioning(document, Settings(aws_region=region), arn)
+
+
 def reconcile_fleet(requested_by: str, *, stack: str, region: str) -> dict[str, Any]:
     """Start ReconcileFleetStateMachine: every READY account, at most ReconcileConcurrency at once (D2)."""
     arn = output(stack_outputs(stack, region), "ReconcileFleetStateMachineArn", stack)

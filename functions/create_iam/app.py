@@ -22,6 +22,6 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     step = CreateIamInput.model_validate(event)
     logger.append_keys(account_id=step.account_id, execution=step.execution)
     settings = get_settings()
-    member = member_for(step.account_id, step.execution, "CreateIam", settings)
+    member = member_for(step.account_id, step.execution, "CreateIam", settings, adopting=step.action == "adopt")
     done = StepOutput.combine(iam.run(member, settings), kms.ensure_key(member, settings))
     return StepOutput.combine(done, access_key.ensure(member, settings)).model_dump(mode="json")  # after the key

@@ -20,5 +20,12 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     step = CreateNetworkInput.model_validate(event)
     logger.append_keys(account_id=step.account_id, execution=step.execution)
     settings = get_settings().network_for(step.network_blueprint)  # the blueprint ValidateAccount chose (N6)
-    member = member_for(step.account_id, step.execution, "CreateNetwork", settings, Deadline.of(context))
+    member = member_for(
+        step.account_id,
+        step.execution,
+        "CreateNetwork",
+        settings,
+        Deadline.of(context),
+        adopting=step.action == "adopt",
+    )
     return network.run(member, settings).model_dump(mode="json")

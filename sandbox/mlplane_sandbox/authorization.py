@@ -159,6 +159,50 @@ _EC2_RESOURCES: dict[str, Callable[[Call], tuple[Resource, ...]]] = {
 }
 
 
+# EC2 ids by prefix -> the resource type of their ARN (what CreateTags / DeleteTags name in `Resources`).
+_EC2_ID_KINDS = {
+    "vpc-": "vpc",
+    "subnet-": "subnet",
+    "rtb-": "route-table",
+    "igw-": "internet-gateway",
+    "nat-": "natgateway",
+    "vpce-": "vpc-endpoint",
+    "eipalloc-": "elastic-ip",
+    "tgw-attach-": "transit-gateway-attachment",
+}
+
+
+def _tag_keys(tags: dict[str, str], *, request_tags: bool) -> Keys:
+    """aws:TagKeys (every key the request names) and, for a tagging request, aws:RequestTag/<key>."""
+    keys: Keys = {"aws:TagKeys": tuple(sorted(tags))} if tags else {}
+    if request_tags:
+        keys.update({f"aws:RequestTag/{k}": (v,) for k, v in tags.items()})
+    return keys
+
+
+def _ec2_tagging(operation: str) -> Callable[[Call], Authorization]:
+    """CreateTags / DeleteTags: authorised on each resource named (its type by id prefix, with its tags), with
+    the request's tag keys (EC2 query protocol: `Resources.N`, `Tag.N.Key`, `Tag.N.Value`)."""
+
+    def authorization(call: Call) -> Authorization:
+        resources = []
+        for resource_id in _list_param(call.params, "ResourceId") or _list_param(call.params, "Resources"):
+            kind = next((k for prefix, k in _EC2_ID_KINDS.items() if resource_id.startswith(prefix)), None)
+            if kind is None:
+                raise ValueError(f"no ARN type for EC2 id {resource_id} ({operation})")
+            resources.append(_ec2_resource(call, kind, resource_id))
+        pattern = re.compile(r"^Tag\.(\d+)\.Key$")
+        tags = {
+            str(key): str(call.params.get(f"Tag.{m.group(1)}.Value", ""))
+            for name, key in call.params.items()
+            if (m := pattern.match(name))
+        }
+        context = _tag_keys(tags, request_tags=operation == "CreateTags")
+        return Authorization(f"ec2:{operation}", tuple(resources), context)
+
+    return authorization
+
+
 def _ec2_describer(operation: str) -> Callable[[Call], Authorization]:
     find = _EC2_RESOURCES[operation]
     return lambda call: Authorization(f"ec2:{operation}", find(call))
@@ -227,7 +271,26 @@ def _role_call(operation: str) -> Callable[[Call], Authorization]:
 
 
 def _on_iam(operation: str, resource: Callable[[Call], Resource]) -> Callable[[Call], Authorization]:
-    return lambda call: Authorization(f"iam:{operation}", (resource(call),))
+    return lambda call: Authorization(f"iam:{operation}", (resource(call),), _iam_tag_keys(operation, call))
+
+
+def _iam_tag_keys(operation: str, call: Call) -> Keys:
+    """Tag* / Untag* of a user or policy: aws:TagKeys (and aws:RequestTag/<key> for Tag*)."""
+    if operation.startswith("Tag"):
+        return _tag_keys(_tags_param(call.params, "Tags", "Key", "Value"), request_tags=True)
+    if operation.startswith("Untag"):
+        return _tag_keys(dict.fromkeys(_query_list(call.params, "TagKeys"), ""), request_tags=False)
+    return {}
+
+
+def _query_list(params: dict[str, Any], name: str) -> list[str]:
+    """A list parameter of IAM's query protocol (`Name.member.N`), or a JSON list (KMS)."""
+    listed = params.get(name)
+    if isinstance(listed, list):
+        return [str(v) for v in listed]
+    pattern = re.compile(rf"^{re.escape(name)}\.member\.(\d+)$")
+    found = [(int(m.group(1)), str(v)) for k, v in params.items() if (m := pattern.match(k))]
+    return [value for _, value in sorted(found)]
 
 
 def _user_policy(operation: str) -> Callable[[Call], Authorization]:
@@ -280,7 +343,15 @@ def _alias(call: Call, name: str) -> Resource:
 
 
 def _on_key(operation: str) -> Callable[[Call], Authorization]:
-    return lambda call: Authorization(f"kms:{operation}", (_key(call, str(call.params.get("KeyId", ""))),))
+    def authorization(call: Call) -> Authorization:
+        context: Keys = {}
+        if operation == "TagResource":
+            context = _tag_keys(_tags_param(call.params, "Tags", "TagKey", "TagValue"), request_tags=True)
+        elif operation == "UntagResource":
+            context = _tag_keys(dict.fromkeys(_query_list(call.params, "TagKeys"), ""), request_tags=False)
+        return Authorization(f"kms:{operation}", (_key(call, str(call.params.get("KeyId", ""))),), context)
+
+    return authorization
 
 
 def _alias_and_key(operation: str) -> Callable[[Call], Authorization]:
@@ -379,6 +450,9 @@ _DESCRIBERS: dict[str, Callable[[Call], Authorization]] = {
     "kms:ScheduleKeyDeletion": _on_key("ScheduleKeyDeletion"),
     "kms:EnableKeyRotation": _on_key("EnableKeyRotation"),
     "kms:TagResource": _on_key("TagResource"),
+    "kms:UntagResource": _on_key("UntagResource"),
+    "ec2:CreateTags": _ec2_tagging("CreateTags"),
+    "ec2:DeleteTags": _ec2_tagging("DeleteTags"),
     "kms:CreateAlias": _alias_and_key("CreateAlias"),
     "kms:DeleteAlias": _alias_and_key("DeleteAlias"),
 }

@@ -83,6 +83,10 @@ class Options:
     consistency_delay: float = 0.0  # virtual seconds a new EC2/IAM id answers NotFound (fidelity.consistency)
     # Virtual seconds after credential-service-role is created during which KMS refuses a policy naming it.
     kms_propagation_seconds: float = fidelity_iam_kms.DEFAULT_ROLE_PROPAGATION_SECONDS
+    # The account prepared by hand per seed 000 before the first input (`--hand-built`, sandbox/handbuilt.py),
+    # with these named differences from the seed.
+    hand_built: bool = False
+    hand_built_differences: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -137,6 +141,7 @@ class Sandbox:
     def __init__(self, options: Options | None = None, *, root: Path | None = None) -> None:
         self.options = options or Options()
         self.root = root or project_root()
+        self.hand_built: dict[str, dict[str, Any]] = {}  # account -> the ids made by hand (handbuilt.build)
         self.template = load_template(self.root / "template.yaml")
         self.settings: Settings = settings_from({})
         self._validate_options()
@@ -153,6 +158,15 @@ class Sandbox:
         self.metrics = lambdas.MetricsOutput()  # the handlers' EMF documents (Powertools), off the CLI's output
 
     # -- set-up -----------------------------------------------------------------------------------------
+    def _validate_hand_built(self) -> None:
+        from mlplane_sandbox.handbuilt import DIFFERENCES
+
+        unknown = [d for d in self.options.hand_built_differences if d not in DIFFERENCES]
+        if unknown:
+            raise UsageError(f"--hand-built-difference {unknown[0]!r}: expected one of {', '.join(DIFFERENCES)}")
+        if self.options.hand_built_differences and not self.options.hand_built:
+            raise UsageError("--hand-built-difference needs --hand-built")
+
     def _validate_options(self) -> None:
         params = self.template.get("Parameters", {})
         for key in self.options.config:
@@ -170,6 +184,7 @@ class Sandbox:
                 raise UsageError(f"--config {key}: {refused}")
         if self.settings.member_region != REGION:
             raise UsageError(f"--config member_region: the sandbox builds member accounts in {REGION} only")
+        self._validate_hand_built()
         if self.options.tgw_auto_accept not in ("enable", "disable"):
             raise UsageError(f"--tgw-auto-accept {self.options.tgw_auto_accept!r}: expected enable or disable")
         try:
@@ -500,6 +515,12 @@ class Sandbox:
                 else self.world.accounts.get(account_id, "Workloads")  # a manual start moves no account
             )
             self.world.place_account(account_id, ou, role_name=self.settings.member_role_name)
+            if self.options.hand_built and account_id not in self.hand_built:
+                from mlplane_sandbox import handbuilt
+
+                self.hand_built[account_id] = handbuilt.build(
+                    account_id, self.settings_from_env(), self.options.hand_built_differences
+                )
         before = inventory.read(account_id) if account_id in self.world.accounts else {}
         mark = recording.mark()
         known = self._execution_arns()

@@ -27,7 +27,7 @@ from tests.module.moto_account import create_ledger_table, use_fake_credentials
 ROOT = Path(__file__).resolve().parents[2]
 MLPLANE = str(Path(sys.executable).parent / "mlplane")
 REGION = "eu-west-1"
-AWS_COMMANDS = ["provision", "resume", "deprovision", "status"]
+AWS_COMMANDS = ["provision", "resume", "deprovision", "status", "adopt"]
 
 
 def no_aws_env(**extra: str) -> dict[str, str]:
@@ -84,6 +84,15 @@ def one_line(result: subprocess.CompletedProcess[str] | object, code: int) -> st
         (["status", "111111111111", "--endpoint-url", "ftp://x"], "--endpoint-url 'ftp://x'"),
         (["accounts", "--status", "SLEEPING"], "--status 'SLEEPING': expected one of"),
         (["demo", "nope.json"], "nope.json: cannot read"),
+        (["adopt"], "give an ACCOUNT_ID"),
+        (["adopt", "11111111111"], "account id '11111111111' is not 12 digits"),
+        (["adopt", "111111111111", "--hand-built-difference", "dns-off"], "--hand-built-difference is for --local"),
+        (["adopt", "--local", "--hand-built-difference", "nope"], "--hand-built-difference 'nope': expected one of"),
+        (["adopt", "--local", "--wait"], "--wait is for a deployed stack"),
+        (
+            ["local", "run", "events/manual/start.json", "--hand-built-difference", "dns-off"],
+            "--hand-built-difference needs --hand-built",
+        ),
     ],
 )
 def test_usage_and_input_errors_are_one_line_exit_2(args: list[str], named: str) -> None:

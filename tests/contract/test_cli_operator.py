@@ -127,3 +127,28 @@ def _commands(command: Any, prefix: str = "mlplane") -> list[tuple[str, Any]]:
     for name, sub in getattr(command, "commands", {}).items():
         found.extend(_commands(sub, f"{prefix} {name}"))
     return found
+
+
+def test_adopt_starts_the_provision_workflow_in_adopt_mode(hub: Ledger, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`mlplane adopt ACCOUNT` (D3) against a deployed stack: one execution of the provision state machine whose
+    input asks for adopt; the command prints the execution as `provision` and `reconcile` do."""
+    sfn = boto3.client("stepfunctions", region_name=REGION)
+    arn = sfn.create_state_machine(
+        name="mlplane-provision",
+        definition=json.dumps({"StartAt": "Done", "States": {"Done": {"Type": "Succeed"}}}),
+        roleArn="arn:aws:iam::123456789012:role/mlplane-provision",
+    )["stateMachineArn"]
+    outputs = {"LedgerTableName": "mlplane-ledger", "ProvisionStateMachineArn": arn}
+    monkeypatch.setattr(operate, "stack_outputs", lambda name, region: outputs)
+    result = CliRunner().invoke(app, ["adopt", "111111111111", "--requested-by", "alice", "--reason", "built by hand"])
+    assert result.exit_code == 0, result.stderr
+    started = json.loads(result.stdout)
+    (execution,) = sfn.list_executions(stateMachineArn=arn)["executions"]
+    assert started["execution_arn"] == execution["executionArn"]
+    sent = json.loads(sfn.describe_execution(executionArn=execution["executionArn"])["input"])
+    assert sent == {
+        "account_id": "111111111111",
+        "action": "adopt",
+        "requested_by": "alice",
+        "reason": "built by hand",
+    }

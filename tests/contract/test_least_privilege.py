@@ -27,7 +27,7 @@ import re
 import shutil
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -111,7 +111,6 @@ STATEMENT_EXTRAS: dict[tuple[str, str], str] = {
 # Member-account actions in a purpose's session policy that the scenarios do not call, each with its reason.
 SESSION_POLICY_EXTRAS: dict[str, dict[str, str]] = {
     "core": {
-        "iam:UntagUser": "a reused service account's AACResource tag is put back as it was on rollback (I4)",
         "iam:UntagPolicy": "an existing policy's stale mlplane tag is replaced (iam/apply.py)",
         "iam:CreatePolicyVersion": "an existing AAC policy whose document differs is updated (iam/apply.py)",
         "iam:SetDefaultPolicyVersion": "restores the previous default version on rollback of such an update",
@@ -271,7 +270,18 @@ def recorded() -> Iterator[Recorded]:  # noqa: PLR0915 - one block per scenario
             found.outcomes.append(sandbox.run(load_event("manual", "start")).outcome)
             found.outcomes.append(sandbox.deprovision(MEMBER).outcome)
             keep(sandbox)
+        _adopted_then_deprovisioned(found, keep)
     yield found
+
+
+def _adopted_then_deprovisioned(found: Recorded, keep: Callable[[Sandbox], None]) -> None:
+    """An account built by hand per seed 000 (one route missing), adopted, then deprovisioned: the adopt session
+    tags the hand-made resources, adds the route to an adopted table, then removes it and the tags (D3)."""
+    adopt = {"account_id": MEMBER, "requested_by": "test", "reason": "built by hand", "action": "adopt"}
+    with Sandbox(Options(config=FAST, hand_built=True, hand_built_differences=["missing-route"])) as sandbox:
+        found.outcomes.append(sandbox.run(adopt).outcome)
+        found.outcomes.append(sandbox.deprovision(MEMBER).outcome)
+        keep(sandbox)
 
 
 def _template() -> dict[str, Any]:
@@ -330,6 +340,8 @@ def test_scenarios_exercise_every_function(recorded: Recorded) -> None:
         "ROLLBACK_INCOMPLETE",
         "READY",  # taken over by a run
         "ROLLBACK_INCOMPLETE",  # a deprovision that cannot delete the VPC
+        "READY",  # adopted (D3)
+        "DEPROVISIONED",  # ... the adopted resources left in place, mlplane's tags off
     ]
     acted = {c.actor for c in recorded.calls} | recorded.assumers
     assert set(_functions()) <= acted, sorted(set(_functions()) - acted)
@@ -474,14 +486,16 @@ def test_the_record_describes_the_resources_of_every_scoped_member_call(recorded
     }
     undescribed = sorted(
         {a.action for _, a in recorded.member_authorizations() if _allowed(a.action, list(scoped)) and not a.resources}
-        - {"ec2:CreateTags", "iam:CreateServiceLinkedRole"}  # scoped by request keys only, no resource
+        # scoped by request keys only, no resource; kms:TagResource: tag on create (CreateKey), no key yet
+        - {"ec2:CreateTags", "iam:CreateServiceLinkedRole", "kms:TagResource"}
     )
     assert not undescribed, undescribed
     tag = f"aws:ResourceTag/{MANAGED_TAG}"
     tagged = [r for _, a in recorded.member_authorizations() for r in a.resources if tag in r.keys]
     assert tagged, "no call on an mlplane-tagged resource recorded"
     vpcs = [r for r in tagged if re.fullmatch(rf"arn:aws:ec2:{REGION}:111111111111:vpc/vpc-[0-9a-f]+", r.arn)]
-    assert vpcs and all(r.keys[tag] == ("true",) for r in vpcs)
+    # mlplane's own VPCs, and the hand-made one it adopted (D3), tagged so only by the adopt session
+    assert vpcs and {r.keys[tag] for r in vpcs} == {("true",), ("adopted",)}
 
 
 def test_every_session_policy_action_is_used_or_justified(recorded: Recorded) -> None:
@@ -596,13 +610,17 @@ def test_calls_mlplane_must_not_make_are_denied_and_their_twins_allowed(member_w
             {"AliasName": SETTINGS.vault_key_alias, "TargetKeyId": world["customer_key"]},
         ),
     ]
-    checked = [(policy, case) for case in cases] + [(_session_policy("access_key"), case) for case in _key_cases()]
-    for session, case in checked:
-        refused = iam_policy.refused(session, _authorizations(case.action, case.params))
+    _assert_denied(policy, cases)
+    _assert_denied(_session_policy("access_key"), _key_cases())
+
+
+def _assert_denied(policy: dict[str, Any], cases: list[Forbidden]) -> None:
+    for case in cases:
+        refused = iam_policy.refused(policy, _authorizations(case.action, case.params))
         assert refused, f"{case.action} allowed: {case.why}"
         if case.allowed_twin is not None:
             twin = _authorizations(case.action, case.allowed_twin)
-            assert not iam_policy.refused(session, twin), f"{case.action} on mlplane's own is denied: {twin}"
+            assert not iam_policy.refused(policy, twin), f"{case.action} on mlplane's own is denied: {twin}"
 
 
 def _key_cases() -> list[Forbidden]:
@@ -621,6 +639,70 @@ def _key_cases() -> list[Forbidden]:
         Forbidden("reading the key back", "secretsmanager:GetSecretValue", {"SecretId": ours}),
         Forbidden("the VPCs (core's work)", "ec2:DeleteVpc", {"VpcId": "vpc-12345678"}),
     ]
+
+
+def _tags(**tags: str) -> dict[str, str]:
+    """EC2 query parameters of CreateTags / DeleteTags' `Tag.N.Key` / `Tag.N.Value`."""
+    params: dict[str, str] = {}
+    for n, (key, value) in enumerate(tags.items(), start=1):
+        params[f"Tag.{n}.Key"] = key.replace("__", ":")
+        params[f"Tag.{n}.Value"] = value
+    return params
+
+
+def test_the_adopt_session_may_only_put_mlplanes_adopted_tags_on_and_take_them_off(
+    member_world: dict[str, str],
+) -> None:
+    """The adopt purpose (D3): tags a hand-made resource with mlplane:* keys and mlplane:managed=adopted only,
+    never makes anything look like mlplane's own (=true), never touches mlplane's own or another key's tags."""
+    policy = _session_policy("adopt")
+    world = member_world
+    theirs, ours = world["theirs"], world["ours"]
+    adopted = _tags(mlplane__managed="adopted", mlplane__account=MEMBER)
+    cases = [
+        Forbidden(
+            "making a hand-made VPC look like mlplane's own",
+            "ec2:CreateTags",
+            {"ResourceId.1": theirs, **_tags(mlplane__managed="true")},
+            {"ResourceId.1": theirs, **adopted},
+        ),
+        Forbidden(
+            "a tag key that is not mlplane's",
+            "ec2:CreateTags",
+            {"ResourceId.1": theirs, **_tags(mlplane__managed="adopted", Name="x")},
+        ),
+        Forbidden("re-marking mlplane's own VPC adopted", "ec2:CreateTags", {"ResourceId.1": ours, **adopted}),
+        Forbidden("untagging a VPC mlplane never adopted", "ec2:DeleteTags", {"ResourceId.1": theirs, **adopted}),
+        Forbidden("untagging mlplane's own VPC", "ec2:DeleteTags", {"ResourceId.1": ours, **adopted}),
+        Forbidden(
+            "a route in a table mlplane did not adopt",
+            "ec2:CreateRoute",
+            {"RouteTableId": "rtb-0123456789abcdef0", "DestinationCidrBlock": "0.0.0.0/0"},
+        ),
+        Forbidden(
+            "tagging a key without the vault alias",
+            "kms:TagResource",
+            {"KeyId": world["customer_key"], "Tags": [{"TagKey": MANAGED_TAG, "TagValue": "adopted"}]},
+        ),
+        Forbidden(
+            "untagging mlplane's own vault key",
+            "kms:UntagResource",
+            {"KeyId": world["vault"], "TagKeys": [MANAGED_TAG]},
+        ),
+        Forbidden(
+            "a tag on another user",
+            "iam:TagUser",
+            {"UserName": "someone-else", "Tags.member.1.Key": MANAGED_TAG, "Tags.member.1.Value": "adopted"},
+            {"UserName": SETTINGS.sa_user_name, "Tags.member.1.Key": MANAGED_TAG, "Tags.member.1.Value": "adopted"},
+        ),
+        Forbidden(
+            "another tag key on the service account",
+            "iam:UntagUser",
+            {"UserName": SETTINGS.sa_user_name, "TagKeys.member.1": "AACResource"},
+            {"UserName": SETTINGS.sa_user_name, "TagKeys.member.1": MANAGED_TAG},
+        ),
+    ]
+    _assert_denied(policy, cases)
 
 
 def test_template_passes_checkov_with_only_the_listed_skips() -> None:

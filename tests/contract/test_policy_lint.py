@@ -43,6 +43,13 @@ JUSTIFIED: dict[tuple[str, str, str], str] = {
     "statement allows the alias, MlplaneTagged the key (IAM authorises each resource of a request)",
     ("session", "ServiceAccount", "UNKNOWN_CONDITION_FOR_ACTION"): "ArnLikeIfExists iam:PolicyARN constrains "
     "Attach/DetachUserPolicy, the two actions with that key, and no other; two statements would not fit 2,048",
+    ("session", "AdoptedRouteTables", "RESOURCE_STAR"): "scoped by its Condition (aws:ResourceTag/mlplane:managed = "
+    "adopted: the hand-made route tables mlplane adopted, D3); parliament does not read conditions",
+    ("session", "AdoptedKey", "RESOURCE_STAR"): "scoped by its Condition (kms:ResourceAliases = the vault alias; "
+    "only mlplane:* tag keys)",
+    ("session", "AdoptedKey", "UNKNOWN_CONDITION_FOR_ACTION"): "kms:ResourceAliases is a condition key of the key "
+    "resource type Tag/UntagResource act on (Service Authorization Reference); parliament checks action-level keys "
+    "only",
     ("session", "ServiceLinkedRoles", "RESOURCE_STAR"): "scoped by iam:AWSServiceName (two services)",
     ("session", "VaultKeyForSecret", "RESOURCE_STAR"): "scoped by its Condition: the vault key (kms:ResourceAliases), "
     "only through Secrets Manager (kms:ViaService), only for the access-key secret (its encryption context)",

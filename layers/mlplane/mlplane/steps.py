@@ -62,7 +62,7 @@ class ValidateAccountOutput(_Model):
     execution: ExecutionName
     ou: str
     # resume: the account is ROLLBACK_HELD; the execution goes back to the waits (WaitForEks), creating nothing.
-    action: Literal["provision", "noop", "resume", "reconcile"]
+    action: Literal["provision", "noop", "resume", "reconcile", "adopt"]
     # The network blueprint the account is built with (N6), chosen here once; CreateNetwork builds it.
     network_blueprint: BlueprintName = "default"
     poll_interval_seconds: int
@@ -110,10 +110,12 @@ class PollOutput(_Model):
 
 class CreateNetworkInput(StepInput):
     network_blueprint: BlueprintName  # ValidateAccount's choice, never resolved again
+    # adopt (D3): what was built by hand per seed 000 is matched and recorded ADOPTED instead of being created
+    action: Literal["provision", "adopt"] = "provision"
 
 
 class CreateIamInput(StepInput):
-    pass
+    action: Literal["provision", "adopt"] = "provision"
 
 
 class RequestQuotasInput(StepInput):

@@ -107,7 +107,8 @@ def _untracked(member: Member) -> list[Finding]:
     for operation, result, field in _TAGGED:
         for item in lookup.call(member, operation, Filters=filters)[result]:
             resource_id = str(item[field])
-            if lookup.owned(member, item) and resource_id not in known:
+            # adopted ones too (D3): a hand-made resource carrying mlplane's adopted tags the ledger lost track of
+            if lookup.tracked(member, item) and resource_id not in known:
                 if operation == "describe_nat_gateways" and item.get("State") in ("deleted", "failed"):
                     continue
                 key = lookup.tags_of(item).get("mlplane:key", "")

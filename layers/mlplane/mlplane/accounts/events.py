@@ -92,7 +92,7 @@ class ManualStart(BaseModel):
     requested_by: str = Field(default="operator", max_length=128)
     reason: str = Field(default="", max_length=512)
     # reconcile: converge a READY account to the plan (REQUIREMENTS D2); never rolls it back.
-    action: Literal["provision", "reconcile"] = "provision"
+    action: Literal["provision", "reconcile", "adopt"] = "provision"
 
 
 def _kind(value: Any) -> str:

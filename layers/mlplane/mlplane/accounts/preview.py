@@ -37,6 +37,10 @@ if TYPE_CHECKING:
 PLAN_EXECUTION = "mlplane-plan"
 
 
+_ADOPTED = "made by hand, adopted: judged as mlplane's, never removed"  # D3 (mlplane:managed=adopted)
+_NOT_OURS = "not mlplane's: used as is, never removed"
+
+
 def preview(raw: Any, settings: Settings, ledger: Ledger, member_for: Callable[[str], Member]) -> dict[str, Any]:
     """The plan document (`mlplane plan --json`): `verdict`, `reason`, `changes` and the network plan."""
     start = parse_start(raw) if not isinstance(raw, str) else None
@@ -110,21 +114,22 @@ def ignored_reason(start: Any, settings: Settings) -> str:
 
 
 def _iam(member: Member, settings: Settings) -> list[PlannedChange]:
-    decided, _ = iam_apply.decide(member, settings)
+    decided, observed, _ = iam_apply.decide(member, settings)
     user = {
         UserAction.CREATE: ("create", "tagged as mlplane's"),
         UserAction.ADOPT: ("keep", "mlplane's"),
-        UserAction.REUSE: ("keep", "not mlplane's: used as is, never removed"),
+        UserAction.REUSE: ("keep", _ADOPTED if observed.user and observed.user.adopted else _NOT_OURS),
     }[decided.user_action]
     if decided.tag_user and user[0] == "keep":
         user = ("change", user[1] + "; tag AACResource=aac_iam_user")
     changes = [PlannedChange(domain="iam", type="iam:user", key=decided.user_name, action=user[0], detail=user[1])]
+    seed_adopted = observed.policy is not None and observed.policy.adopted
     for planned in decided.policies():
-        changes += _policy_changes(decided.user_name, planned)
+        changes += _policy_changes(decided.user_name, planned, adopted=seed_adopted and not planned.suffix)
     return changes
 
 
-def _policy_changes(user: str, planned: PolicyPlan) -> list[PlannedChange]:
+def _policy_changes(user: str, planned: PolicyPlan, *, adopted: bool = False) -> list[PlannedChange]:
     """One customer-managed policy's rows (the seed's, or one of SaExtraPolicies): the policy, its attachment."""
     shipped = f"{iam_plans.POLICIES_DIR}/{planned.name}.json" if planned.suffix else "the shipped document"
     policy = {
@@ -133,6 +138,8 @@ def _policy_changes(user: str, planned: PolicyPlan) -> list[PlannedChange]:
         PolicyAction.KEEP: ("keep", shipped),
     }[planned.action]
     policy_detail = policy[1] + ("; tag AACResource" if planned.tag_policy else "")
+    if adopted:
+        policy_detail += f"; {_ADOPTED}"
     if planned.prune_versions:
         policy_detail += f"; delete old versions {', '.join(planned.prune_versions)}"
     return [
@@ -164,7 +171,7 @@ def _kms(member: Member, settings: Settings) -> list[PlannedChange]:
             domain="kms", type="kms:key", key=alias, action="refuse", id=key.key_id, detail=f"key is {key.state}"
         )
     else:
-        owner = "mlplane's" if key.owned else "not mlplane's: used as is, never deleted"
+        owner = "mlplane's" if key.owned else _ADOPTED if key.adopted else "not mlplane's: used as is, never deleted"
         key_change = PlannedChange(domain="kms", type="kms:key", key=alias, action="keep", id=key.key_id, detail=owner)
     role = settings.credential_role_name
     action, detail = "wait", f"statement for {role}, once the vendor has created it"

@@ -33,7 +33,7 @@ class Admission:
 
     account_id: str
     ou: str
-    action: Literal["provision", "noop", "resume", "reconcile"]
+    action: Literal["provision", "noop", "resume", "reconcile", "adopt"]
     current: AccountStatus | None
     network_blueprint: str = DEFAULT_BLUEPRINT  # what the account is (to be) built with (N6)
     startable: frozenset[Status] = _STARTABLE
@@ -62,7 +62,10 @@ def admit(raw: Any, execution: str, settings: Settings, ledger: Ledger) -> Admis
         isinstance(start, ControlTowerEvent) and start.detail.eventName == "UpdateManagedAccount"
     )
     built = blueprint.built_with(ledger, account_id)
+    adopt = isinstance(start, ManualStart) and start.action == "adopt"
     if current is not None and current.status == Status.READY:
+        if adopt:
+            raise InputRejected(f"account {account_id} is READY: nothing to adopt (mlplane reconcile converges it)")
         if reconcile:
             blueprint.settings_for(settings, ledger, account_id)  # still configured
             return Admission(
@@ -89,7 +92,16 @@ def admit(raw: Any, execution: str, settings: Settings, ledger: Ledger) -> Admis
         startable = _STARTABLE | {current.status}
         reason = f"takes over from {current.execution} ({current.status}, no longer running)"
     name = _blueprint_for(account_id, ou, current, execution=execution, settings=settings, ledger=ledger)
-    network = settings.network_for(name)
+    _check_account(account_id, execution, settings.network_for(name), ledger, adopt=adopt, enabled=enabled)
+    action: Literal["adopt", "provision"] = "adopt" if adopt else "provision"
+    return Admission(account_id, ou, action, current, name, startable, reason, modules=enabled)
+
+
+def _check_account(
+    account_id: str, execution: str, settings: Settings, ledger: Ledger, *, adopt: bool, enabled: tuple[str, ...]
+) -> None:
+    """The checks that read the member account, before a provision or adopt changes anything (`settings`: the
+    account's network blueprint's)."""
     check_policy(settings.sa_policy_name, shipped_policy())  # name prefix and IAM's size limit (I2)
     extra_policies(settings)  # SaExtraPolicies: shipped files, policy documents within IAM's limits
     policies = session_policies(settings)  # every purpose's session policy fits STS's limit (ConfigError)
@@ -103,14 +115,16 @@ def admit(raw: Any, execution: str, settings: Settings, ledger: Ledger) -> Admis
             session_policy=policies[purpose],
         )
 
-    azs = _check_member(account_id, network, aws.client(session("core"), "ec2"))
-    _check_plan(account_id, network, azs, ledger)  # N5: the plan is validated before anything is created
+    if adopt and settings.egress_mode != "nat":
+        raise InputRejected(f"account {account_id}: adopt takes over seed 000's network, nat mode only")
+    # adopt: the hand-made aac_vpc overlaps the plan by design; the create steps match it instead (D3)
+    azs = _check_member(account_id, settings, aws.client(session("core"), "ec2"), overlap_ok=adopt)
+    _check_plan(account_id, settings, azs, ledger)  # N5: the plan is validated before anything is created
     if enabled:  # the modules' own pre-checks (read-only): a module that is not enabled makes no call
         member = Member(
             account_id, settings.member_region, execution, "ValidateAccount", session("core"), ledger, assume=session
         )
         modules.check(member, settings, enabled)
-    return Admission(account_id, ou, "provision", current, name, startable, reason, modules=enabled)
 
 
 def _blueprint_for(
@@ -158,7 +172,7 @@ def validate(raw: Any, execution: str, settings: Settings, ledger: Ledger) -> Va
         account_id=account_id,
         execution=execution,
         ou=admission.ou,
-        action=admission.action if admission.action in ("noop", "reconcile") else "provision",
+        action=admission.action if admission.action in ("noop", "reconcile", "adopt") else "provision",
         network_blueprint=admission.network_blueprint,
         poll_interval_seconds=settings.poll_interval_seconds,
         modules=list(admission.modules),
@@ -239,7 +253,7 @@ def _organization_ou(account_id: str, settings: Settings) -> str:
     return name
 
 
-def _check_member(account_id: str, settings: Settings, ec2: Any) -> list[str]:
+def _check_member(account_id: str, settings: Settings, ec2: Any, *, overlap_ok: bool = False) -> list[str]:
     """The region has the AZs the plan needs and no foreign VPC overlaps the planned CIDRs."""
     try:
         zones = ec2.describe_availability_zones(Filters=[{"Name": "state", "Values": ["available"]}])
@@ -253,7 +267,7 @@ def _check_member(account_id: str, settings: Settings, ec2: Any) -> list[str]:
     )
     if len(names) < _REQUIRED_AZS:
         raise InputRejected(f"region {settings.member_region} has {len(names)} AZs in {account_id}; the plan needs 3")
-    if settings.egress_mode != "nat":
+    if settings.egress_mode != "nat" or overlap_ok:
         return names  # tgw mode allocates the account's CIDRs from the pool in CreateNetwork
     planned = [ipaddress.IPv4Network(settings.vpc_cidr), ipaddress.IPv4Network(settings.secondary_cidr)]
     for vpc in vpcs:
@@ -265,7 +279,8 @@ def _check_member(account_id: str, settings: Settings, ec2: Any) -> list[str]:
             if any(cidr.overlaps(p) for p in planned):
                 raise InputRejected(
                     f"VPC {vpc['VpcId']} in {account_id} has {cidr}, which overlaps the planned "
-                    f"{settings.vpc_cidr} / {settings.secondary_cidr}"
+                    f"{settings.vpc_cidr} / {settings.secondary_cidr}; if it is an aac_vpc built by hand per seed"
+                    f" 000, take it over with `mlplane adopt {account_id}`"
                 )
     return names
 

@@ -11,7 +11,8 @@ anything, rollback asks this module; read-only, like everything mlplane does wit
 The footprint is:
 - a vendor EKS cluster (name starts with `eks_cluster_prefix`) in any state, and its node groups;
 - any network interface in mlplane's VPC that is not mlplane's (its own NAT gateways' and transit gateway
-  attachments' interfaces, or one with mlplane's tags, are mlplane's);
+  attachments' interfaces, or one with mlplane's tags, are mlplane's; so are the interfaces of NAT gateways
+  made by hand that the ledger holds as adopted, D3: they are the account's, never the vendor's);
 - any security group in mlplane's VPC but the VPC's default one and mlplane's own;
 - the vendor's `credential-service-role`.
 """
@@ -25,6 +26,7 @@ from pydantic import BaseModel, ConfigDict
 
 from mlplane.eks import watch
 from mlplane.errors import translate
+from mlplane.ledger import ResourceState
 from mlplane.network import lookup
 
 if TYPE_CHECKING:
@@ -112,13 +114,24 @@ def _mlplane_vpcs(member: Member) -> list[str]:
     return sorted(recorded | {str(v["VpcId"]) for v in tagged if lookup.owned(member, v)})
 
 
+def _adopted_ids(member: Member) -> set[str]:
+    """The ids of the resources made by hand that the ledger holds as adopted (D3), or released (a retried
+    Rollback task looks again after the walk let some go: they are still the account's, not the vendor's)."""
+    return {
+        r.resource_id
+        for r in member.ledger.resources(member.account_id, live_only=False)
+        if r.state in (ResourceState.ADOPTED, ResourceState.RELEASED) and r.resource_id
+    }
+
+
 def _own_interface_ids(member: Member, vpc_id: str) -> tuple[set[str], set[str]]:
     """The interfaces of mlplane's NAT gateways, and the ids of its NAT gateways and attachments (whose
     interfaces EC2 describes as `Interface for NAT Gateway nat-…` / `… Transit Gateway Attachment tgw-attach-…`)."""
     eni_ids: set[str] = set()
     owners: set[str] = set()
+    adopted = _adopted_ids(member)
     for nat in _pages(member, "describe_nat_gateways", "NatGateways", Filters=_in_vpc(vpc_id)):
-        if lookup.owned(member, nat):
+        if lookup.owned(member, nat) or str(nat["NatGatewayId"]) in adopted:
             owners.add(str(nat["NatGatewayId"]))
             eni_ids |= {
                 str(a["NetworkInterfaceId"]) for a in nat.get("NatGatewayAddresses", []) if a.get("NetworkInterfaceId")

@@ -32,7 +32,7 @@ from mlplane.iam.models import (
     PolicyVersion,
     UserAction,
 )
-from mlplane.member import ACCOUNT_TAG, KEY_TAG, MANAGED_TAG
+from mlplane.member import ACCOUNT_TAG, ADOPT, ADOPTED, EXECUTION_TAG, KEY_TAG, MANAGED_TAG, Adoption, adopted_here
 from mlplane.observability import logger
 from mlplane.rollback.handler import Handler, Undone
 from mlplane.steps import StepOutput
@@ -79,8 +79,9 @@ def observe(member: Member, settings: Settings, *, arn: str, extra_arns: dict[st
     )
 
 
-def decide(member: Member, settings: Settings) -> tuple[IamPlan, dict[str, dict[str, Any]]]:
-    """The plan for this account (read-only) and each policy's shipped document by ARN; ConfigError first."""
+def decide(member: Member, settings: Settings) -> tuple[IamPlan, IamObserved, dict[str, dict[str, Any]]]:
+    """The plan for this account (read-only), what it was made from, and each policy's shipped document by ARN;
+    ConfigError first."""
     document = iam_plan.shipped_policy()
     iam_plan.check_policy(settings.sa_policy_name, document)  # before any AWS call
     extras = iam_plan.extra_policies(settings)
@@ -88,7 +89,7 @@ def decide(member: Member, settings: Settings) -> tuple[IamPlan, dict[str, dict[
     extra = {name: (policy_arn(member, name), doc) for name, doc in extras.items()}
     observed = observe(member, settings, arn=arn, extra_arns={name: a for name, (a, _) in extra.items()})
     decided = iam_plan.plan(settings, observed, document=document, policy_arn=arn, extra=extra)
-    return decided, {arn: document, **dict(extra.values())}
+    return decided, observed, {arn: document, **dict(extra.values())}
 
 
 def _observe_user(iam: IAMClient, name: str, account_id: str) -> ObservedUser | None:
@@ -103,7 +104,13 @@ def _observe_user(iam: IAMClient, name: str, account_id: str) -> ObservedUser | 
         if error_code(err) == "NoSuchEntity":
             return None
         raise translate(err, f"iam:GetUser {where}") from err
-    return ObservedUser(name=name, owned=owned(tags, account_id), tags=tags, attached_policy_arns=tuple(attached))
+    return ObservedUser(
+        name=name,
+        owned=owned(tags, account_id),
+        adopted=adopted_here(tags, account_id),
+        tags=tags,
+        attached_policy_arns=tuple(attached),
+    )
 
 
 def _observe_policy(iam: IAMClient, arn: str, account_id: str) -> ObservedPolicy | None:
@@ -124,6 +131,7 @@ def _observe_policy(iam: IAMClient, arn: str, account_id: str) -> ObservedPolicy
     return ObservedPolicy(
         arn=arn,
         owned=owned(tags, account_id),
+        adopted=adopted_here(tags, account_id),
         tags=tags,
         default_document=_document(version.get("Document")),
         default_version_id=default_id,
@@ -157,7 +165,7 @@ def _policy_tags(iam: IAMClient, arn: str) -> dict[str, str]:
 # -- run --------------------------------------------------------------------------------------------------
 def run(member: Member, settings: Settings) -> StepOutput:
     """CreateIam: converge the service account and its policy; a re-run changes nothing."""
-    decided, documents = decide(member, settings)
+    decided, _, documents = decide(member, settings)
     arn = decided.policy_arn
     iam: IAMClient = member.client("iam")
     created = existing = 0
@@ -187,9 +195,18 @@ def run(member: Member, settings: Settings) -> StepOutput:
 def _ensure_user(member: Member, iam: IAMClient, decided: IamPlan) -> int:
     if decided.tag_user:
         _tag_user(member, iam, decided)
-    if decided.user_action == UserAction.REUSE:
-        return 0
     name = decided.user_name
+    if decided.user_action == UserAction.REUSE:
+        _adopt(
+            member,
+            key=USER_KEY,
+            type=USER_TYPE,
+            resource_id=name,
+            data={"user_name": name},
+            tags_now=lambda: _user_tags(iam, name),
+            tag=lambda tags: _adopt_iam(member).tag_user(UserName=name, Tags=tags),
+        )
+        return 0
 
     def find() -> str | None:
         user = _observe_user(iam, name, member.account_id)
@@ -212,6 +229,16 @@ def _ensure_policy(member: Member, iam: IAMClient, decided: PolicyPlan, document
     key = POLICY_KEY + decided.suffix
     text = json.dumps(document, separators=(",", ":"))
     made = False
+    if not decided.is_mlplanes:
+        _adopt(
+            member,
+            key=key,
+            type=POLICY_TYPE,
+            resource_id=arn,
+            data={"policy_arn": arn},
+            tags_now=lambda: _policy_tags(iam, arn),
+            tag=lambda tags: _adopt_iam(member).tag_policy(PolicyArn=arn, Tags=tags),
+        )
     if decided.is_mlplanes:
 
         def find() -> str | None:
@@ -237,7 +264,8 @@ def _ensure_policy(member: Member, iam: IAMClient, decided: PolicyPlan, document
             return str(answer["Policy"].get("Arn", arn))
 
         _, made = member.ensure(key=key, type=POLICY_TYPE, find=find, create=create, data={"policy_arn": arn})
-    if decided.action == PolicyAction.UPDATE:
+    # adopt: a hand-made policy's document is left as found (audit reports it; reconcile gives it a new version)
+    if decided.action == PolicyAction.UPDATE and not (member.adopting and not decided.is_mlplanes):
         _new_version(member, iam, decided, text)
     if decided.tag_policy:
         _tag_policy(member, iam, decided)
@@ -321,6 +349,15 @@ def _ensure_attachment(member: Member, iam: IAMClient, user: str, decided: Polic
     key = ATTACHMENT_KEY + decided.suffix
     attachment_id = f"{user}|{arn}"
     if not decided.attach and member.ledger.resource(member.account_id, key) is None:
+        if member.adopting:  # attached by hand: tracked as adopted, never detached
+            member.ensure(
+                key=key,
+                type=ATTACHMENT_TYPE,
+                find=lambda: None,
+                create=lambda: attachment_id,
+                data={"user_name": user, "policy_arn": arn},
+                adopt=Adoption(match=lambda: attachment_id if _attached(iam, user, arn) else None),
+            )
         return 0  # attached before mlplane came: not ours to record, nor to detach
 
     def find() -> str | None:
@@ -354,6 +391,74 @@ def _attached(iam: IAMClient, user: str, arn: str) -> bool:
             return False
         raise translate(err, f"iam:ListAttachedUserPolicies {user}") from err
     return False
+
+
+def _adopt(
+    member: Member,
+    *,
+    key: str,
+    type: str,
+    resource_id: str,
+    data: dict[str, Any],
+    tags_now: Callable[[], dict[str, str]],
+    tag: Callable[[list[Any]], object],
+) -> None:
+    """An adopt run takes over the hand-made user or policy (D3): recorded ADOPTED, tagged mlplane:managed=adopted."""
+    record = member.ledger.resource(member.account_id, key)
+    if not member.adopting and (record is None or record.state != "adopted"):
+        return
+
+    def match() -> str | None:
+        tags = tags_now()
+        return resource_id if tags.get(MANAGED_TAG) in (None, ADOPTED) else None
+
+    def put_tags(found: str) -> None:
+        try:
+            tag([{"Key": k, "Value": v} for k, v in member.adopted_tags(key).items()])
+        except ClientError as err:
+            raise translate(err, f"iam:Tag {found}") from err
+
+    member.ensure(
+        key=key,
+        type=type,
+        find=lambda: None,
+        create=lambda: resource_id,  # never reached: it exists (the plan reuses it)
+        data=data,
+        adopt=Adoption(match=match, tag=put_tags),
+    )
+
+
+_MLPLANE_TAG_KEYS = [MANAGED_TAG, ACCOUNT_TAG, EXECUTION_TAG, KEY_TAG]
+
+
+def _adopt_iam(member: Member) -> IAMClient:
+    """IAM in the adopt session: it may put on and take off only mlplane:* tags of the service account and policy."""
+    iam: IAMClient = member.client("iam", ADOPT)
+    return iam
+
+
+def _release_user(member: Member, record: ResourceRecord, resource_id: str) -> Undone:
+    iam = _adopt_iam(member)
+    return _untag(
+        lambda: iam.untag_user(UserName=resource_id, TagKeys=_MLPLANE_TAG_KEYS), f"iam:UntagUser {resource_id}"
+    )
+
+
+def _release_policy(member: Member, record: ResourceRecord, resource_id: str) -> Undone:
+    iam = _adopt_iam(member)
+    return _untag(
+        lambda: iam.untag_policy(PolicyArn=resource_id, TagKeys=_MLPLANE_TAG_KEYS), f"iam:UntagPolicy {resource_id}"
+    )
+
+
+def _untag(untag: Callable[[], object], where: str) -> Undone:
+    try:
+        untag()
+    except ClientError as err:
+        if error_code(err) == "NoSuchEntity":
+            return Undone("gone")
+        raise translate(err, where) from err
+    return Undone("removed")
 
 
 # -- rollback handlers ------------------------------------------------------------------------------------
@@ -548,8 +653,8 @@ def _put_back_tag(
 
 
 HANDLERS = {
-    USER_TYPE: Handler(find=_find_user, undo=_undo_user),
-    POLICY_TYPE: Handler(find=_find_policy, undo=_undo_policy),
+    USER_TYPE: Handler(find=_find_user, undo=_undo_user, release=_release_user),
+    POLICY_TYPE: Handler(find=_find_policy, undo=_undo_policy, release=_release_policy),
     ATTACHMENT_TYPE: Handler(find=_find_attachment, undo=_undo_attachment),
     POLICY_VERSION_TYPE: Handler(find=_find_policy_version, undo=_undo_policy_version),
     POLICY_TAG_TYPE: Handler(find=_find_policy_tag, undo=_undo_policy_tag),

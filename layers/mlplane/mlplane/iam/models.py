@@ -22,6 +22,7 @@ class PolicyVersion(_Model):
 class ObservedUser(_Model):
     name: str
     owned: bool = Field(default=False, description="carries mlplane's tags for this account")
+    adopted: bool = Field(default=False, description="made by hand, adopted by mlplane for this account (D3)")
     tags: dict[str, str] = Field(default_factory=dict)
     attached_policy_arns: tuple[str, ...] = ()
 
@@ -29,6 +30,7 @@ class ObservedUser(_Model):
 class ObservedPolicy(_Model):
     arn: str
     owned: bool = Field(default=False, description="carries mlplane's tags for this account")
+    adopted: bool = Field(default=False, description="made by hand, adopted by mlplane for this account (D3)")
     tags: dict[str, str] = Field(default_factory=dict)
     default_document: dict[str, Any]
     default_version_id: str

@@ -8,6 +8,7 @@ created is scheduled for deletion on undo: KMS cannot delete a key at once, so t
 
 from __future__ import annotations
 
+import functools
 import json
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -19,7 +20,7 @@ from mlplane.config import Settings
 from mlplane.errors import Blocked, Conflict, PrincipalNotPropagated, TimedOut, error_code, translate
 from mlplane.kms import policy as key_policy
 from mlplane.kms.models import VaultKey
-from mlplane.member import ACCOUNT_TAG, KEY_TAG, MANAGED_TAG
+from mlplane.member import ACCOUNT_TAG, ADOPT, ADOPTED, EXECUTION_TAG, KEY_TAG, MANAGED_TAG, Adoption, adopted_here
 from mlplane.observability import logger
 from mlplane.rollback.handler import Handler, Undone
 from mlplane.steps import PollOutput, StepOutput
@@ -54,12 +55,14 @@ def find_key(member: Member, alias: str) -> VaultKey | None:
             return None
         raise translate(err, f"kms:DescribeKey {alias} in {member.account_id}") from err
     key_id = str(meta["KeyId"])
+    tags = _key_tags(kms, key_id)
     return VaultKey(
         key_id=key_id,
         arn=str(meta.get("Arn", "")),
         alias=alias,
         state=str(meta.get("KeyState", "")),
-        owned=_owned(_key_tags(kms, key_id), member.account_id),
+        owned=_owned(tags, member.account_id),
+        adopted=adopted_here(tags, member.account_id),
     )
 
 
@@ -104,6 +107,8 @@ def ensure_key(member: Member, settings: Settings) -> StepOutput:
     if found is not None:
         if found.state == "PendingDeletion":
             raise Conflict(f"vault key {alias} ({found.key_id}) in {member.account_id} is pending deletion")
+        if not found.owned:
+            _adopt_key(member, found)
         return StepOutput(existing=1, detail={"key_id": found.key_id, "alias": alias, "owned": found.owned})
     kms: KMSClient = member.client("kms")
     partition = aws.partition_for(member.region)
@@ -147,6 +152,49 @@ def ensure_key(member: Member, settings: Settings) -> StepOutput:
     created = int(made_key) + int(made_alias)
     logger.info("vault key ensured", key_id=key_id, alias=alias, newly_created=created)
     return StepOutput(created=created, existing=2 - created, detail={"key_id": key_id, "alias": alias, "owned": True})
+
+
+def _adopt_key(member: Member, found: VaultKey) -> None:
+    """An adopt run takes over the hand-made vault key and its alias (D3): recorded ADOPTED, the key tagged
+    mlplane:managed=adopted; its rotation and policy are left as found (audit reports them). Never deleted."""
+    record = member.ledger.resource(member.account_id, KEY_KEY)
+    if not member.adopting and (record is None or record.state != "adopted"):
+        return
+    kms: KMSClient = member.client("kms")
+
+    def match() -> str | None:
+        return found.key_id if _key_tags(kms, found.key_id).get(MANAGED_TAG) in (None, ADOPTED) else None
+
+    def tag(key_id: str) -> None:
+        tags = [{"TagKey": k, "TagValue": v} for k, v in member.adopted_tags(KEY_KEY).items()]
+        try:  # in the adopt session: mlplane:* tags on the vault key only
+            member.client("kms", ADOPT).tag_resource(KeyId=key_id, Tags=tags)
+        except ClientError as err:
+            raise translate(err, f"kms:TagResource {key_id} in {member.account_id}") from err
+
+    for key, type, resource_id, adoption in (
+        (KEY_KEY, KEY_TYPE, found.key_id, Adoption(match=match, tag=tag)),
+        (ALIAS_KEY, ALIAS_TYPE, found.alias, Adoption(match=lambda: found.alias)),
+    ):
+        member.ensure(
+            key=key,
+            type=type,
+            find=lambda: None,
+            create=functools.partial(str, resource_id),  # never reached: the key exists
+            data={"alias": found.alias, "key_id": found.key_id},
+            adopt=adoption,
+        )
+
+
+def _release_key(member: Member, record: ResourceRecord, resource_id: str) -> Undone:
+    kms: KMSClient = member.client("kms", ADOPT)
+    try:
+        kms.untag_resource(KeyId=resource_id, TagKeys=[MANAGED_TAG, ACCOUNT_TAG, EXECUTION_TAG, KEY_TAG])
+    except ClientError as err:
+        if error_code(err) in _GONE_CODES:
+            return Undone("gone")
+        raise translate(err, f"kms:UntagResource {resource_id} in {member.account_id}") from err
+    return Undone("removed")
 
 
 def _enable_rotation(kms: KMSClient, key_id: str) -> None:
@@ -365,7 +413,7 @@ def _undo_policy(member: Member, record: ResourceRecord, resource_id: str) -> Un
 
 
 HANDLERS = {
-    KEY_TYPE: Handler(find=_find_key_record, undo=_undo_key),
+    KEY_TYPE: Handler(find=_find_key_record, undo=_undo_key, release=_release_key),
     ALIAS_TYPE: Handler(find=_find_alias, undo=_undo_alias),
     POLICY_TYPE: Handler(find=_find_policy_record, undo=_undo_policy),
 }

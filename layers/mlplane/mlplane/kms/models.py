@@ -19,6 +19,7 @@ class VaultKey(_Model):
     alias: str
     state: str
     owned: bool = Field(description="carries mlplane's tags for this account (mlplane created it)")
+    adopted: bool = Field(default=False, description="made by hand, adopted by mlplane for this account (D3)")
 
 
 class PolicyPatch(_Model):

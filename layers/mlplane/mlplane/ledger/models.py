@@ -37,6 +37,14 @@ class ResourceState(StrEnum):
     CREATED = "created"
     DELETED = "deleted"
     DEFERRED = "deferred"  # undone as far as AWS allows at once (a key scheduled for deletion, a quota request)
+    # Made by hand before mlplane came (`mlplane adopt`, REQUIREMENTS D3): tracked, tagged mlplane:managed=adopted,
+    # never deleted; rollback and deprovision only take mlplane's tags off it and release it (RELEASED).
+    ADOPTED = "adopted"
+    RELEASED = "released"
+
+
+ENDED = frozenset({ResourceState.DELETED, ResourceState.DEFERRED, ResourceState.RELEASED})
+"""States of a record mlplane no longer holds: a new intent for its key starts afresh."""
 
 
 class ResourceRecord(BaseModel):

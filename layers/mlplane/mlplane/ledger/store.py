@@ -13,7 +13,7 @@ from botocore.exceptions import ClientError
 
 from mlplane import observability
 from mlplane.errors import Conflict, error_code, translate
-from mlplane.ledger.models import AccountEntry, AccountStatus, ResourceRecord, ResourceState, Status
+from mlplane.ledger.models import ENDED, AccountEntry, AccountStatus, ResourceRecord, ResourceState, Status
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -148,7 +148,7 @@ class Ledger:
         `known`: the record the caller just read (saves a read); None reads it.
         """
         existing = known if known is not None else self.resource(account_id, key)
-        if existing is not None and existing.state not in (ResourceState.DELETED, ResourceState.DEFERRED):
+        if existing is not None and existing.state not in ENDED:
             return existing
         record = ResourceRecord(
             account_id=account_id,
@@ -180,6 +180,40 @@ class Ledger:
         )
         self._put(updated)
         return updated
+
+    def record_adopted(
+        self,
+        account_id: str,
+        *,
+        key: str,
+        type: str,
+        step: str,
+        execution: str,
+        resource_id: str,
+        data: dict[str, Any] | None = None,
+    ) -> ResourceRecord:
+        """Record a resource made by hand that mlplane takes over (D3): tracked, never deleted; keeps a live seq."""
+        existing = self.resource(account_id, key)
+        seq = existing.seq if existing is not None and existing.state not in ENDED else _next_seq()
+        record = ResourceRecord(
+            account_id=account_id,
+            key=key,
+            type=type,
+            step=step,
+            execution=execution,
+            state=ResourceState.ADOPTED,
+            resource_id=resource_id,
+            data=data or {},
+            seq=seq,
+        )
+        self._put(record)
+        return record
+
+    def record_released(self, account_id: str, *, key: str) -> None:
+        """An adopted resource is no longer mlplane's to track (its tags were taken off); it stays in AWS."""
+        record = self.resource(account_id, key)
+        if record is not None and record.state != ResourceState.RELEASED:
+            self._put(record.model_copy(update={"state": ResourceState.RELEASED}))
 
     def record_deleted(self, account_id: str, *, key: str) -> None:
         record = self.resource(account_id, key)
@@ -216,7 +250,7 @@ class Ledger:
         except ClientError as err:
             raise translate(err, f"dynamodb:Query {self._table}") from err
         if live_only:
-            records = [r for r in records if r.state not in (ResourceState.DELETED, ResourceState.DEFERRED)]
+            records = [r for r in records if r.state not in ENDED]
         return sorted(records, key=lambda r: r.seq)
 
     # -- notifications delivered (REQUIREMENTS C10) ----------------------------------------------------

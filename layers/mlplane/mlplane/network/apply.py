@@ -19,6 +19,7 @@ Rollback and RemoveNetwork undo every live network record newest first with the 
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from collections.abc import Callable
 from typing import Any
@@ -28,8 +29,8 @@ from botocore.exceptions import WaiterError
 from mlplane.config import Settings
 from mlplane.deadline import bounded_wait
 from mlplane.errors import AwsCallFailed, Conflict, TimedOut, TransientError
-from mlplane.ledger import Status
-from mlplane.member import Member
+from mlplane.ledger import ResourceState, Status
+from mlplane.member import ADOPT, Adoption, Member
 from mlplane.network import allocation, lookup, undo
 from mlplane.network.lookup import call
 from mlplane.network.models import NetworkPlan, RoutePlan
@@ -100,6 +101,7 @@ class _Run:
         self.ids: dict[str, str] = {}
         self.created = 0
         self.existing = 0
+        self.adopted: set[str] = set()  # an adopt run's hand-made resources (D3): left as found, audit reports them
 
     def ensure(
         self,
@@ -108,18 +110,42 @@ class _Run:
         find: Callable[[Member, str, dict[str, Any]], str | None],
         create: Callable[[], str],
         data: dict[str, Any] | None = None,
+        *,
+        match: Callable[[], str | None] | None = None,
+        tagged: bool = True,
     ) -> str:
+        """`match`: the hand-made resource an adopt run takes over (D3); `tagged`: it carries tags of its own
+        (a route, an association or a CIDR block does not: by default `find` is its match)."""
         values = data or {}
         self._still_provisioning()
+        adopt = None
+        if match is not None or not tagged:
+            adopt = Adoption(
+                match=match or (lambda: find(self.member, key, values)),
+                tag=self._tag_adopted(key) if tagged else None,
+            )
         made, now = self.member.ensure(
-            key=key, type=type, find=lambda: find(self.member, key, values), create=create, data=values
+            key=key, type=type, find=lambda: find(self.member, key, values), create=create, data=values, adopt=adopt
         )
         self.ids[key] = made
         if now:
             self.created += 1
         else:
             self.existing += 1
+            if self.member.adopting and adopt is not None and self._is_adopted(key):
+                self.adopted.add(key)
         return made
+
+    def _is_adopted(self, key: str) -> bool:
+        record = self.member.ledger.resource(self.member.account_id, key)
+        return record is not None and record.state == ResourceState.ADOPTED
+
+    def _tag_adopted(self, key: str) -> Callable[[str], None]:
+        def tag(resource_id: str) -> None:
+            tags = [{"Key": k, "Value": v} for k, v in self.member.adopted_tags(key).items()]
+            call(self.member, "create_tags", purpose=ADOPT, Resources=[resource_id], Tags=tags)
+
+        return tag
 
     def _still_provisioning(self) -> None:
         """Stop creating once rollback or deprovision of the account has begun.
@@ -162,12 +188,14 @@ class _Run:
                 CidrBlock=vpc.cidr,
                 TagSpecifications=self.tag_spec("vpc", vpc.key, vpc.tags),
             ),
+            match=lambda: lookup.match_vpc(self.member, vpc.key, vpc.name, vpc.cidr),
         )
         for attribute, wanted in (("enableDnsSupport", vpc.dns_support), ("enableDnsHostnames", vpc.dns_hostnames)):
             current = call(self.member, "describe_vpc_attribute", VpcId=vpc_id, Attribute=attribute)
             field = attribute[0].upper() + attribute[1:]
-            if bool(current.get(field, {}).get("Value")) != wanted:
-                call(self.member, "modify_vpc_attribute", VpcId=vpc_id, **{field: {"Value": wanted}})
+            if bool(current.get(field, {}).get("Value")) != wanted and vpc.key not in self.adopted:
+                value: dict[str, Any] = {field: {"Value": wanted}}
+                call(self.member, "modify_vpc_attribute", VpcId=vpc_id, **value)
         self.ensure(
             vpc.secondary_key,
             undo.VPC_CIDR,
@@ -179,11 +207,21 @@ class _Run:
                 CidrBlock=vpc.secondary_cidr,
             ),
             {"vpc_id": vpc_id, "cidr": vpc.secondary_cidr},
+            tagged=False,
         )
         return vpc_id
 
     def route_tables_and_subnets(self, vpc_id: str) -> None:
+        if self.member.adopting:  # a hand-made route table is found by the subnet it is associated with
+            self._subnets(vpc_id)
+            self._route_tables(vpc_id)
+        else:
+            self._route_tables(vpc_id)
+            self._subnets(vpc_id)
+
+    def _route_tables(self, vpc_id: str) -> None:
         for table in self.plan.route_tables:
+            subnet_id = self.ids.get(table.subnet_key)
             self.ensure(
                 table.key,
                 undo.ROUTE_TABLE,
@@ -195,7 +233,12 @@ class _Run:
                     TagSpecifications=self.tag_spec("route-table", table.key, table.tags),
                 ),
                 {"vpc_id": vpc_id},
+                match=functools.partial(lookup.match_route_table, self.member, table.key, subnet_id)
+                if subnet_id
+                else None,
             )
+
+    def _subnets(self, vpc_id: str) -> None:
         for subnet in self.plan.subnets:
             self.ensure(
                 subnet.key,
@@ -213,6 +256,7 @@ class _Run:
                     TagSpecifications=self.tag_spec("subnet", subnet.key, subnet.tags),
                 ),
                 {"vpc_id": vpc_id, "cidr": subnet.cidr},
+                match=functools.partial(lookup.match_subnet, self.member, subnet.key, vpc_id, subnet.cidr, subnet.az),
             )
 
     # -- gateways and endpoint --------------------------------------------------------------------------------
@@ -233,6 +277,7 @@ class _Run:
                 TagSpecifications=self.tag_spec("internet-gateway", igw.key, igw.tags),
             ),
             {"vpc_id": vpc_id},
+            match=lambda: lookup.match_igw(self.member, igw.key, vpc_id),
         )
         described = call(self.member, "describe_internet_gateways", InternetGatewayIds=[igw_id])["InternetGateways"]
         attached = {a.get("VpcId") for g in described for a in g.get("Attachments", [])}
@@ -263,7 +308,10 @@ class _Run:
                 TagSpecifications=self.tag_spec("vpc-endpoint", endpoint.key, endpoint.tags),
             ),
             {"vpc_id": vpc_id, "client_token": token},
+            match=lambda: lookup.match_vpce(self.member, endpoint.key, vpc_id, endpoint.service_name),
         )
+        if endpoint.key in self.adopted:
+            return  # the route tables a hand-made endpoint serves are its owner's choice: audit reports them
         found = call(self.member, "describe_vpc_endpoints", VpcEndpointIds=[vpce_id])["VpcEndpoints"]
         missing = sorted(set(tables) - {t for e in found for t in e.get("RouteTableIds", [])})
         if missing:
@@ -281,6 +329,7 @@ class _Run:
                     Domain="vpc",
                     TagSpecifications=self.tag_spec("elastic-ip", nat.eip_key, nat.eip_tags),
                 ),
+                match=functools.partial(lookup.match_eip, self.member, nat.eip_key, self.ids[nat.subnet_key]),
             )
             subnet_id = self.ids[nat.subnet_key]
             token = self._nat_token(nat.key, subnet_id)
@@ -300,6 +349,7 @@ class _Run:
                     TagSpecifications=self.tag_spec("natgateway", nat.key, nat.tags),
                 ),
                 {"subnet_id": subnet_id, "allocation_id": allocation_id, "client_token": token},
+                match=functools.partial(lookup.match_nat, self.member, nat.key, subnet_id),
             )
         nat_ids = [self.ids[n.key] for n in self.plan.nat_gateways]
         if nat_ids:
@@ -407,15 +457,18 @@ class _Run:
                 lookup.find_association,
                 self.creator("associate_route_table", ("AssociationId",), RouteTableId=table_id, SubnetId=subnet_id),
                 {"route_table_id": table_id, "subnet_id": subnet_id},
+                tagged=False,
             )
 
     def routes(self) -> None:
         for table in self.plan.route_tables:
+            # a hand-made table mlplane adopted (D3) is changed in the adopt session (mlplane:managed=adopted)
+            purpose = ADOPT if self._is_adopted(table.key) else None
             for route in table.routes:
                 if route.key is not None:
-                    self._route(self.ids[table.key], route.key, route)
+                    self._route(self.ids[table.key], route.key, route, purpose)
 
-    def _route(self, table_id: str, key: str, route: RoutePlan) -> None:
+    def _route(self, table_id: str, key: str, route: RoutePlan, purpose: str | None = None) -> None:
         target_id = (
             self.plan.tgw_attachment.transit_gateway_id
             if route.target == "tgw" and self.plan.tgw_attachment is not None
@@ -430,13 +483,23 @@ class _Run:
             call(
                 self.member,
                 operation,
+                purpose=purpose,
                 RouteTableId=table_id,
                 DestinationCidrBlock=route.destination,
                 **{target_arg: target_id},
             )
             return lookup.route_id(table_id, route.destination)
 
-        self.ensure(key, undo.ROUTE, lookup.find_route, create, data)
+        # adopt: a hand-made route is taken as it is, wherever it points (audit reports a different target)
+        self.ensure(
+            key,
+            undo.ROUTE,
+            lookup.find_route,
+            create,
+            data,
+            match=lambda: lookup.find_any_route(self.member, key, data),
+            tagged=False,
+        )
 
     def output(self, vpc_id: str) -> StepOutput:
         subnets: dict[str, list[str]] = {}

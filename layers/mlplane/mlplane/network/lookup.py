@@ -13,16 +13,23 @@ from botocore.exceptions import ClientError
 from botocore.waiter import Waiter, WaiterModel, create_waiter_with_client
 
 from mlplane import consistency
-from mlplane.errors import error_code, translate
-from mlplane.member import ACCOUNT_TAG, KEY_TAG, MANAGED_TAG, Member
+from mlplane.errors import Conflict, error_code, translate
+from mlplane.member import ACCOUNT_TAG, ADOPT, ADOPTED, KEY_TAG, MANAGED_TAG, Member, adopted_here
 
 LIVE_NAT_STATES = ("pending", "available")
 LIVE_VPCE_STATES = ("pendingacceptance", "pending", "available")
 DEAD_TGW_ATTACHMENT_STATES = ("deleting", "deleted", "failed", "failing", "rejected", "rejecting")
 
 
-def ec2(member: Member) -> Any:
-    return member.client("ec2")
+def ec2(member: Member, purpose: str | None = None) -> Any:
+    """The member's EC2 client, or (`purpose`) one in that purpose's session (`mlplane.member.ADOPT`)."""
+    return member.client("ec2", purpose)
+
+
+def purpose_for(member: Member, item: dict[str, Any]) -> str | None:
+    """The session to change a described resource's routes and tags in: the adopt session for one mlplane adopted
+    (D3: the core session may change only what carries `mlplane:managed=true`), else the member's own."""
+    return ADOPT if tags_of(item).get(MANAGED_TAG) == ADOPTED else None
 
 
 def is_not_found(err: ClientError) -> bool:
@@ -30,7 +37,7 @@ def is_not_found(err: ClientError) -> bool:
     return consistency.is_not_found(error_code(err))
 
 
-def call(member: Member, operation: str, **kwargs: Any) -> Any:
+def call(member: Member, operation: str, *, purpose: str | None = None, **kwargs: Any) -> Any:
     """One EC2 call; a ClientError becomes the mlplane error the workflow retries or rolls back on.
 
     The ids it names are ones mlplane knows exist (it just created them or read them), so a NotFound answer is
@@ -38,7 +45,7 @@ def call(member: Member, operation: str, **kwargs: Any) -> Any:
     """
     try:
         with consistency.settling():
-            return getattr(ec2(member), operation)(**kwargs)
+            return getattr(ec2(member, purpose), operation)(**kwargs)
     except ClientError as err:
         raise translate(err, f"ec2:{_op_name(operation)} in {member.account_id}") from err
 
@@ -65,7 +72,7 @@ def tag_filters(member: Member, key: str) -> list[dict[str, Any]]:
     return [
         {"Name": f"tag:{KEY_TAG}", "Values": [key]},
         {"Name": f"tag:{ACCOUNT_TAG}", "Values": [member.account_id]},
-        {"Name": f"tag:{MANAGED_TAG}", "Values": ["true"]},
+        {"Name": f"tag:{MANAGED_TAG}", "Values": ["true", ADOPTED]},  # adopted: found, never deleted (undo: owned)
     ]
 
 
@@ -79,10 +86,16 @@ def owned(member: Member, item: dict[str, Any]) -> bool:
     return tags.get(MANAGED_TAG) == "true" and tags.get(ACCOUNT_TAG) == member.account_id
 
 
+def tracked(member: Member, item: dict[str, Any]) -> bool:
+    """mlplane's own, or made by hand and adopted by mlplane for this account (D3): what mlplane may add routes
+    and associations to, and remove the ones it added from; an adopted resource itself is never deleted."""
+    return owned(member, item) or adopted_here(tags_of(item), member.account_id)
+
+
 def _mine(member: Member, key: str, item: dict[str, Any]) -> bool:
     # Filters may be ignored by an implementation; check the tags on what comes back too.
     tags = tags_of(item)
-    return owned(member, item) and tags.get(KEY_TAG) == key
+    return tracked(member, item) and tags.get(KEY_TAG) == key
 
 
 def find_vpc(member: Member, key: str, data: dict[str, Any]) -> str | None:
@@ -207,6 +220,111 @@ def tgw_attachment_owned(member: Member, attachment_id: str) -> dict[str, Any] |
         if item.get("TransitGatewayAttachmentId") == attachment_id and (not item.get("Tags") or owned(member, item)):
             return dict(item)
     return None
+
+
+# -- adopt (D3): the hand-made resource for a plan key, by the seed's names, tags and CIDRs ----------------------
+def _by_hand(member: Member, key: str, item: dict[str, Any]) -> bool:
+    """Not one mlplane made: no mlplane:managed tag at all, or adopted for this account and key already."""
+    tags = tags_of(item)
+    if MANAGED_TAG not in tags:
+        return True
+    return tags.get(MANAGED_TAG) == ADOPTED and tags.get(ACCOUNT_TAG) == member.account_id and tags.get(KEY_TAG) == key
+
+
+def _one(member: Member, key: str, ids: list[str]) -> str | None:
+    if len(ids) > 1:
+        raise Conflict(
+            f"{len(ids)} resources in {member.account_id} match {key} ({', '.join(sorted(ids))}): adopt needs one"
+        )
+    return ids[0] if ids else None
+
+
+def match_vpc(member: Member, key: str, name: str, cidr: str) -> str | None:
+    vpcs = call(member, "describe_vpcs", Filters=[{"Name": "tag:Name", "Values": [name]}])["Vpcs"]
+    return _one(
+        member,
+        key,
+        [
+            str(v["VpcId"])
+            for v in vpcs
+            if v.get("CidrBlock") == cidr and tags_of(v).get("Name") == name and _by_hand(member, key, v)
+        ],
+    )
+
+
+def match_subnet(member: Member, key: str, vpc_id: str, cidr: str, az: str) -> str | None:
+    subnets = call(member, "describe_subnets", Filters=[{"Name": "vpc-id", "Values": [vpc_id]}])["Subnets"]
+    return _one(
+        member,
+        key,
+        [
+            str(s["SubnetId"])
+            for s in subnets
+            if s.get("CidrBlock") == cidr and s.get("AvailabilityZone") == az and _by_hand(member, key, s)
+        ],
+    )
+
+
+def match_route_table(member: Member, key: str, subnet_id: str) -> str | None:
+    """The table explicitly associated with the (adopted) subnet."""
+    filters = [{"Name": "association.subnet-id", "Values": [subnet_id]}]
+    tables = call(member, "describe_route_tables", Filters=filters)["RouteTables"]
+    return _one(
+        member,
+        key,
+        [
+            str(t["RouteTableId"])
+            for t in tables
+            if any(a.get("SubnetId") == subnet_id for a in t.get("Associations", [])) and _by_hand(member, key, t)
+        ],
+    )
+
+
+def match_igw(member: Member, key: str, vpc_id: str) -> str | None:
+    filters = [{"Name": "attachment.vpc-id", "Values": [vpc_id]}]
+    igws = call(member, "describe_internet_gateways", Filters=filters)["InternetGateways"]
+    return _one(member, key, [str(g["InternetGatewayId"]) for g in igws if _by_hand(member, key, g)])
+
+
+def _nats_in(member: Member, subnet_id: str) -> list[dict[str, Any]]:
+    filters = [{"Name": "subnet-id", "Values": [subnet_id]}, {"Name": "state", "Values": list(LIVE_NAT_STATES)}]
+    nats = call(member, "describe_nat_gateways", Filters=filters)["NatGateways"]
+    return [n for n in nats if n.get("SubnetId") == subnet_id and n.get("State") in LIVE_NAT_STATES]
+
+
+def match_nat(member: Member, key: str, subnet_id: str) -> str | None:
+    return _one(member, key, [str(n["NatGatewayId"]) for n in _nats_in(member, subnet_id) if _by_hand(member, key, n)])
+
+
+def match_eip(member: Member, key: str, subnet_id: str) -> str | None:
+    """The Elastic IP of the hand-made NAT gateway in the subnet."""
+    ids = [
+        str(a["AllocationId"])
+        for n in _nats_in(member, subnet_id)
+        if tags_of(n).get(MANAGED_TAG) != "true"
+        for a in n.get("NatGatewayAddresses", [])
+        if a.get("AllocationId")
+    ]
+    if not ids:
+        return None
+    addresses = call(member, "describe_addresses", AllocationIds=ids)["Addresses"]
+    return _one(member, key, [str(a["AllocationId"]) for a in addresses if _by_hand(member, key, a)])
+
+
+def match_vpce(member: Member, key: str, vpc_id: str, service_name: str) -> str | None:
+    filters = [{"Name": "vpc-id", "Values": [vpc_id]}, {"Name": "service-name", "Values": [service_name]}]
+    endpoints = call(member, "describe_vpc_endpoints", Filters=filters)["VpcEndpoints"]
+    return _one(
+        member,
+        key,
+        [
+            str(e["VpcEndpointId"])
+            for e in endpoints
+            if e.get("ServiceName") == service_name
+            and str(e.get("State", "")).lower() in LIVE_VPCE_STATES
+            and _by_hand(member, key, e)
+        ],
+    )
 
 
 TGW_WAIT = {"Delay": 15, "MaxAttempts": 40}

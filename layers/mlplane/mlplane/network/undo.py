@@ -25,7 +25,7 @@ from botocore.exceptions import ClientError, WaiterError
 from mlplane.deadline import bounded_wait
 from mlplane.errors import Blocked, TimedOut, error_code, translate
 from mlplane.ledger import ResourceRecord, ResourceState
-from mlplane.member import KEY_TAG
+from mlplane.member import ACCOUNT_TAG, ADOPT, ADOPTED, EXECUTION_TAG, KEY_TAG, MANAGED_TAG
 from mlplane.network import allocation, lookup
 from mlplane.rollback.handler import FindFn, Handler, UndoFn, Undone
 
@@ -71,10 +71,18 @@ def _what(member: Member, operation: str) -> str:
     return f"ec2:{operation} in {member.account_id}"
 
 
-def _attempt(member: Member, operation: str, blocked: Callable[[], str] | None = None, **kwargs: Any) -> bool:
-    """Make a delete call: True if done, False if already gone; DependencyViolation -> Blocked(blockers)."""
+def _attempt(
+    member: Member,
+    operation: str,
+    blocked: Callable[[], str] | None = None,
+    *,
+    purpose: str | None = None,
+    **kwargs: Any,
+) -> bool:
+    """Make a delete call: True if done, False if already gone; DependencyViolation -> Blocked(blockers).
+    `purpose`: the session to make it in (`lookup.purpose_for`), else the member's own."""
     try:
-        getattr(lookup.ec2(member), operation)(**kwargs)
+        getattr(lookup.ec2(member, purpose), operation)(**kwargs)
     except ClientError as err:
         if lookup.is_not_found(err):
             return False
@@ -87,18 +95,25 @@ def _attempt(member: Member, operation: str, blocked: Callable[[], str] | None =
 # -- route, association (their route table carries the tags) ---------------------------------------------
 def _owned_table(member: Member, route_table_id: str) -> dict[str, Any] | None:
     tables = lookup.describe_or_none(member, "describe_route_tables", "RouteTables", RouteTableIds=[route_table_id])
-    if not tables or not lookup.owned(member, tables[0]):
+    if not tables or not lookup.tracked(member, tables[0]):  # mlplane's, or adopted: its routes mlplane added go
         return None
     return tables[0]
 
 
 def undo_route(member: Member, record: ResourceRecord, resource_id: str) -> Undone:
     table_id, destination = record.data["route_table_id"], record.data["destination"]
-    if _owned_table(member, table_id) is None:
+    table = _owned_table(member, table_id)
+    if table is None:
         return _gone(f"route table {table_id} gone or {_NOT_OURS}")
     if lookup.current_route(member, table_id, destination) is None:
         return _gone()
-    done = _attempt(member, "delete_route", RouteTableId=table_id, DestinationCidrBlock=destination)
+    done = _attempt(
+        member,
+        "delete_route",
+        purpose=lookup.purpose_for(member, table),
+        RouteTableId=table_id,
+        DestinationCidrBlock=destination,
+    )
     return _removed() if done else _gone()
 
 
@@ -108,7 +123,9 @@ def undo_association(member: Member, record: ResourceRecord, resource_id: str) -
         return _gone(f"route table {record.data['route_table_id']} gone or {_NOT_OURS}")
     if not any(a.get("RouteTableAssociationId") == resource_id for a in table.get("Associations", [])):
         return _gone()
-    done = _attempt(member, "disassociate_route_table", AssociationId=resource_id)
+    done = _attempt(
+        member, "disassociate_route_table", purpose=lookup.purpose_for(member, table), AssociationId=resource_id
+    )
     return _removed() if done else _gone()
 
 
@@ -550,6 +567,24 @@ def _find_allocation(member: Member, record: ResourceRecord) -> str | None:
     return None if found is None else f"{found.pool}#{found.slot}"
 
 
+# -- adopted resources (D3): never deleted; only mlplane's tags come off -------------------------------------------
+def release_tags(member: Member, record: ResourceRecord, resource_id: str) -> Undone:
+    """Take mlplane's tags off a hand-made resource it adopted, if they are still the adopted ones of this account."""
+    filters = [{"Name": "resource-id", "Values": [resource_id]}, {"Name": "key", "Values": [MANAGED_TAG]}]
+    found = lookup.call(member, "describe_tags", Filters=filters).get("Tags", [])
+    tags = {t["Key"]: t["Value"] for t in found if t.get("ResourceId") == resource_id}
+    if tags.get(MANAGED_TAG) != ADOPTED:
+        return _gone("mlplane's adopted tags already gone")
+    keys = [MANAGED_TAG, ACCOUNT_TAG, EXECUTION_TAG, KEY_TAG]
+    _attempt(member, "delete_tags", purpose=ADOPT, Resources=[resource_id], Tags=[{"Key": k} for k in keys])
+    return _removed()
+
+
+def release_untagged(member: Member, record: ResourceRecord, resource_id: str) -> Undone:
+    """A hand-made route, association or CIDR block has no tags: releasing it changes nothing in AWS."""
+    return _gone("adopted: left as it was")
+
+
 # -- the handlers ----------------------------------------------------------------------------------------------
 def _finder(fn: Callable[[Member, str, dict[str, Any]], str | None]) -> FindFn:
     def find(member: Member, record: ResourceRecord) -> str | None:
@@ -562,16 +597,16 @@ def _finder(fn: Callable[[Member, str, dict[str, Any]], str | None]) -> FindFn:
 
 
 HANDLERS = {
-    VPC: Handler(find=_finder(lookup.find_vpc), undo=undo_vpc),
-    VPC_CIDR: Handler(find=_finder(lookup.find_vpc_cidr), undo=undo_vpc_cidr),
-    SUBNET: Handler(find=_finder(lookup.find_subnet), undo=undo_subnet),
-    ROUTE_TABLE: Handler(find=_finder(lookup.find_route_table), undo=undo_route_table),
-    ROUTE: Handler(find=_finder(lookup.find_any_route), undo=undo_route),
-    ASSOCIATION: Handler(find=_finder(lookup.find_association), undo=undo_association),
-    IGW: Handler(find=_finder(lookup.find_igw), undo=undo_igw),
-    NAT: Handler(find=_finder(lookup.find_nat), undo=undo_nat),
-    EIP: Handler(find=_finder(lookup.find_eip), undo=undo_eip),
-    VPCE: Handler(find=_finder(lookup.find_vpce), undo=undo_vpce),
+    VPC: Handler(find=_finder(lookup.find_vpc), undo=undo_vpc, release=release_tags),
+    VPC_CIDR: Handler(find=_finder(lookup.find_vpc_cidr), undo=undo_vpc_cidr, release=release_untagged),
+    SUBNET: Handler(find=_finder(lookup.find_subnet), undo=undo_subnet, release=release_tags),
+    ROUTE_TABLE: Handler(find=_finder(lookup.find_route_table), undo=undo_route_table, release=release_tags),
+    ROUTE: Handler(find=_finder(lookup.find_any_route), undo=undo_route, release=release_untagged),
+    ASSOCIATION: Handler(find=_finder(lookup.find_association), undo=undo_association, release=release_untagged),
+    IGW: Handler(find=_finder(lookup.find_igw), undo=undo_igw, release=release_tags),
+    NAT: Handler(find=_finder(lookup.find_nat), undo=undo_nat, release=release_tags),
+    EIP: Handler(find=_finder(lookup.find_eip), undo=undo_eip, release=release_tags),
+    VPCE: Handler(find=_finder(lookup.find_vpce), undo=undo_vpce, release=release_tags),
     TGW_ATTACHMENT: Handler(find=_finder(lookup.find_tgw_attachment), undo=undo_tgw_attachment),
     CIDR_ALLOCATION: Handler(find=_find_allocation, undo=undo_cidr_allocation),
 }

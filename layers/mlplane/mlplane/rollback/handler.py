@@ -2,6 +2,8 @@
 
 - `find(member, record)`: the id of the resource mlplane made for `record.key` (by tag or client token), or
   None; used when a crash left only the intent in the ledger;
+- `release(member, record, resource_id)`: for a resource made by hand and adopted (D3): never delete it, only take
+  off what mlplane added to it (its tags); None: nothing to take off;
 - `undo(member, record, resource_id)`: remove it (or restore what it changed). It must check mlplane's tags
   before deleting anything taggable, treat "already gone" as success, and raise `mlplane.errors.Blocked`
   naming the blocking resources when something mlplane does not own prevents the delete.
@@ -37,3 +39,4 @@ class Handler:
     find: FindFn
     undo: UndoFn
     purpose: str = "core"  # the member session (mlplane.member.PURPOSES) whose policy allows find and undo
+    release: UndoFn | None = None

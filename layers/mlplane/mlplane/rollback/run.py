@@ -23,6 +23,7 @@ from mlplane.errors import Blocked, MlplaneError, TransientError
 from mlplane.ledger import Ledger, ResourceRecord, ResourceState, Status
 from mlplane.member import Member
 from mlplane.observability import logger
+from mlplane.rollback.handler import Undone
 from mlplane.rollback.hold import hold_for_vendor
 from mlplane.rollback.registry import DOMAIN_TYPES, handler_for
 from mlplane.steps import RollbackOutput, StepOutput, UndoneItem
@@ -35,6 +36,7 @@ FINAL = frozenset({Status.ROLLED_BACK, Status.ROLLBACK_INCOMPLETE, Status.ROLLBA
 class UndoReport:
     removed: int = 0
     gone: int = 0
+    released: int = 0  # adopted resources let go, left in place (D3)
     blocked: list[UndoneItem] = field(default_factory=list)  # something else holds it, or a retry will not help
     unfinished: list[UndoneItem] = field(default_factory=list)  # an outage stopped it: a later walk may finish
     deferred: list[UndoneItem] = field(default_factory=list)
@@ -66,6 +68,7 @@ def undo_all(member: Member, records: list[ResourceRecord]) -> UndoReport:
     again = _walk(member, [r for r in records if r.key in blocked])
     again.removed += first.removed
     again.gone += first.gone
+    again.released += first.released
     again.unfinished = first.unfinished + again.unfinished
     again.unfinished_keys = first.unfinished_keys + again.unfinished_keys
     again.left_keys = first.unfinished_keys + again.left_keys
@@ -76,7 +79,7 @@ def undo_all(member: Member, records: list[ResourceRecord]) -> UndoReport:
 def _walk(member: Member, records: list[ResourceRecord]) -> UndoReport:
     report = UndoReport()
     for record in sorted(records, key=lambda r: r.seq, reverse=True):
-        resource_id = record.resource_id if record.state == ResourceState.CREATED else None
+        resource_id = record.resource_id if record.state in (ResourceState.CREATED, ResourceState.ADOPTED) else None
         if member.deadline.seconds_left() <= 0:  # the Lambda's time is up: the next walk goes on from here
             report.unfinished.append(_item(record, resource_id, TransientError("not reached before the timeout")))
             report.left_keys.append(record.key)
@@ -84,6 +87,12 @@ def _walk(member: Member, records: list[ResourceRecord]) -> UndoReport:
             continue
         try:
             handler = handler_for(record.type)
+            if record.state == ResourceState.ADOPTED and resource_id is not None:
+                # made by hand, adopted (D3): never deleted; mlplane's tags come off and the ledger lets it go
+                undone = handler.release(member, record, resource_id) if handler.release else Undone("gone")
+                member.ledger.record_released(member.account_id, key=record.key)
+                report.released += 1
+                continue
             acting = member.for_purpose(handler.purpose)  # e.g. the access key: its own session policy
             resource_id = resource_id or handler.find(acting, record)
             if resource_id is None:  # never created (the intent was recorded, the create never happened)
