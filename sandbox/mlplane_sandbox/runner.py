@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import uuid
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -122,6 +123,7 @@ class Rule:
     name: str
     pattern: Any
     function: str = ""  # the Lambda target's logical id (template.yaml's EventBridgeRule events)
+    state_machine: str = ""  # a state machine target's ARN (its EventBridgeRule events): StartExecution
     bus: str = ""  # the event bus the rule is on
     target_bus: str = ""  # an event bus target (forwarder.yaml)
     may_put_on: tuple[str, ...] = ()  # event buses the target's role may events:PutEvents on
@@ -293,11 +295,13 @@ class Sandbox:
                 name = f"{STACK}-{logical_id}"
                 refs[logical_id] = name
                 attrs[f"{logical_id}.Arn"] = f"arn:aws:lambda:{REGION}:{HUB_ACCOUNT}:function:{name}"
+        self.stack_uuid = str(uuid.uuid4())
         pseudo = {
             "AWS::Region": REGION,
             "AWS::AccountId": HUB_ACCOUNT,
             "AWS::Partition": "aws",
             "AWS::StackName": STACK,
+            "AWS::StackId": cloudformation.stack_arn(STACK, HUB_ACCOUNT, REGION, self.stack_uuid),
         }
         resolver = Resolver(parameters=params, refs=refs, attrs=attrs, pseudo=pseudo)
         with as_account(HUB_ACCOUNT):
@@ -329,7 +333,7 @@ class Sandbox:
         self.outputs = {k: str(resolver.resolve(v["Value"])) for k, v in self.template.get("Outputs", {}).items()}
         cloudformation.reset()
         deployed = {k: (str(refs[k]), r["Type"]) for k, r in resources.items() if k in refs}
-        cloudformation.publish(STACK, HUB_ACCOUNT, REGION, self.outputs, deployed)
+        cloudformation.publish(STACK, HUB_ACCOUNT, REGION, self.outputs, deployed, stack_uuid=self.stack_uuid)
         lambda_functions.publish(self.functions.values())
         self._deploy_forwarder()
         self.world.stackset_role = self._member_role()
@@ -362,6 +366,11 @@ class Sandbox:
         )["stateMachineArn"]
         short = logical_id.removesuffix("StateMachine").lower()
         self.state_machines[short] = arn
+        for event_name, event in props.get("Events", {}).items():
+            if event["Type"] == "EventBridgeRule":
+                pattern = resolver.resolve(event["Properties"]["Pattern"])
+                bus = event_bus_arn(REGION, HUB_ACCOUNT)
+                self.rules.append(Rule(f"{logical_id}{event_name}", pattern, state_machine=arn, bus=bus))
         self.definitions = getattr(self, "definitions", {}) | {short: json.loads(text)}
         return arn
 
@@ -570,6 +579,29 @@ class Sandbox:
         (ended,) = self._wait_new(known)
         return ended
 
+    def stack_updated(self, status: str = "UPDATE_COMPLETE") -> list[dict[str, Any]]:
+        """CloudFormation's "CloudFormation Stack Status Change" event for this stack (the CloudFormation user
+        guide's events detail reference) on the hub's default bus; the executions it started, to their end."""
+        known = self._execution_arns()
+        stack_id = cloudformation.stack_arn(STACK, HUB_ACCOUNT, REGION, self.stack_uuid)
+        self._put_event(
+            {
+                "version": "0",
+                "id": str(uuid.uuid4()),
+                "detail-type": "CloudFormation Stack Status Change",
+                "source": "aws.cloudformation",
+                "account": HUB_ACCOUNT,
+                "time": "2026-12-02T07:00:00Z",
+                "region": REGION,
+                "resources": [stack_id],
+                "detail": {
+                    "stack-id": stack_id,
+                    "status-details": {"status": status, "status-reason": ""},
+                },
+            }
+        )
+        return self._wait_new(known)
+
     def scheduled_audit(self) -> dict[str, Any]:
         """What EventBridge Scheduler does on `AuditSchedule`: invoke AuditFleetFunction (its answer, as Lambda's)."""
         assert self.dispatcher is not None
@@ -662,6 +694,14 @@ class Sandbox:
                 if hops >= _MAX_HOPS:
                     raise ConfigError(f"{rule.name}: the event went round {hops} buses (a forwarding loop)")
                 self._put_event(event, bus=rule.target_bus, hops=hops + 1)
+                continue
+            if rule.state_machine:  # EventBridge starts the execution with the event as its input
+                # named as Step Functions names an execution started without one (a UUID); moto leaves
+                # $$.Execution.Name empty then
+                with as_account(HUB_ACCOUNT):
+                    sandbox_client("stepfunctions").start_execution(
+                        stateMachineArn=rule.state_machine, name=str(uuid.uuid4()), input=json.dumps(event)
+                    )
                 continue
             function = self.functions[rule.function]
             ok, result = self.dispatcher.invoke(function, event)

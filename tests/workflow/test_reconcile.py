@@ -183,3 +183,18 @@ def test_mlplane_reconcile_all_starts_the_fleet_workflow(monkeypatch: pytest.Mon
     assert "ReconcileEach" in started.output and started.output.strip().splitlines()[-1].endswith(": SUCCEEDED")
     assert judged(after) == []
     assert both.exit_code == 2 and "give an ACCOUNT_ID or --all" in both.output
+
+
+def test_a_stack_update_reconciles_the_fleet_and_nothing_else_starts_it() -> None:
+    """template.yaml's StackUpdated rule: CloudFormation's "CloudFormation Stack Status Change" event of this
+    stack with UPDATE_COMPLETE (the CloudFormation user guide's events detail reference) starts the fleet
+    reconcile, which repairs a drifted READY account; a rolled-back update starts nothing."""
+    with Sandbox(Options(config=FAST)) as sandbox:
+        assert sandbox.run(load_event(*SUCCESS)).outcome == "READY"
+        drift.apply("detach-policy", MEMBER, sandbox.settings_from_env())
+        assert sandbox.stack_updated("UPDATE_ROLLBACK_COMPLETE") == []
+        assert [f["type"] for f in sandbox.audit(MEMBER)["findings"] if f["severity"] != "vendor"]
+        [ended] = sandbox.stack_updated()
+        after = sandbox.audit(MEMBER)
+    assert ended["stateMachineArn"] == sandbox.state_machines["reconcilefleet"] and ended["status"] == "SUCCEEDED"
+    assert [f for f in after["findings"] if f["severity"] != "vendor"] == []

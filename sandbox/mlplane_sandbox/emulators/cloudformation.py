@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import threading
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -41,12 +41,17 @@ class Stack:
 
     def as_member(self) -> dict[str, Any]:
         return {
-            "StackId": f"arn:aws:cloudformation:{self.region}:{self.account_id}:stack/{self.name}/{self.stack_id}",
+            "StackId": stack_arn(self.name, self.account_id, self.region, self.stack_id),
             "StackName": self.name,
             "CreationTime": self.created,
             "StackStatus": "CREATE_COMPLETE",
             "Outputs": {"member": [{"OutputKey": k, "OutputValue": v} for k, v in self.outputs.items()]},
         }
+
+
+def stack_arn(name: str, account_id: str, region: str, stack_uuid: str) -> str:
+    """A stack's id, as CloudFormation gives it (`AWS::StackId`)."""
+    return f"arn:aws:cloudformation:{region}:{account_id}:stack/{name}/{stack_uuid}"
 
 
 _lock = threading.Lock()
@@ -72,13 +77,16 @@ def publish(
     region: str,
     outputs: dict[str, str],
     resources: dict[str, tuple[str, str]] | None = None,
+    *,
+    stack_uuid: str | None = None,
 ) -> None:
     """The stack `name` is CREATE_COMPLETE in that account and region, with these outputs and resources
     (logical id -> (physical id, the template's type))."""
     deployed = {k: (physical, _DEPLOYED_TYPES.get(kind, kind)) for k, (physical, kind) in (resources or {}).items()}
     with _lock:
         _stacks[:] = [s for s in _stacks if (s.name, s.account_id, s.region) != (name, account_id, region)]
-        _stacks.append(Stack(name, account_id, region, dict(outputs), deployed))
+        stack = Stack(name, account_id, region, dict(outputs), deployed)
+        _stacks.append(stack if stack_uuid is None else replace(stack, stack_id=stack_uuid))
 
 
 def _found(call: Call, wanted: str | None) -> list[Stack]:
