@@ -266,6 +266,120 @@ def _alias_and_key(operation: str) -> Callable[[Call], Authorization]:
     return authorization
 
 
+# -- a Service Catalog launch's calls, as its launch role (mlplane_sandbox.emulators.service_catalog) -------------
+def _role(call: Call) -> Resource:
+    name = str(call.params.get("RoleName", ""))
+    role = next((r for r in _iam(call).roles.values() if r.name == name), None)
+    path = str(call.params.get("Path", "/")) if role is None else str(role.path)
+    return Resource(f"arn:{PARTITION}:iam::{call.account_id}:role{path}{name}", exists=role is not None)
+
+
+def _security_group(call: Call, group_id: str) -> Resource:
+    backend = _ec2(call)
+    exists = any(group_id in groups for groups in backend.groups.values())
+    tags = dict(backend.tags.get(group_id, {}))
+    arn = f"arn:{PARTITION}:ec2:{call.region}:{call.account_id}:security-group/{group_id}"
+    return Resource(arn, {f"aws:ResourceTag/{k}": (v,) for k, v in tags.items()}, exists)
+
+
+def _create_security_group(call: Call) -> Authorization:
+    vpc = _ec2_resource(call, "vpc", str(call.params.get("VpcId", "")))
+    new = Resource(f"arn:{PARTITION}:ec2:{call.region}:{call.account_id}:security-group/(new)", exists=False)
+    return Authorization("ec2:CreateSecurityGroup", (vpc, new))
+
+
+def _notebook(call: Call) -> Resource:
+    from moto.sagemaker.models import sagemaker_backends
+
+    name = str(call.params.get("NotebookInstanceName", ""))
+    found = sagemaker_backends[call.account_id][call.region].notebook_instances.get(name)
+    arn = f"arn:{PARTITION}:sagemaker:{call.region}:{call.account_id}:notebook-instance/{name.lower()}"
+    if found is None:
+        return Resource(arn, exists=False)
+    return Resource(arn, {f"aws:ResourceTag/{t['Key']}": (t["Value"],) for t in found.tags})
+
+
+def _create_notebook(call: Call) -> Authorization:
+    """CreateNotebookInstance with SageMaker's condition keys for it (Service Authorization Reference)."""
+    p = call.params
+    context: Keys = {
+        "sagemaker:DirectInternetAccess": (str(p.get("DirectInternetAccess", "Enabled")),),
+        "sagemaker:RootAccess": (str(p.get("RootAccess", "Enabled")),),
+        "sagemaker:InstanceTypes": (str(p.get("InstanceType", "")),),
+    }
+    if p.get("KmsKeyId"):
+        context["sagemaker:VolumeKmsKey"] = (str(p["KmsKeyId"]),)
+    if p.get("SubnetId"):
+        context["sagemaker:VpcSubnets"] = (str(p["SubnetId"]),)
+    if p.get("SecurityGroupIds"):
+        context["sagemaker:VpcSecurityGroupIds"] = tuple(str(g) for g in p["SecurityGroupIds"])
+    return Authorization("sagemaker:CreateNotebookInstance", (_notebook(call),), context)
+
+
+def _on_notebook(operation: str) -> Callable[[Call], Authorization]:
+    return lambda call: Authorization(f"sagemaker:{operation}", (_notebook(call),))
+
+
+def _stack(call: Call) -> Resource:
+    from mlplane_sandbox.emulators.cloudformation import member_stacks
+
+    name = str(call.params.get("StackName", ""))
+    found = next((s for s in member_stacks(call.account_id, deleted=True) if name in (s.name, s.stack_id)), None)
+    if found is None:
+        arn = f"arn:{PARTITION}:cloudformation:{call.region}:{call.account_id}:stack/{name}/(new)"
+        return Resource(arn, exists=False)
+    return Resource(found.stack_id)
+
+
+def _on_stack(operation: str) -> Callable[[Call], Authorization]:
+    return lambda call: Authorization(f"cloudformation:{operation}", (_stack(call),))
+
+
+def _notebook_implied(call: Call) -> tuple[Authorization, ...]:
+    """What CreateNotebookInstance also needs of its caller (SageMaker API permissions reference): pass the
+    execution role to SageMaker, a grant on the volume's key, the interface SageMaker creates in the subnet."""
+    p = call.params
+    where = f"{call.region}:{call.account_id}"
+    interface = Resource(f"arn:{PARTITION}:ec2:{where}:network-interface/(by SageMaker)", exists=False)
+    role = str(p.get("RoleArn", ""))
+    found: list[Authorization] = [
+        Authorization("iam:PassRole", (Resource(role),), {"iam:PassedToService": ("sagemaker.amazonaws.com",)})
+    ]
+    if p.get("KmsKeyId"):
+        found.append(
+            Authorization(
+                "kms:CreateGrant",
+                (_key(call, str(p["KmsKeyId"])),),
+                {"kms:GrantIsForAWSResource": ("true",)},
+            )
+        )
+    if p.get("SubnetId"):
+        groups = [_security_group(call, str(g)) for g in p.get("SecurityGroupIds", [])]
+        found.extend(
+            [
+                Authorization(
+                    "ec2:CreateNetworkInterface",
+                    (_ec2_resource(call, "subnet", str(p["SubnetId"])), *groups, interface),
+                ),
+                Authorization("ec2:AttachNetworkInterface", (interface,)),
+                Authorization("ec2:ModifyNetworkInterfaceAttribute", (interface,)),
+                *(
+                    Authorization(f"ec2:{read}")
+                    for read in (
+                        "DescribeAvailabilityZones",
+                        "DescribeInternetGateways",
+                        "DescribeSecurityGroups",
+                        "DescribeSubnets",
+                        "DescribeVpcs",
+                    )
+                ),
+            ]
+        )
+    if p.get("Tags"):
+        found.append(Authorization("sagemaker:AddTags", (_notebook(call),)))
+    return tuple(found)
+
+
 _DESCRIBERS: dict[str, Callable[[Call], Authorization]] = {
     **{f"ec2:{operation}": _ec2_describer(operation) for operation in _EC2_RESOURCES},
     **{
@@ -292,6 +406,30 @@ _DESCRIBERS: dict[str, Callable[[Call], Authorization]] = {
     "kms:TagResource": _on_key("TagResource"),
     "kms:CreateAlias": _alias_and_key("CreateAlias"),
     "kms:DeleteAlias": _alias_and_key("DeleteAlias"),
+    **{
+        f"iam:{operation}": _on_iam(operation, _role)
+        for operation in (
+            "CreateRole",
+            "GetRole",
+            "DeleteRole",
+            "TagRole",
+            "ListRolePolicies",
+            "ListAttachedRolePolicies",
+        )
+    },
+    "ec2:CreateSecurityGroup": _create_security_group,
+    "ec2:DeleteSecurityGroup": lambda call: Authorization(
+        "ec2:DeleteSecurityGroup", (_security_group(call, str(call.params.get("GroupId", ""))),)
+    ),
+    "sagemaker:CreateNotebookInstance": _create_notebook,
+    **{
+        f"sagemaker:{operation}": _on_notebook(operation)
+        for operation in ("DescribeNotebookInstance", "StopNotebookInstance", "DeleteNotebookInstance")
+    },
+    **{
+        f"cloudformation:{operation}": _on_stack(operation)
+        for operation in ("CreateStack", "DeleteStack", "DescribeStacks")
+    },
 }
 
 
@@ -307,6 +445,10 @@ def _implied(call: Call, action: str) -> tuple[Authorization, ...]:
         return (Authorization("ec2:CreateTags", context={"ec2:CreateAction": (operation,)}),)
     if action == "kms:CreateKey" and _tags_param(call.params, "Tags", "TagKey", "TagValue"):
         return (Authorization("kms:TagResource"),)
+    if action == "sagemaker:CreateNotebookInstance":
+        return _notebook_implied(call)
+    if action == "iam:CreateRole" and _tags_param(call.params, "Tags", "Key", "Value"):
+        return (Authorization("iam:TagRole", (_role(call),)),)
     if action in ("iam:CreateUser", "iam:CreatePolicy") and _tags_param(call.params, "Tags", "Key", "Value"):
         tag = "iam:TagUser" if action == "iam:CreateUser" else "iam:TagPolicy"
         described = _DESCRIBERS[action](call)

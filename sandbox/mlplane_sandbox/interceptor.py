@@ -77,6 +77,7 @@ _MODEL_NAMES = {
     "sfn": "stepfunctions",
     "eventbridge": "events",
     "resource-groups-tagging-api": "resourcegroupstaggingapi",
+    "service-catalog": "servicecatalog",
 }
 
 
@@ -84,7 +85,9 @@ _MODEL_NAMES = {
 def _protocol(service: str) -> str:
     made = new_session().client(_MODEL_NAMES.get(service, service), region_name="us-east-1")  # type: ignore[call-overload]
     model = made.meta.service_model
-    return str(model.metadata["protocol"])
+    # The protocol the client speaks: botocore picks it from the model's `protocols` by its own priority (e.g.
+    # servicecatalog lists smithy-rpc-v2-cbor first and json second; botocore speaks json to it).
+    return str(model.resolved_protocol)
 
 
 def configure(
@@ -206,7 +209,17 @@ def _intercepted_call(self: BotocoreStubber, event_name: str, request: AWSPrepar
     service, operation = parts[1], parts[2]
     account, region, principal = _identity(request)
     actor = recording.current_actor()
-    call = rules.Call(service, operation, account, region, _params(service, request), principal, actor is not None)
+    match = _ACCESS_KEY.search(str(request.headers.get("Authorization", "")))
+    call = rules.Call(
+        service,
+        operation,
+        account,
+        region,
+        _params(service, request),
+        principal,
+        actor is not None,
+        match.group(1) if match else "",
+    )
     name = f"{_call_prefix(service)}:{operation}"
     ordinal = _fault_plan.count(name) if actor is not None else 0
     # Read before the call changes anything: a delete is authorised against the tags its resource had.
@@ -296,7 +309,12 @@ def _run_after_rules(call: rules.Call, body: bytes) -> None:
 
 def _call_prefix(service: str) -> str:
     # IAM's signing name is the service id; "service-quotas" is "servicequotas" in IAM actions.
-    return {"service-quotas": "servicequotas", "sfn": "states", "eventbridge": "events"}.get(service, service)
+    return {
+        "service-quotas": "servicequotas",
+        "service-catalog": "servicecatalog",
+        "sfn": "states",
+        "eventbridge": "events",
+    }.get(service, service)
 
 
 def _error_code(service: str, body: bytes) -> str:

@@ -33,7 +33,7 @@ from mlplane.steps import cause_message
 from mlplane_sandbox import asl_cache, faults, interceptor, inventory, lambdas, recording, rules
 from mlplane_sandbox import clock as clock_module
 from mlplane_sandbox import vendor as vendor_module
-from mlplane_sandbox.emulators import cloudformation, service_quotas
+from mlplane_sandbox.emulators import cloudformation, service_catalog, service_quotas
 from mlplane_sandbox.fidelity import consistency as fidelity_consistency
 from mlplane_sandbox.fidelity import iam_kms as fidelity_iam_kms
 from mlplane_sandbox.fidelity import network as fidelity_network
@@ -295,6 +295,7 @@ class Sandbox:
         # The stack's outputs, answered by DescribeStacks (an operator's client finds the rest from them).
         self.outputs = {k: str(resolver.resolve(v["Value"])) for k, v in self.template.get("Outputs", {}).items()}
         cloudformation.reset()
+        service_catalog.reset()
         cloudformation.publish(STACK, HUB_ACCOUNT, REGION, self.outputs)
         self._deploy_forwarder()
         self.world.stackset_role = self._member_role()

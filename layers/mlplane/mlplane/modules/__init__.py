@@ -1,0 +1,1 @@
+"""Optional modules of the control plane."""

@@ -1,0 +1,1 @@
+"""M2: self-service SageMaker notebook instances through Service Catalog (seed 003)."""
