@@ -384,7 +384,15 @@ _DESCRIBERS: dict[str, Callable[[Call], Authorization]] = {
     **{f"ec2:{operation}": _ec2_describer(operation) for operation in _EC2_RESOURCES},
     **{
         f"iam:{operation}": _on_iam(operation, _user)
-        for operation in ("CreateUser", "DeleteUser", "TagUser", "UntagUser")
+        for operation in (
+            "CreateUser",
+            "DeleteUser",
+            "TagUser",
+            "UntagUser",
+            "CreateAccessKey",
+            "DeleteAccessKey",
+            "ListAccessKeys",
+        )
     },
     "iam:AttachUserPolicy": _user_policy("AttachUserPolicy"),
     "iam:DetachUserPolicy": _user_policy("DetachUserPolicy"),

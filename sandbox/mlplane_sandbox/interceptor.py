@@ -102,8 +102,10 @@ def configure(
         _principals.update(principals or {})
 
 
-def _identity(request: AWSPreparedRequest) -> tuple[str, str, str]:
-    """(account_id, region, principal ARN) of the credentials that signed the request."""
+def _identity(request: AWSPreparedRequest) -> tuple[str, str, str, str | None]:
+    """(account_id, region, principal ARN, session policy) of the credentials that signed the request: an
+    assumed role's credentials carry the Policy of their AssumeRole (each of mlplane's member sessions has its
+    purpose's own), other credentials none."""
     from moto.iam.models import get_account_id_from
     from moto.sts.models import sts_backends
 
@@ -120,10 +122,11 @@ def _identity(request: AWSPreparedRequest) -> tuple[str, str, str]:
         role = backend.get_assumed_role_from_access_key(access_key)
         if role is not None:
             role_name = role.role_arn.split("/")[-1]
-            return account, region, f"arn:aws:sts::{account}:assumed-role/{role_name}/{role.session_name}"
+            principal = f"arn:aws:sts::{account}:assumed-role/{role_name}/{role.session_name}"
+            return account, region, principal, role.policy or None
     actor = recording.current_actor()
     principal = _principals.get(actor or "", f"arn:aws:iam::{account}:root")
-    return account, region, principal
+    return account, region, principal, None
 
 
 def _params(service: str, request: AWSPreparedRequest) -> dict[str, Any]:
@@ -207,18 +210,20 @@ def _intercepted_call(self: BotocoreStubber, event_name: str, request: AWSPrepar
     if len(parts) < 3:
         return _original_call(self, event_name, request, **kwargs)
     service, operation = parts[1], parts[2]
-    account, region, principal = _identity(request)
+    account, region, principal, policy = _identity(request)
     actor = recording.current_actor()
     match = _ACCESS_KEY.search(str(request.headers.get("Authorization", "")))
+    params = _params(service, request)
     call = rules.Call(
         service,
         operation,
         account,
         region,
-        _params(service, request),
+        params,
         principal,
         actor is not None,
-        match.group(1) if match else "",
+        policy,
+        access_key=match.group(1) if match else "",
     )
     name = f"{_call_prefix(service)}:{operation}"
     ordinal = _fault_plan.count(name) if actor is not None else 0
@@ -227,7 +232,7 @@ def _intercepted_call(self: BotocoreStubber, event_name: str, request: AWSPrepar
 
     def finish(ok: bool, error: str | None = None) -> None:
         if actor is not None:
-            recording.record(recording.ApiCall(principal, name, ok, actor, account, error, authorized))
+            recording.record(recording.ApiCall(principal, name, ok, actor, account, error, authorized, policy))
 
     fault = _fault_plan.failure_for(name, ordinal) if actor is not None else None
     if fault is not None:

@@ -58,6 +58,7 @@ class ApiCall:
     account_id: str
     error: str | None = None
     authorizations: tuple[Authorization, ...] = ()  # member-account calls: what IAM would evaluate
+    session_policy: str | None = None  # the session policy of the credentials that made it (None: none)
 
     def as_json(self) -> dict[str, object]:
         return {"principal": self.principal, "call": self.call, "ok": self.ok}

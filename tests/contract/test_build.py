@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 
+from mlplane.member import PURPOSES
 from mlplane_sandbox.template import load_template
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -73,7 +74,8 @@ def test_the_layer_holds_mlplane_with_its_data_files(layer: Path) -> None:
     wanted = {p.relative_to(source) for p in source.rglob("*") if p.suffix in (".py", ".json", ".typed")}
     built = {p.relative_to(layer / "mlplane") for p in (layer / "mlplane").rglob("*") if p.is_file()}
     assert wanted <= built, sorted(str(p) for p in wanted - built)
-    assert {Path("member_session_policy.json"), Path("iam/aac_ml_sa_policy.json")} <= built
+    policies = {Path("session_policies") / f"{purpose}.json" for purpose in PURPOSES}
+    assert {*policies, Path("iam/aac_ml_sa_policy.json")} <= built
 
 
 def test_the_layer_holds_its_third_party_packages_for_cp313_aarch64(layer: Path) -> None:

@@ -7,13 +7,14 @@ and the sandbox's call record says which function made which call in which accou
 - hub: every call a function made is allowed by its `Policies` in template.yaml (SAM policy templates
   expanded below), and every action it is granted was used, or is listed here with a reason;
 - state machines: each may invoke exactly the functions its Task states name;
-- member accounts: mlplane assumes the member role with a session policy
-  (layers/mlplane/mlplane/member_session_policy.json, filled with the stack's service account and key alias).
-  moto does not enforce session policies, so this test does: the sandbox records, per member-account call,
-  the resources IAM authorises it against (ARNs, their tags and aliases at call time) and the request's
-  condition keys (mlplane_sandbox.authorization); every recorded call is allowed by the policy with those
-  resources and conditions (mlplane_sandbox.iam_policy), calls mlplane must not make are denied, and every
-  action in the policy was used or is listed here with a reason;
+- member accounts: mlplane assumes the member role with one session policy per purpose
+  (layers/mlplane/mlplane/session_policies/<purpose>.json, mlplane.member.PURPOSES, filled with the stack's
+  service account and key alias). moto does not enforce session policies, so this test does: the sandbox
+  records, per member-account call, the session policy its credentials carry, the resources IAM authorises it
+  against (ARNs, their tags and aliases at call time) and the request's condition keys
+  (mlplane_sandbox.authorization); every recorded call is allowed by the policy of the session that made it
+  with those resources and conditions (mlplane_sandbox.iam_policy), calls mlplane must not make are denied, and
+  every action of each purpose's policy was used by a session of that purpose or is listed here with a reason;
 - checkov passes on template.yaml with only the checks `.checkov.yaml` skips (each with its reason there and
   in the README); cfn-lint runs in test_template_and_asl.py.
 """
@@ -35,7 +36,7 @@ import pytest
 
 from mlplane import aws
 from mlplane.config import Settings
-from mlplane.member import MANAGED_TAG, session_policy
+from mlplane.member import MANAGED_TAG, PURPOSES, session_policy
 from mlplane_sandbox import iam_policy, recording
 from mlplane_sandbox.authorization import Authorization, describe
 from mlplane_sandbox.recording import ApiCall
@@ -105,18 +106,24 @@ STATEMENT_EXTRAS: dict[tuple[str, str], str] = {
     for action in ("kms:GenerateDataKey*", "kms:Decrypt")
 }
 
-# Member-account actions in the session policy that the scenarios do not call, each with its reason.
-SESSION_POLICY_EXTRAS: dict[str, str] = {
-    "iam:UntagUser": "a reused service account's AACResource tag is put back as it was on rollback (I4)",
-    "iam:UntagPolicy": "an existing policy's stale mlplane tag is replaced (iam/apply.py)",
-    "iam:CreatePolicyVersion": "an existing AAC policy whose document differs is updated (iam/apply.py)",
-    "iam:SetDefaultPolicyVersion": "restores the previous default version on rollback of such an update",
-    "iam:DeletePolicyVersion": "IAM keeps five versions: the oldest non-default one is deleted first",
-    "ec2:ReplaceRoute": "a re-run finds a route with a different target and points it back (network/apply.py)",
-    "ec2:ModifyVpcEndpoint": "a re-run finds the S3 endpoint missing a route table and adds it",
-    "iam:CreateServiceLinkedRole": "Service Quotas creates AWSServiceRoleForServiceQuotas on an account's "
-    "first request, EC2 AWSServiceRoleForVPCTransitGateway on its first transit gateway attachment, each as "
-    "the caller (condition: iam:AWSServiceName servicequotas.amazonaws.com or transitgateway.amazonaws.com)",
+# Member-account actions in a purpose's session policy that the scenarios do not call, each with its reason.
+SESSION_POLICY_EXTRAS: dict[str, dict[str, str]] = {
+    "core": {
+        "iam:UntagUser": "a reused service account's AACResource tag is put back as it was on rollback (I4)",
+        "iam:UntagPolicy": "an existing policy's stale mlplane tag is replaced (iam/apply.py)",
+        "iam:CreatePolicyVersion": "an existing AAC policy whose document differs is updated (iam/apply.py)",
+        "iam:SetDefaultPolicyVersion": "restores the previous default version on rollback of such an update",
+        "iam:DeletePolicyVersion": "IAM keeps five versions: the oldest non-default one is deleted first",
+        "ec2:ReplaceRoute": "a re-run finds a route with a different target and points it back (network/apply.py)",
+        "ec2:ModifyVpcEndpoint": "a re-run finds the S3 endpoint missing a route table and adds it",
+        "iam:CreateServiceLinkedRole": "Service Quotas creates AWSServiceRoleForServiceQuotas on an account's "
+        "first request, EC2 AWSServiceRoleForVPCTransitGateway on its first transit gateway attachment, each as "
+        "the caller (condition: iam:AWSServiceName servicequotas.amazonaws.com or transitgateway.amazonaws.com)",
+    },
+}
+# Purposes whose work no step runs yet: no session of theirs may appear in the record (each with its reason).
+UNWIRED_PURPOSES: dict[str, str] = {
+    "access_key": "the optional access key (issue 14 D) is wired by the accesskey branch",
 }
 SETTINGS = Settings()  # the scenarios run with the default service account name and key alias
 
@@ -358,37 +365,56 @@ STATE_MACHINE_LOG_DELIVERY = {
 }
 
 
-def _session_policy() -> dict[str, Any]:
-    document: dict[str, Any] = json.loads(session_policy(SETTINGS))
+def _session_policy(purpose: str = "core") -> dict[str, Any]:
+    document: dict[str, Any] = json.loads(session_policy(SETTINGS, purpose))
     return document
 
 
-def _session_actions() -> list[str]:
+def _policies() -> dict[str, str]:
+    """The filled session policy of each purpose, by its text (what a recorded call carries) -> purpose."""
+    return {session_policy(SETTINGS, purpose): purpose for purpose in PURPOSES}
+
+
+def _session_actions(purpose: str) -> list[str]:
     actions: list[str] = []
-    for statement in _session_policy()["Statement"]:
+    for statement in _session_policy(purpose)["Statement"]:
         assert statement["Effect"] == "Allow"
         listed = statement["Action"]
         actions.extend([listed] if isinstance(listed, str) else listed)
     return actions
 
 
-def test_member_roles_are_assumed_with_the_session_policy(recorded: Recorded) -> None:
+def test_member_roles_are_assumed_with_a_purposes_session_policy(recorded: Recorded) -> None:
     assert recorded.session_policies
-    assert set(recorded.session_policies) == {session_policy(SETTINGS)}
-    assert len(session_policy(SETTINGS)) <= aws.STS_SESSION_POLICY_LIMIT
+    assert set(recorded.session_policies) <= set(_policies()), "a member session without a purpose's policy"
+    assert session_policy(SETTINGS) in recorded.session_policies
+    for purpose in PURPOSES:
+        assert len(session_policy(SETTINGS, purpose)) <= aws.STS_SESSION_POLICY_LIMIT, purpose
+
+
+def test_every_member_call_is_made_with_a_purposes_session_policy(recorded: Recorded) -> None:
+    """The record knows which session a call's credentials belong to: no member call escapes the evaluation."""
+    calls = recorded.member_calls()
+    assert calls
+    unknown = sorted({f"{c.actor}: {c.call}" for c in calls if c.session_policy not in _policies()})
+    assert not unknown, unknown
+    seen = {_policies()[str(c.session_policy)] for c in calls}
+    assert seen == set(PURPOSES) - set(UNWIRED_PURPOSES), seen
 
 
 def test_every_member_call_is_allowed_by_the_session_policy_with_its_resources_and_conditions(
     recorded: Recorded,
 ) -> None:
-    policy = _session_policy()
+    """Each call against the policy of the session that made it (a call's purpose decides what it may do)."""
     pairs = recorded.member_authorizations()
     assert pairs
+    policies = {text: json.loads(text) for text in _policies()}
     denied = sorted(
         {
-            f"{c.actor}: {a.action} on {iam_policy.denied_resources(policy, a)}"
+            f"{c.actor} ({_policies()[str(c.session_policy)]}): {a.action} on "
+            f"{iam_policy.denied_resources(policies[str(c.session_policy)], a)}"
             for c, a in pairs
-            if not iam_policy.allows(policy, a)
+            if not iam_policy.allows(policies[str(c.session_policy)], a)
         }
     )
     assert not denied, denied
@@ -400,7 +426,8 @@ def test_the_record_describes_the_resources_of_every_scoped_member_call(recorded
     carried mlplane's tag when it was made (a call on a resource that is already gone is not authorised by tag)."""
     scoped = {
         action
-        for statement in _session_policy()["Statement"]
+        for purpose in PURPOSES
+        for statement in _session_policy(purpose)["Statement"]
         if statement["Resource"] != "*" or "Condition" in statement
         for action in ([statement["Action"]] if isinstance(statement["Action"], str) else statement["Action"])
     }
@@ -417,17 +444,25 @@ def test_the_record_describes_the_resources_of_every_scoped_member_call(recorded
 
 
 def test_every_session_policy_action_is_used_or_justified(recorded: Recorded) -> None:
-    used = {a.action for _, a in recorded.member_authorizations()}
+    """Per purpose: each action of its policy was called by a session of that purpose, or has its reason."""
     unjustified = []
-    for action in _session_actions():
-        if "*" in action:
-            if not any(_allowed(call, [action]) for call in used):
-                unjustified.append(f"{action} matches no call")
-        elif action not in used and action not in SESSION_POLICY_EXTRAS:
-            unjustified.append(f"{action} is never called")
+    stale = []
+    for purpose in PURPOSES:
+        if purpose in UNWIRED_PURPOSES:
+            continue
+        text = session_policy(SETTINGS, purpose)
+        used = {a.action for c, a in recorded.member_authorizations() if c.session_policy == text}
+        extras = SESSION_POLICY_EXTRAS.get(purpose, {})
+        for action in _session_actions(purpose):
+            if "*" in action:
+                if not any(_allowed(call, [action]) for call in used):
+                    unjustified.append(f"{purpose}: {action} matches no call")
+            elif action not in used and action not in extras:
+                unjustified.append(f"{purpose}: {action} is never called")
+        stale += [f"{purpose}: {action}" for action in extras if action in used]
     assert not unjustified, unjustified
-    stale = sorted(action for action in SESSION_POLICY_EXTRAS if action in used)
-    assert not stale, f"now used; drop the reason: {stale}"
+    assert not stale, f"now used; drop the reason: {sorted(stale)}"
+    assert set(SESSION_POLICY_EXTRAS) <= set(PURPOSES) and set(UNWIRED_PURPOSES) <= set(PURPOSES)
 
 
 @dataclass(frozen=True)

@@ -1,5 +1,5 @@
-"""member-role.yaml (issue 14 C): the role a delegated hub assumes carries exactly mlplane's member session
-policy and trusts only the hub stack's roles."""
+"""member-role.yaml (issue 14 C): the role a delegated hub assumes carries exactly the union of mlplane's member
+session policies (one inline policy per purpose, mlplane.member.PURPOSES) and trusts only the hub stack's roles."""
 
 from __future__ import annotations
 
@@ -7,12 +7,18 @@ import json
 from pathlib import Path
 from typing import Any
 
+from mlplane import aws
+from mlplane.config import Settings
+from mlplane.member import PURPOSES, session_policy
 from mlplane_sandbox.template import load_template
 
 ROOT = Path(__file__).resolve().parents[2]
 HUB = load_template(ROOT / "template.yaml")
 ROLE = load_template(ROOT / "member-role.yaml")["Resources"]["MemberRole"]["Properties"]
-SESSION_POLICY = json.loads((ROOT / "layers" / "mlplane" / "mlplane" / "member_session_policy.json").read_text())
+POLICIES = ROOT / "layers" / "mlplane" / "mlplane" / "session_policies"
+# IAM: a role's inline policies together may hold 10,240 characters (whitespace not counted), IAM User Guide,
+# "IAM and AWS STS quotas"; each session policy is at most 2,048 filled.
+ROLE_INLINE_LIMIT = 10_240
 
 
 def _as_sub(value: Any) -> Any:
@@ -26,9 +32,18 @@ def _as_sub(value: Any) -> Any:
     return value
 
 
-def test_the_member_role_carries_exactly_the_member_session_policy() -> None:
-    (policy,) = ROLE["Policies"]
-    assert policy["PolicyDocument"] == _as_sub(SESSION_POLICY)
+def test_the_member_role_carries_exactly_the_member_session_policies() -> None:
+    """One inline policy per purpose, each the purpose's file: the role allows what the sessions together may."""
+    by_name = {policy["PolicyName"]: policy["PolicyDocument"] for policy in ROLE["Policies"]}
+    assert list(by_name) == [f"mlplane-member-{purpose.replace('_', '-')}" for purpose in PURPOSES]
+    assert sorted(p.stem for p in POLICIES.glob("*.json")) == sorted(PURPOSES)
+    for purpose in PURPOSES:
+        shipped = json.loads((POLICIES / f"{purpose}.json").read_text())
+        assert by_name[f"mlplane-member-{purpose.replace('_', '-')}"] == _as_sub(shipped), purpose
+    sids = [s["Sid"] for document in by_name.values() for s in document["Statement"]]
+    assert len(sids) == len(set(sids)), "a Sid repeated across purposes"
+    total = sum(len(session_policy(Settings(), purpose)) for purpose in PURPOSES)
+    assert total <= ROLE_INLINE_LIMIT and aws.STS_SESSION_POLICY_LIMIT * len(PURPOSES) <= ROLE_INLINE_LIMIT
     placeholders = {"SaUserName", "VaultKeyAlias"}
     assert placeholders <= set(load_template(ROOT / "member-role.yaml")["Parameters"])
     assert placeholders <= set(HUB["Parameters"])  # the hub's settings of the same names

@@ -2,7 +2,8 @@
 policy statement of template.yaml and forwarder.yaml, finds nothing but the findings listed here, each with its
 reason (the README's "Security checks" repeats them). A finding that goes away must leave the list too.
 
-parliament (duo-labs) checks each statement against the Service Authorization Reference it ships
+Every purpose's session policy is linted (mlplane.member.PURPOSES). parliament (duo-labs) checks each statement
+against the Service Authorization Reference it ships
 (iam_definition.json): actions that exist, resource ARNs that fit the action's resource types, condition keys the
 action knows, Resource "*" on actions that could be scoped. It does not evaluate conditions: scoping by
 aws:ResourceTag or kms:ResourceAliases on Resource "*" is reported as RESOURCE_STAR all the same;
@@ -19,7 +20,7 @@ import pytest
 
 from mlplane import aws
 from mlplane.config import Settings
-from mlplane.member import session_policy
+from mlplane.member import PURPOSES, session_policy
 from mlplane_sandbox.template import Resolver, load_template, parameter_values, project_root
 
 parliament = pytest.importorskip("parliament", reason="parliament is in the dev dependencies")
@@ -41,6 +42,10 @@ JUSTIFIED: dict[tuple[str, str, str], str] = {
     ("session", "ServiceAccount", "UNKNOWN_CONDITION_FOR_ACTION"): "ArnLikeIfExists iam:PolicyARN constrains "
     "Attach/DetachUserPolicy, the two actions with that key, and no other; two statements would not fit 2,048",
     ("session", "ServiceLinkedRoles", "RESOURCE_STAR"): "scoped by iam:AWSServiceName (two services)",
+    ("session", "VaultKeyForSecret", "RESOURCE_STAR"): "scoped by its Condition: the vault key (kms:ResourceAliases), "
+    "only through Secrets Manager (kms:ViaService), only for the access-key secret (its encryption context)",
+    ("session", "VaultKeyForSecret", "UNKNOWN_CONDITION_FOR_ACTION"): "kms:ResourceAliases is a key of the key "
+    "resource type; parliament checks action-level keys only",
     ("template", "ValidateAccountFunction", "RESOURCE_STAR"): "organizations:DescribeAccount and "
     "DescribeOrganizationalUnit need the organization id in their ARNs, an optional parameter; read-only",
     ("template", "ValidateDeprovisionFunction", "RESOURCE_STAR"): "organizations:DescribeAccount needs the "
@@ -52,12 +57,14 @@ JUSTIFIED: dict[tuple[str, str, str], str] = {
 
 
 def _session_statements() -> Iterator[tuple[str, dict[str, Any]]]:
-    """The session policy as STS gets it (filled, minified, without Sids), named by the shipped file's Sids."""
-    filled = json.loads(session_policy(Settings()))["Statement"]
-    shipped = aws.member_session_policy_template()["Statement"]
-    assert len(filled) == len(shipped)
-    for sid_source, statement in zip(shipped, filled, strict=True):
-        yield str(sid_source["Sid"]), statement
+    """Every purpose's session policy as STS gets it (filled, minified, without Sids), named by the shipped
+    file's Sids (unique across the purposes: tests/contract/test_member_role.py)."""
+    for purpose in PURPOSES:
+        filled = json.loads(session_policy(Settings(), purpose))["Statement"]
+        shipped = aws.member_session_policy_template(purpose)["Statement"]
+        assert len(filled) == len(shipped)
+        for sid_source, statement in zip(shipped, filled, strict=True):
+            yield str(sid_source["Sid"]), statement
 
 
 def _arn(resources: dict[str, Any], name: str) -> str:

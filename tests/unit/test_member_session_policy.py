@@ -1,4 +1,4 @@
-"""The member session policy filled with a stack's settings (mlplane.aws.member_session_policy).
+"""The member session policies, one per purpose, filled with a stack's settings (mlplane.aws.member_session_policy).
 
 STS AssumeRole, `Policy`: "The plaintext that you use for both inline and managed session policies can't exceed
 2,048 characters" (STS API reference, AssumeRole; botocore sts service-2.json, `sessionPolicyDocumentType`
@@ -14,19 +14,32 @@ import pytest
 from mlplane import aws
 from mlplane.config import Settings
 from mlplane.errors import ConfigError
-from mlplane.member import session_policy
+from mlplane.member import PURPOSES, session_policies, session_policy
 
 
-def test_the_default_settings_fill_every_placeholder_within_the_sts_limit() -> None:
-    text = session_policy(Settings())
-    print(f"member session policy: {len(text)} of {aws.STS_SESSION_POLICY_LIMIT} characters")
+@pytest.mark.parametrize("purpose", PURPOSES)
+def test_the_default_settings_fill_every_placeholder_within_the_sts_limit(purpose: str) -> None:
+    text = session_policy(Settings(), purpose)
+    print(f"{purpose} member session policy: {len(text)} of {aws.STS_SESSION_POLICY_LIMIT} characters")
     assert len(text) <= aws.STS_SESSION_POLICY_LIMIT
     assert "${" not in text
     document = json.loads(text)
     assert all("Sid" not in statement for statement in document["Statement"])
-    resources = json.dumps(document)
+    assert "aac_automation_sa" in json.dumps(document)  # every purpose acts for the service account only
+
+
+def test_the_core_policy_names_the_service_account_and_the_vault_alias() -> None:
+    resources = session_policy(Settings())
     assert "user/aac_automation_sa" in resources
     assert "alias/aac-secure-vault" in resources
+    assert session_policy(Settings()) == session_policy(Settings(), "core")
+
+
+def test_each_purpose_has_its_own_policy_and_an_unknown_purpose_is_a_bug() -> None:
+    policies = session_policies(Settings())
+    assert list(policies) == list(PURPOSES) and len(set(policies.values())) == len(PURPOSES)
+    with pytest.raises(ValueError, match="unknown member session purpose 'nope'"):
+        session_policy(Settings(), "nope")
 
 
 def test_other_settings_are_what_the_policy_scopes_to() -> None:
@@ -37,5 +50,7 @@ def test_other_settings_are_what_the_policy_scopes_to() -> None:
 
 def test_names_too_long_for_sts_are_refused_before_any_call() -> None:
     long_alias = "alias/" + "k" * 200
-    with pytest.raises(ConfigError, match="STS allows 2048"):
+    with pytest.raises(ConfigError, match=r"^the core member session policy for .* STS allows 2048"):
         session_policy(Settings(vault_key_alias=long_alias))
+    with pytest.raises(ConfigError, match=r"^the core member session policy"):
+        session_policies(Settings(vault_key_alias=long_alias))  # what ValidateAccount checks first

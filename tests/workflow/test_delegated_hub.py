@@ -29,7 +29,7 @@ def test_a_delegated_hub_provisions_through_the_shipped_member_role() -> None:
     assert result.outcome == "READY", result.error
     (trust,) = role["AssumeRolePolicyDocument"]["Statement"]
     assert trust["Condition"]["ArnLike"]["aws:PrincipalArn"] == "arn:aws:iam::123456789012:role/mlplane-*"
-    assert inline == ["mlplane-member"]
+    assert sorted(inline) == ["mlplane-member-access-key", "mlplane-member-core"]  # one per purpose
     assumed = {
         c["principal"].split("/")[1] for c in result.api_calls if c["principal"].startswith(f"arn:aws:sts::{MEMBER}:")
     }

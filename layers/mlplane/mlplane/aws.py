@@ -1,6 +1,6 @@
 """The one module that creates boto3 sessions and clients.
 
-Sessions into member accounts are assumed from the hub session once per (account, role, region) and
+Sessions into member accounts are assumed from the hub session once per (account, role, region, session policy) and
 refreshed before they expire; clients are made once per session and service. Parallel branches of the
 workflow run handlers in threads, so the caches are guarded by a lock. No work at import.
 """
@@ -97,38 +97,40 @@ def configure_hub(*, profile: str | None = None, endpoint_url: str | None = None
         _cli_options.update(profile=profile, endpoint_url=endpoint_url)
 
 
-MEMBER_SESSION_POLICY_FILE = "member_session_policy.json"
+SESSION_POLICIES_DIR = "session_policies"  # <purpose>.json, one per purpose (mlplane.member.PURPOSES)
 STS_SESSION_POLICY_LIMIT = 2048  # characters of an inline session policy (STS AssumeRole, Policy)
 
 
-def member_session_policy_template() -> dict[str, Any]:
-    """The member session policy as shipped: `${SaUserName}` and `${VaultKeyAlias}` are the stack's settings
-    (CloudFormation's Sub syntax: member-role.yaml carries the same document, each such string in !Sub)."""
-    text = resources.files("mlplane").joinpath(MEMBER_SESSION_POLICY_FILE).read_text(encoding="utf-8")
-    document: dict[str, Any] = json.loads(text)
+def member_session_policy_template(purpose: str) -> dict[str, Any]:
+    """The session policy of one purpose as shipped (`session_policies/<purpose>.json`): `${SaUserName}`,
+    `${VaultKeyAlias}` are the stack's settings (CloudFormation's Sub syntax: member-role.yaml carries the union
+    of the purposes' statements, each such string in !Sub)."""
+    path = resources.files("mlplane").joinpath(SESSION_POLICIES_DIR, f"{purpose}.json")
+    document: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
     return document
 
 
 @cache
-def member_session_policy(*, sa_user_name: str, vault_key_alias: str) -> str:
-    """The session policy mlplane assumes member roles with, filled with the settings it scopes by.
+def member_session_policy(purpose: str, **values: str) -> str:
+    """The session policy mlplane assumes member roles with for `purpose`, filled with the settings it scopes by.
 
-    The execution role (AWSControlTowerExecution) is an administrator; the session policy limits mlplane's
-    session to the member-side actions it uses, on the service account, the AAC_MachineLearning* policies,
-    the vault key and alias, and resources tagged mlplane:managed=true. The effective permissions are the
-    intersection of the two. moto does not enforce session policies: tests/contract/test_least_privilege.py
-    evaluates every member-account call recorded in the sandbox, with its resources and conditions, against it.
-    Minified and without Sids (documentation only): STS allows 2,048 characters; longer setting values that
-    would not fit are refused here (ConfigError) rather than by AssumeRole on the first account.
+    The execution role (AWSControlTowerExecution) is an administrator; each session policy limits one session
+    to the member-side actions of one purpose (core: network, IAM, key, quotas; access_key: the service
+    account's access key and its secret), on the service account, the AAC_MachineLearning* policies, the vault
+    key and alias, and resources tagged mlplane:managed=true. The effective permissions are the intersection of
+    the two. moto does not enforce session policies: tests/contract/test_least_privilege.py evaluates every
+    member-account call recorded in the sandbox, with its resources and conditions, against the policy of the
+    session that made it. Minified and without Sids (documentation only): STS allows 2,048 characters; setting
+    values that would not fit are refused here (ConfigError) rather than by AssumeRole on the first account.
     """
-    values = {"SaUserName": sa_user_name, "VaultKeyAlias": vault_key_alias}
-    document = _substitute(member_session_policy_template(), values)
+    document = _substitute(member_session_policy_template(purpose), values)
     document["Statement"] = [{k: v for k, v in s.items() if k != "Sid"} for s in document["Statement"]]
     text = json.dumps(document, separators=(",", ":"))
     if len(text) > STS_SESSION_POLICY_LIMIT:
+        named = ", ".join(f"{key} {value!r}" for key, value in sorted(values.items()))
         raise ConfigError(
-            f"the member session policy for service account {sa_user_name!r} and key alias {vault_key_alias!r}"
-            f" is {len(text)} characters; STS allows {STS_SESSION_POLICY_LIMIT}: choose shorter names"
+            f"the {purpose} member session policy for {named} is {len(text)} characters;"
+            f" STS allows {STS_SESSION_POLICY_LIMIT}: choose shorter names"
         )
     return text
 
@@ -149,8 +151,9 @@ def session_for(
     """A session in a member account, assumed from the hub through STS.
 
     The session name carries the execution name so CloudTrail ties the member account's calls to a run.
-    `session_policy` (JSON) limits the session below the role's permissions: mlplane's own is
-    `member_session_policy(...)` (`mlplane.member.session_policy(settings)`). Raises AccessDenied naming the
+    `session_policy` (JSON) limits the session below the role's permissions: mlplane's own, one per purpose,
+    is `member_session_policy(purpose, ...)` (`mlplane.member.session_policy(settings, purpose)`); each policy is
+    its own cached session. Raises AccessDenied naming the
     role and account when the role cannot be assumed.
     """
     key = (account_id, role_name, region, session_policy)

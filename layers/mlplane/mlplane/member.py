@@ -80,21 +80,45 @@ def hub_ledger(settings: Settings) -> Ledger:
     return Ledger(aws.client(aws.hub_session(settings.aws_region), "dynamodb"), settings.ledger_table)
 
 
-def session_policy(settings: Settings) -> str:
-    """The member session policy for this stack's service account and vault key alias (mlplane.aws)."""
-    return aws.member_session_policy(sa_user_name=settings.sa_user_name, vault_key_alias=settings.vault_key_alias)
+# The purposes mlplane assumes member roles for, each with its own session policy
+# (`session_policies/<purpose>.json`): STS allows 2,048 characters per session policy, so each purpose's work
+# runs in a session allowed only what that purpose needs. member-role.yaml carries the union of them all.
+PURPOSES: tuple[str, ...] = (
+    "core",  # network, service account and policies, vault key, quotas, the vendor's footprint (reads)
+    "access_key",  # the service account's optional access key, kept in Secrets Manager (I4)
+)
+
+
+def session_policy(settings: Settings, purpose: str = "core") -> str:
+    """The member session policy of `purpose` for this stack's service account and vault key alias (mlplane.aws).
+    A policy that would not fit STS's 2,048 characters with these settings is a ConfigError naming the purpose."""
+    if purpose not in PURPOSES:
+        raise ValueError(f"unknown member session purpose {purpose!r}; known: {', '.join(PURPOSES)}")
+    return aws.member_session_policy(purpose, SaUserName=settings.sa_user_name, VaultKeyAlias=settings.vault_key_alias)
+
+
+def session_policies(settings: Settings) -> dict[str, str]:
+    """Every purpose's session policy (ValidateAccount checks they all fit before anything is created)."""
+    return {purpose: session_policy(settings, purpose) for purpose in PURPOSES}
 
 
 def member_for(
-    account_id: str, execution: str, step: str, settings: Settings, deadline: Deadline | None = None
+    account_id: str,
+    execution: str,
+    step: str,
+    settings: Settings,
+    deadline: Deadline | None = None,
+    *,
+    purpose: str = "core",
 ) -> Member:
-    """Assume the member role (cached) and bundle it with the hub's ledger (and the Lambda's deadline)."""
+    """Assume the member role (cached per purpose) with the session policy of `purpose`, and bundle it with the
+    hub's ledger (and the Lambda's deadline)."""
     session = aws.session_for(
         account_id,
         settings.member_role_name,
         region=settings.member_region,
         session_name=execution,
-        session_policy=session_policy(settings),
+        session_policy=session_policy(settings, purpose),
     )
     return Member(
         account_id=account_id,

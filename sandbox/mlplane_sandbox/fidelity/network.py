@@ -61,7 +61,6 @@ from moto.ec2.models import ec2_backends
 from moto.ec2.responses._base_response import EC2BaseResponse
 from moto.iam.models import iam_backends
 from moto.ram.models import ram_backends
-from moto.sts.models import sts_backends
 
 from mlplane_sandbox import clock as clock_module
 from mlplane_sandbox import iam_policy
@@ -677,15 +676,10 @@ def _complete_attachment(transition: _Transition) -> None:
 # -- the service-linked role of the account's first attachment -----------------------------------------------------
 def _session_policy(call: Call) -> dict[str, Any] | None:
     """The session policy of the assumed-role session that made the call, None if there is none."""
-    match = re.match(r"^arn:aws:sts::(\d{12}):assumed-role/([^/]+)/(.+)$", call.principal)
-    if not match:
-        return None  # an account's root or the sandbox's own calls: not limited by a session policy
-    account, role, session = match.groups()
-    for assumed in reversed(sts_backends[account]["aws"].assumed_roles):
-        if assumed.role_arn.split("/")[-1] == role and assumed.session_name == session and assumed.policy:
-            document: dict[str, Any] = json.loads(assumed.policy)
-            return document
-    return None
+    if call.session_policy is None:
+        return None  # an account's root, the sandbox's own calls, a session without a policy
+    document: dict[str, Any] = json.loads(call.session_policy)
+    return document
 
 
 def _ensure_service_linked_role(call: Call) -> None:

@@ -16,7 +16,7 @@ from mlplane.config import Settings
 from mlplane.errors import Conflict, InputRejected, error_code, translate
 from mlplane.iam.plan import check_policy, shipped_policy
 from mlplane.ledger import AccountStatus, Ledger, Status
-from mlplane.member import MANAGED_TAG, session_policy
+from mlplane.member import MANAGED_TAG, session_policies
 from mlplane.network import allocation
 from mlplane.network.plan import plan_network
 from mlplane.observability import logger, tracer
@@ -78,12 +78,13 @@ def admit(raw: Any, execution: str, settings: Settings, ledger: Ledger) -> Admis
         startable = _STARTABLE | {current.status}
         reason = f"takes over from {current.execution} ({current.status}, no longer running)"
     check_policy(settings.sa_policy_name, shipped_policy())  # name prefix and IAM's size limit (I2)
+    policies = session_policies(settings)  # every purpose's session policy fits STS's limit (ConfigError)
     session = aws.session_for(
         account_id,
         settings.member_role_name,
         region=settings.member_region,
         session_name=execution,
-        session_policy=session_policy(settings),
+        session_policy=policies["core"],
     )
     azs = _check_member(account_id, settings, aws.client(session, "ec2"))
     _check_plan(account_id, settings, azs, ledger)  # N5: the plan is validated before anything is created
