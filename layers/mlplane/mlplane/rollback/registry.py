@@ -12,11 +12,14 @@ from types import MappingProxyType
 from mlplane.errors import RollbackIncomplete
 from mlplane.iam import apply as iam
 from mlplane.kms import apply as kms
+from mlplane.modules.service_catalog import apply as service_catalog
 from mlplane.network import undo as network
 from mlplane.quotas import apply as quotas
 from mlplane.rollback.handler import Handler
 
-HANDLERS = MappingProxyType({**network.HANDLERS, **iam.HANDLERS, **kms.HANDLERS, **quotas.HANDLERS})
+HANDLERS = MappingProxyType(
+    {**network.HANDLERS, **iam.HANDLERS, **kms.HANDLERS, **quotas.HANDLERS, **service_catalog.HANDLERS}
+)
 
 DOMAIN_TYPES = MappingProxyType(
     {
@@ -24,6 +27,7 @@ DOMAIN_TYPES = MappingProxyType(
         "iam": frozenset(iam.HANDLERS),
         "kms": frozenset(kms.HANDLERS),
         "quotas": frozenset(quotas.HANDLERS),
+        "service_catalog": frozenset(service_catalog.HANDLERS),
     }
 )
 """The resource types of each domain (what a deprovision step of that domain undoes)."""
