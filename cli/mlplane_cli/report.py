@@ -33,6 +33,7 @@ _SECTIONS = (
     "kms_keys",
     "quota_requests",
     "eks_clusters",
+    "canvas",
 )
 _MLPLANE_TAG = "mlplane:managed"
 _VENDOR_ROLE_PREFIXES = ("aac-", "credential-service-role")
@@ -63,7 +64,7 @@ def counted(inventory: dict[str, Any]) -> str:
     return ", ".join(parts) or "nothing"
 
 
-def whose(section: str, items: list[dict[str, Any]]) -> str:
+def whose(section: str, items: list[dict[str, Any]]) -> str:  # noqa: PLR0911 - one note per section
     """What a count counts: whose the resources are, where it is not all mlplane's."""
     if section == "route_tables":
         tagged = sum(1 for t in items if _MLPLANE_TAG in t.get("tags", {}))
@@ -81,6 +82,9 @@ def whose(section: str, items: list[dict[str, Any]]) -> str:
         if vendor < len(items):
             parts.append(f"{len(items) - vendor} the account's own (its execution role)")
         return ", ".join(parts)
+    if section == "canvas":
+        kinds = Counter(str(i.get("kind", "?")) for i in items)
+        return ", ".join(f"{n} {kind}" for kind, n in sorted(kinds.items())) + " (the Canvas module)"
     if section == "kms_keys":
         return ", ".join(sorted({str(k.get("state", "")) for k in items}))
     return ""

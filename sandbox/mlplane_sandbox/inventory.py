@@ -52,6 +52,7 @@ def read(account_id: str) -> dict[str, Any]:  # noqa: C901, PLR0912 - one sectio
             "eks_clusters": [],
             "network_interfaces": [],
             "security_groups": [],
+            "canvas": [],
         }
 
         def attribute(vpc_id: str, name: str) -> bool:
@@ -174,6 +175,7 @@ def read(account_id: str) -> dict[str, Any]:  # noqa: C901, PLR0912 - one sectio
                 }
             )
         inventory["iam_roles"] = [{"name": r["RoleName"], "arn": r["Arn"]} for r in iam.list_roles()["Roles"]]
+        inventory["canvas"] = _canvas(iam)
         kms = sandbox_client("kms")
         aliases = kms.list_aliases()["Aliases"]
         for key in kms.list_keys()["Keys"]:
@@ -206,6 +208,47 @@ def read(account_id: str) -> dict[str, Any]:  # noqa: C901, PLR0912 - one sectio
                 }
             )
     return inventory
+
+
+def _canvas(iam: Any) -> list[dict[str, Any]]:
+    """The Canvas module (M1): its EMR Serverless roles (`kind` role: trust, attached and inline policies), and
+    every inline policy mlplane puts on a role (`kind` inline-policy, `mlplane-canvas-*`: on a custom domain's
+    execution role too)."""
+    from mlplane.modules import canvas
+
+    roles: list[dict[str, Any]] = []
+    inline: list[dict[str, Any]] = []
+    for role in iam.list_roles()["Roles"]:
+        name = role["RoleName"]
+        names = iam.list_role_policies(RoleName=name)["PolicyNames"]
+        for policy in names:
+            if policy.startswith("mlplane-canvas"):
+                document = iam.get_role_policy(RoleName=name, PolicyName=policy)["PolicyDocument"]
+                inline.append(
+                    {"kind": "inline-policy", "role": name, "name": policy, "document": _policy_document(document)}
+                )
+        if not name.startswith(canvas.ROLE_PREFIX):
+            continue
+        roles.append(
+            {
+                "kind": "role",
+                "name": name,
+                "arn": role["Arn"],
+                "trust_policy": _policy_document(role.get("AssumeRolePolicyDocument")),
+                "attached_policy_arns": sorted(
+                    p["PolicyArn"] for p in iam.list_attached_role_policies(RoleName=name)["AttachedPolicies"]
+                ),
+                "inline_policy_names": sorted(names),
+                "tags": _tags(iam.list_role_tags(RoleName=name).get("Tags")),
+            }
+        )
+    return roles + inline
+
+
+def _policy_document(document: Any) -> Any:
+    if isinstance(document, str):
+        return json.loads(unquote(document))
+    return document
 
 
 # What marks a network interface or security group as the vendor's (EKS and its nodes; the VPC CNI tags its ENIs).
@@ -279,7 +322,7 @@ def _quota_requests(account_id: str) -> list[dict[str, Any]]:
     return requests
 
 
-def mlplane_resources(inventory: dict[str, Any], account_id: str) -> list[dict[str, str]]:
+def mlplane_resources(inventory: dict[str, Any], account_id: str) -> list[dict[str, str]]:  # noqa: C901 - per kind
     """Every resource in the inventory that carries mlplane's tags for this account (live ones only)."""
     found: list[dict[str, str]] = []
 
@@ -306,6 +349,11 @@ def mlplane_resources(inventory: dict[str, Any], account_id: str) -> list[dict[s
     for policy in inventory.get("iam_policies", []):
         if mine(policy["tags"]):
             found.append({"type": "iam:policy", "id": policy["arn"]})
+    for item in inventory.get("canvas", []):
+        if item["kind"] == "role" and mine(item["tags"]):
+            found.append({"type": "canvas:role", "id": item["name"]})
+        elif item["kind"] == "inline-policy":  # mlplane-canvas-*: only mlplane puts these
+            found.append({"type": "canvas:inline-policy", "id": f"{item['role']}|{item['name']}"})
     for key in inventory.get("kms_keys", []):
         if mine(key.get("tags", {})) and key.get("state") not in ("PendingDeletion", "PendingReplicaDeletion"):
             found.append({"type": "kms:key", "id": key["id"]})

@@ -3,6 +3,7 @@ with the execution role, and (for egress mode tgw) a network account sharing a t
 
 from __future__ import annotations
 
+import json
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -19,6 +20,9 @@ HUB_ACCOUNT = "123456789012"
 NETWORK_ACCOUNT = "999999999999"
 REGION = "eu-west-1"
 OUS = ("Security", "Infrastructure", "Workloads", "Deployments", "Sandbox")
+AWS_MANAGED_POLICIES = ("AmazonSageMakerCanvasEMRServerlessExecutionRolePolicy",)
+"""AWS managed policies the sandbox's accounts have (moto loads none unless MOTO_IAM_LOAD_MANAGED_POLICIES, and
+then all 1,400): the one the Canvas module attaches, with the document and ARN moto's copy of AWS's list has."""
 
 _local = threading.local()
 _clients: dict[str, Any] = {}
@@ -121,6 +125,7 @@ class World:
                 org.move_account(AccountId=account_id, SourceParentId=parent, DestinationParentId=target)
         if self.stackset_role is not None and role_name == self.stackset_role.name:
             self._deploy_stackset_role(account_id, self.stackset_role)
+        add_aws_managed_policies(account_id)
         backend = organizations_backends[HUB_ACCOUNT]["aws"]
         for account in backend.accounts:
             if account.id == account_id:
@@ -163,3 +168,24 @@ class World:
                 allowExternalPrincipals=False,
             )
         return self.transit_gateway_id
+
+
+def add_aws_managed_policies(account_id: str, names: tuple[str, ...] = AWS_MANAGED_POLICIES) -> None:
+    """The AWS managed policies `names` exist in the account, as in every AWS account of the partition."""
+    from moto.iam.aws_managed_policies import aws_managed_policies_data
+    from moto.iam.models import AWSManagedPolicy, iam_backends
+
+    backend = iam_backends[account_id]["aws"]
+    data = json.loads(aws_managed_policies_data)
+    for name in names:
+        policy = AWSManagedPolicy.from_data(name, account_id, backend.region_name, data[name])
+        backend.managed_policies.setdefault(policy.arn, policy)
+
+
+def remove_aws_managed_policy(account_id: str, name: str) -> None:
+    """A partition without the policy (tests of mlplane's pre-check)."""
+    from moto.iam.models import iam_backends
+
+    backend = iam_backends[account_id]["aws"]
+    for arn in [arn for arn in backend.managed_policies if arn.endswith(f":policy/{name}")]:
+        del backend.managed_policies[arn]

@@ -14,7 +14,7 @@ Action = Literal["create", "keep", "change", "refuse", "wait"]
 class PlannedChange(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    domain: Literal["network", "iam", "kms", "quotas"]
+    domain: Literal["network", "iam", "kms", "quotas", "canvas", "service_catalog"]  # the modules: their names
     type: str  # the ledger type (ec2:subnet, iam:user, ...)
     key: str  # the plan key
     action: Action

@@ -47,6 +47,87 @@ class QuotaTarget(BaseModel):
     desired: float = Field(default=2500, gt=0)
 
 
+MODULE_TAG_PREFIX = "mlplane:module:"
+"""An Organizations tag `mlplane:module:<name>` = true/false on the account overrides the module's enablement."""
+
+
+class ModuleEnablement(BaseModel):
+    """Where an optional module is enabled (`mlplane.modules`): everywhere, in some OUs, or by the account's tag.
+
+    Order of precedence: the account's Organizations tag `mlplane:module:<name>` (true/false), then `ous` (the
+    account's OU is listed), then `enabled`.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    enabled: bool = False
+    ous: tuple[str, ...] = ()
+
+
+_BUCKET = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
+_TAG_PART = re.compile(r"[\w .:/=+@-]{1,128}")
+
+
+class CanvasSettings(ModuleEnablement):
+    """M1, SageMaker Canvas large data processing (seed 001): the EMR Serverless execution role and, for a
+    custom domain, mlplane's inline policy on the domain's SageMaker execution role."""
+
+    # The role's name is AmazonSageMakerCanvasEMRSExecutionAccess-<role_suffix> (Canvas requires the prefix).
+    role_suffix: str = "mlplane"
+    # Buckets without the SageMaker tag the EMR Serverless role may read and write (seed 001 step 3, scoped).
+    s3_buckets: tuple[str, ...] = ()
+    # A custom domain: the name of its SageMaker execution role (must exist); empty: quick setup, no change.
+    execution_role_name: str = ""
+    # Custom domain in a VPC without internet access (seed 001 scenario 3): ec2:CreateNetworkInterface too.
+    vpc_without_internet: bool = False
+    # Optionally only in subnets and security groups carrying this tag (seed 001 scenario 3 step 3).
+    eni_tag_key: str = ""
+    eni_tag_value: str = ""
+
+    @field_validator("role_suffix")
+    @classmethod
+    def _suffix(cls, value: str) -> str:
+        # IAM role names: at most 64 characters; the prefix takes 41.
+        return _iam_name("role name suffix", value, 64 - 41)
+
+    @field_validator("execution_role_name")
+    @classmethod
+    def _execution_role(cls, value: str) -> str:
+        return _iam_name("role name", value, 64) if value else value
+
+    @field_validator("s3_buckets")
+    @classmethod
+    def _buckets(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for bucket in value:
+            if not _BUCKET.fullmatch(bucket) or ".." in bucket:
+                raise ValueError(f"bucket {bucket!r} is not an S3 bucket name")
+        return value
+
+    @field_validator("eni_tag_key", "eni_tag_value")
+    @classmethod
+    def _tag(cls, value: str) -> str:
+        if value and not _TAG_PART.fullmatch(value):
+            raise ValueError(f"tag {value!r} must be 1-128 letters, digits, spaces or _.:/=+-@")
+        return value
+
+
+class ServiceCatalogSettings(ModuleEnablement):
+    """M2, self-service SageMaker instances through Service Catalog (seed 003)."""
+
+
+class ModulesSettings(BaseModel):
+    """One entry per optional module (`mlplane.modules.MODULES` has the same names)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    canvas: CanvasSettings = CanvasSettings()
+    service_catalog: ServiceCatalogSettings = ServiceCatalogSettings()
+
+    def enablement(self, name: str) -> ModuleEnablement:
+        value: ModuleEnablement = getattr(self, name)
+        return value
+
+
 class Settings(BaseModel):
     """Validated configuration of every mlplane function."""
 
@@ -87,6 +168,8 @@ class Settings(BaseModel):
     rollback_retry_seconds: Annotated[int, Field(ge=0, le=604_800)] = 21_600
     # How many READY accounts the fleet reconcile converges at once (ReconcileFleet's Map, D2).
     reconcile_concurrency: Annotated[int, Field(ge=1, le=40)] = 5
+    # The optional modules and where each is enabled (env MODULES: JSON, like QUOTA_TARGETS).
+    modules: ModulesSettings = ModulesSettings()
 
     @field_validator("sa_policy_name")
     @classmethod
@@ -142,6 +225,13 @@ class Settings(BaseModel):
     def _parse_targets(cls, value: Any) -> Any:
         if isinstance(value, str):
             return json.loads(value) if value.strip() else ()
+        return value
+
+    @field_validator("modules", mode="before")
+    @classmethod
+    def _parse_modules(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return json.loads(value) if value.strip() else {}
         return value
 
     @field_validator("quota_targets")

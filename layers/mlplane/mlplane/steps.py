@@ -64,6 +64,8 @@ class ValidateAccountOutput(_Model):
     # resume: the account is ROLLBACK_HELD; the execution goes back to the waits (WaitForEks), creating nothing.
     action: Literal["provision", "noop", "resume", "reconcile"]
     poll_interval_seconds: int
+    # The optional modules enabled for this account, resolved once here (`mlplane.modules.enabled_for`).
+    modules: list[str] = Field(default_factory=list)
     polls: dict[str, PollState] = Field(
         default_factory=lambda: {name: PollState() for name in ("quotas", "eks", "credential_role", "kms_policy")}
     )
@@ -122,6 +124,12 @@ class PatchKmsPolicyInput(PollInput):
 
 class MarkReadyInput(StepInput):
     pass
+
+
+class ApplyModulesInput(StepInput):
+    """The modules ValidateAccount enabled for the account: ApplyModules applies those and no other."""
+
+    modules: list[str] = Field(default_factory=list)
 
 
 class CaughtError(BaseModel):

@@ -71,7 +71,7 @@ def audit(member: Member, settings: Settings) -> dict[str, Any]:
             expected=change.detail if change.action == "create" else "as planned",
             actual="absent" if change.action == "create" else change.detail,
         )
-        for change in resource_changes(member, settings)
+        for change in resource_changes(member, settings, enabled=member.ledger.modules(member.account_id))
         if change.action in ("create", "change")
     ]
     findings += _untracked(member)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from mlplane import modules
 from mlplane.accounts.events import ControlTowerEvent, parse_start
 from mlplane.accounts.validate import admit
 from mlplane.changes import PlannedChange
@@ -56,7 +57,7 @@ def preview(raw: Any, settings: Settings, ledger: Ledger, member_for: Callable[[
         return document
     member = member_for(account_id)
     network = plan_for(member, settings)
-    changes = resource_changes(member, settings, network)
+    changes = resource_changes(member, settings, network, enabled=admission.modules)
     return {
         **document,
         "changes": [c.model_dump(mode="json") for c in changes],
@@ -65,14 +66,18 @@ def preview(raw: Any, settings: Settings, ledger: Ledger, member_for: Callable[[
     }
 
 
-def resource_changes(member: Member, settings: Settings, network: NetworkPlan | None = None) -> list[PlannedChange]:
+def resource_changes(
+    member: Member, settings: Settings, network: NetworkPlan | None = None, *, enabled: tuple[str, ...] = ()
+) -> list[PlannedChange]:
     """What each step would do to each of its resources now (read-only): the plan's rows, and `mlplane audit`'s
-    measure of drift (anything but keep in a READY account)."""
+    measure of drift (anything but keep in a READY account). `enabled`: the optional modules the account gets
+    (each module's own plan; none: no call of any module)."""
     return [
         *network_diff.diff(member, network or plan_for(member, settings)),
         *_iam(member, settings),
         *_kms(member, settings),
         *_quotas(member, settings),
+        *modules.plan(member, settings, enabled),
     ]
 
 

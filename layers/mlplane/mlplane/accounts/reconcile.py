@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from mlplane import notify
+from mlplane import modules, notify
 from mlplane.accounts.audit import audit, judged
 from mlplane.eks import watch
 from mlplane.errors import MlplaneError
@@ -45,6 +45,8 @@ def reconcile(member: Member, settings: Settings) -> dict[str, Any]:
         ("kms key", lambda: kms_apply.ensure_key(member, settings)),
         ("quotas", lambda: quotas_apply.run(member, settings)),
     ]
+    for name in member.ledger.modules(member.account_id):  # as ValidateAccount resolved them for this run
+        steps.append((f"module {name}", lambda name=name: modules.apply(member, settings, (name,))))  # type: ignore[misc]
     if watch.role_exists(member, settings.credential_role_name):
         steps.append(("kms policy", lambda: kms_apply.patch_policy(member, settings)))
     for name, step in steps:

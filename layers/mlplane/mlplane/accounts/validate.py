@@ -8,7 +8,7 @@ from typing import Any, Literal
 
 from botocore.exceptions import ClientError
 
-from mlplane import aws
+from mlplane import aws, modules
 from mlplane.accounts.events import ControlTowerEvent, ManualStart, parse_start
 from mlplane.accounts.lifecycle import deliver_pending_ready
 from mlplane.accounts.ownership import owner_running
@@ -16,7 +16,7 @@ from mlplane.config import Settings
 from mlplane.errors import Conflict, InputRejected, error_code, translate
 from mlplane.iam.plan import check_policy, shipped_policy
 from mlplane.ledger import AccountStatus, Ledger, Status
-from mlplane.member import MANAGED_TAG, session_policies
+from mlplane.member import MANAGED_TAG, Member, session_policies
 from mlplane.network import allocation
 from mlplane.network.plan import plan_network
 from mlplane.observability import logger, tracer
@@ -37,6 +37,7 @@ class Admission:
     current: AccountStatus | None
     startable: frozenset[Status] = _STARTABLE
     reason: str = ""  # why noop / resume / a take-over
+    modules: tuple[str, ...] = ()  # the optional modules enabled for the account (`mlplane.modules`)
 
 
 def admit(raw: Any, execution: str, settings: Settings, ledger: Ledger) -> Admission:
@@ -52,6 +53,7 @@ def admit(raw: Any, execution: str, settings: Settings, ledger: Ledger) -> Admis
         raise InputRejected(
             f"account {account_id} is in OU {ou!r}, not in the allowed OUs {', '.join(settings.allowed_ous)}"
         )
+    enabled = modules.enabled_for(settings, ou=ou, tags=modules.account_tags(settings, account_id))
     current = ledger.status(account_id)
     # A manual reconcile, or Control Tower updating an account mlplane already made READY (its OU, its
     # baseline): converge it to the plan rather than ignore the event (D2).
@@ -60,13 +62,17 @@ def admit(raw: Any, execution: str, settings: Settings, ledger: Ledger) -> Admis
     )
     if current is not None and current.status == Status.READY:
         if reconcile:
-            return Admission(account_id, ou, "reconcile", current, reason="READY: converge it to the plan")
-        return Admission(account_id, ou, "noop", current, reason=f"READY since {current.updated_at}")
+            return Admission(
+                account_id, ou, "reconcile", current, reason="READY: converge it to the plan", modules=enabled
+            )
+        return Admission(account_id, ou, "noop", current, reason=f"READY since {current.updated_at}", modules=enabled)
     if reconcile and isinstance(start, ManualStart):
         state = current.status.value if current else "unknown to mlplane"
         raise InputRejected(f"account {account_id} is {state}, not READY: nothing to reconcile (provision it)")
     if current is not None and _resumes(current, execution):
-        return Admission(account_id, ou, "resume", current, reason=f"{current.status}: back to the waits")
+        return Admission(
+            account_id, ou, "resume", current, reason=f"{current.status}: back to the waits", modules=enabled
+        )
     startable = _STARTABLE
     reason = ""
     if current is not None and current.status not in _STARTABLE and current.execution != execution:
@@ -88,7 +94,10 @@ def admit(raw: Any, execution: str, settings: Settings, ledger: Ledger) -> Admis
     )
     azs = _check_member(account_id, settings, aws.client(session, "ec2"))
     _check_plan(account_id, settings, azs, ledger)  # N5: the plan is validated before anything is created
-    return Admission(account_id, ou, "provision", current, startable, reason)
+    if enabled:  # the modules' own pre-checks (read-only): a module that is not enabled makes no call
+        member = Member(account_id, settings.member_region, execution, "ValidateAccount", session, ledger)
+        modules.check(member, settings, enabled)
+    return Admission(account_id, ou, "provision", current, startable, reason, modules=enabled)
 
 
 @tracer.capture_method(capture_response=False)
@@ -99,6 +108,7 @@ def validate(raw: Any, execution: str, settings: Settings, ledger: Ledger) -> Va
         deliver_pending_ready(account_id, settings, ledger)  # a READY the first run could not announce (C10)
     elif admission.action == "reconcile":
         logger.info("reconciling", account_id=account_id)  # the status stays READY throughout (D2)
+        ledger.record_ou(account_id, admission.ou, admission.modules)  # what ReconcileAccount converges
     elif admission.action == "resume":
         assert current is not None
         return _resume(current, ou=admission.ou, settings=settings, ledger=ledger, execution=execution)
@@ -107,13 +117,15 @@ def validate(raw: Any, execution: str, settings: Settings, ledger: Ledger) -> Va
             logger.info("taking over", account_id=account_id, reason=admission.reason)
         if current is None or current.execution != execution:
             ledger.set_status(account_id, Status.PROVISIONING, execution=execution, only_from=admission.startable)
-            ledger.record_ou(account_id, admission.ou)  # `mlplane accounts --ou`; every step rewrites the status
+            # `mlplane accounts --ou`, and the modules audit and reconcile look at; every step rewrites the status
+            ledger.record_ou(account_id, admission.ou, admission.modules)
     return ValidateAccountOutput(
         account_id=account_id,
         execution=execution,
         ou=admission.ou,
         action=admission.action if admission.action in ("noop", "reconcile") else "provision",
         poll_interval_seconds=settings.poll_interval_seconds,
+        modules=list(admission.modules),
     )
 
 

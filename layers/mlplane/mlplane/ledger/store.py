@@ -94,9 +94,15 @@ class Ledger:
             account_id=account_id, status=status, execution=execution, updated_at=item["updated_at"]["S"], error=error
         )
 
-    def record_ou(self, account_id: str, ou: str) -> None:
-        """The OU the account was in when a run claimed it (Organizations is the truth; this is for listing)."""
-        self.put_item(account_id, _OU_SK, {"ou": ou, "at": _now()})
+    def record_ou(self, account_id: str, ou: str, modules: tuple[str, ...] = ()) -> None:
+        """The OU the account was in when a run claimed it (Organizations is the truth; this is for listing),
+        and the optional modules ValidateAccount enabled for it (what `mlplane audit` and reconcile look at)."""
+        self.put_item(account_id, _OU_SK, {"ou": ou, "modules": list(modules), "at": _now()})
+
+    def modules(self, account_id: str) -> tuple[str, ...]:
+        """The modules enabled for the account when a run last claimed it (`record_ou`)."""
+        item = self.get_item(account_id, _OU_SK) or {}
+        return tuple(str(name) for name in item.get("modules", []))
 
     def accounts(self) -> list[AccountEntry]:
         """Every account with a status item, with its OU and resource records (one Scan of the table)."""

@@ -1,1 +1,99 @@
-"""Optional modules of the control plane."""
+"""The optional modules (issue 17): an explicit table, each enabled globally, per OU or by an account tag.
+
+ValidateAccount resolves once which modules are enabled for the account (`enabled_for`: the account's
+Organizations tag `mlplane:module:<name>`, then the module's `ous`, then its `enabled`), runs their pre-checks
+and passes the list on (`ValidateAccountOutput.modules`); later steps only test membership. A module that is not
+enabled makes no AWS call at all. Rollback and RemoveModules undo the modules' ledger records with the one
+walker (their handlers are in `mlplane.rollback.registry`), whether or not the module is still enabled.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from types import MappingProxyType
+from typing import TYPE_CHECKING
+
+from botocore.exceptions import ClientError
+
+from mlplane import aws
+from mlplane.config import MODULE_TAG_PREFIX, Settings
+from mlplane.errors import ConfigError, translate
+from mlplane.modules import canvas, service_catalog
+from mlplane.modules.base import Module
+from mlplane.observability import logger
+from mlplane.steps import StepOutput
+
+if TYPE_CHECKING:
+    from mlplane.changes import PlannedChange
+    from mlplane.member import Member
+    from mlplane.rollback.handler import Handler
+
+MODULES: Mapping[str, Module] = MappingProxyType(
+    {
+        "canvas": canvas.MODULE,
+        "service_catalog": service_catalog.MODULE,
+    }
+)
+"""Every optional module, by the name its settings (`Settings.modules`) and account tag use."""
+
+
+def account_tags(settings: Settings, account_id: str) -> dict[str, str]:
+    """The account's Organizations tags that name a module (`mlplane:module:<name>`), read from the hub."""
+    org = aws.client(aws.hub_session(settings.aws_region), "organizations")
+    tags: dict[str, str] = {}
+    try:
+        for page in org.get_paginator("list_tags_for_resource").paginate(ResourceId=account_id):
+            tags.update({t["Key"]: t["Value"] for t in page.get("Tags", []) if t["Key"].startswith(MODULE_TAG_PREFIX)})
+    except ClientError as err:
+        raise translate(err, f"organizations:ListTagsForResource {account_id}") from err
+    return tags
+
+
+def enabled_for(settings: Settings, *, ou: str, tags: Mapping[str, str]) -> tuple[str, ...]:
+    """The modules enabled for an account in `ou` with these Organizations tags, in the table's order."""
+    enabled: list[str] = []
+    for name in MODULES:
+        enablement = settings.modules.enablement(name)
+        tag = tags.get(MODULE_TAG_PREFIX + name)
+        if tag is not None:
+            on = tag.strip().lower()
+            if on not in ("true", "false"):
+                raise ConfigError(f"account tag {MODULE_TAG_PREFIX}{name}={tag!r}: the value must be true or false")
+            if on == "true":
+                enabled.append(name)
+        elif ou in enablement.ous or enablement.enabled:
+            enabled.append(name)
+    return tuple(enabled)
+
+
+def _selected(names: Iterable[str]) -> list[Module]:
+    chosen = set(names)
+    unknown = sorted(chosen - set(MODULES))
+    if unknown:
+        raise ConfigError(f"unknown module {unknown[0]!r}")
+    return [module for name, module in MODULES.items() if name in chosen]
+
+
+def check(member: Member, settings: Settings, names: Iterable[str]) -> None:
+    """The enabled modules' pre-checks (read-only); InputRejected names the first problem."""
+    for module in _selected(names):
+        module.check(member, settings)
+
+
+def plan(member: Member, settings: Settings, names: Iterable[str]) -> list[PlannedChange]:
+    return [change for module in _selected(names) for change in module.plan(member, settings)]
+
+
+def apply(member: Member, settings: Settings, names: Iterable[str]) -> StepOutput:
+    """ApplyModules: converge each enabled module, in the table's order; a re-run creates nothing."""
+    outputs: list[StepOutput] = []
+    for module in _selected(names):
+        output = module.apply(member, settings)
+        logger.info("module applied", module=module.name, created=output.created, existing=output.existing)
+        outputs.append(output.model_copy(update={"detail": {module.name: output.detail}}))
+    return StepOutput.combine(*outputs)
+
+
+def handlers() -> dict[str, Handler]:
+    """Every module's undo handlers, by ledger type (`mlplane.rollback.registry` joins them)."""
+    return {kind: handler for module in MODULES.values() for kind, handler in module.handlers.items()}

@@ -1,0 +1,29 @@
+"""RemoveModules: undo what the optional modules recorded in the ledger (before the network and IAM go)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools.utilities.parser import parse
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from mlplane.config import get_settings
+from mlplane.member import hub_ledger, member_for
+from mlplane.observability import logger, metrics, tracer
+from mlplane.rollback.registry import DOMAIN_TYPES
+from mlplane.rollback.run import teardown
+from mlplane.steps import StepInput, StepOutput
+
+
+@logger.inject_lambda_context(clear_state=True)
+@tracer.capture_lambda_handler(capture_response=False)
+@metrics.log_metrics(capture_cold_start_metric=True)
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    step = parse(event=event, model=StepInput)
+    logger.append_keys(account_id=step.account_id, execution=step.execution)
+    settings = get_settings()
+    records = hub_ledger(settings).resources(step.account_id)
+    if not any(r.type in DOMAIN_TYPES["modules"] for r in records):  # no module made anything: no member call
+        return StepOutput().model_dump(mode="json")
+    member = member_for(step.account_id, step.execution, "RemoveModules", settings)
+    return teardown(member, "modules").model_dump(mode="json")
