@@ -46,6 +46,9 @@ JUSTIFIED: dict[tuple[str, str, str], str] = {
     "only through Secrets Manager (kms:ViaService), only for the access-key secret (its encryption context)",
     ("session", "VaultKeyForSecret", "UNKNOWN_CONDITION_FOR_ACTION"): "kms:ResourceAliases is a key of the key "
     "resource type; parliament checks action-level keys only",
+    ("session", "ScCatalog", "RESOURCE_STAR"): "Service Catalog's create, list and search actions take no resource "
+    "type (Service Authorization Reference, list_awsservicecatalog); splitting the per-portfolio/product actions onto "
+    "catalog portfolio/product ARNs is M2's open follow-up (the sandbox has no describer for them yet)",
     ("template", "ValidateAccountFunction", "RESOURCE_STAR"): "organizations:DescribeAccount and "
     "DescribeOrganizationalUnit need the organization id in their ARNs, an optional parameter; read-only",
     ("template", "ValidateDeprovisionFunction", "RESOURCE_STAR"): "organizations:DescribeAccount needs the "

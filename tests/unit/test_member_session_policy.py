@@ -25,7 +25,9 @@ def test_the_default_settings_fill_every_placeholder_within_the_sts_limit(purpos
     assert "${" not in text
     document = json.loads(text)
     assert all("Sid" not in statement for statement in document["Statement"])
-    assert "aac_automation_sa" in json.dumps(document)  # every purpose acts for the service account only
+    # every purpose acts for the service account only; service_catalog (M2) only on its launch role and bucket
+    scope = {"service_catalog": "role/mlplane-sc-launch"}.get(purpose, "aac_automation_sa")
+    assert scope in json.dumps(document)
 
 
 def test_the_core_policy_names_the_service_account_and_the_vault_alias() -> None:
@@ -54,3 +56,17 @@ def test_names_too_long_for_sts_are_refused_before_any_call() -> None:
         session_policy(Settings(vault_key_alias=long_alias))
     with pytest.raises(ConfigError, match=r"^the core member session policy"):
         session_policies(Settings(vault_key_alias=long_alias))  # what ValidateAccount checks first
+
+
+def test_the_service_catalog_purpose_passes_only_its_launch_role_only_to_service_catalog() -> None:
+    document = json.loads(session_policy(Settings(), "service_catalog"))
+    passing = [s for s in document["Statement"] if "iam:PassRole" in s["Action"]]
+    assert passing == [
+        {
+            "Effect": "Allow",
+            "Action": "iam:PassRole",
+            "Resource": "arn:*:iam::*:role/mlplane-sc-launch",
+            "Condition": {"StringEquals": {"iam:PassedToService": "servicecatalog.amazonaws.com"}},
+        }
+    ]
+    assert all(not a.startswith(("ec2:", "kms:", "sagemaker:")) for s in document["Statement"] for a in s["Action"])

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from mlplane import aws
@@ -28,6 +28,15 @@ class Member:
     session: aws.Session
     ledger: Ledger
     deadline: Deadline = field(default_factory=Deadline)  # the running Lambda's (none outside Lambda)
+    # The session of another purpose (`member_for` sets it): a module's calls, also when the rollback walker or
+    # a plan hands its handlers the core member, run in the module's own session.
+    sessions: Callable[[str], aws.Session] | None = field(default=None, compare=False, repr=False)
+
+    def for_purpose(self, purpose: str) -> Member:
+        """This member with the session of `purpose` (its own session policy, `session_policies/<purpose>.json`)."""
+        if self.sessions is None:
+            raise ValueError(f"member {self.account_id}: no sessions of other purposes (use member_for)")
+        return replace(self, session=self.sessions(purpose))
 
     def client(self, service: str) -> Any:
         return aws.client(self.session, service)
@@ -86,6 +95,7 @@ def hub_ledger(settings: Settings) -> Ledger:
 PURPOSES: tuple[str, ...] = (
     "core",  # network, service account and policies, vault key, quotas, the vendor's footprint (reads)
     "access_key",  # the service account's optional access key, kept in Secrets Manager (I4)
+    "service_catalog",  # the Service Catalog module (M2): its launch role, template bucket, portfolio, product
 )
 
 
@@ -113,19 +123,23 @@ def member_for(
 ) -> Member:
     """Assume the member role (cached per purpose) with the session policy of `purpose`, and bundle it with the
     hub's ledger (and the Lambda's deadline)."""
-    session = aws.session_for(
-        account_id,
-        settings.member_role_name,
-        region=settings.member_region,
-        session_name=execution,
-        session_policy=session_policy(settings, purpose),
-    )
+
+    def session(of: str) -> aws.Session:
+        return aws.session_for(
+            account_id,
+            settings.member_role_name,
+            region=settings.member_region,
+            session_name=execution,
+            session_policy=session_policy(settings, of),
+        )
+
     return Member(
         account_id=account_id,
         region=settings.member_region,
         execution=execution,
         step=step,
-        session=session,
+        session=session(purpose),
         ledger=hub_ledger(settings),
         deadline=deadline or Deadline(),
+        sessions=session,
     )

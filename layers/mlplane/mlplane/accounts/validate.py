@@ -85,17 +85,22 @@ def admit(raw: Any, execution: str, settings: Settings, ledger: Ledger) -> Admis
         reason = f"takes over from {current.execution} ({current.status}, no longer running)"
     check_policy(settings.sa_policy_name, shipped_policy())  # name prefix and IAM's size limit (I2)
     policies = session_policies(settings)  # every purpose's session policy fits STS's limit (ConfigError)
-    session = aws.session_for(
-        account_id,
-        settings.member_role_name,
-        region=settings.member_region,
-        session_name=execution,
-        session_policy=policies["core"],
-    )
-    azs = _check_member(account_id, settings, aws.client(session, "ec2"))
+
+    def session(purpose: str) -> aws.Session:
+        return aws.session_for(
+            account_id,
+            settings.member_role_name,
+            region=settings.member_region,
+            session_name=execution,
+            session_policy=policies[purpose],
+        )
+
+    azs = _check_member(account_id, settings, aws.client(session("core"), "ec2"))
     _check_plan(account_id, settings, azs, ledger)  # N5: the plan is validated before anything is created
     if enabled:  # the modules' own pre-checks (read-only): a module that is not enabled makes no call
-        member = Member(account_id, settings.member_region, execution, "ValidateAccount", session, ledger)
+        member = Member(
+            account_id, settings.member_region, execution, "ValidateAccount", session("core"), ledger, sessions=session
+        )
         modules.check(member, settings, enabled)
     return Admission(account_id, ou, "provision", current, startable, reason, modules=enabled)
 

@@ -44,6 +44,12 @@ ASSOCIATION_TYPE = "servicecatalog:product-association"
 PRINCIPAL_TYPE = "servicecatalog:principal-association"
 CONSTRAINT_TYPE = "servicecatalog:launch-constraint"
 ROLE_POLICY_NAME = "launch"
+RESOURCES = 9
+"""How many resources one account's catalog is (`run` creates at most these)."""
+PURPOSE = "service_catalog"
+"""Every call of the module on its own resources runs in the member session of this purpose."""
+PRODUCT_KEY = "servicecatalog/product"
+PORTFOLIO_KEY = "servicecatalog/portfolio"
 
 
 @dataclass(frozen=True)
@@ -54,6 +60,12 @@ class Target:
     subnet_ids: list[str]
     kms_key_arn: str
     principal_arn: str  # the analysts' (SAML) role
+    instance_types: tuple[str, ...] = product.INSTANCE_TYPES  # the sizes an analyst may choose
+
+
+def own(member: Member) -> Member:
+    """The member in the module's own session (`session_policies/service_catalog.json`)."""
+    return member.for_purpose(PURPOSE)
 
 
 def bucket_name(member: Member) -> str:
@@ -129,6 +141,7 @@ def _ensure_role_policy(member: Member, target: Target) -> int:
         vpc_id=target.vpc_id,
         subnet_ids=target.subnet_ids,
         kms_key_arn=target.kms_key_arn,
+        instance_types=target.instance_types,
     )
     iam = member.client("iam")
 
@@ -198,7 +211,12 @@ def _ensure_bucket(member: Member) -> int:
 
 def _ensure_template(member: Member, target: Target) -> int:
     key = "servicecatalog/template"
-    body = product.render(subnet_id=target.subnet_ids[0], vpc_id=target.vpc_id, kms_key_arn=target.kms_key_arn)
+    body = product.render(
+        subnet_id=target.subnet_ids[0],
+        vpc_id=target.vpc_id,
+        kms_key_arn=target.kms_key_arn,
+        instance_types=target.instance_types,
+    )
     s3 = member.client("s3")
 
     def find() -> str | None:
@@ -237,7 +255,7 @@ def _owned_portfolio(member: Member, key: str) -> str | None:
 
 
 def _ensure_portfolio(member: Member) -> tuple[str, bool]:
-    key = "servicecatalog/portfolio"
+    key = PORTFOLIO_KEY
 
     def create() -> str:
         try:
@@ -266,7 +284,7 @@ def _owned_product(member: Member, key: str) -> str | None:
 
 
 def _ensure_product(member: Member) -> tuple[str, bool]:
-    key = "servicecatalog/product"
+    key = PRODUCT_KEY
     url = f"https://{bucket_name(member)}.s3.{member.region}.amazonaws.com/{template_key()}"
 
     def create() -> str:
@@ -381,6 +399,24 @@ def _live_launches(member: Member, product_id: str) -> list[dict[str, Any]]:
     return [p for p in found.get("ProvisionedProducts", []) if p.get("ProductId") == product_id]
 
 
+def find_portfolio(member: Member) -> str | None:
+    return _owned_portfolio(member, PORTFOLIO_KEY)
+
+
+def find_product(member: Member) -> str | None:
+    return _owned_product(member, PRODUCT_KEY)
+
+
+def live_launches(member: Member) -> list[dict[str, Any]]:
+    """Every analyst's live launch of mlplane's product in the account (none: no product)."""
+    product_id = find_product(member)
+    return _live_launches(member, product_id) if product_id else []
+
+
+def named(launches: list[dict[str, Any]]) -> str:
+    return ", ".join(f"{p['Name']} ({p['Id']})" for p in launches)
+
+
 def _undo_association(member: Member, record: ResourceRecord, resource_id: str) -> Undone:
     portfolio, product_id = resource_id.split("|", 1)
     return _gone_ok(
@@ -430,20 +466,27 @@ def refuse_while_launched(member: Member) -> None:
     """Blocked, naming them, while an analyst's launch of mlplane's product is live: nothing of the catalog (nor
     the launch role its termination needs) is removed then. A deprovision configured to terminate them calls
     `terminate_launches` before the walk."""
-    product_id = _owned_product(member, "servicecatalog/product")
-    live = _live_launches(member, product_id) if product_id else []
+    live = live_launches(member)
     if live:
-        names = ", ".join(f"{p['Name']} ({p['Id']})" for p in live)
-        raise Blocked(f"servicecatalog product {product_id} in {member.account_id} has analysts' instances: {names}")
+        raise Blocked(f"servicecatalog product in {member.account_id} has analysts' instances: {named(live)}")
 
 
 def _guarded(undo: Any) -> Any:
     def guarded(member: Member, record: ResourceRecord, resource_id: str) -> Undone:
-        refuse_while_launched(member)
-        result: Undone = undo(member, record, resource_id)
+        mine = own(member)
+        refuse_while_launched(mine)
+        result: Undone = undo(mine, record, resource_id)
         return result
 
     return guarded
+
+
+def _in_own_session(find: Any) -> Any:
+    def found(member: Member, record: ResourceRecord) -> str | None:
+        result: str | None = find(own(member), record)
+        return result
+
+    return found
 
 
 def _undo_product(member: Member, record: ResourceRecord, resource_id: str) -> Undone:
@@ -514,7 +557,7 @@ def _find_bucket(member: Member, record: ResourceRecord) -> str | None:
 
 
 HANDLERS = {
-    kind: Handler(find=handler.find, undo=_guarded(handler.undo))
+    kind: Handler(find=_in_own_session(handler.find), undo=_guarded(handler.undo))
     for kind, handler in {
         ROLE_TYPE: Handler(find=_find_role, undo=_undo_role),
         ROLE_POLICY_TYPE: Handler(find=_find_none, undo=_undo_role_policy),

@@ -24,6 +24,12 @@ TEMPLATE_FILE = f"notebook-{TEMPLATE_VERSION}.yaml"
 NOTEBOOK_ROLE_PATH = "/mlplane-sc-notebook/"
 LAUNCH_ROLE_NAME = "mlplane-sc-launch"
 INSTANCE_TYPES = ("ml.t3.medium", "ml.t3.large", "ml.t3.xlarge", "ml.m5.xlarge", "ml.m5.2xlarge", "ml.m5.4xlarge")
+"""The sizes of the shipped template (`mlplane.config.NOTEBOOK_SIZES`, the default setting, is the same)."""
+_SIZES = re.compile(
+    r"^(  InstanceType:\n    Type: String\n    Description: [^\n]*\n)"
+    r"    Default: [^\n]*\n    AllowedValues:\n(?:      - [^\n]*\n)+",
+    re.MULTILINE,
+)
 PROVISIONED_TAG = "aws:servicecatalog:provisionedProductArn"
 """Service Catalog tags each launch's stack (CloudFormation propagates it to the resources) with this key."""
 
@@ -33,9 +39,16 @@ def template_text() -> str:
     return resources.files(__package__).joinpath(TEMPLATE_FILE).read_text(encoding="utf-8")
 
 
-def render(*, subnet_id: str, vpc_id: str, kms_key_arn: str) -> str:
-    """The template for one account: its subnet, VPC and key as the default and only allowed value."""
+def render(*, subnet_id: str, vpc_id: str, kms_key_arn: str, instance_types: tuple[str, ...] = INSTANCE_TYPES) -> str:
+    """The template for one account: its subnet, VPC and key as the default and only allowed value; the
+    configured sizes as the size's allowed values (the first is the default)."""
     text = template_text()
+    sizes = "".join(f"      - {size}\n" for size in instance_types)
+    text, found = _SIZES.subn(
+        lambda m: f"{m.group(1)}    Default: {instance_types[0]}\n    AllowedValues:\n{sizes}", text
+    )
+    if found != 1:
+        raise ValueError(f"{TEMPLATE_FILE}: parameter InstanceType not found once")
     for name, value in (("SubnetId", subnet_id), ("VpcId", vpc_id), ("KmsKeyId", kms_key_arn)):
         header = re.compile(rf"^  {name}:\n    Type: String\n", re.MULTILINE)
         if len(header.findall(text)) != 1:
@@ -62,7 +75,14 @@ def launch_role_trust(account_id: str) -> dict[str, Any]:
 
 
 def launch_role_policy(
-    *, account_id: str, region: str, vpc_id: str, subnet_ids: list[str], kms_key_arn: str, partition: str = "aws"
+    *,
+    account_id: str,
+    region: str,
+    vpc_id: str,
+    subnet_ids: list[str],
+    kms_key_arn: str,
+    instance_types: tuple[str, ...] = INSTANCE_TYPES,
+    partition: str = "aws",
 ) -> dict[str, Any]:
     """What CloudFormation needs, as the launch role, to create and delete this product's resources."""
     here = f"{region}:{account_id}"
@@ -144,7 +164,7 @@ def launch_role_policy(
                         "sagemaker:RootAccess": "Disabled",
                         "sagemaker:VolumeKmsKey": kms_key_arn,
                     },
-                    "ForAllValues:StringEquals": {"sagemaker:InstanceTypes": list(INSTANCE_TYPES)},
+                    "ForAllValues:StringEquals": {"sagemaker:InstanceTypes": list(instance_types)},
                     "ForAnyValue:StringEquals": {"sagemaker:VpcSubnets": subnet_ids},
                 },
             },
