@@ -10,7 +10,7 @@ from urllib.parse import unquote
 from botocore.exceptions import ClientError
 
 from mlplane.member import ACCOUNT_TAG, MANAGED_TAG
-from mlplane_sandbox.world import as_account, sandbox_client
+from mlplane_sandbox.world import REGION, as_account, sandbox_client
 
 GONE_STATES = frozenset({"deleted", "rejected"})
 """Terminal states of NAT gateways, VPC endpoints and transit gateway attachments: described for a while
@@ -53,6 +53,7 @@ def read(account_id: str) -> dict[str, Any]:  # noqa: C901, PLR0912 - one sectio
             "network_interfaces": [],
             "security_groups": [],
             "canvas": [],
+            "service_catalog": [],
         }
 
         def attribute(vpc_id: str, name: str) -> bool:
@@ -176,6 +177,7 @@ def read(account_id: str) -> dict[str, Any]:  # noqa: C901, PLR0912 - one sectio
             )
         inventory["iam_roles"] = [{"name": r["RoleName"], "arn": r["Arn"]} for r in iam.list_roles()["Roles"]]
         inventory["canvas"] = _canvas(iam)
+        inventory["service_catalog"] = _service_catalog(account_id, iam)
         kms = sandbox_client("kms")
         aliases = kms.list_aliases()["Aliases"]
         for key in kms.list_keys()["Keys"]:
@@ -243,6 +245,40 @@ def _canvas(iam: Any) -> list[dict[str, Any]]:
             }
         )
     return roles + inline
+
+
+def _service_catalog(account_id: str, iam: Any) -> list[dict[str, Any]]:
+    """The Service Catalog module (M2): the account's portfolios (products, principals, constraints), products,
+    live provisioned products (the analysts' launches), mlplane's launch role and template bucket."""
+    from mlplane.modules.service_catalog import product
+    from mlplane_sandbox.emulators import service_catalog
+
+    state = service_catalog.state(account_id, REGION)
+    items: list[dict[str, Any]] = [{"kind": "portfolio", **p} for p in state["portfolios"]]
+    items += [{"kind": "product", **p} for p in state["products"]]
+    items += [
+        {"kind": "provisioned-product", **p} for p in state["provisioned_products"] if p["status"] != "TERMINATED"
+    ]
+    if product.LAUNCH_ROLE_NAME in {r["RoleName"] for r in iam.list_roles()["Roles"]}:
+        names = iam.list_role_policies(RoleName=product.LAUNCH_ROLE_NAME)["PolicyNames"]
+        items.append(
+            {
+                "kind": "launch-role",
+                "name": product.LAUNCH_ROLE_NAME,
+                "inline_policy_names": sorted(names),
+                "tags": _tags(iam.list_role_tags(RoleName=product.LAUNCH_ROLE_NAME).get("Tags")),
+            }
+        )
+    s3 = sandbox_client("s3")
+    for bucket in s3.list_buckets().get("Buckets", []):
+        if bucket["Name"].startswith("mlplane-sc-"):
+            try:
+                tags = s3.get_bucket_tagging(Bucket=bucket["Name"])["TagSet"]
+            except ClientError:
+                tags = []
+            keys = [o["Key"] for o in s3.list_objects_v2(Bucket=bucket["Name"]).get("Contents", [])]
+            items.append({"kind": "template-bucket", "name": bucket["Name"], "objects": keys, "tags": _tags(tags)})
+    return items
 
 
 def _policy_document(document: Any) -> Any:
@@ -322,7 +358,7 @@ def _quota_requests(account_id: str) -> list[dict[str, Any]]:
     return requests
 
 
-def mlplane_resources(inventory: dict[str, Any], account_id: str) -> list[dict[str, str]]:  # noqa: C901 - per kind
+def mlplane_resources(inventory: dict[str, Any], account_id: str) -> list[dict[str, str]]:  # noqa: C901, PLR0912
     """Every resource in the inventory that carries mlplane's tags for this account (live ones only)."""
     found: list[dict[str, str]] = []
 
@@ -354,6 +390,15 @@ def mlplane_resources(inventory: dict[str, Any], account_id: str) -> list[dict[s
             found.append({"type": "canvas:role", "id": item["name"]})
         elif item["kind"] == "inline-policy":  # mlplane-canvas-*: only mlplane puts these
             found.append({"type": "canvas:inline-policy", "id": f"{item['role']}|{item['name']}"})
+    catalog_kinds = {
+        "portfolio": "servicecatalog:portfolio",
+        "product": "servicecatalog:product",
+        "launch-role": "servicecatalog:launch-role",
+        "template-bucket": "servicecatalog:template-bucket",
+    }
+    for item in inventory.get("service_catalog", []):
+        if item["kind"] in catalog_kinds and mine(item["tags"]):
+            found.append({"type": catalog_kinds[item["kind"]], "id": item.get("id", item.get("name", ""))})
     for key in inventory.get("kms_keys", []):
         if mine(key.get("tags", {})) and key.get("state") not in ("PendingDeletion", "PendingReplicaDeletion"):
             found.append({"type": "kms:key", "id": key["id"]})

@@ -614,17 +614,22 @@ def _launch_session(call: Call, role_arn: str) -> Any:
             f"Access denied while assuming the role {role_arn}: it must exist and trust servicecatalog.amazonaws.com",
             400,
         )
-    with recording.suppressed():  # Service Catalog's own AssumeRole, not a call of the launch role
-        sts = boto3.Session(
-            aws_access_key_id="testing",
-            aws_secret_access_key="testing",
-            region_name=call.region,
-        ).client("sts")
-        credentials = sts.assume_role(RoleArn=role_arn, RoleSessionName="AWSServiceCatalogProvisioning")["Credentials"]
+    # Service Catalog's own AssumeRole (as servicecatalog.amazonaws.com, trusted as checked above): straight from
+    # moto's STS, not a call of anyone's credentials (the sandbox's trust check would see no service principal).
+    from moto.sts.models import sts_backends
+
+    assumed = sts_backends[call.account_id]["global"].assume_role(
+        region_name=call.region,
+        role_session_name="AWSServiceCatalogProvisioning",
+        role_arn=role_arn,
+        policy="",
+        duration=3600,
+        external_id="",
+    )
     return boto3.Session(
-        aws_access_key_id=credentials["AccessKeyId"],
-        aws_secret_access_key=credentials["SecretAccessKey"],
-        aws_session_token=credentials["SessionToken"],
+        aws_access_key_id=assumed.access_key_id,
+        aws_secret_access_key=assumed.secret_access_key,
+        aws_session_token=assumed.session_token,
         region_name=call.region,
     )
 
