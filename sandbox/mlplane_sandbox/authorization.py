@@ -16,10 +16,12 @@ TagSpecifications (EC2), Tags (IAM, KMS) also authorises the tagging action: `im
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import unquote
 
 from mlplane_sandbox.rules import Call
 
@@ -380,7 +382,46 @@ def _notebook_implied(call: Call) -> tuple[Authorization, ...]:
     return tuple(found)
 
 
+def _s3_path(call: Call) -> tuple[str, str]:
+    """The bucket and key of an S3 request: virtual-hosted (`bucket.s3.<region>.amazonaws.com/key`) or path
+    style (`s3.<region>.amazonaws.com/bucket/key`)."""
+    host = str(call.params.get("__host", ""))
+    path = unquote(str(call.params.get("__path", ""))).lstrip("/")
+    if ".s3." in f".{host}" and not host.startswith("s3."):
+        return host.split(".s3.", 1)[0], path
+    bucket, _, key = path.partition("/")
+    return bucket, key
+
+
+def _bucket(call: Call) -> Resource:
+    return Resource(f"arn:{PARTITION}:s3:::{_s3_path(call)[0]}")
+
+
+def _object(call: Call) -> Resource:
+    bucket, key = _s3_path(call)
+    return Resource(f"arn:{PARTITION}:s3:::{bucket}/{key}")
+
+
+def _on_s3(action: str, resource: Callable[[Call], Resource]) -> Callable[[Call], Authorization]:
+    return lambda call: Authorization(action, (resource(call),))
+
+
+# S3 (Service Authorization Reference, Amazon S3): bucket actions on the bucket ARN, object actions on the object
+# ARN; the API's PutPublicAccessBlock is the action s3:PutBucketPublicAccessBlock.
+_S3_ACTIONS = {
+    "CreateBucket": ("s3:CreateBucket", _bucket),
+    "DeleteBucket": ("s3:DeleteBucket", _bucket),
+    "GetBucketTagging": ("s3:GetBucketTagging", _bucket),
+    "PutBucketTagging": ("s3:PutBucketTagging", _bucket),
+    "PutPublicAccessBlock": ("s3:PutBucketPublicAccessBlock", _bucket),
+    "GetObject": ("s3:GetObject", _object),
+    "PutObject": ("s3:PutObject", _object),
+    "DeleteObject": ("s3:DeleteObject", _object),
+}
+
+
 _DESCRIBERS: dict[str, Callable[[Call], Authorization]] = {
+    **{f"s3:{operation}": _on_s3(action, resource) for operation, (action, resource) in _S3_ACTIONS.items()},
     **{f"ec2:{operation}": _ec2_describer(operation) for operation in _EC2_RESOURCES},
     **{
         f"iam:{operation}": _on_iam(operation, _user)
@@ -423,6 +464,10 @@ _DESCRIBERS: dict[str, Callable[[Call], Authorization]] = {
             "TagRole",
             "ListRolePolicies",
             "ListAttachedRolePolicies",
+            "ListRoleTags",
+            "GetRolePolicy",
+            "PutRolePolicy",
+            "DeleteRolePolicy",
         )
     },
     "ec2:CreateSecurityGroup": _create_security_group,
@@ -441,7 +486,7 @@ _DESCRIBERS: dict[str, Callable[[Call], Authorization]] = {
 }
 
 
-def _implied(call: Call, action: str) -> tuple[Authorization, ...]:
+def _implied(call: Call, action: str) -> tuple[Authorization, ...]:  # noqa: PLR0911 - one per kind of implied action
     """Tag on create: a create with tags is also authorised as the tagging action.
 
     EC2: "To tag a resource on creation, you need ec2:CreateTags" with ec2:CreateAction = the create action
@@ -455,6 +500,15 @@ def _implied(call: Call, action: str) -> tuple[Authorization, ...]:
         return (Authorization("kms:TagResource"),)
     if action == "sagemaker:CreateNotebookInstance":
         return _notebook_implied(call)
+    if action == "servicecatalog:CreateConstraint" and call.params.get("Type") == "LAUNCH":
+        # Creating a launch constraint passes its role to Service Catalog (the Service Catalog administrator
+        # guide, "Launch constraints": to assign a role one needs iam:PassRole).
+        role = str(json.loads(str(call.params.get("Parameters", "{}"))).get("RoleArn", ""))
+        return (
+            Authorization(
+                "iam:PassRole", (Resource(role),), {"iam:PassedToService": ("servicecatalog.amazonaws.com",)}
+            ),
+        )
     if action == "iam:CreateRole" and _tags_param(call.params, "Tags", "Key", "Value"):
         return (Authorization("iam:TagRole", (_role(call),)),)
     if action in ("iam:CreateUser", "iam:CreatePolicy") and _tags_param(call.params, "Tags", "Key", "Value"):

@@ -151,6 +151,7 @@ def _params(service: str, request: AWSPreparedRequest) -> dict[str, Any]:
             data = {}
     if protocol.startswith("rest"):
         data["__path"] = urlparse(request.url).path
+        data["__host"] = urlparse(request.url).hostname or ""
         data["__method"] = request.method
     return data
 

@@ -66,9 +66,12 @@ def launch_as_analyst(sandbox: Sandbox, name: str) -> str:
         aws_session_token=creds["SessionToken"],
         region_name=REGION,
     )
-    made = session.client("servicecatalog").provision_product(
-        ProductId=record.resource_id, ProvisioningArtifactId=artifact, ProvisionedProductName=name
-    )["RecordDetail"]
+    from mlplane_sandbox import recording
+
+    with recording.suppressed():  # the analyst's own call (and the launch it makes), not one of mlplane's
+        made = session.client("servicecatalog").provision_product(
+            ProductId=record.resource_id, ProvisioningArtifactId=artifact, ProvisionedProductName=name
+        )["RecordDetail"]
     return str(made["ProvisionedProductId"])
 
 

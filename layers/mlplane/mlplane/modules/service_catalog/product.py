@@ -99,6 +99,11 @@ def launch_role_policy(
                 "Action": ["cloudformation:CreateStack", "cloudformation:DeleteStack", "cloudformation:DescribeStacks"],
                 "Resource": f"arn:{partition}:cloudformation:{here}:stack/SC-{account_id}-pp-*/*",
             },
+            # Service Catalog reads its copy of the template "in a service-owned Amazon S3 bucket" as the launch role
+            # (Service Catalog administrator guide, "Launch constraints" > "Configuring a launch role",
+            # docs.aws.amazon.com/servicecatalog/latest/adminguide/constraints-launch.html): no bucket ARN of the
+            # account can scope it, the tag on Service Catalog's copies does (the condition of the guide's example
+            # launch role policy; re-check the exact key against the current guide before a real deployment).
             {
                 "Sid": "TemplateCopy",
                 "Effect": "Allow",
