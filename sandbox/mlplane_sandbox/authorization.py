@@ -200,6 +200,34 @@ def _policy(call: Call) -> Resource:
     return Resource(arn, exists=arn in _iam(call).managed_policies)
 
 
+def _role(call: Call) -> Resource:
+    """arn:aws:iam::ACCOUNT:role/NAME with the role's tags (aws:ResourceTag/<key>) at call time."""
+    name = str(call.params.get("RoleName", ""))
+    role = next((r for r in _iam(call).roles.values() if r.name == name), None)
+    if role is None:  # CreateRole: the ARN it will have (its Path, if any)
+        path = str(call.params.get("Path", "/"))
+        return Resource(f"arn:{PARTITION}:iam::{call.account_id}:role{path}{name}", exists=False)
+    listed = list(role.tags.values()) if isinstance(role.tags, dict) else list(role.tags or [])
+    tags = {str(t["Key"]): str(t["Value"]) for t in listed}
+    keys: Keys = {f"aws:ResourceTag/{k}": (v,) for k, v in tags.items()}
+    return Resource(f"arn:{PARTITION}:iam::{call.account_id}:role{role.path}{name}", keys)
+
+
+def _role_call(operation: str) -> Callable[[Call], Authorization]:
+    """A call on a role: its tags as resource keys; a create's or a tagging's tags as aws:RequestTag/<key>;
+    Attach/DetachRolePolicy's policy as iam:PolicyARN."""
+
+    def authorization(call: Call) -> Authorization:
+        context: Keys = {
+            f"aws:RequestTag/{k}": (v,) for k, v in _tags_param(call.params, "Tags", "Key", "Value").items()
+        }
+        if "PolicyArn" in call.params:
+            context["iam:PolicyARN"] = (str(call.params["PolicyArn"]),)
+        return Authorization(f"iam:{operation}", (_role(call),), context)
+
+    return authorization
+
+
 def _on_iam(operation: str, resource: Callable[[Call], Resource]) -> Callable[[Call], Authorization]:
     return lambda call: Authorization(f"iam:{operation}", (resource(call),))
 
@@ -269,13 +297,6 @@ def _alias_and_key(operation: str) -> Callable[[Call], Authorization]:
 
 
 # -- a Service Catalog launch's calls, as its launch role (mlplane_sandbox.emulators.service_catalog) -------------
-def _role(call: Call) -> Resource:
-    name = str(call.params.get("RoleName", ""))
-    role = next((r for r in _iam(call).roles.values() if r.name == name), None)
-    path = str(call.params.get("Path", "/")) if role is None else str(role.path)
-    return Resource(f"arn:{PARTITION}:iam::{call.account_id}:role{path}{name}", exists=role is not None)
-
-
 def _security_group(call: Call, group_id: str) -> Resource:
     backend = _ec2(call)
     exists = any(group_id in groups for groups in backend.groups.values())
@@ -435,11 +456,30 @@ _DESCRIBERS: dict[str, Callable[[Call], Authorization]] = {
             "ListAccessKeys",
         )
     },
+    **{
+        f"iam:{operation}": _role_call(operation)
+        for operation in (
+            "GetRole",
+            "GetRolePolicy",
+            "ListAttachedRolePolicies",
+            "ListInstanceProfilesForRole",
+            "ListRolePolicies",
+            "ListRoleTags",
+            "CreateRole",
+            "DeleteRole",
+            "TagRole",
+            "AttachRolePolicy",
+            "DetachRolePolicy",
+            "PutRolePolicy",
+            "DeleteRolePolicy",
+        )
+    },
     "iam:AttachUserPolicy": _user_policy("AttachUserPolicy"),
     "iam:DetachUserPolicy": _user_policy("DetachUserPolicy"),
     **{
         f"iam:{operation}": _on_iam(operation, _policy)
         for operation in (
+            "GetPolicy",
             "CreatePolicy",
             "CreatePolicyVersion",
             "DeletePolicy",
@@ -455,21 +495,6 @@ _DESCRIBERS: dict[str, Callable[[Call], Authorization]] = {
     "kms:TagResource": _on_key("TagResource"),
     "kms:CreateAlias": _alias_and_key("CreateAlias"),
     "kms:DeleteAlias": _alias_and_key("DeleteAlias"),
-    **{
-        f"iam:{operation}": _on_iam(operation, _role)
-        for operation in (
-            "CreateRole",
-            "GetRole",
-            "DeleteRole",
-            "TagRole",
-            "ListRolePolicies",
-            "ListAttachedRolePolicies",
-            "ListRoleTags",
-            "GetRolePolicy",
-            "PutRolePolicy",
-            "DeleteRolePolicy",
-        )
-    },
     "ec2:CreateSecurityGroup": _create_security_group,
     "ec2:DeleteSecurityGroup": lambda call: Authorization(
         "ec2:DeleteSecurityGroup", (_security_group(call, str(call.params.get("GroupId", ""))),)
@@ -486,7 +511,7 @@ _DESCRIBERS: dict[str, Callable[[Call], Authorization]] = {
 }
 
 
-def _implied(call: Call, action: str) -> tuple[Authorization, ...]:  # noqa: PLR0911 - one per kind of implied action
+def _implied(call: Call, action: str) -> tuple[Authorization, ...]:
     """Tag on create: a create with tags is also authorised as the tagging action.
 
     EC2: "To tag a resource on creation, you need ec2:CreateTags" with ec2:CreateAction = the create action
@@ -509,10 +534,12 @@ def _implied(call: Call, action: str) -> tuple[Authorization, ...]:  # noqa: PLR
                 "iam:PassRole", (Resource(role),), {"iam:PassedToService": ("servicecatalog.amazonaws.com",)}
             ),
         )
-    if action == "iam:CreateRole" and _tags_param(call.params, "Tags", "Key", "Value"):
-        return (Authorization("iam:TagRole", (_role(call),)),)
-    if action in ("iam:CreateUser", "iam:CreatePolicy") and _tags_param(call.params, "Tags", "Key", "Value"):
-        tag = "iam:TagUser" if action == "iam:CreateUser" else "iam:TagPolicy"
+    if action in ("iam:CreateUser", "iam:CreatePolicy", "iam:CreateRole") and _tags_param(
+        call.params, "Tags", "Key", "Value"
+    ):
+        tag = {"iam:CreateUser": "iam:TagUser", "iam:CreatePolicy": "iam:TagPolicy", "iam:CreateRole": "iam:TagRole"}[
+            action
+        ]
         described = _DESCRIBERS[action](call)
-        return (Authorization(tag, described.resources),)
+        return (Authorization(tag, described.resources, described.context),)
     return ()

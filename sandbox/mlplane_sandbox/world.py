@@ -125,7 +125,8 @@ class World:
                 org.move_account(AccountId=account_id, SourceParentId=parent, DestinationParentId=target)
         if self.stackset_role is not None and role_name == self.stackset_role.name:
             self._deploy_stackset_role(account_id, self.stackset_role)
-        add_aws_managed_policies(account_id)
+        if account_id not in self.accounts:
+            add_aws_managed_policies(account_id)
         backend = organizations_backends[HUB_ACCOUNT]["aws"]
         for account in backend.accounts:
             if account.id == account_id:

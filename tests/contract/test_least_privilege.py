@@ -43,7 +43,7 @@ from mlplane_sandbox.recording import ApiCall
 from mlplane_sandbox.rules import Call
 from mlplane_sandbox.runner import Options, Sandbox
 from mlplane_sandbox.template import load_template, project_root
-from mlplane_sandbox.world import HUB_ACCOUNT, REGION
+from mlplane_sandbox.world import HUB_ACCOUNT, REGION, as_account, sandbox_client
 from tests.conftest import load_event
 
 # The recorded scenarios are one module fixture (about 50 s): one xdist worker runs all of this module's tests,
@@ -129,7 +129,20 @@ SESSION_POLICY_EXTRAS: dict[str, dict[str, str]] = {
 UNWIRED_PURPOSES: dict[str, str] = {
     "access_key": "the optional access key (issue 14 D) is wired by the accesskey branch",
 }
-SETTINGS = Settings()  # the scenarios run with the default service account name and key alias
+# The Canvas module's scenario (M1): a custom domain in a VPC without internet access, ENIs only in tagged subnets.
+DOMAIN_ROLE = "AmazonSageMakerExecutionRole-canvas"
+CANVAS = {
+    "canvas": {
+        "enabled": True,
+        "s3_buckets": ["analytics-data"],
+        "execution_role_name": DOMAIN_ROLE,
+        "vpc_without_internet": True,
+        "eni_tag_key": "emr",
+        "eni_tag_value": "allowed",
+    }
+}
+# The scenarios run with the default service account name and key alias (the canvas policy names DOMAIN_ROLE).
+SETTINGS = Settings(modules=CANVAS)
 
 
 @dataclass
@@ -241,6 +254,21 @@ def recorded() -> Iterator[Recorded]:  # noqa: PLR0915 - one block per scenario
             found.outcomes.append(sandbox.run(success).outcome)
             found.outcomes.append(sandbox.run(load_event("manual", "start")).outcome)
             keep(sandbox)
+        # The Canvas module enabled (ApplyModules), then deprovisioned (RemoveModules): its own session purpose.
+        with Sandbox(Options(config={**FAST, "modules": CANVAS}, then_deprovision=True)) as sandbox:
+            sandbox.world.place_account(MEMBER, "Workloads", role_name=SETTINGS.member_role_name)
+            with as_account(MEMBER):
+                trust = {
+                    "Effect": "Allow",
+                    "Principal": {"Service": "sagemaker.amazonaws.com"},
+                    "Action": "sts:AssumeRole",
+                }
+                sandbox_client("iam").create_role(
+                    RoleName=DOMAIN_ROLE,
+                    AssumeRolePolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": [trust]}),
+                )
+            found.outcomes.append(sandbox.run(success).outcome)
+            keep(sandbox)
         stuck.fails = ["ec2:DeleteVpc=UnauthorizedOperation"]
         with Sandbox(stuck) as sandbox:
             found.outcomes.append(sandbox.run(success).outcome)
@@ -304,6 +332,7 @@ def test_scenarios_exercise_every_function(recorded: Recorded) -> None:
         "DEPROVISIONED",  # ... terminated first (on_deprovision terminate), then the catalog removed
         "READY",  # its READY not published for a day
         "READY",  # ... and published by the next run's ValidateAccount
+        "DEPROVISIONED",  # the Canvas module applied, then removed
         "ROLLBACK_INCOMPLETE",
         "READY",  # taken over by a run
         "ROLLBACK_INCOMPLETE",  # a deprovision that cannot delete the VPC

@@ -49,6 +49,8 @@ JUSTIFIED: dict[tuple[str, str, str], str] = {
     ("session", "ScCatalog", "RESOURCE_STAR"): "Service Catalog's create, list and search actions take no resource "
     "type (Service Authorization Reference, list_awsservicecatalog); splitting the per-portfolio/product actions onto "
     "catalog portfolio/product ARNs is M2's open follow-up (the sandbox has no describer for them yet)",
+    ("session", "CanvasManagedPolicyExists", "INVALID_ARN"): "an AWS managed policy's ARN has `aws` for its account "
+    "(arn:aws:iam::aws:policy/..., IAM user guide, 'IAM identifiers'); parliament expects 12 digits or a wildcard",
     ("template", "ValidateAccountFunction", "RESOURCE_STAR"): "organizations:DescribeAccount and "
     "DescribeOrganizationalUnit need the organization id in their ARNs, an optional parameter; read-only",
     ("template", "ValidateDeprovisionFunction", "RESOURCE_STAR"): "organizations:DescribeAccount needs the "

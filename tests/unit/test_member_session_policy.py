@@ -25,9 +25,35 @@ def test_the_default_settings_fill_every_placeholder_within_the_sts_limit(purpos
     assert "${" not in text
     document = json.loads(text)
     assert all("Sid" not in statement for statement in document["Statement"])
-    # every purpose acts for the service account only; service_catalog (M2) only on its launch role and bucket
-    scope = {"service_catalog": "role/mlplane-sc-launch"}.get(purpose, "aac_automation_sa")
+    # every purpose acts for the service account only; canvas (M1) only on its roles (seed 001); service_catalog
+    # (M2) only on its launch role and bucket
+    scope = {
+        "canvas": "AmazonSageMakerCanvasEMRSExecutionAccess-",
+        "service_catalog": "role/mlplane-sc-launch",
+    }.get(purpose, "aac_automation_sa")
     assert scope in json.dumps(document)
+
+
+def test_the_canvas_policy_names_the_custom_domains_execution_role_and_only_mlplanes_roles() -> None:
+    settings = Settings(modules={"canvas": {"execution_role_name": "SageMakerDomainRole"}})
+    document = json.loads(session_policy(settings, "canvas"))
+    resources = {
+        resource
+        for statement in document["Statement"]
+        for resource in ([statement["Resource"]] if isinstance(statement["Resource"], str) else statement["Resource"])
+    }
+    assert resources == {
+        "arn:*:iam::*:role/AmazonSageMakerCanvasEMRSExecutionAccess-*",
+        "arn:*:iam::*:role/SageMakerDomainRole",
+        "arn:*:iam::aws:policy/AmazonSageMakerCanvasEMRServerlessExecutionRolePolicy",
+    }
+    writes_on_the_domain_role = {
+        action
+        for statement in document["Statement"]
+        if statement["Resource"] == "arn:*:iam::*:role/SageMakerDomainRole"
+        for action in statement["Action"]
+    }
+    assert writes_on_the_domain_role == {"iam:PutRolePolicy", "iam:DeleteRolePolicy"}  # its inline policy only
 
 
 def test_the_core_policy_names_the_service_account_and_the_vault_alias() -> None:

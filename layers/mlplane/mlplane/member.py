@@ -15,6 +15,8 @@ MANAGED_TAG = "mlplane:managed"
 ACCOUNT_TAG = "mlplane:account"
 EXECUTION_TAG = "mlplane:execution"
 KEY_TAG = "mlplane:key"
+CANVAS_ROLE_PREFIX = "AmazonSageMakerCanvasEMRSExecutionAccess-"
+"""Canvas only offers existing roles whose name begins with this (seed 001; `mlplane.modules.canvas`)."""
 
 
 @dataclass(frozen=True)
@@ -95,6 +97,7 @@ def hub_ledger(settings: Settings) -> Ledger:
 PURPOSES: tuple[str, ...] = (
     "core",  # network, service account and policies, vault key, quotas, the vendor's footprint (reads)
     "access_key",  # the service account's optional access key, kept in Secrets Manager (I4)
+    "canvas",  # the Canvas module (M1): its EMR Serverless role, mlplane's inline policy on the domain's role
     "service_catalog",  # the Service Catalog module (M2): its launch role, template bucket, portfolio, product
 )
 
@@ -104,7 +107,14 @@ def session_policy(settings: Settings, purpose: str = "core") -> str:
     A policy that would not fit STS's 2,048 characters with these settings is a ConfigError naming the purpose."""
     if purpose not in PURPOSES:
         raise ValueError(f"unknown member session purpose {purpose!r}; known: {', '.join(PURPOSES)}")
-    return aws.member_session_policy(purpose, SaUserName=settings.sa_user_name, VaultKeyAlias=settings.vault_key_alias)
+    canvas = settings.modules.canvas
+    return aws.member_session_policy(
+        purpose,
+        SaUserName=settings.sa_user_name,
+        VaultKeyAlias=settings.vault_key_alias,
+        # The custom domain's execution role; without one, the module's own role (the statement adds nothing).
+        CanvasExecutionRoleName=canvas.execution_role_name or f"{CANVAS_ROLE_PREFIX}{canvas.role_suffix}",
+    )
 
 
 def session_policies(settings: Settings) -> dict[str, str]:

@@ -20,7 +20,7 @@ from botocore.exceptions import ClientError
 from mlplane import aws, consistency
 from mlplane.changes import PlannedChange
 from mlplane.errors import Blocked, InputRejected, error_code, translate
-from mlplane.member import ACCOUNT_TAG, KEY_TAG, MANAGED_TAG
+from mlplane.member import ACCOUNT_TAG, CANVAS_ROLE_PREFIX, KEY_TAG, MANAGED_TAG
 from mlplane.modules.base import Module
 from mlplane.rollback.handler import Handler, Undone
 from mlplane.steps import StepOutput
@@ -30,8 +30,10 @@ if TYPE_CHECKING:
     from mlplane.ledger import ResourceRecord
     from mlplane.member import Member
 
-ROLE_PREFIX = "AmazonSageMakerCanvasEMRSExecutionAccess-"
+ROLE_PREFIX = CANVAS_ROLE_PREFIX
 """Canvas only offers existing roles whose name begins with this (seed 001, scenario 1 step 2)."""
+PURPOSE = "canvas"
+"""Every call of this module runs in the member session of this purpose (`session_policies/canvas.json`)."""
 MANAGED_POLICY_NAME = "AmazonSageMakerCanvasEMRServerlessExecutionRolePolicy"
 S3_POLICY_NAME = "mlplane-canvas-s3"
 DOMAIN_POLICY_NAME = "mlplane-canvas-large-data"
@@ -136,6 +138,11 @@ def _size(document: Any) -> int:
 
 
 # -- observe (read-only) ----------------------------------------------------------------------------------
+def _iam(member: Member) -> Any:
+    """IAM in the canvas session, whichever member the caller has (the rollback walker's is the core one)."""
+    return member.for_purpose(PURPOSE).client("iam")
+
+
 def _document(raw: Any) -> dict[str, Any]:
     if isinstance(raw, dict):
         return raw
@@ -209,7 +216,7 @@ def check(member: Member, settings: Settings) -> None:
     role exists and has room for mlplane's inline policy, and the EMR Serverless role is mlplane's (if it
     exists) with room for the managed policy."""
     config = settings.modules.canvas
-    iam = member.client("iam")
+    iam = _iam(member)
     partition = aws.partition_for(member.region)
     arn = managed_policy_arn(partition)
     try:
@@ -252,7 +259,7 @@ def _check_execution_role(iam: Any, config: CanvasSettings, account_id: str, par
 def plan(member: Member, settings: Settings) -> list[PlannedChange]:
     """What `apply` would do now, per resource (`mlplane plan`; the audit's measure)."""
     config = settings.modules.canvas
-    iam = member.client("iam")
+    iam = _iam(member)
     partition = aws.partition_for(member.region)
     name = role_name(config)
     arn = managed_policy_arn(partition)
@@ -317,7 +324,7 @@ def _inline_change(
 def apply(member: Member, settings: Settings) -> StepOutput:
     """Converge: the role, the managed policy's attachment, the inline policies; a re-run creates nothing."""
     config = settings.modules.canvas
-    iam = member.client("iam")
+    iam = _iam(member)
     partition = aws.partition_for(member.region)
     name = role_name(config)
     arn = managed_policy_arn(partition)
@@ -410,7 +417,7 @@ def _ensure_inline(member: Member, iam: Any, *, key: str, role: str, policy: str
 # -- undo handlers ----------------------------------------------------------------------------------------
 def _find_role(member: Member, record: ResourceRecord) -> str | None:
     name = str(record.data.get("role_name", ""))
-    iam = member.client("iam")
+    iam = _iam(member)
     if not name or _role(iam, name) is None:
         return None
     tags = _role_tags(iam, name)
@@ -421,7 +428,7 @@ def _find_role(member: Member, record: ResourceRecord) -> str | None:
 def _undo_role(member: Member, record: ResourceRecord, resource_id: str) -> Undone:
     """Delete the role mlplane created, once what mlplane put on it is gone; anything else on it blocks."""
     del record
-    iam = member.client("iam")
+    iam = _iam(member)
     if _role(iam, resource_id) is None:
         return Undone("gone")
     if not _owned(iam, resource_id, member.account_id):
@@ -446,14 +453,14 @@ def _undo_role(member: Member, record: ResourceRecord, resource_id: str) -> Undo
 
 def _find_attachment(member: Member, record: ResourceRecord) -> str | None:
     name, arn = str(record.data.get("role_name", "")), str(record.data.get("policy_arn", ""))
-    return f"{name}|{arn}" if name and arn and arn in _attached(member.client("iam"), name) else None
+    return f"{name}|{arn}" if name and arn and arn in _attached(_iam(member), name) else None
 
 
 def _undo_attachment(member: Member, record: ResourceRecord, resource_id: str) -> Undone:
     del record
     name, _, arn = resource_id.partition("|")
     try:
-        member.client("iam").detach_role_policy(RoleName=name, PolicyArn=arn)
+        _iam(member).detach_role_policy(RoleName=name, PolicyArn=arn)
     except ClientError as err:
         if error_code(err) == "NoSuchEntity":
             return Undone("gone")
@@ -463,7 +470,7 @@ def _undo_attachment(member: Member, record: ResourceRecord, resource_id: str) -
 
 def _find_inline(member: Member, record: ResourceRecord) -> str | None:
     role, policy = str(record.data.get("role_name", "")), str(record.data.get("policy_name", ""))
-    found = role and policy and _inline(member.client("iam"), role, policy) is not None
+    found = role and policy and _inline(_iam(member), role, policy) is not None
     return f"{role}|{policy}" if found else None
 
 
@@ -472,7 +479,7 @@ def _undo_inline(member: Member, record: ResourceRecord, resource_id: str) -> Un
     del record
     role, _, policy = resource_id.partition("|")
     try:
-        member.client("iam").delete_role_policy(RoleName=role, PolicyName=policy)
+        _iam(member).delete_role_policy(RoleName=role, PolicyName=policy)
     except ClientError as err:
         if error_code(err) == "NoSuchEntity":
             return Undone("gone")
