@@ -6,6 +6,7 @@ from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from mlplane import modules
 from mlplane.config import get_settings
 from mlplane.member import hub_ledger, member_for
 from mlplane.observability import logger, metrics
@@ -24,4 +25,5 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     if not any(r.type in DOMAIN_TYPES["modules"] for r in records):  # no module made anything: no member call
         return StepOutput().model_dump(mode="json")
     member = member_for(step.account_id, step.execution, "RemoveModules", settings)
+    modules.prepare_removal(member, settings, (r.type for r in records))  # e.g. terminate analysts' launches
     return teardown(member, "modules").model_dump(mode="json")

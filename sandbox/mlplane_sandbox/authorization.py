@@ -17,10 +17,12 @@ those.
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import unquote
 
 from mlplane_sandbox.rules import Call
 
@@ -247,8 +249,9 @@ def _role(call: Call) -> Resource:
     """arn:aws:iam::ACCOUNT:role/NAME with the role's tags (aws:ResourceTag/<key>) at call time."""
     name = str(call.params.get("RoleName", ""))
     role = next((r for r in _iam(call).roles.values() if r.name == name), None)
-    if role is None:
-        return Resource(f"arn:{PARTITION}:iam::{call.account_id}:role/{name}", exists=False)
+    if role is None:  # CreateRole: the ARN it will have (its Path, if any)
+        path = str(call.params.get("Path", "/"))
+        return Resource(f"arn:{PARTITION}:iam::{call.account_id}:role{path}{name}", exists=False)
     listed = list(role.tags.values()) if isinstance(role.tags, dict) else list(role.tags or [])
     tags = {str(t["Key"]): str(t["Value"]) for t in listed}
     keys: Keys = {f"aws:ResourceTag/{k}": (v,) for k, v in tags.items()}
@@ -387,7 +390,153 @@ def _on_secret(operation: str) -> Callable[[Call], Authorization]:
     return lambda call: Authorization(f"secretsmanager:{operation}", (_secret(call),))
 
 
+# -- a Service Catalog launch's calls, as its launch role (mlplane_sandbox.emulators.service_catalog) -------------
+def _security_group(call: Call, group_id: str) -> Resource:
+    backend = _ec2(call)
+    exists = any(group_id in groups for groups in backend.groups.values())
+    tags = dict(backend.tags.get(group_id, {}))
+    arn = f"arn:{PARTITION}:ec2:{call.region}:{call.account_id}:security-group/{group_id}"
+    return Resource(arn, {f"aws:ResourceTag/{k}": (v,) for k, v in tags.items()}, exists)
+
+
+def _create_security_group(call: Call) -> Authorization:
+    vpc = _ec2_resource(call, "vpc", str(call.params.get("VpcId", "")))
+    new = Resource(f"arn:{PARTITION}:ec2:{call.region}:{call.account_id}:security-group/(new)", exists=False)
+    return Authorization("ec2:CreateSecurityGroup", (vpc, new))
+
+
+def _notebook(call: Call) -> Resource:
+    from moto.sagemaker.models import sagemaker_backends
+
+    name = str(call.params.get("NotebookInstanceName", ""))
+    found = sagemaker_backends[call.account_id][call.region].notebook_instances.get(name)
+    arn = f"arn:{PARTITION}:sagemaker:{call.region}:{call.account_id}:notebook-instance/{name.lower()}"
+    if found is None:
+        return Resource(arn, exists=False)
+    return Resource(arn, {f"aws:ResourceTag/{t['Key']}": (t["Value"],) for t in found.tags})
+
+
+def _create_notebook(call: Call) -> Authorization:
+    """CreateNotebookInstance with SageMaker's condition keys for it (Service Authorization Reference)."""
+    p = call.params
+    context: Keys = {
+        "sagemaker:DirectInternetAccess": (str(p.get("DirectInternetAccess", "Enabled")),),
+        "sagemaker:RootAccess": (str(p.get("RootAccess", "Enabled")),),
+        "sagemaker:InstanceTypes": (str(p.get("InstanceType", "")),),
+    }
+    if p.get("KmsKeyId"):
+        context["sagemaker:VolumeKmsKey"] = (str(p["KmsKeyId"]),)
+    if p.get("SubnetId"):
+        context["sagemaker:VpcSubnets"] = (str(p["SubnetId"]),)
+    if p.get("SecurityGroupIds"):
+        context["sagemaker:VpcSecurityGroupIds"] = tuple(str(g) for g in p["SecurityGroupIds"])
+    return Authorization("sagemaker:CreateNotebookInstance", (_notebook(call),), context)
+
+
+def _on_notebook(operation: str) -> Callable[[Call], Authorization]:
+    return lambda call: Authorization(f"sagemaker:{operation}", (_notebook(call),))
+
+
+def _stack(call: Call) -> Resource:
+    from mlplane_sandbox.emulators.cloudformation import member_stacks
+
+    name = str(call.params.get("StackName", ""))
+    found = next((s for s in member_stacks(call.account_id, deleted=True) if name in (s.name, s.stack_id)), None)
+    if found is None:
+        arn = f"arn:{PARTITION}:cloudformation:{call.region}:{call.account_id}:stack/{name}/(new)"
+        return Resource(arn, exists=False)
+    return Resource(found.stack_id)
+
+
+def _on_stack(operation: str) -> Callable[[Call], Authorization]:
+    return lambda call: Authorization(f"cloudformation:{operation}", (_stack(call),))
+
+
+def _notebook_implied(call: Call) -> tuple[Authorization, ...]:
+    """What CreateNotebookInstance also needs of its caller (SageMaker API permissions reference): pass the
+    execution role to SageMaker, a grant on the volume's key, the interface SageMaker creates in the subnet."""
+    p = call.params
+    where = f"{call.region}:{call.account_id}"
+    interface = Resource(f"arn:{PARTITION}:ec2:{where}:network-interface/(by SageMaker)", exists=False)
+    role = str(p.get("RoleArn", ""))
+    found: list[Authorization] = [
+        Authorization("iam:PassRole", (Resource(role),), {"iam:PassedToService": ("sagemaker.amazonaws.com",)})
+    ]
+    if p.get("KmsKeyId"):
+        found.append(
+            Authorization(
+                "kms:CreateGrant",
+                (_key(call, str(p["KmsKeyId"])),),
+                {"kms:GrantIsForAWSResource": ("true",)},
+            )
+        )
+    if p.get("SubnetId"):
+        groups = [_security_group(call, str(g)) for g in p.get("SecurityGroupIds", [])]
+        found.extend(
+            [
+                Authorization(
+                    "ec2:CreateNetworkInterface",
+                    (_ec2_resource(call, "subnet", str(p["SubnetId"])), *groups, interface),
+                ),
+                Authorization("ec2:AttachNetworkInterface", (interface,)),
+                Authorization("ec2:ModifyNetworkInterfaceAttribute", (interface,)),
+                *(
+                    Authorization(f"ec2:{read}")
+                    for read in (
+                        "DescribeAvailabilityZones",
+                        "DescribeInternetGateways",
+                        "DescribeSecurityGroups",
+                        "DescribeSubnets",
+                        "DescribeVpcs",
+                    )
+                ),
+            ]
+        )
+    if p.get("Tags"):
+        found.append(Authorization("sagemaker:AddTags", (_notebook(call),)))
+    return tuple(found)
+
+
+def _s3_path(call: Call) -> tuple[str, str]:
+    """The bucket and key of an S3 request: virtual-hosted (`bucket.s3.<region>.amazonaws.com/key`) or path
+    style (`s3.<region>.amazonaws.com/bucket/key`)."""
+    host = str(call.params.get("__host", ""))
+    path = unquote(str(call.params.get("__path", ""))).lstrip("/")
+    if ".s3." in f".{host}" and not host.startswith("s3."):
+        return host.split(".s3.", 1)[0], path
+    bucket, _, key = path.partition("/")
+    return bucket, key
+
+
+def _bucket(call: Call) -> Resource:
+    return Resource(f"arn:{PARTITION}:s3:::{_s3_path(call)[0]}")
+
+
+def _object(call: Call) -> Resource:
+    bucket, key = _s3_path(call)
+    return Resource(f"arn:{PARTITION}:s3:::{bucket}/{key}")
+
+
+def _on_s3(action: str, resource: Callable[[Call], Resource]) -> Callable[[Call], Authorization]:
+    return lambda call: Authorization(action, (resource(call),))
+
+
+# S3 (Service Authorization Reference, Amazon S3): bucket actions on the bucket ARN, object actions on the object
+# ARN; the API's PutPublicAccessBlock is the action s3:PutBucketPublicAccessBlock.
+_S3_ACTIONS = {
+    "CreateBucket": ("s3:CreateBucket", _bucket),
+    "DeleteBucket": ("s3:DeleteBucket", _bucket),
+    "GetBucketTagging": ("s3:GetBucketTagging", _bucket),
+    "PutBucketTagging": ("s3:PutBucketTagging", _bucket),
+    "PutPublicAccessBlock": ("s3:PutBucketPublicAccessBlock", _bucket),
+    "GetObject": ("s3:GetObject", _object),
+    "PutObject": ("s3:PutObject", _object),
+    "DeleteObject": ("s3:DeleteObject", _object),
+}
+
+
 _DESCRIBERS: dict[str, Callable[[Call], Authorization]] = {
+    **{f"s3:{operation}": _on_s3(action, resource) for operation, (action, resource) in _S3_ACTIONS.items()},
     **{
         f"secretsmanager:{operation}": _on_secret(operation)
         for operation in (
@@ -455,7 +604,36 @@ _DESCRIBERS: dict[str, Callable[[Call], Authorization]] = {
     "ec2:DeleteTags": _ec2_tagging("DeleteTags"),
     "kms:CreateAlias": _alias_and_key("CreateAlias"),
     "kms:DeleteAlias": _alias_and_key("DeleteAlias"),
+    "ec2:CreateSecurityGroup": _create_security_group,
+    "ec2:DeleteSecurityGroup": lambda call: Authorization(
+        "ec2:DeleteSecurityGroup", (_security_group(call, str(call.params.get("GroupId", ""))),)
+    ),
+    "sagemaker:CreateNotebookInstance": _create_notebook,
+    **{
+        f"sagemaker:{operation}": _on_notebook(operation)
+        for operation in ("DescribeNotebookInstance", "StopNotebookInstance", "DeleteNotebookInstance")
+    },
+    **{
+        f"cloudformation:{operation}": _on_stack(operation)
+        for operation in ("CreateStack", "DeleteStack", "DescribeStacks")
+    },
 }
+
+
+def _catalog_implied(call: Call, action: str) -> tuple[Authorization, ...]:
+    """What the Service Catalog module's calls also need of their caller (M2)."""
+    if action == "sagemaker:CreateNotebookInstance":
+        return _notebook_implied(call)
+    if call.params.get("Type") == "LAUNCH":
+        # Creating a launch constraint passes its role to Service Catalog (the Service Catalog administrator
+        # guide, "Launch constraints": to assign a role one needs iam:PassRole).
+        role = str(json.loads(str(call.params.get("Parameters", "{}"))).get("RoleArn", ""))
+        return (
+            Authorization(
+                "iam:PassRole", (Resource(role),), {"iam:PassedToService": ("servicecatalog.amazonaws.com",)}
+            ),
+        )
+    return ()
 
 
 def _implied(call: Call, action: str) -> tuple[Authorization, ...]:
@@ -473,6 +651,8 @@ def _implied(call: Call, action: str) -> tuple[Authorization, ...]:
     if action == "secretsmanager:CreateSecret" and call.params.get("Tags"):
         # CreateSecret with Tags also needs secretsmanager:TagResource (Secrets Manager API reference, CreateSecret)
         return (Authorization("secretsmanager:TagResource", _DESCRIBERS[action](call).resources),)
+    if action in ("sagemaker:CreateNotebookInstance", "servicecatalog:CreateConstraint"):
+        return _catalog_implied(call, action)
     if action in ("iam:CreateUser", "iam:CreatePolicy", "iam:CreateRole") and _tags_param(
         call.params, "Tags", "Key", "Value"
     ):

@@ -78,6 +78,7 @@ _MODEL_NAMES = {
     "eventbridge": "events",
     "resource-groups-tagging-api": "resourcegroupstaggingapi",
     "secrets-manager": "secretsmanager",
+    "service-catalog": "servicecatalog",
 }
 
 
@@ -85,7 +86,9 @@ _MODEL_NAMES = {
 def _protocol(service: str) -> str:
     made = new_session().client(_MODEL_NAMES.get(service, service), region_name="us-east-1")  # type: ignore[call-overload]
     model = made.meta.service_model
-    return str(model.metadata["protocol"])
+    # The protocol the client speaks: botocore picks it from the model's `protocols` by its own priority (e.g.
+    # servicecatalog lists smithy-rpc-v2-cbor first and json second; botocore speaks json to it).
+    return str(model.resolved_protocol)
 
 
 def configure(
@@ -149,6 +152,7 @@ def _params(service: str, request: AWSPreparedRequest) -> dict[str, Any]:
             data = {}
     if protocol.startswith("rest"):
         data["__path"] = urlparse(request.url).path
+        data["__host"] = urlparse(request.url).hostname or ""
         data["__method"] = request.method
     return data
 
@@ -210,8 +214,19 @@ def _intercepted_call(self: BotocoreStubber, event_name: str, request: AWSPrepar
     service, operation = parts[1], parts[2]
     account, region, principal, policy = _identity(request)
     actor = recording.current_actor()
+    match = _ACCESS_KEY.search(str(request.headers.get("Authorization", "")))
     params = _params(service, request)
-    call = rules.Call(service, operation, account, region, params, principal, actor is not None, policy)
+    call = rules.Call(
+        service,
+        operation,
+        account,
+        region,
+        params,
+        principal,
+        actor is not None,
+        policy,
+        access_key=match.group(1) if match else "",
+    )
     name = f"{_call_prefix(service)}:{operation}"
     ordinal = _fault_plan.count(name) if actor is not None else 0
     # Read before the call changes anything: a delete is authorised against the tags its resource had.
@@ -303,6 +318,7 @@ def _call_prefix(service: str) -> str:
     # IAM's signing name is the service id; "service-quotas" is "servicequotas" in IAM actions.
     names = {
         "service-quotas": "servicequotas",
+        "service-catalog": "servicecatalog",
         "sfn": "states",
         "eventbridge": "events",
         "secrets-manager": "secretsmanager",

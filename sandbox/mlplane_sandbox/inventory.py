@@ -10,7 +10,7 @@ from urllib.parse import unquote
 from botocore.exceptions import ClientError
 
 from mlplane.member import ACCOUNT_TAG, MANAGED_TAG
-from mlplane_sandbox.world import as_account, sandbox_client
+from mlplane_sandbox.world import REGION, as_account, sandbox_client
 
 GONE_STATES = frozenset({"deleted", "rejected"})
 """Terminal states of NAT gateways, VPC endpoints and transit gateway attachments: described for a while
@@ -52,6 +52,7 @@ SECTIONS = (
     "quota_requests",
     "eks_clusters",
     "canvas",  # the optional module M1: its role and inline policies (mlplane.modules.canvas)
+    "service_catalog",  # the optional module M2: portfolio, product, launch role, template bucket
 )
 # Sections whose items carry tags (`tags`): what mlplane's tags name as another account's is a burst finding.
 TAGGED_SECTIONS = (
@@ -70,7 +71,7 @@ TAGGED_SECTIONS = (
 )
 
 
-def read(account_id: str) -> dict[str, Any]:  # noqa: C901, PLR0912 - one section per resource kind
+def read(account_id: str) -> dict[str, Any]:  # noqa: C901, PLR0912, PLR0915 - one section per resource kind
     with as_account(account_id):
         ec2 = sandbox_client("ec2")
         vpcs = [v for v in ec2.describe_vpcs()["Vpcs"] if not v.get("IsDefault")]
@@ -202,6 +203,7 @@ def read(account_id: str) -> dict[str, Any]:  # noqa: C901, PLR0912 - one sectio
             )
         inventory["iam_roles"] = [{"name": r["RoleName"], "arn": r["Arn"]} for r in iam.list_roles()["Roles"]]
         inventory["canvas"] = _canvas(iam)
+        inventory["service_catalog"] = _service_catalog(account_id, iam)
         kms = sandbox_client("kms")
         aliases = kms.list_aliases()["Aliases"]
         for key in kms.list_keys()["Keys"]:
@@ -281,6 +283,40 @@ def _canvas(iam: Any) -> list[dict[str, Any]]:
     return roles + inline
 
 
+def _service_catalog(account_id: str, iam: Any) -> list[dict[str, Any]]:
+    """The Service Catalog module (M2): the account's portfolios (products, principals, constraints), products,
+    live provisioned products (the analysts' launches), mlplane's launch role and template bucket."""
+    from mlplane.modules.service_catalog import product
+    from mlplane_sandbox.emulators import service_catalog
+
+    state = service_catalog.state(account_id, REGION)
+    items: list[dict[str, Any]] = [{"kind": "portfolio", **p} for p in state["portfolios"]]
+    items += [{"kind": "product", **p} for p in state["products"]]
+    items += [
+        {"kind": "provisioned-product", **p} for p in state["provisioned_products"] if p["status"] != "TERMINATED"
+    ]
+    if product.LAUNCH_ROLE_NAME in {r["RoleName"] for r in iam.list_roles()["Roles"]}:
+        names = iam.list_role_policies(RoleName=product.LAUNCH_ROLE_NAME)["PolicyNames"]
+        items.append(
+            {
+                "kind": "launch-role",
+                "name": product.LAUNCH_ROLE_NAME,
+                "inline_policy_names": sorted(names),
+                "tags": _tags(iam.list_role_tags(RoleName=product.LAUNCH_ROLE_NAME).get("Tags")),
+            }
+        )
+    s3 = sandbox_client("s3")
+    for bucket in s3.list_buckets().get("Buckets", []):
+        if bucket["Name"].startswith("mlplane-sc-"):
+            try:
+                tags = s3.get_bucket_tagging(Bucket=bucket["Name"])["TagSet"]
+            except ClientError:
+                tags = []
+            keys = [o["Key"] for o in s3.list_objects_v2(Bucket=bucket["Name"]).get("Contents", [])]
+            items.append({"kind": "template-bucket", "name": bucket["Name"], "objects": keys, "tags": _tags(tags)})
+    return items
+
+
 def _policy_document(document: Any) -> Any:
     if isinstance(document, str):
         return json.loads(unquote(document))
@@ -358,7 +394,7 @@ def _quota_requests(account_id: str) -> list[dict[str, Any]]:
     return requests
 
 
-def mlplane_resources(inventory: dict[str, Any], account_id: str) -> list[dict[str, str]]:
+def mlplane_resources(inventory: dict[str, Any], account_id: str) -> list[dict[str, str]]:  # noqa: C901
     """Every resource in the inventory that carries mlplane's tags for this account (live ones only)."""
     found: list[dict[str, str]] = []
 
@@ -398,4 +434,13 @@ def mlplane_resources(inventory: dict[str, Any], account_id: str) -> list[dict[s
             found.append({"type": "canvas:role", "id": item["name"]})
         elif item["kind"] == "inline-policy":  # mlplane-canvas-*: only mlplane puts these
             found.append({"type": "canvas:inline-policy", "id": f"{item['role']}|{item['name']}"})
+    catalog_kinds = {
+        "portfolio": "servicecatalog:portfolio",
+        "product": "servicecatalog:product",
+        "launch-role": "servicecatalog:launch-role",
+        "template-bucket": "servicecatalog:template-bucket",
+    }
+    for item in inventory.get("service_catalog", []):
+        if item["kind"] in catalog_kinds and mine(item["tags"]):
+            found.append({"type": catalog_kinds[item["kind"]], "id": item.get("id", item.get("name", ""))})
     return found

@@ -30,6 +30,7 @@ class Call:
     principal: str
     by_mlplane: bool = field(default=False)
     session_policy: str | None = None  # the inline session policy of the credentials that signed it (STS)
+    access_key: str = field(default="")  # the signing credentials' key id (an emulator acting as the caller)
 
 
 class AwsError(Exception):

@@ -34,7 +34,7 @@ from mlplane.steps import cause_message
 from mlplane_sandbox import asl_cache, faults, hotpaths, interceptor, inventory, lambdas, recording, rules
 from mlplane_sandbox import clock as clock_module
 from mlplane_sandbox import vendor as vendor_module
-from mlplane_sandbox.emulators import cloudformation, lambda_functions, service_quotas
+from mlplane_sandbox.emulators import cloudformation, lambda_functions, service_catalog, service_quotas
 from mlplane_sandbox.fidelity import consistency as fidelity_consistency
 from mlplane_sandbox.fidelity import iam_kms as fidelity_iam_kms
 from mlplane_sandbox.fidelity import network as fidelity_network
@@ -332,6 +332,7 @@ class Sandbox:
         # The stack's outputs, answered by DescribeStacks (an operator's client finds the rest from them).
         self.outputs = {k: str(resolver.resolve(v["Value"])) for k, v in self.template.get("Outputs", {}).items()}
         cloudformation.reset()
+        service_catalog.reset()
         deployed = {k: (str(refs[k]), r["Type"]) for k, r in resources.items() if k in refs}
         cloudformation.publish(STACK, HUB_ACCOUNT, REGION, self.outputs, deployed, stack_uuid=self.stack_uuid)
         lambda_functions.publish(self.functions.values())

@@ -41,6 +41,12 @@ def project_root() -> Path:
     raise FileNotFoundError("template.yaml not found above the sandbox package")
 
 
+def parse_template(text: str) -> dict[str, Any]:
+    """A CloudFormation template's YAML (short tags as their long forms)."""
+    loaded = yaml.load(text, Loader=_CfnLoader)
+    return dict(loaded)
+
+
 def load_template(path: Path | None = None) -> dict[str, Any]:
     with (path or project_root() / "template.yaml").open(encoding="utf-8") as handle:
         loaded = yaml.load(handle, Loader=_CfnLoader)

@@ -110,6 +110,10 @@ STATEMENT_EXTRAS: dict[tuple[str, str], str] = {
 
 # Member-account actions in a purpose's session policy that the scenarios do not call, each with its reason.
 SESSION_POLICY_EXTRAS: dict[str, dict[str, str]] = {
+    "service_catalog": {
+        "servicecatalog:DescribePortfolio": "the finder reads a listed portfolio's tags: called only when a portfolio"
+        " exists that the ledger has no id for (a lost create answer)",
+    },
     "core": {
         "iam:UntagPolicy": "an existing policy's stale mlplane tag is replaced (iam/apply.py)",
         "iam:CreatePolicyVersion": "an existing AAC policy whose document differs is updated (iam/apply.py)",
@@ -178,6 +182,8 @@ def _session_policies(sandbox: Sandbox) -> list[str | None]:
         for account in sandbox.world.accounts
         if account != HUB_ACCOUNT
         for role in sts_backends[account]["aws"].assumed_roles
+        # mlplane's member sessions (not an analyst's, nor Service Catalog's of the launch role)
+        if role.role_arn.endswith(f":role/{sandbox.settings.member_role_name}")
     ]
 
 
@@ -243,6 +249,16 @@ def recorded() -> Iterator[Recorded]:  # noqa: PLR0915 - one block per scenario
             reconcile = {"account_id": MEMBER, "requested_by": "test", "action": "reconcile"}
             found.outcomes.append(sandbox.run(reconcile).outcome)  # ReconcileAccount puts the route back
             sandbox.reconcile_fleet()  # ListReadyAccounts, then ReconcileAccount per READY account
+            keep(sandbox)
+        # M2 enabled: the Service Catalog module (ApplyModules), an analyst's launch, a deprovision configured to
+        # terminate it (RemoveModules) before the catalog goes.
+        from tests.workflow.test_module_service_catalog import TERMINATE, launch_as_analyst, with_analyst_role
+
+        with Sandbox(Options(config=TERMINATE)) as sandbox:
+            with_analyst_role(sandbox)
+            found.outcomes.append(sandbox.run(success).outcome)
+            launch_as_analyst(sandbox, "analyst-notebook")
+            found.outcomes.append(sandbox.deprovision(MEMBER).outcome)
             keep(sandbox)
         # READY not published for a day (MarkReady's retries give up); the next run publishes it (C10).
         with Sandbox(Options(config=FAST, fails=["sns:Publish=AuthorizationError@2-102"])) as sandbox:
@@ -334,6 +350,8 @@ def test_scenarios_exercise_every_function(recorded: Recorded) -> None:
         "DEPROVISIONED",  # taken over by a deprovision
         "READY",  # then audited by the schedule, drift notified
         "READY",  # ... and reconciled
+        "READY",  # M2 enabled: the catalog made, an analyst launches its product
+        "DEPROVISIONED",  # ... terminated first (on_deprovision terminate), then the catalog removed
         "READY",  # its READY not published for a day
         "READY",  # ... and published by the next run's ValidateAccount
         "DEPROVISIONED",  # the Canvas module applied, then removed

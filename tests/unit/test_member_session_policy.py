@@ -25,8 +25,12 @@ def test_the_default_settings_fill_every_placeholder_within_the_sts_limit(purpos
     assert "${" not in text
     document = json.loads(text)
     assert all("Sid" not in statement for statement in document["Statement"])
-    # every purpose acts for the service account only; canvas (M1) only on its roles (seed 001)
-    scope = "AmazonSageMakerCanvasEMRSExecutionAccess-" if purpose == "canvas" else "aac_automation_sa"
+    # every purpose acts for the service account only; canvas (M1) only on its roles (seed 001); service_catalog
+    # (M2) only on its launch role and bucket
+    scope = {
+        "canvas": "AmazonSageMakerCanvasEMRSExecutionAccess-",
+        "service_catalog": "role/mlplane-sc-launch",
+    }.get(purpose, "aac_automation_sa")
     assert scope in json.dumps(document)
 
 
@@ -78,3 +82,17 @@ def test_names_too_long_for_sts_are_refused_before_any_call() -> None:
         session_policy(Settings(vault_key_alias=long_alias))
     with pytest.raises(ConfigError, match=r"^the core member session policy"):
         session_policies(Settings(vault_key_alias=long_alias))  # what ValidateAccount checks first
+
+
+def test_the_service_catalog_purpose_passes_only_its_launch_role_only_to_service_catalog() -> None:
+    document = json.loads(session_policy(Settings(), "service_catalog"))
+    passing = [s for s in document["Statement"] if "iam:PassRole" in s["Action"]]
+    assert passing == [
+        {
+            "Effect": "Allow",
+            "Action": "iam:PassRole",
+            "Resource": "arn:*:iam::*:role/mlplane-sc-launch",
+            "Condition": {"StringEquals": {"iam:PassedToService": "servicecatalog.amazonaws.com"}},
+        }
+    ]
+    assert all(not a.startswith(("ec2:", "kms:", "sagemaker:")) for s in document["Statement"] for a in s["Action"])

@@ -158,8 +158,64 @@ class CanvasSettings(ModuleEnablement):
         return value
 
 
+NOTEBOOK_SIZES = ("ml.t3.medium", "ml.t3.large", "ml.t3.xlarge", "ml.m5.xlarge", "ml.m5.2xlarge", "ml.m5.4xlarge")
+"""The sizes an analyst may choose by default (the first is the product's default)."""
+
+_ROLE_PATH_NAME = re.compile(r"(?:[\x21-\x7e]{1,511}/)?[\w+=,.@-]{1,64}")
+_ROLE_ARN = re.compile(r"arn:aws[a-z-]*:iam::(\d{12}):role/(?P<name>.+)")
+
+
+@lru_cache(maxsize=1)
+def notebook_instance_types() -> frozenset[str]:
+    """What CreateNotebookInstance accepts as InstanceType: botocore's SageMaker model (the enum of the API)."""
+    import botocore.session
+
+    model = botocore.session.get_session().get_service_model("sagemaker")
+    shape: Any = model.operation_model("CreateNotebookInstance").input_shape
+    return frozenset(shape.members["InstanceType"].enum)
+
+
 class ServiceCatalogSettings(ModuleEnablement):
     """M2, self-service SageMaker instances through Service Catalog (seed 003)."""
+
+    # The analysts' role the portfolio is shared with (the principal association): its name (with its path,
+    # e.g. "saml/DataAnalyst") in each member account, or one account's role ARN. Required where enabled.
+    analyst_role: str = ""
+    # The sizes an analyst may launch (the template's AllowedValues and the launch role's condition).
+    instance_types: tuple[str, ...] = NOTEBOOK_SIZES
+    # Deprovision while an analyst's product is provisioned: refuse, naming them (the account stays as it
+    # is), or terminate them first (through the launch role), then remove the catalog.
+    on_deprovision: Literal["refuse", "terminate"] = "refuse"
+
+    @field_validator("analyst_role")
+    @classmethod
+    def _analyst_role(cls, value: str) -> str:
+        if value and not (_ROLE_ARN.fullmatch(value) or _ROLE_PATH_NAME.fullmatch(value.removeprefix("/"))):
+            raise ValueError(f"analyst_role {value!r} is neither a role name (optionally with its path) nor a role ARN")
+        return value
+
+    @field_validator("instance_types")
+    @classmethod
+    def _sizes(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        if not value:
+            raise ValueError("instance_types must name at least one size")
+        if len(set(value)) != len(value):
+            raise ValueError("instance_types lists a size twice")
+        if value != NOTEBOOK_SIZES:
+            unknown = [size for size in value if size not in notebook_instance_types()]
+            if unknown:
+                raise ValueError(f"instance type {unknown[0]!r} is not a SageMaker notebook instance type")
+        return value
+
+    def role_path_name(self) -> str:
+        """The analysts' role as path/name (what follows `role/` in its ARN)."""
+        arn = _ROLE_ARN.fullmatch(self.analyst_role)
+        return arn.group("name") if arn else self.analyst_role.removeprefix("/")
+
+    def role_account(self) -> str | None:
+        """The account of a configured ARN (None: a name, the same in every account)."""
+        arn = _ROLE_ARN.fullmatch(self.analyst_role)
+        return arn.group(1) if arn else None
 
 
 class ModulesSettings(BaseModel):

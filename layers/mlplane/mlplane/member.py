@@ -160,6 +160,7 @@ PURPOSES: tuple[str, ...] = (
     "access_key",  # the service account's optional access key, kept in Secrets Manager (I4)
     "canvas",  # the Canvas module (M1): its EMR Serverless role, mlplane's inline policy on the domain's role
     "adopt",  # hand-made resources adopted (D3): mlplane:* tags on and off, routes of adopted route tables
+    "service_catalog",  # the Service Catalog module (M2): its launch role, template bucket, portfolio, product
 )
 ADOPT = "adopt"
 

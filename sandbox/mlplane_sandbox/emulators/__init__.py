@@ -3,6 +3,6 @@
 Importing a module here registers its `@emulate` operations with `mlplane_sandbox.rules`.
 """
 
-from mlplane_sandbox.emulators import service_quotas
+from mlplane_sandbox.emulators import service_catalog, service_quotas
 
-__all__ = ["service_quotas"]
+__all__ = ["service_catalog", "service_quotas"]

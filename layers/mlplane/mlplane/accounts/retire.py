@@ -12,7 +12,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, TypeAdapter, ValidationError
 
-from mlplane import notify
+from mlplane import modules, notify
 from mlplane.accounts.ownership import owner_running
 from mlplane.accounts.start import start_execution
 from mlplane.accounts.validate import CLOSED_STATES, organization_state
@@ -147,6 +147,8 @@ def validate_deprovision(
             f"vendor EKS cluster {cluster} still exists in {account_id}: deprovision the data plane in AAC "
             "first (Admin Console > Private Data Handling), then run deprovision again"
         )
+    # A module may refuse while what it offers is in use (M2: an analyst's provisioned product), before any change.
+    modules.deprovision_check(member, settings, (r.type for r in ledger.resources(account_id)))
     if current.status != Status.DEPROVISIONING or current.execution != execution:
         ledger.set_status(account_id, Status.DEPROVISIONING, execution=execution)
     return ValidateDeprovisionOutput(account_id=account_id, execution=execution, action="deprovision")

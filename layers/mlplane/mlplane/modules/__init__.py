@@ -94,6 +94,26 @@ def apply(member: Member, settings: Settings, names: Iterable[str]) -> StepOutpu
     return StepOutput.combine(*outputs)
 
 
+def recorded(types: Iterable[str]) -> list[Module]:
+    """The modules that have resources of these ledger types (enabled or not now)."""
+    present = set(types)
+    return [module for module in MODULES.values() if present & set(module.handlers)]
+
+
+def deprovision_check(member: Member, settings: Settings, types: Iterable[str]) -> None:
+    """ValidateDeprovision: each recorded module may refuse (Conflict) before anything is removed."""
+    for module in recorded(types):
+        if module.deprovision_check is not None:
+            module.deprovision_check(member, settings)
+
+
+def prepare_removal(member: Member, settings: Settings, types: Iterable[str]) -> None:
+    """RemoveModules, before the walk: what a recorded module does first (terminate what it launched)."""
+    for module in recorded(types):
+        if module.prepare_removal is not None:
+            module.prepare_removal(member, settings)
+
+
 def handlers() -> dict[str, Handler]:
     """Every module's undo handlers, by ledger type (`mlplane.rollback.registry` joins them)."""
     return {kind: handler for module in MODULES.values() for kind, handler in module.handlers.items()}

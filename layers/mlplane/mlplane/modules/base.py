@@ -7,7 +7,10 @@
 - `apply(member, settings)`: converge (ApplyModules, ReconcileAccount): idempotent, every create in the ledger
   first (`Member.ensure`);
 - `handlers`: the undo handlers of its ledger types, walked by the one walker (`mlplane.rollback`) on rollback
-  and by RemoveModules on deprovision.
+  and by RemoveModules on deprovision;
+- `deprovision_check(member, settings)` (optional): ValidateDeprovision, read-only, for a module with records in
+  the ledger; raises Conflict to refuse the deprovision with the account left as it is;
+- `prepare_removal(member, settings)` (optional): RemoveModules, before the walk, for a module with records.
 
 A module imports neither the rollback walker nor the table; nothing registers itself at import.
 """
@@ -33,3 +36,5 @@ class Module:
     plan: Callable[[Member, Settings], list[PlannedChange]]
     apply: Callable[[Member, Settings], StepOutput]
     handlers: Mapping[str, Handler]
+    deprovision_check: Callable[[Member, Settings], None] | None = None
+    prepare_removal: Callable[[Member, Settings], None] | None = None

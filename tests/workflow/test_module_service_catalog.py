@@ -1,0 +1,221 @@
+"""M2, self-service SageMaker instances through Service Catalog (seed 003), through the real ASL: ApplyModules,
+Rollback, ValidateDeprovision's refusal and RemoveModules' termination, and no call at all when disabled."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+from urllib.parse import unquote
+
+import pytest
+
+from mlplane.modules.service_catalog import apply as catalog
+from mlplane.modules.service_catalog import product
+from mlplane_sandbox.runner import Options, Sandbox
+from mlplane_sandbox.world import REGION, as_account, sandbox_client
+from tests.conftest import ROOT, SEEDS, load_event
+
+MEMBER = "111111111111"
+ANALYST = "DataAnalyst"
+ANALYST_ARN = f"arn:aws:iam::{MEMBER}:role/{ANALYST}"
+FAST: dict[str, Any] = {"vendor_timeout_seconds": 7200}
+ENABLED: dict[str, Any] = {**FAST, "modules": {"service_catalog": {"enabled": True, "analyst_role": ANALYST}}}
+TERMINATE: dict[str, Any] = {
+    **FAST,
+    "modules": {"service_catalog": {"enabled": True, "analyst_role": ANALYST, "on_deprovision": "terminate"}},
+}
+SEED_EXCERPT = ROOT / "tests" / "data" / "seed_003_catalog.txt"
+SUCCESS = load_event("controltower", "create_managed_account_succeeded")
+
+
+def seed_lines() -> list[str]:
+    return [line for line in SEED_EXCERPT.read_text(encoding="utf-8").splitlines() if not line.startswith("# ")]
+
+
+def test_the_seed_excerpt_is_the_seeds_text() -> None:
+    seeds = sorted(SEEDS.glob("003_*.txt")) if SEEDS.is_dir() else []
+    if not seeds:
+        pytest.skip("the seeds are not beside this clone")
+    text = seeds[0].read_text(encoding="utf-8")
+    assert "\n".join(seed_lines()) in text
+
+
+def with_analyst_role(sandbox: Sandbox) -> None:
+    """The analysts' (SAML) role, someone else's: mlplane only names it in the principal association."""
+    sandbox.world.place_account(MEMBER, "Workloads", role_name=sandbox.settings.member_role_name)
+    trust = {"Effect": "Allow", "Principal": {"AWS": f"arn:aws:iam::{MEMBER}:root"}, "Action": "sts:AssumeRole"}
+    with as_account(MEMBER):
+        sandbox_client("iam").create_role(
+            RoleName=ANALYST, AssumeRolePolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": [trust]})
+        )
+
+
+def launch_as_analyst(sandbox: Sandbox, name: str) -> str:
+    """An analyst launches the product (one click: the default size), as the analysts' role. (The sandbox's
+    Service Catalog has no end-user SearchProducts: the product and its version are looked up as admin.)"""
+    from mlplane.aws import new_session
+
+    (record,) = [r for r in sandbox.ledger().resources(MEMBER) if r.type == catalog.PRODUCT_TYPE]
+    with as_account(MEMBER):
+        admin = sandbox_client("servicecatalog")
+        artifact = admin.describe_product_as_admin(Id=record.resource_id)["ProvisioningArtifactSummaries"][0]["Id"]
+        creds = sandbox_client("sts").assume_role(RoleArn=ANALYST_ARN, RoleSessionName="analyst")["Credentials"]
+    session = new_session(
+        aws_access_key_id=creds["AccessKeyId"],
+        aws_secret_access_key=creds["SecretAccessKey"],
+        aws_session_token=creds["SessionToken"],
+        region_name=REGION,
+    )
+    from mlplane_sandbox import recording
+
+    with recording.suppressed():  # the analyst's own call (and the launch it makes), not one of mlplane's
+        made = session.client("servicecatalog").provision_product(
+            ProductId=record.resource_id, ProvisioningArtifactId=artifact, ProvisionedProductName=name
+        )["RecordDetail"]
+    return str(made["ProvisionedProductId"])
+
+
+def items(result: Any, kind: str) -> list[dict[str, Any]]:
+    return [item for item in result.inventory["service_catalog"] if item["kind"] == kind]
+
+
+def module_calls(calls: list[dict[str, Any]]) -> list[str]:
+    """The calls only the module makes (mlplane's core steps call neither Service Catalog nor S3)."""
+    return [c["call"] for c in calls if c["call"].startswith(("servicecatalog:", "s3:"))]
+
+
+def test_enabled_creates_the_catalog_as_the_seed_says_and_a_rerun_creates_nothing() -> None:
+    with Sandbox(Options(config=ENABLED)) as sandbox:
+        with_analyst_role(sandbox)
+        first = sandbox.run(SUCCESS)
+        assert first.outcome == "READY", first.error
+        from mlplane import modules
+        from mlplane.member import member_for
+        from mlplane_sandbox import recording
+
+        settings = sandbox.settings_from_env()
+        mark = recording.mark()
+        again = modules.apply(member_for(MEMBER, "again", "ApplyModules", settings), settings, ["service_catalog"])
+        rerun = [c.call for c in recording.since(mark)]
+        (record,) = [r for r in sandbox.ledger().resources(MEMBER) if r.type == catalog.PRODUCT_TYPE]
+        with as_account(MEMBER):
+            sc, iam = sandbox_client("servicecatalog"), sandbox_client("iam")
+            artifacts = sc.describe_product_as_admin(Id=record.resource_id)["ProvisioningArtifactSummaries"]
+            trust = iam.get_role(RoleName=product.LAUNCH_ROLE_NAME)["Role"]["AssumeRolePolicyDocument"]
+            policy = iam.get_role_policy(RoleName=product.LAUNCH_ROLE_NAME, PolicyName=catalog.ROLE_POLICY_NAME)
+    seed = "\n".join(seed_lines())
+    (portfolio,) = items(first, "portfolio")
+    (made,) = items(first, "product")
+    # Seed: Portfolio, CloudFormationProduct, PortfolioProductAssociation, PortfolioPrincipalAssociation,
+    # LaunchRoleConstraint, LaunchConstraintRole: each made, as the seed describes it
+    for kind in ("Portfolio", "CloudFormationProduct", "PortfolioProductAssociation", "LaunchRoleConstraint"):
+        assert f"AWS::ServiceCatalog::{kind}" in seed
+    assert portfolio["products"] == [made["name"]] == [catalog.PRODUCT_NAME]
+    assert 'PrincipalType: "IAM"' in seed and portfolio["principals"] == [ANALYST_ARN]
+    launch_role = f"arn:aws:iam::{MEMBER}:role/{product.LAUNCH_ROLE_NAME}"
+    assert portfolio["constraints"] == [{"type": "LAUNCH", "parameters": {"RoleArn": launch_role}}]
+    assert 'Name: "v1"' in seed and [a["Name"] for a in artifacts] == ["v1"] == [product.TEMPLATE_VERSION]
+    assert 'LoadTemplateFromURL: "https://s3.amazonaws.com/' in seed  # the template from S3, as the seed's
+    assert (
+        record.data["url"]
+        == f"https://mlplane-sc-{MEMBER}-{REGION}.s3.{REGION}.amazonaws.com/products/{product.TEMPLATE_FILE}"
+    )
+    (role,) = items(first, "launch-role")
+    assert "Service: “servicecatalog.amazonaws.com”" in seed  # the seed's launch role trusts Service Catalog
+    trust = json.loads(unquote(trust)) if isinstance(trust, str) else trust
+    assert trust == product.launch_role_trust(MEMBER)
+    assert trust["Statement"][0]["Principal"] == {"Service": "servicecatalog.amazonaws.com"}
+    assert role["inline_policy_names"] == [catalog.ROLE_POLICY_NAME]
+    # unlike the seed's iam:*, s3:*, ec2:*, kms:* on *: no service-wide wildcard in the launch role
+    assert "- iam:*" in seed and "- s3:*" in seed
+    document = policy["PolicyDocument"]
+    document = json.loads(unquote(document)) if isinstance(document, str) else document
+    actions = [
+        a for st in document["Statement"] for a in ([st["Action"]] if isinstance(st["Action"], str) else st["Action"])
+    ]
+    assert actions and not any(a.endswith(":*") for a in actions)
+    (bucket,) = items(first, "template-bucket")
+    assert bucket["objects"] == [catalog.template_key()]
+    assert first.leftovers == []
+    # re-run: nothing created, no create call
+    assert (again.created, again.existing) == (0, catalog.RESOURCES)
+    assert not [c for c in rerun if c.split(":")[1].startswith(("Create", "Put", "Associate"))]
+
+
+# The module's creates, in order (each failed in turn: the run rolls back to nothing of the module).
+CREATES = [
+    "iam:CreateRole=AccessDenied@1",
+    "iam:PutRolePolicy=AccessDenied@1",
+    "s3:CreateBucket=AccessDenied@1",
+    "s3:PutObject=AccessDenied@1",
+    "servicecatalog:CreatePortfolio=AccessDeniedException@1",
+    "servicecatalog:CreateProduct=AccessDeniedException@1",
+    "servicecatalog:AssociateProductWithPortfolio=AccessDeniedException@1",
+    "servicecatalog:AssociatePrincipalWithPortfolio=AccessDeniedException@1",
+    "servicecatalog:CreateConstraint=AccessDeniedException@1",
+]
+
+
+@pytest.mark.parametrize("fault", CREATES)
+def test_each_create_call_failed_in_turn_rolls_back_to_nothing(fault: str) -> None:
+    with Sandbox(Options(config=ENABLED, fails=[fault])) as sandbox:
+        with_analyst_role(sandbox)
+        result = sandbox.run(SUCCESS)
+        sandbox.check_faults_fired()
+        with as_account(MEMBER):
+            analyst = sandbox_client("iam").get_role(RoleName=ANALYST)["Role"]["RoleName"]
+    assert result.outcome == "ROLLED_BACK", result.error
+    assert result.inventory["service_catalog"] == [] and result.leftovers == []
+    assert analyst == ANALYST  # the analysts' role is not mlplane's: untouched
+
+
+def test_deprovision_refuses_by_default_naming_the_analysts_product_and_changes_nothing() -> None:
+    with Sandbox(Options(config=ENABLED)) as sandbox:
+        with_analyst_role(sandbox)
+        assert sandbox.run(SUCCESS).outcome == "READY"
+        launched = launch_as_analyst(sandbox, "alice-notebook")
+        refused = sandbox.deprovision(MEMBER)
+        status = sandbox.ledger().status(MEMBER)
+    assert refused.outcome == "REJECTED"
+    assert "alice-notebook" in refused.error["message"] and launched in refused.error["message"]
+    assert status is not None and status.status.value == "READY"
+    assert [p["name"] for p in items(refused, "provisioned-product")] == ["alice-notebook"]
+    assert len(items(refused, "portfolio")) == 1 and items(refused, "launch-role")
+    removes = [c for c in refused.api_calls if c["call"].split(":")[1].startswith(("Delete", "Terminate", "Disassoc"))]
+    assert [c["call"] for c in removes if c["call"].startswith(("servicecatalog:", "s3:", "iam:"))] == []
+
+
+def test_deprovision_configured_to_terminate_terminates_the_analysts_product_then_removes_the_catalog() -> None:
+    with Sandbox(Options(config=TERMINATE)) as sandbox:
+        with_analyst_role(sandbox)
+        assert sandbox.run(SUCCESS).outcome == "READY"
+        launch_as_analyst(sandbox, "bob-notebook")
+        gone = sandbox.deprovision(MEMBER)
+        with as_account(MEMBER):
+            roles = [r["RoleName"] for r in sandbox_client("iam").list_roles()["Roles"]]
+    assert gone.outcome == "DEPROVISIONED", gone.error
+    calls = module_calls(gone.api_calls)
+    assert calls.index("servicecatalog:TerminateProvisionedProduct") < calls.index("servicecatalog:DeletePortfolio")
+    assert gone.inventory["service_catalog"] == [] and gone.leftovers == []
+    assert ANALYST in roles and product.LAUNCH_ROLE_NAME not in roles
+
+
+def test_disabled_makes_no_call_of_the_module() -> None:
+    with Sandbox(Options(config=FAST, then_deprovision=True)) as sandbox:
+        result = sandbox.run(SUCCESS)
+        from mlplane.member import session_policy
+        from mlplane_sandbox import recording
+
+        text = session_policy(sandbox.settings_from_env(), "service_catalog")
+        own = [c.call for c in recording.calls() if c.session_policy == text]
+    assert result.outcome == "DEPROVISIONED"
+    assert module_calls(result.api_calls) == [] and own == []
+    assert result.inventory["service_catalog"] == []
+
+
+def test_rejected_before_any_change_when_the_analysts_role_does_not_exist() -> None:
+    with Sandbox(Options(config=ENABLED)) as sandbox:
+        result = sandbox.run(SUCCESS)
+    assert result.outcome == "REJECTED"
+    assert f"the analysts' role {ANALYST} does not exist in {MEMBER}" in result.error["message"]
+    assert module_calls(result.api_calls) == [] and result.leftovers == []
