@@ -31,7 +31,7 @@ def _member(execution: str = "exec-1") -> Member:
         execution=execution,
         step="ApplyModules",
         session=session_as("AWSControlTowerExecution"),
-        sessions=lambda purpose: session_as("AWSControlTowerExecution"),  # moto enforces no session policy
+        assume=lambda purpose: session_as("AWSControlTowerExecution"),  # moto enforces no session policy
         ledger=Ledger(boto3.client("dynamodb", region_name=REGION), TABLE),
     )
 
