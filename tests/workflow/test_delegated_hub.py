@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 
+from mlplane.member import PURPOSES
 from mlplane_sandbox.runner import Options, Sandbox
 from mlplane_sandbox.world import as_account, sandbox_client
 from tests.conftest import load_event
@@ -29,7 +30,7 @@ def test_a_delegated_hub_provisions_through_the_shipped_member_role() -> None:
     assert result.outcome == "READY", result.error
     (trust,) = role["AssumeRolePolicyDocument"]["Statement"]
     assert trust["Condition"]["ArnLike"]["aws:PrincipalArn"] == "arn:aws:iam::123456789012:role/mlplane-*"
-    assert sorted(inline) == ["mlplane-member-access-key", "mlplane-member-core"]  # one per purpose
+    assert sorted(inline) == sorted(f"mlplane-member-{p.replace('_', '-')}" for p in PURPOSES)  # one per purpose
     assumed = {
         c["principal"].split("/")[1] for c in result.api_calls if c["principal"].startswith(f"arn:aws:sts::{MEMBER}:")
     }

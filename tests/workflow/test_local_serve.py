@@ -23,6 +23,9 @@ from typer.testing import CliRunner
 from mlplane_cli.main import app
 from tests.conftest import ROOT
 
+# One served sandbox for the module, on one xdist worker: the plan, audit and deprovision tests read the account
+# the first test made READY.
+pytestmark = pytest.mark.xdist_group("local_serve")
 BIN = Path(sys.executable).parent
 ACCOUNT = "111111111111"  # the account events/manual/start.json names, placed by `local serve`
 # The README's client environment: any keys (moto issues none), the sandbox's region; no profile or config.
