@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -54,7 +55,8 @@ def admit(raw: Any, execution: str, settings: Settings, ledger: Ledger) -> Admis
         raise InputRejected(
             f"account {account_id} is in OU {ou!r}, not in the allowed OUs {', '.join(settings.allowed_ous)}"
         )
-    enabled = modules.enabled_for(settings, ou=ou, tags=modules.account_tags(settings, account_id))
+    tags = _account_tags(account_id, settings)  # its network blueprint (N6) and modules, by tag
+    enabled = modules.enabled_for(settings, ou=ou, tags=tags)
     current = ledger.status(account_id)
     # A manual reconcile, or Control Tower updating an account mlplane already made READY (its OU, its
     # baseline): converge it to the plan rather than ignore the event (D2).
@@ -91,7 +93,7 @@ def admit(raw: Any, execution: str, settings: Settings, ledger: Ledger) -> Admis
         # Its owner ended without a final status (C8): this run takes over; what exists is found, not re-made.
         startable = _STARTABLE | {current.status}
         reason = f"takes over from {current.execution} ({current.status}, no longer running)"
-    name = _blueprint_for(account_id, ou, current, execution=execution, settings=settings, ledger=ledger)
+    name = _blueprint_for(account_id, ou, current, tags, execution=execution, settings=settings, ledger=ledger)
     _check_account(account_id, execution, settings.network_for(name), ledger, adopt=adopt, enabled=enabled)
     action: Literal["adopt", "provision"] = "adopt" if adopt else "provision"
     return Admission(account_id, ou, action, current, name, startable, reason, modules=enabled)
@@ -128,18 +130,25 @@ def _check_account(
 
 
 def _blueprint_for(
-    account_id: str, ou: str, current: AccountStatus | None, *, execution: str, settings: Settings, ledger: Ledger
+    account_id: str,
+    ou: str,
+    current: AccountStatus | None,
+    tags: Mapping[str, str],
+    *,
+    execution: str,
+    settings: Settings,
+    ledger: Ledger,
 ) -> str:
     """The network blueprint this provision builds with (N6): chosen afresh (tag, OU, default) for a new build;
     the recorded one when this execution already chose it (a redelivery) or when the ledger still lists network
     resources built with it (a re-run on what a failed rollback left, a take-over)."""
     built = blueprint.recorded(ledger, account_id)
     if current is None or (not settings.network_blueprints and built in (None, DEFAULT_BLUEPRINT)):
-        return blueprint.resolve(account_id, ou, settings)  # a new account, or nothing to choose from
+        return blueprint.resolve(account_id, ou, settings, tags)  # a new account, or nothing to choose from
     if (current.execution == execution and built is not None) or blueprint.has_network(ledger, account_id):
         blueprint.settings_for(settings, ledger, account_id)  # still configured, else rejected
         return blueprint.built_with(ledger, account_id)
-    return blueprint.resolve(account_id, ou, settings)
+    return blueprint.resolve(account_id, ou, settings, tags)
 
 
 def validate(raw: Any, execution: str, settings: Settings, ledger: Ledger) -> ValidateAccountOutput:
@@ -235,6 +244,18 @@ def organization_state(account_id: str, settings: Settings) -> str:
         raise translate(err, f"organizations:DescribeAccount {account_id}") from err
     # `State` replaces the deprecated `Status` (botocore's organizations model); moto sends both.
     return str(account.get("State") or account.get("Status"))
+
+
+def _account_tags(account_id: str, settings: Settings) -> dict[str, str]:
+    """The account's tags in Organizations (read from the hub): `mlplane:network-blueprint`, `mlplane:module:*`."""
+    org = aws.client(aws.hub_session(settings.aws_region), "organizations")
+    tags: dict[str, str] = {}
+    try:
+        for page in org.get_paginator("list_tags_for_resource").paginate(ResourceId=account_id):
+            tags.update({t["Key"]: t["Value"] for t in page.get("Tags", [])})
+    except ClientError as err:
+        raise translate(err, f"organizations:ListTagsForResource {account_id}") from err
+    return tags
 
 
 def _organization_ou(account_id: str, settings: Settings) -> str:

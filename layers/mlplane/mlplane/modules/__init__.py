@@ -13,11 +13,8 @@ from collections.abc import Iterable, Mapping
 from types import MappingProxyType
 from typing import TYPE_CHECKING
 
-from botocore.exceptions import ClientError
-
-from mlplane import aws
 from mlplane.config import MODULE_TAG_PREFIX, Settings
-from mlplane.errors import ConfigError, translate
+from mlplane.errors import ConfigError
 from mlplane.modules import canvas, service_catalog
 from mlplane.modules.base import Module
 from mlplane.observability import logger
@@ -35,18 +32,6 @@ MODULES: Mapping[str, Module] = MappingProxyType(
     }
 )
 """Every optional module, by the name its settings (`Settings.modules`) and account tag use."""
-
-
-def account_tags(settings: Settings, account_id: str) -> dict[str, str]:
-    """The account's Organizations tags that name a module (`mlplane:module:<name>`), read from the hub."""
-    org = aws.client(aws.hub_session(settings.aws_region), "organizations")
-    tags: dict[str, str] = {}
-    try:
-        for page in org.get_paginator("list_tags_for_resource").paginate(ResourceId=account_id):
-            tags.update({t["Key"]: t["Value"] for t in page.get("Tags", []) if t["Key"].startswith(MODULE_TAG_PREFIX)})
-    except ClientError as err:
-        raise translate(err, f"organizations:ListTagsForResource {account_id}") from err
-    return tags
 
 
 def enabled_for(settings: Settings, *, ou: str, tags: Mapping[str, str]) -> tuple[str, ...]:

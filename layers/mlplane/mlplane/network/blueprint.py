@@ -12,33 +12,18 @@ settings: the ledger's records carry the pool and the transit gateway they were 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
-from botocore.exceptions import ClientError
-
-from mlplane import aws
 from mlplane.config import BLUEPRINT_TAG, DEFAULT_BLUEPRINT, Settings
-from mlplane.errors import InputRejected, translate
+from mlplane.errors import InputRejected
 from mlplane.ledger import Ledger, ResourceState
 from mlplane.network import undo
 
 RECORD_SK = "NETWORK_BLUEPRINT"
 
 
-def account_tag(account_id: str, settings: Settings) -> str | None:
-    """The account's `mlplane:network-blueprint` tag in Organizations (read from the hub), if any."""
-    org = aws.client(aws.hub_session(settings.aws_region), "organizations")
-    try:
-        for page in org.get_paginator("list_tags_for_resource").paginate(ResourceId=account_id):
-            for tag in page.get("Tags", []):
-                if tag["Key"] == BLUEPRINT_TAG:
-                    return str(tag["Value"])
-    except ClientError as err:
-        raise translate(err, f"organizations:ListTagsForResource {account_id}") from err
-    return None
-
-
-def resolve(account_id: str, ou: str, settings: Settings) -> str:
+def resolve(account_id: str, ou: str, settings: Settings, tags: Mapping[str, str]) -> str:
     """The blueprint a new build of the account gets: its tag, else its OU's, else the default.
 
     Without configured blueprints there is nothing to choose and Organizations is not asked. A tag naming a
@@ -46,7 +31,7 @@ def resolve(account_id: str, ou: str, settings: Settings) -> str:
     """
     if not settings.network_blueprints:
         return DEFAULT_BLUEPRINT
-    tagged = account_tag(account_id, settings)
+    tagged = tags.get(BLUEPRINT_TAG)  # the account's Organizations tags (ValidateAccount reads them once)
     if tagged is not None:
         if tagged not in settings.blueprint_names():
             raise InputRejected(
