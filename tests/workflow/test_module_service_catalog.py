@@ -29,7 +29,10 @@ SUCCESS = load_event("controltower", "create_managed_account_succeeded")
 
 
 def seed_lines() -> list[str]:
-    return [line for line in SEED_EXCERPT.read_text(encoding="utf-8").splitlines() if not line.startswith("# ")]
+    """The excerpt's lines after its one-line source header (the seed has "# " comment lines of its own)."""
+    header, *lines = SEED_EXCERPT.read_text(encoding="utf-8").splitlines()
+    assert header.startswith("# Source: seed 003")
+    return lines
 
 
 def test_the_seed_excerpt_is_the_seeds_text() -> None:
