@@ -336,3 +336,30 @@ def test_leftovers_name_mlplanes_secrets_and_the_keys_of_its_users_but_not_other
         ("iam:user", "sa"),
         ("secretsmanager:secret", "arn:s"),
     ]
+
+
+def test_a_template_is_parsed_once_but_each_caller_gets_its_own_copy(tmp_path: Any) -> None:
+    from mlplane_sandbox.template import load_template
+
+    path = tmp_path / "t.yaml"
+    path.write_text("Resources:\n  A:\n    Type: X\n    Properties: {Name: !Ref P}\n", encoding="utf-8")
+    first = load_template(path)
+    first["Resources"]["A"]["Type"] = "changed by its caller"
+    assert load_template(path)["Resources"]["A"] == {"Type": "X", "Properties": {"Name": {"Ref": "P"}}}
+    path.write_text("Resources:\n  B:\n    Type: Y\n", encoding="utf-8")  # an edited file is read again
+    assert list(load_template(path)["Resources"]) == ["B"]
+
+
+def test_moto_eks_still_refuses_a_role_arn_outside_the_partitions_once_they_are_cached() -> None:
+    """moto.eks.utils.validate_role_arn, with the partitions read once (hotpaths): an unknown partition is
+    refused, a known one accepted."""
+    from moto.eks.exceptions import InvalidParameterException
+    from moto.eks.utils import validate_role_arn
+
+    from mlplane_sandbox import hotpaths
+
+    hotpaths.install()
+    validate_role_arn("arn:aws:iam::123456789012:role/eks")
+    validate_role_arn("arn:aws-cn:iam::123456789012:role/eks")
+    with pytest.raises(InvalidParameterException):
+        validate_role_arn("arn:nowhere:iam::123456789012:role/eks")
