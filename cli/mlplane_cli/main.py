@@ -172,6 +172,17 @@ ConfigOpt = Annotated[
     str | None, typer.Option("--config", metavar="JSON|FILE", help="Settings: a JSON file or inline JSON.")
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="One JSON object on stdout.")]
+# `local run --hand-built` and `adopt --local`: the sandbox's account built by hand, with these departures
+HandBuiltDifferenceOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--hand-built-difference",
+        metavar="NAME",
+        help="The account built by hand departs from the seed in this way (repeat): "
+        + ", ".join(HAND_BUILT_DIFFERENCES)
+        + ".",
+    ),
+]
 
 
 @local.command("run")
@@ -261,14 +272,7 @@ def local_run(
             help="The account is prepared by hand per seed 000 before the first input (for an adopt start).",
         ),
     ] = False,
-    hand_built_difference: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--hand-built-difference",
-            metavar="NAME",
-            help="With --hand-built: a departure from the seed (repeat): " + ", ".join(HAND_BUILT_DIFFERENCES) + ".",
-        ),
-    ] = None,
+    hand_built_difference: HandBuiltDifferenceOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Run inputs through the whole control plane in the sandbox and report the outcome."""
@@ -649,14 +653,7 @@ def adopt(
     local_: Annotated[
         bool, typer.Option("--local", help="In the sandbox: build the account by hand, adopt it, audit it.")
     ] = False,
-    difference: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--hand-built-difference",
-            metavar="NAME",
-            help="With --local: a departure from the seed (repeat): " + ", ".join(HAND_BUILT_DIFFERENCES) + ".",
-        ),
-    ] = None,
+    difference: HandBuiltDifferenceOpt = None,
     as_json: Annotated[bool, typer.Option("--json", help="With --local: the run and its audit as JSON.")] = False,
     requested_by: RequestedByOpt = "operator",
     reason: ReasonOpt = "",
