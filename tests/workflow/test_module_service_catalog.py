@@ -12,7 +12,7 @@ import pytest
 from mlplane.modules.service_catalog import apply as catalog
 from mlplane.modules.service_catalog import product
 from mlplane_sandbox.runner import Options, Sandbox
-from mlplane_sandbox.world import REGION, as_account, sandbox_client
+from mlplane_sandbox.world import HUB_ACCOUNT, REGION, as_account, sandbox_client
 from tests.conftest import ROOT, SEEDS, load_event
 
 MEMBER = "111111111111"
@@ -214,6 +214,30 @@ def test_disabled_makes_no_call_of_the_module() -> None:
     assert result.outcome == "DEPROVISIONED"
     assert module_calls(result.api_calls) == [] and own == []
     assert result.inventory["service_catalog"] == []
+
+
+@pytest.mark.parametrize(
+    ("modules", "tag", "made"),
+    [
+        ({"ous": ["Sandbox"]}, None, False),  # enabled for another OU only
+        ({"ous": ["Workloads"]}, None, True),  # the account's OU
+        ({"ous": ["Sandbox"]}, "true", True),  # the account's tag wins over the OU list
+        ({"enabled": True}, "false", False),  # and over enabled everywhere
+    ],
+)
+def test_enabled_per_ou_and_by_the_account_tag(modules: dict[str, Any], tag: str | None, made: bool) -> None:
+    config = {**FAST, "modules": {"service_catalog": {**modules, "analyst_role": ANALYST}}}
+    with Sandbox(Options(config=config)) as sandbox:
+        with_analyst_role(sandbox)
+        if tag is not None:
+            with as_account(HUB_ACCOUNT):
+                sandbox_client("organizations").tag_resource(
+                    ResourceId=MEMBER, Tags=[{"Key": "mlplane:module:service_catalog", "Value": tag}]
+                )
+        result = sandbox.run(SUCCESS)
+    assert result.outcome == "READY", result.error
+    assert [p["name"] for p in items(result, "product")] == ([catalog.PRODUCT_NAME] if made else [])
+    assert bool(module_calls(result.api_calls)) == made
 
 
 def test_rejected_before_any_change_when_the_analysts_role_does_not_exist() -> None:
