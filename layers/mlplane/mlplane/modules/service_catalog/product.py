@@ -102,8 +102,10 @@ def launch_role_policy(
             # Service Catalog reads its copy of the template "in a service-owned Amazon S3 bucket" as the launch role
             # (Service Catalog administrator guide, "Launch constraints" > "Configuring a launch role",
             # docs.aws.amazon.com/servicecatalog/latest/adminguide/constraints-launch.html): no bucket ARN of the
-            # account can scope it, the tag on Service Catalog's copies does (the condition of the guide's example
-            # launch role policy; re-check the exact key against the current guide before a real deployment).
+            # account can scope it, the tag on Service Catalog's copies does. The guide's getting started, "Step 7:
+            # Grant end users access to the portfolio" (getstarted-deploy): "When you configure a launch role for a
+            # launch constraint, you must use this string for s3:GetObject:
+            # "s3:ExistingObjectTag/servicecatalog:provisioning":"true"", with Resource "*".
             {
                 "Sid": "TemplateCopy",
                 "Effect": "Allow",
@@ -163,12 +165,13 @@ def launch_role_policy(
                 "Effect": "Allow",
                 "Action": "sagemaker:CreateNotebookInstance",
                 "Resource": notebooks,
+                # CreateNotebookInstance's condition keys (Service Authorization Reference, "Actions, resources, and
+                # condition keys for Amazon SageMaker AI"): AcceleratorTypes, DirectInternetAccess, InstanceTypes,
+                # RootAccess, VolumeKmsKey (type ARN: an Arn operator), VpcSecurityGroupIds, VpcSubnets, on the
+                # required resource notebook-instance.
                 "Condition": {
-                    "StringEquals": {
-                        "sagemaker:DirectInternetAccess": "Disabled",
-                        "sagemaker:RootAccess": "Disabled",
-                        "sagemaker:VolumeKmsKey": kms_key_arn,
-                    },
+                    "StringEquals": {"sagemaker:DirectInternetAccess": "Disabled", "sagemaker:RootAccess": "Disabled"},
+                    "ArnEquals": {"sagemaker:VolumeKmsKey": kms_key_arn},
                     "ForAllValues:StringEquals": {"sagemaker:InstanceTypes": list(instance_types)},
                     "ForAnyValue:StringEquals": {"sagemaker:VpcSubnets": subnet_ids},
                 },
