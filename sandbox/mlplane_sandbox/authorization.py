@@ -573,6 +573,7 @@ _DESCRIBERS: dict[str, Callable[[Call], Authorization]] = {
             "ListRoleTags",
             "CreateRole",
             "DeleteRole",
+            "UpdateAssumeRolePolicy",
             "TagRole",
             "AttachRolePolicy",
             "DetachRolePolicy",

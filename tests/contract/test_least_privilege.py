@@ -265,8 +265,9 @@ def recorded() -> Iterator[Recorded]:  # noqa: PLR0915 - one block per scenario
             found.outcomes.append(sandbox.run(success).outcome)
             found.outcomes.append(sandbox.run(load_event("manual", "start")).outcome)
             keep(sandbox)
-        # The Canvas module enabled (ApplyModules), then deprovisioned (RemoveModules): its own session purpose.
-        with Sandbox(Options(config={**FAST, "modules": CANVAS}, then_deprovision=True)) as sandbox:
+        # The Canvas module enabled (ApplyModules), its role's trust changed by hand and put back by a reconcile,
+        # then deprovisioned (RemoveModules): its own session purpose.
+        with Sandbox(Options(config={**FAST, "modules": CANVAS})) as sandbox:
             sandbox.world.place_account(MEMBER, "Workloads", role_name=SETTINGS.member_role_name)
             with as_account(MEMBER):
                 trust = {
@@ -279,6 +280,13 @@ def recorded() -> Iterator[Recorded]:  # noqa: PLR0915 - one block per scenario
                     AssumeRolePolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": [trust]}),
                 )
             found.outcomes.append(sandbox.run(success).outcome)
+            with as_account(MEMBER):
+                sandbox_client("iam").update_assume_role_policy(
+                    RoleName="AmazonSageMakerCanvasEMRSExecutionAccess-mlplane",
+                    PolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": [trust]}),
+                )
+            found.outcomes.append(sandbox.run(reconcile).outcome)  # UpdateAssumeRolePolicy puts the trust back
+            found.outcomes.append(sandbox.deprovision(MEMBER).outcome)
             keep(sandbox)
         stuck.fails = ["ec2:DeleteVpc=UnauthorizedOperation"]
         with Sandbox(stuck) as sandbox:
@@ -354,7 +362,9 @@ def test_scenarios_exercise_every_function(recorded: Recorded) -> None:
         "DEPROVISIONED",  # ... terminated first (on_deprovision terminate), then the catalog removed
         "READY",  # its READY not published for a day
         "READY",  # ... and published by the next run's ValidateAccount
-        "DEPROVISIONED",  # the Canvas module applied, then removed
+        "READY",  # the Canvas module applied
+        "READY",  # ... its role's changed trust put back by a reconcile
+        "DEPROVISIONED",  # ... then removed
         "ROLLBACK_INCOMPLETE",
         "READY",  # taken over by a run
         "ROLLBACK_INCOMPLETE",  # a deprovision that cannot delete the VPC

@@ -20,6 +20,7 @@ MANAGED = "arn:aws:iam::aws:policy/AmazonSageMakerCanvasEMRServerlessExecutionRo
 DOMAIN_ROLE = "AmazonSageMakerExecutionRole-canvas"
 FAST: dict[str, Any] = {"vendor_timeout_seconds": 7200}
 ENABLED: dict[str, Any] = {**FAST, "modules": {"canvas": {"enabled": True}}}
+WITH_BUCKETS: dict[str, Any] = {**FAST, "modules": {"canvas": {"enabled": True, "s3_buckets": ["analytics-data"]}}}
 CUSTOM: dict[str, Any] = {
     **FAST,
     "modules": {
@@ -336,6 +337,35 @@ def test_audit_sees_a_deleted_role_and_a_detached_policy_and_reconcile_puts_them
         assert reconciled.outcome == "READY"
         assert [r["attached_policy_arns"] for r in canvas_items(reconciled, "role")] == [[MANAGED]]
         clean = sandbox.audit(MEMBER)
+    assert [f for f in clean["findings"] if f["domain"] == "canvas"] == []
+
+
+def test_a_changed_trust_policy_and_s3_policy_are_drift_and_reconcile_puts_the_seeds_back() -> None:
+    """Someone widens the role's trust (any principal of the account) and its S3 inline policy: the audit names
+    both as drift of mlplane's resources, reconcile restores seed 001's trust and mlplane's document."""
+    with Sandbox(Options(config=WITH_BUCKETS)) as sandbox:
+        assert sandbox.run(load_event(*SUCCESS.split("/"))).outcome == "READY"
+        with as_account(MEMBER):
+            iam = sandbox_client("iam")
+            wide = {"Effect": "Allow", "Principal": {"AWS": f"arn:aws:iam::{MEMBER}:root"}, "Action": "sts:AssumeRole"}
+            iam.update_assume_role_policy(
+                RoleName=ROLE, PolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": [wide]})
+            )
+            every = {"Effect": "Allow", "Action": "s3:*", "Resource": "*"}
+            iam.put_role_policy(
+                RoleName=ROLE,
+                PolicyName=canvas.S3_POLICY_NAME,
+                PolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": [every]}),
+            )
+        drifted = sandbox.audit(MEMBER)
+        found = {(f["type"], f["severity"]) for f in drifted["findings"] if f["domain"] == "canvas"}
+        assert found == {("canvas:role", "drift"), ("canvas:inline-policy", "drift")}
+        reconciled = sandbox.run({"account_id": MEMBER, "requested_by": "test", "action": "reconcile"})
+        assert reconciled.outcome == "READY"
+        with as_account(MEMBER):
+            trust = sandbox_client("iam").get_role(RoleName=ROLE)["Role"]["AssumeRolePolicyDocument"]
+        clean = sandbox.audit(MEMBER)
+    assert canvas._document(trust) == canvas.trust_policy(MEMBER)
     assert [f for f in clean["findings"] if f["domain"] == "canvas"] == []
 
 

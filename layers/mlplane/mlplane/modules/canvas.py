@@ -329,6 +329,7 @@ def apply(member: Member, settings: Settings) -> StepOutput:
     name = role_name(config)
     arn = managed_policy_arn(partition)
     made = [_ensure_role(member, iam, name), _ensure_attachment(member, iam, name, arn)]
+    _restore_trust(member, iam, name)
     if config.s3_buckets:
         s3 = s3_policy(config.s3_buckets, partition)
         made.append(_ensure_inline(member, iam, key=S3_POLICY_KEY, role=name, policy=S3_POLICY_NAME, document=s3))
@@ -368,6 +369,19 @@ def _ensure_role(member: Member, iam: Any, name: str) -> int:
 
     _, made = member.ensure(key=ROLE_KEY, type=ROLE_TYPE, find=find, create=create, data={"role_name": name})
     return int(made)
+
+
+def _restore_trust(member: Member, iam: Any, name: str) -> None:
+    """mlplane's role (found or just made) trusts what seed 001 says: a trust policy someone changed is put back
+    (a re-run or reconcile; `plan` shows it as a change of the role)."""
+    wanted = trust_policy(member.account_id)
+    role = _role(iam, name)
+    if role is None or _document(role.get("AssumeRolePolicyDocument")) == wanted:
+        return
+    try:
+        iam.update_assume_role_policy(RoleName=name, PolicyDocument=_text(wanted))
+    except ClientError as err:
+        raise translate(err, f"iam:UpdateAssumeRolePolicy {name} in {member.account_id}") from err
 
 
 def _ensure_attachment(member: Member, iam: Any, name: str, arn: str) -> int:
