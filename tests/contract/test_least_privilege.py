@@ -37,6 +37,7 @@ import pytest
 from mlplane import aws
 from mlplane.config import Settings
 from mlplane.member import MANAGED_TAG, PURPOSES, session_policy
+from mlplane.modules import canvas
 from mlplane_sandbox import iam_policy, recording
 from mlplane_sandbox.authorization import Authorization, describe
 from mlplane_sandbox.recording import ApiCall
@@ -282,7 +283,7 @@ def recorded() -> Iterator[Recorded]:  # noqa: PLR0915 - one block per scenario
             found.outcomes.append(sandbox.run(success).outcome)
             with as_account(MEMBER):
                 sandbox_client("iam").update_assume_role_policy(
-                    RoleName="AmazonSageMakerCanvasEMRSExecutionAccess-mlplane",
+                    RoleName=canvas.role_name(SETTINGS.modules.canvas),
                     PolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": [trust]}),
                 )
             found.outcomes.append(sandbox.run(reconcile).outcome)  # UpdateAssumeRolePolicy puts the trust back

@@ -161,6 +161,10 @@ def _role(iam: Any, name: str) -> dict[str, Any] | None:
     return role
 
 
+def _trusted(role: dict[str, Any], account_id: str) -> bool:
+    return _document(role.get("AssumeRolePolicyDocument")) == trust_policy(account_id)
+
+
 def _role_tags(iam: Any, name: str) -> dict[str, str]:
     tags: dict[str, str] = {}
     try:
@@ -271,7 +275,7 @@ def plan(member: Member, settings: Settings) -> list[PlannedChange]:
         changes.append(_change(ROLE_TYPE, name, "refuse", name, "exists and is not mlplane's"))
         return changes
     else:
-        trusted = _document(role.get("AssumeRolePolicyDocument")) == trust_policy(member.account_id)
+        trusted = _trusted(role, member.account_id)
         changes.append(
             _change(ROLE_TYPE, name, "keep" if trusted else "change", name, "mlplane's" if trusted else "trust policy")
         )
@@ -328,8 +332,10 @@ def apply(member: Member, settings: Settings) -> StepOutput:
     partition = aws.partition_for(member.region)
     name = role_name(config)
     arn = managed_policy_arn(partition)
-    made = [_ensure_role(member, iam, name), _ensure_attachment(member, iam, name, arn)]
-    _restore_trust(member, iam, name)
+    role_made = _ensure_role(member, iam, name)
+    if not role_made:  # a role just made has seed 001's trust; one found may have been changed by hand
+        _restore_trust(member, iam, name)
+    made = [role_made, _ensure_attachment(member, iam, name, arn)]
     if config.s3_buckets:
         s3 = s3_policy(config.s3_buckets, partition)
         made.append(_ensure_inline(member, iam, key=S3_POLICY_KEY, role=name, policy=S3_POLICY_NAME, document=s3))
@@ -372,14 +378,13 @@ def _ensure_role(member: Member, iam: Any, name: str) -> int:
 
 
 def _restore_trust(member: Member, iam: Any, name: str) -> None:
-    """mlplane's role (found or just made) trusts what seed 001 says: a trust policy someone changed is put back
-    (a re-run or reconcile; `plan` shows it as a change of the role)."""
-    wanted = trust_policy(member.account_id)
+    """mlplane's role found trusts what seed 001 says: a trust policy someone changed is put back (a re-run or
+    reconcile; `plan` shows it as a change of the role)."""
     role = _role(iam, name)
-    if role is None or _document(role.get("AssumeRolePolicyDocument")) == wanted:
+    if role is None or _trusted(role, member.account_id):
         return
     try:
-        iam.update_assume_role_policy(RoleName=name, PolicyDocument=_text(wanted))
+        iam.update_assume_role_policy(RoleName=name, PolicyDocument=_text(trust_policy(member.account_id)))
     except ClientError as err:
         raise translate(err, f"iam:UpdateAssumeRolePolicy {name} in {member.account_id}") from err
 
