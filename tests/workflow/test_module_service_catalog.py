@@ -246,3 +246,62 @@ def test_rejected_before_any_change_when_the_analysts_role_does_not_exist() -> N
     assert result.outcome == "REJECTED"
     assert f"the analysts' role {ANALYST} does not exist in {MEMBER}" in result.error["message"]
     assert module_calls(result.api_calls) == [] and result.leftovers == []
+
+
+def catalog_findings(report: dict[str, Any]) -> set[tuple[str, str]]:
+    return {(f["type"], f["severity"]) for f in report["findings"] if f["domain"] == "service_catalog"}
+
+
+def test_audit_reads_the_catalog_and_reconcile_puts_back_the_policy_the_template_and_the_principal() -> None:
+    """Someone widens the launch role's policy, overwrites the product's template and removes the analysts' role
+    from the portfolio: the audit reads each (not the ledger) and names it, reconcile puts mlplane's back."""
+    with Sandbox(Options(config=ENABLED)) as sandbox:
+        with_analyst_role(sandbox)
+        assert sandbox.run(SUCCESS).outcome == "READY"
+        assert catalog_findings(sandbox.audit(MEMBER)) == set()
+        (portfolio,) = [r for r in sandbox.ledger().resources(MEMBER) if r.type == catalog.PORTFOLIO_TYPE]
+        with as_account(MEMBER):
+            every = {"Effect": "Allow", "Action": "*", "Resource": "*"}
+            sandbox_client("iam").put_role_policy(
+                RoleName=product.LAUNCH_ROLE_NAME,
+                PolicyName=catalog.ROLE_POLICY_NAME,
+                PolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": [every]}),
+            )
+            sandbox_client("s3").put_object(
+                Bucket=f"mlplane-sc-{MEMBER}-{REGION}", Key=catalog.template_key(), Body=b"Resources: {}\n"
+            )
+            sandbox_client("servicecatalog").disassociate_principal_from_portfolio(
+                PortfolioId=portfolio.resource_id, PrincipalARN=ANALYST_ARN
+            )
+        drifted = sandbox.audit(MEMBER)
+        reconciled = sandbox.run({"account_id": MEMBER, "requested_by": "test", "action": "reconcile"})
+        clean = sandbox.audit(MEMBER)
+        with as_account(MEMBER):
+            policy = sandbox_client("iam").get_role_policy(
+                RoleName=product.LAUNCH_ROLE_NAME, PolicyName=catalog.ROLE_POLICY_NAME
+            )["PolicyDocument"]
+            body = sandbox_client("s3").get_object(Bucket=f"mlplane-sc-{MEMBER}-{REGION}", Key=catalog.template_key())
+            principals = sandbox_client("servicecatalog").list_principals_for_portfolio(
+                PortfolioId=portfolio.resource_id
+            )["Principals"]
+    assert catalog_findings(drifted) == {
+        (catalog.ROLE_POLICY_TYPE, "drift"),
+        (catalog.OBJECT_TYPE, "drift"),
+        (catalog.PRINCIPAL_TYPE, "missing"),
+    }
+    assert reconciled.outcome == "READY", reconciled.error
+    assert catalog_findings(clean) == set()
+    policy = json.loads(unquote(policy)) if isinstance(policy, str) else policy
+    assert {"Effect": "Allow", "Action": "*", "Resource": "*"} not in policy["Statement"]
+    assert "AWS::SageMaker::NotebookInstance" in body["Body"].read().decode()
+    assert [p["PrincipalARN"] for p in principals] == [ANALYST_ARN]
+
+
+def test_plan_of_a_fresh_account_creates_the_whole_catalog_after_the_core_steps() -> None:
+    with Sandbox(Options(config=ENABLED)) as sandbox:
+        with_analyst_role(sandbox)
+        document = sandbox.plan(SUCCESS)
+    rows = [(c["type"], c["action"]) for c in document["changes"] if c["domain"] == "service_catalog"]
+    assert rows == [(kind, "create") for kind in catalog.HANDLERS]
+    (policy,) = [c for c in document["changes"] if c["type"] == catalog.ROLE_POLICY_TYPE]
+    assert "mlplane's VPC is not in" in policy["detail"]  # built on the network the core steps make first

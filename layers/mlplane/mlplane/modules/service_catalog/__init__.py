@@ -102,26 +102,26 @@ def check_module(member: Member, settings: Settings) -> None:
 
 
 def plan_module(member: Member, settings: Settings) -> list[PlannedChange]:
-    """What `apply_module` would do now, per resource (read-only)."""
-    own = _own(member)
-    made = {r.type: r for r in member.ledger.resources(member.account_id) if r.type in _apply.HANDLERS}
-    portfolio = _apply.find_portfolio(own)
-    product_id = _apply.find_product(own)
-    changes = [
-        _change(kind, "keep" if kind in made else "create", made[kind].resource_id if kind in made else None)
-        for kind in _apply.HANDLERS
+    """What `apply_module` would do now, per resource (read-only): what is there, read by `apply`'s own finders,
+    against what it would make (a changed launch-role policy or template, a removed association is drift)."""
+    try:
+        where: _apply.Target | None = target(member, settings)
+        unknown = ""
+    except InputRejected as err:
+        where, unknown = None, str(err)
+    return [
+        PlannedChange.model_validate(
+            {
+                "domain": "service_catalog",
+                "type": s.type,
+                "key": s.key,
+                "action": s.action,
+                "id": s.id,
+                "detail": s.detail,
+            }
+        )
+        for s in _apply.survey(_own(member), where, unknown)
     ]
-    if portfolio is not None and _apply.PORTFOLIO_TYPE not in made:
-        changes.append(_change(_apply.PORTFOLIO_TYPE, "keep", portfolio))
-    if product_id is not None and _apply.PRODUCT_TYPE not in made:
-        changes.append(_change(_apply.PRODUCT_TYPE, "keep", product_id))
-    return changes
-
-
-def _change(kind: str, action: str, resource_id: str | None) -> PlannedChange:
-    return PlannedChange.model_validate(
-        {"domain": "service_catalog", "type": kind, "key": kind, "action": action, "id": resource_id}
-    )
 
 
 def apply_module(member: Member, settings: Settings) -> StepOutput:

@@ -48,8 +48,15 @@ RESOURCES = 9
 """How many resources one account's catalog is (`run` creates at most these)."""
 PURPOSE = "service_catalog"
 """Every call of the module on its own resources runs in the member session of this purpose."""
-PRODUCT_KEY = "servicecatalog/product"
+ROLE_KEY = "servicecatalog/launch-role"
+ROLE_POLICY_KEY = "servicecatalog/launch-role-policy"
+BUCKET_KEY = "servicecatalog/template-bucket"
+TEMPLATE_KEY = "servicecatalog/template"
 PORTFOLIO_KEY = "servicecatalog/portfolio"
+PRODUCT_KEY = "servicecatalog/product"
+ASSOCIATION_KEY = "servicecatalog/product-association"
+PRINCIPAL_KEY = "servicecatalog/principal"
+CONSTRAINT_KEY = "servicecatalog/launch-constraint"
 
 
 @dataclass(frozen=True)
@@ -95,6 +102,83 @@ def run(member: Member, target: Target) -> int:
     return sum(int(m) for m in made)
 
 
+@dataclass(frozen=True)
+class Surveyed:
+    """One resource of the catalog as `run` would meet it now (`mlplane plan`, the audit's measure)."""
+
+    type: str
+    key: str
+    action: str  # create / keep / change
+    id: str | None
+    detail: str
+
+
+def survey(member: Member, target: Target | None, unknown: str = "") -> list[Surveyed]:
+    """Read-only: each resource of the catalog against what `run` would make, by the finders `run` uses.
+
+    Without a target (the core steps have not made the VPC or the key yet, or the analysts' role is gone;
+    `unknown` says which) what is built from it is `create` if absent and `change` if present (it cannot be
+    compared)."""
+
+    def judged(kind: str, key: str, *, found: Any, wanted: Any, resource_id: str, what: str) -> Surveyed:
+        if found is None:
+            return Surveyed(kind, key, "create", None, what if target is not None or not unknown else unknown)
+        if target is None:
+            return Surveyed(kind, key, "change", resource_id, unknown or what)
+        if found != wanted:
+            return Surveyed(kind, key, "change", resource_id, f"{what}: differs from the plan")
+        return Surveyed(kind, key, "keep", resource_id, what)
+
+    def present(kind: str, key: str, resource_id: str | None, what: str) -> Surveyed:
+        return Surveyed(kind, key, "keep" if resource_id else "create", resource_id, what)
+
+    role = _owned_role(member)
+    portfolio, product_id = find_portfolio(member), find_product(member)
+    policy = _role_policy_found(member) if role else None
+    surveyed = [
+        present(ROLE_TYPE, ROLE_KEY, product.LAUNCH_ROLE_NAME if role else None, "the launch role"),
+        judged(
+            ROLE_POLICY_TYPE,
+            ROLE_POLICY_KEY,
+            found=policy,
+            wanted=_role_policy_wanted(member, target) if target else None,
+            resource_id=ROLE_POLICY_NAME,
+            what="the launch role's policy",
+        ),
+        present(BUCKET_TYPE, BUCKET_KEY, _owned_bucket(member), "the template bucket"),
+        judged(
+            OBJECT_TYPE,
+            TEMPLATE_KEY,
+            found=_template_found(member),
+            wanted=_template_wanted(target) if target else None,
+            resource_id=template_key(),
+            what=f"the product's template ({product.TEMPLATE_FILE})",
+        ),
+        present(PORTFOLIO_TYPE, PORTFOLIO_KEY, portfolio, PORTFOLIO_NAME),
+        present(PRODUCT_TYPE, PRODUCT_KEY, product_id, PRODUCT_NAME),
+        present(
+            ASSOCIATION_TYPE,
+            ASSOCIATION_KEY,
+            _associated(member, portfolio, product_id) if portfolio and product_id else None,
+            "the product in the portfolio",
+        ),
+    ]
+    if target is not None or not portfolio:
+        principal = _principal(member, portfolio, target.principal_arn) if portfolio and target else None
+        surveyed.append(present(PRINCIPAL_TYPE, PRINCIPAL_KEY, principal, "the analysts' role in the portfolio"))
+    else:
+        surveyed.append(Surveyed(PRINCIPAL_TYPE, PRINCIPAL_KEY, "change", portfolio, unknown))
+    surveyed.append(
+        present(
+            CONSTRAINT_TYPE,
+            CONSTRAINT_KEY,
+            _launch_constraint(member, portfolio, product_id) if portfolio and product_id else None,
+            f"launch as {product.LAUNCH_ROLE_NAME}",
+        )
+    )
+    return surveyed
+
+
 # -- the launch role --------------------------------------------------------------------------------------------
 def _role_arn(member: Member) -> str:
     return f"arn:aws:iam::{member.account_id}:role/{product.LAUNCH_ROLE_NAME}"
@@ -112,7 +196,7 @@ def _owned_role(member: Member) -> bool:
 
 
 def _ensure_role(member: Member) -> int:
-    key = "servicecatalog/launch-role"
+    key = ROLE_KEY
 
     def find() -> str | None:
         return product.LAUNCH_ROLE_NAME if _owned_role(member) else None
@@ -133,9 +217,8 @@ def _ensure_role(member: Member) -> int:
     return int(made)
 
 
-def _ensure_role_policy(member: Member, target: Target) -> int:
-    key = "servicecatalog/launch-role-policy"
-    document = product.launch_role_policy(
+def _role_policy_wanted(member: Member, target: Target) -> dict[str, Any]:
+    return product.launch_role_policy(
         account_id=member.account_id,
         region=member.region,
         vpc_id=target.vpc_id,
@@ -143,17 +226,28 @@ def _ensure_role_policy(member: Member, target: Target) -> int:
         kms_key_arn=target.kms_key_arn,
         instance_types=target.instance_types,
     )
+
+
+def _role_policy_found(member: Member) -> dict[str, Any] | None:
+    """The launch role's inline policy as it is now (None: absent)."""
+    try:
+        found = member.client("iam").get_role_policy(RoleName=product.LAUNCH_ROLE_NAME, PolicyName=ROLE_POLICY_NAME)
+    except ClientError as err:
+        if error_code(err) == "NoSuchEntity":
+            return None
+        raise _fail(err, "iam:GetRolePolicy", member) from err
+    raw = found["PolicyDocument"]
+    document: dict[str, Any] = json.loads(raw) if isinstance(raw, str) else raw
+    return document
+
+
+def _ensure_role_policy(member: Member, target: Target) -> int:
+    key = ROLE_POLICY_KEY
+    document = _role_policy_wanted(member, target)
     iam = member.client("iam")
 
     def find() -> str | None:
-        try:
-            found = iam.get_role_policy(RoleName=product.LAUNCH_ROLE_NAME, PolicyName=ROLE_POLICY_NAME)
-        except ClientError as err:
-            if error_code(err) == "NoSuchEntity":
-                return None
-            raise _fail(err, "iam:GetRolePolicy", member) from err
-        raw = found["PolicyDocument"]
-        return ROLE_POLICY_NAME if (json.loads(raw) if isinstance(raw, str) else raw) == document else None
+        return ROLE_POLICY_NAME if _role_policy_found(member) == document else None
 
     def create() -> str:
         try:
@@ -179,14 +273,18 @@ def _bucket_tags(member: Member) -> dict[str, str] | None:
     return {t["Key"]: t["Value"] for t in tags}
 
 
+def _owned_bucket(member: Member) -> str | None:
+    tags = _bucket_tags(member)
+    return bucket_name(member) if tags is not None and tags.get(MANAGED_TAG) == "true" else None
+
+
 def _ensure_bucket(member: Member) -> int:
-    key = "servicecatalog/template-bucket"
+    key = BUCKET_KEY
     name = bucket_name(member)
     s3 = member.client("s3")
 
     def find() -> str | None:
-        tags = _bucket_tags(member)
-        return name if tags is not None and tags.get(MANAGED_TAG) == "true" else None
+        return _owned_bucket(member)
 
     def create() -> str:
         try:
@@ -209,24 +307,34 @@ def _ensure_bucket(member: Member) -> int:
     return int(made)
 
 
-def _ensure_template(member: Member, target: Target) -> int:
-    key = "servicecatalog/template"
-    body = product.render(
+def _template_wanted(target: Target) -> str:
+    return product.render(
         subnet_id=target.subnet_ids[0],
         vpc_id=target.vpc_id,
         kms_key_arn=target.kms_key_arn,
         instance_types=target.instance_types,
     )
+
+
+def _template_found(member: Member) -> str | None:
+    """The account's template object as it is now (None: absent)."""
+    try:
+        return str(
+            member.client("s3").get_object(Bucket=bucket_name(member), Key=template_key())["Body"].read().decode()
+        )
+    except ClientError as err:
+        if error_code(err) in ("NoSuchKey", "NoSuchBucket"):
+            return None
+        raise _fail(err, "s3:GetObject", member) from err
+
+
+def _ensure_template(member: Member, target: Target) -> int:
+    key = TEMPLATE_KEY
+    body = _template_wanted(target)
     s3 = member.client("s3")
 
     def find() -> str | None:
-        try:
-            found = s3.get_object(Bucket=bucket_name(member), Key=template_key())["Body"].read().decode()
-        except ClientError as err:
-            if error_code(err) in ("NoSuchKey", "NoSuchBucket"):
-                return None
-            raise _fail(err, "s3:GetObject", member) from err
-        return template_key() if found == body else None
+        return template_key() if _template_found(member) == body else None
 
     def create() -> str:
         try:
@@ -313,14 +421,22 @@ def _ensure_product(member: Member) -> tuple[str, bool]:
     )
 
 
+def _associated(member: Member, portfolio: str, product_id: str) -> str | None:
+    """The product's association with the portfolio (its id) if it is there."""
+    views = (
+        member.client("servicecatalog").search_products_as_admin(PortfolioId=portfolio).get("ProductViewDetails", [])
+    )
+    found = any(v["ProductViewSummary"]["ProductId"] == product_id for v in views)
+    return f"{portfolio}|{product_id}" if found else None
+
+
 def _ensure_association(member: Member, portfolio: str, product_id: str) -> int:
-    key = "servicecatalog/product-association"
+    key = ASSOCIATION_KEY
     sc = member.client("servicecatalog")
     resource_id = f"{portfolio}|{product_id}"
 
     def find() -> str | None:
-        views = sc.search_products_as_admin(PortfolioId=portfolio).get("ProductViewDetails", [])
-        return resource_id if any(v["ProductViewSummary"]["ProductId"] == product_id for v in views) else None
+        return _associated(member, portfolio, product_id)
 
     def create() -> str:
         try:
@@ -333,14 +449,19 @@ def _ensure_association(member: Member, portfolio: str, product_id: str) -> int:
     return int(made)
 
 
+def _principal(member: Member, portfolio: str, principal_arn: str) -> str | None:
+    """The analysts' role's association with the portfolio (its id) if it is there."""
+    listed = member.client("servicecatalog").list_principals_for_portfolio(PortfolioId=portfolio).get("Principals", [])
+    return f"{portfolio}|{principal_arn}" if any(p["PrincipalARN"] == principal_arn for p in listed) else None
+
+
 def _ensure_principal(member: Member, portfolio: str, target: Target) -> int:
-    key = "servicecatalog/principal"
+    key = PRINCIPAL_KEY
     sc = member.client("servicecatalog")
     resource_id = f"{portfolio}|{target.principal_arn}"
 
     def find() -> str | None:
-        listed = sc.list_principals_for_portfolio(PortfolioId=portfolio).get("Principals", [])
-        return resource_id if any(p["PrincipalARN"] == target.principal_arn for p in listed) else None
+        return _principal(member, portfolio, target.principal_arn)
 
     def create() -> str:
         try:
@@ -355,14 +476,19 @@ def _ensure_principal(member: Member, portfolio: str, target: Target) -> int:
     return int(made)
 
 
+def _launch_constraint(member: Member, portfolio: str, product_id: str) -> str | None:
+    """The product's LAUNCH constraint in the portfolio (its id) if it is there."""
+    listed = member.client("servicecatalog").list_constraints_for_portfolio(PortfolioId=portfolio, ProductId=product_id)
+    found = [c for c in listed.get("ConstraintDetails", []) if c["Type"] == "LAUNCH"]
+    return str(found[0]["ConstraintId"]) if found else None
+
+
 def _ensure_constraint(member: Member, portfolio: str, product_id: str) -> int:
-    key = "servicecatalog/launch-constraint"
+    key = CONSTRAINT_KEY
     sc = member.client("servicecatalog")
 
     def find() -> str | None:
-        listed = sc.list_constraints_for_portfolio(PortfolioId=portfolio, ProductId=product_id)
-        found = [c for c in listed.get("ConstraintDetails", []) if c["Type"] == "LAUNCH"]
-        return str(found[0]["ConstraintId"]) if found else None
+        return _launch_constraint(member, portfolio, product_id)
 
     def create() -> str:
         try:
