@@ -305,3 +305,35 @@ def test_plan_of_a_fresh_account_creates_the_whole_catalog_after_the_core_steps(
     assert rows == [(kind, "create") for kind in catalog.HANDLERS]
     (policy,) = [c for c in document["changes"] if c["type"] == catalog.ROLE_POLICY_TYPE]
     assert "mlplane's VPC is not in" in policy["detail"]  # built on the network the core steps make first
+
+
+def test_deprovision_outlasts_an_outage_of_service_catalog_and_removes_the_catalog() -> None:
+    """C8 for the module: DeletePortfolio throttled for its first 80 calls (botocore's retries included);
+    RemoveModules' TransientError retries back off to 15 minutes, so the outage ends inside them."""
+    from mlplane_sandbox.clock import clock
+
+    with Sandbox(Options(config=ENABLED, fails=["servicecatalog:DeletePortfolio=ThrottlingException@1-80"])) as sandbox:
+        with_analyst_role(sandbox)
+        assert sandbox.run(SUCCESS).outcome == "READY"
+        start = clock().now()
+        gone = sandbox.deprovision(MEMBER)
+        took = clock().now() - start
+        sandbox.check_faults_fired()
+    assert gone.outcome == "DEPROVISIONED", gone.error
+    assert gone.inventory["service_catalog"] == [] and gone.leftovers == []
+    assert took > 3_600  # hours of (virtual) waiting, not seconds
+
+
+def test_rollback_of_the_catalog_outlasts_an_outage_and_leaves_nothing() -> None:
+    """Compound: the LAUNCH constraint is refused, and the rollback that follows meets DeleteProduct throttled for
+    its first 40 calls: the walk is retried until the outage ends and the account is ROLLED_BACK with nothing."""
+    fails = [
+        "servicecatalog:CreateConstraint=AccessDeniedException@1",
+        "servicecatalog:DeleteProduct=ThrottlingException@1-40",
+    ]
+    with Sandbox(Options(config=ENABLED, fails=fails)) as sandbox:
+        with_analyst_role(sandbox)
+        result = sandbox.run(SUCCESS)
+        sandbox.check_faults_fired()
+    assert result.outcome == "ROLLED_BACK", result.error
+    assert result.inventory["service_catalog"] == [] and result.leftovers == []
