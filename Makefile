@@ -71,7 +71,9 @@ lint: $(SAM_STAMP)
 build: $(SAM_STAMP)
 	@dir=$$(sh tools/python313-dir) || { echo "make build: no python3.13 on PATH or under pyenv (the functions run python3.13; install one, e.g. pyenv install 3.13)" >&2; exit 1; }; \
 	echo "sam build with $$dir/python3.13"; \
-	PATH="$$dir:$$PATH" $(SAM) build --region eu-west-1
+	PATH="$$dir:$$PATH" $(SAM) build --region eu-west-1 && \
+	echo "compiling the artifact's bytecode (Lambda cannot write __pycache__: without it every cold start compiles)" && \
+	"$$dir/python3.13" -m compileall -q -j 0 --invalidation-mode checked-hash .aws-sam/build
 
 format: install
 	$(BIN)/ruff format .

@@ -118,3 +118,42 @@ def test_every_function_with_its_layer_fits_lambdas_unzipped_limit(build: Path) 
         print(f"built {logical_id}: {size / 1024:.1f} KiB + layer = {(size + layer_size) / 2**20:.1f} MiB")
     for logical_id, size in sizes.items():
         assert size + layer_size < LAMBDA_UNZIPPED_LIMIT, logical_id
+
+
+# Run by the functions' python3.13: a pyc is only used by the interpreter whose magic number and source hash
+# key it carries.
+_BYTECODE_CHECK = """
+import importlib.util, sys
+from pathlib import Path
+bad, good = [], 0
+for source in Path(sys.argv[1]).rglob("*.py"):
+    cached = Path(importlib.util.cache_from_source(str(source)))
+    if not cached.is_file():
+        bad.append(f"{source}: no {cached.name}")
+        continue
+    header = cached.read_bytes()[:16]
+    flags = int.from_bytes(header[4:8], "little")
+    if header[:4] != importlib.util.MAGIC_NUMBER or flags != 0b11:
+        bad.append(f"{source}: {cached.name} is not checked-hash bytecode of this python")
+    elif header[8:16] != importlib.util.source_hash(source.read_bytes()):
+        bad.append(f"{source}: {cached.name} was compiled from another source")
+    else:
+        good += 1
+print(good)
+print("\\n".join(bad[:20]))
+"""
+
+
+def test_the_artifact_ships_bytecode_compiled_from_its_sources(build: Path) -> None:
+    """Lambda's /var/task and /opt are read-only: a module without its pyc is compiled again at every cold start
+    (botocore's and pydantic's included: their wheels carry no bytecode). Each .py of the artifact has a
+    CPython 3.13 pyc in checked-hash mode (used whatever the zip does to mtimes; a stale one is never used)
+    whose hash is its source's."""
+    found = subprocess.run(["sh", str(ROOT / "tools" / "python313-dir")], capture_output=True, text=True, check=True)
+    python = Path(found.stdout.strip()) / "python3.13"
+    checked = subprocess.run(
+        [str(python), "-c", _BYTECODE_CHECK, str(build)], capture_output=True, text=True, check=True
+    ).stdout.splitlines()
+    good, bad = int(checked[0]), [line for line in checked[1:] if line]
+    print(f"\nbytecode: {good} modules compiled (checked-hash, cpython-313)")
+    assert bad == [] and good > 500
