@@ -111,10 +111,6 @@ STATEMENT_EXTRAS: dict[tuple[str, str], str] = {
 
 # Member-account actions in a purpose's session policy that the scenarios do not call, each with its reason.
 SESSION_POLICY_EXTRAS: dict[str, dict[str, str]] = {
-    "service_catalog": {
-        "servicecatalog:DescribePortfolio": "the finder reads a listed portfolio's tags: called only when a portfolio"
-        " exists that the ledger has no id for (a lost create answer)",
-    },
     "core": {
         "iam:UntagPolicy": "an existing policy's stale mlplane tag is replaced (iam/apply.py)",
         "iam:CreatePolicyVersion": "an existing AAC policy whose document differs is updated (iam/apply.py)",
@@ -253,11 +249,20 @@ def recorded() -> Iterator[Recorded]:  # noqa: PLR0915 - one block per scenario
             keep(sandbox)
         # M2 enabled: the Service Catalog module (ApplyModules), an analyst's launch, a deprovision configured to
         # terminate it (RemoveModules) before the catalog goes.
-        from tests.workflow.test_module_service_catalog import TERMINATE, launch_as_analyst, with_analyst_role
+        from tests.workflow.test_module_service_catalog import (
+            ANALYST_ARN,
+            TERMINATE,
+            change_launch_constraint,
+            launch_as_analyst,
+            with_analyst_role,
+        )
 
         with Sandbox(Options(config=TERMINATE)) as sandbox:
             with_analyst_role(sandbox)
             found.outcomes.append(sandbox.run(success).outcome)
+            change_launch_constraint(sandbox, ANALYST_ARN)
+            reconcile = {"account_id": MEMBER, "requested_by": "test", "action": "reconcile"}
+            found.outcomes.append(sandbox.run(reconcile).outcome)  # DescribeConstraint, UpdateConstraint
             launch_as_analyst(sandbox, "analyst-notebook")
             found.outcomes.append(sandbox.deprovision(MEMBER).outcome)
             keep(sandbox)
@@ -360,6 +365,7 @@ def test_scenarios_exercise_every_function(recorded: Recorded) -> None:
         "READY",  # then audited by the schedule, drift notified
         "READY",  # ... and reconciled
         "READY",  # M2 enabled: the catalog made, an analyst launches its product
+        "READY",  # ... its LAUNCH constraint pointed elsewhere by hand and put back by a reconcile
         "DEPROVISIONED",  # ... terminated first (on_deprovision terminate), then the catalog removed
         "READY",  # its READY not published for a day
         "READY",  # ... and published by the next run's ValidateAccount

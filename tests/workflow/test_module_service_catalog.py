@@ -78,6 +78,15 @@ def launch_as_analyst(sandbox: Sandbox, name: str) -> str:
     return str(made["ProvisionedProductId"])
 
 
+def change_launch_constraint(sandbox: Sandbox, role_arn: str) -> None:
+    """Someone points the product's LAUNCH constraint at another role (the catalog's admin, by hand)."""
+    (constraint,) = [r for r in sandbox.ledger().resources(MEMBER) if r.type == catalog.CONSTRAINT_TYPE]
+    with as_account(MEMBER):
+        sandbox_client("servicecatalog").update_constraint(
+            Id=constraint.resource_id, Parameters=json.dumps({"RoleArn": role_arn})
+        )
+
+
 def items(result: Any, kind: str) -> list[dict[str, Any]]:
     return [item for item in result.inventory["service_catalog"] if item["kind"] == kind]
 
@@ -253,8 +262,9 @@ def catalog_findings(report: dict[str, Any]) -> set[tuple[str, str]]:
 
 
 def test_audit_reads_the_catalog_and_reconcile_puts_back_the_policy_the_template_and_the_principal() -> None:
-    """Someone widens the launch role's policy, overwrites the product's template and removes the analysts' role
-    from the portfolio: the audit reads each (not the ledger) and names it, reconcile puts mlplane's back."""
+    """Someone widens the launch role's policy, overwrites the product's template, removes the analysts' role
+    from the portfolio and points the LAUNCH constraint at another role: the audit reads each (not the ledger)
+    and names it, reconcile puts mlplane's back (UpdateConstraint: one LAUNCH constraint per product)."""
     with Sandbox(Options(config=ENABLED)) as sandbox:
         with_analyst_role(sandbox)
         assert sandbox.run(SUCCESS).outcome == "READY"
@@ -273,6 +283,7 @@ def test_audit_reads_the_catalog_and_reconcile_puts_back_the_policy_the_template
             sandbox_client("servicecatalog").disassociate_principal_from_portfolio(
                 PortfolioId=portfolio.resource_id, PrincipalARN=ANALYST_ARN
             )
+        change_launch_constraint(sandbox, ANALYST_ARN)  # launches would run as the analysts' own role
         drifted = sandbox.audit(MEMBER)
         reconciled = sandbox.run({"account_id": MEMBER, "requested_by": "test", "action": "reconcile"})
         clean = sandbox.audit(MEMBER)
@@ -288,8 +299,12 @@ def test_audit_reads_the_catalog_and_reconcile_puts_back_the_policy_the_template
         (catalog.ROLE_POLICY_TYPE, "drift"),
         (catalog.OBJECT_TYPE, "drift"),
         (catalog.PRINCIPAL_TYPE, "missing"),
+        (catalog.CONSTRAINT_TYPE, "drift"),
     }
     assert reconciled.outcome == "READY", reconciled.error
+    (portfolio_item,) = items(reconciled, "portfolio")
+    launch_role = f"arn:aws:iam::{MEMBER}:role/{product.LAUNCH_ROLE_NAME}"
+    assert portfolio_item["constraints"] == [{"type": "LAUNCH", "parameters": {"RoleArn": launch_role}}]
     assert catalog_findings(clean) == set()
     policy = json.loads(unquote(policy)) if isinstance(policy, str) else policy
     assert {"Effect": "Allow", "Action": "*", "Resource": "*"} not in policy["Statement"]

@@ -535,12 +535,7 @@ def create_constraint(call: Call) -> dict[str, Any]:
             raise AwsError("InvalidParametersException", "only LAUNCH constraints are emulated", 400)
         if product.id not in portfolio.products:
             raise AwsError("ResourceNotFoundException", f"Product {product.id} is not in {portfolio.id}", 400)
-        try:
-            parameters = json.loads(str(_required(call, "Parameters")))
-        except json.JSONDecodeError:
-            raise AwsError("InvalidParametersException", "Parameters is not valid JSON", 400) from None
-        if not isinstance(parameters, dict) or len(set(parameters) & {"RoleArn", "LocalRoleName"}) != 1:
-            raise AwsError("InvalidParametersException", "a LAUNCH constraint needs RoleArn or LocalRoleName", 400)
+        parameters = _launch_parameters(str(_required(call, "Parameters")))
         for c in here.constraints.values():
             if (c.portfolio_id, c.product_id, c.type) == (portfolio.id, product.id, "LAUNCH"):
                 raise AwsError("DuplicateResourceException", f"Launch constraint already exists: {c.id}", 400)
@@ -558,6 +553,43 @@ def create_constraint(call: Call) -> dict[str, Any]:
         return _constraint_answer(made)
 
 
+def _launch_parameters(text: str) -> dict[str, Any]:
+    """A LAUNCH constraint's Parameters (botocore's CreateConstraint/UpdateConstraint docs: RoleArn or
+    LocalRoleName, not both)."""
+    try:
+        parameters = json.loads(text)
+    except json.JSONDecodeError:
+        raise AwsError("InvalidParametersException", "Parameters is not valid JSON", 400) from None
+    if not isinstance(parameters, dict) or len(set(parameters) & {"RoleArn", "LocalRoleName"}) != 1:
+        raise AwsError("InvalidParametersException", "a LAUNCH constraint needs RoleArn or LocalRoleName", 400)
+    return parameters
+
+
+def _constraint(call: Call) -> _Constraint:
+    constraint_id = str(_required(call, "Id"))
+    found = _region(call).constraints.get(constraint_id)
+    if found is None:
+        raise AwsError("ResourceNotFoundException", f"Constraint {constraint_id} not found.", 400)
+    return found
+
+
+@emulate(SERVICE, "DescribeConstraint")
+def describe_constraint(call: Call) -> dict[str, Any]:
+    with _lock:
+        return _constraint_answer(_constraint(call))
+
+
+@emulate(SERVICE, "UpdateConstraint")
+def update_constraint(call: Call) -> dict[str, Any]:
+    with _lock:
+        constraint = _constraint(call)
+        if "Parameters" in call.params:
+            constraint.parameters = json.dumps(_launch_parameters(str(call.params["Parameters"])))
+        if "Description" in call.params:
+            constraint.description = str(call.params["Description"])
+        return _constraint_answer(constraint)
+
+
 def _constraint_answer(constraint: _Constraint) -> dict[str, Any]:
     return {
         "ConstraintDetail": constraint.detail(),
@@ -570,10 +602,7 @@ def _constraint_answer(constraint: _Constraint) -> dict[str, Any]:
 def delete_constraint(call: Call) -> dict[str, Any]:
     with _lock:
         here = _region(call)
-        constraint_id = str(_required(call, "Id"))
-        if constraint_id not in here.constraints:
-            raise AwsError("ResourceNotFoundException", f"Constraint {constraint_id} not found.", 400)
-        del here.constraints[constraint_id]
+        del here.constraints[_constraint(call).id]
         return {}
 
 

@@ -168,14 +168,15 @@ def survey(member: Member, target: Target | None, unknown: str = "") -> list[Sur
         surveyed.append(present(PRINCIPAL_TYPE, PRINCIPAL_KEY, principal, "the analysts' role in the portfolio"))
     else:
         surveyed.append(Surveyed(PRINCIPAL_TYPE, PRINCIPAL_KEY, "change", portfolio, unknown))
-    surveyed.append(
-        present(
-            CONSTRAINT_TYPE,
-            CONSTRAINT_KEY,
-            _launch_constraint(member, portfolio, product_id) if portfolio and product_id else None,
-            f"launch as {product.LAUNCH_ROLE_NAME}",
-        )
-    )
+    constraint = _launch_constraint(member, portfolio, product_id) if portfolio and product_id else None
+    launch_as = f"launch as {product.LAUNCH_ROLE_NAME}"
+    if constraint is None:
+        surveyed.append(Surveyed(CONSTRAINT_TYPE, CONSTRAINT_KEY, "create", None, launch_as))
+    elif constraint[1] != _launch_parameters(member):
+        now = f"launches with {json.dumps(constraint[1])}"
+        surveyed.append(Surveyed(CONSTRAINT_TYPE, CONSTRAINT_KEY, "change", constraint[0], now))
+    else:
+        surveyed.append(Surveyed(CONSTRAINT_TYPE, CONSTRAINT_KEY, "keep", constraint[0], launch_as))
     return surveyed
 
 
@@ -476,11 +477,27 @@ def _ensure_principal(member: Member, portfolio: str, target: Target) -> int:
     return int(made)
 
 
-def _launch_constraint(member: Member, portfolio: str, product_id: str) -> str | None:
-    """The product's LAUNCH constraint in the portfolio (its id) if it is there."""
-    listed = member.client("servicecatalog").list_constraints_for_portfolio(PortfolioId=portfolio, ProductId=product_id)
+def _launch_constraint(member: Member, portfolio: str, product_id: str) -> tuple[str, dict[str, Any]] | None:
+    """The product's LAUNCH constraint in the portfolio (its id, its parameters) if it is there. Only
+    DescribeConstraint gives the parameters: the role a launch runs as."""
+    sc = member.client("servicecatalog")
+    listed = sc.list_constraints_for_portfolio(PortfolioId=portfolio, ProductId=product_id)
     found = [c for c in listed.get("ConstraintDetails", []) if c["Type"] == "LAUNCH"]
-    return str(found[0]["ConstraintId"]) if found else None
+    if not found:
+        return None
+    constraint_id = str(found[0]["ConstraintId"])
+    try:
+        described = sc.describe_constraint(Id=constraint_id)
+    except ClientError as err:
+        if error_code(err) == "ResourceNotFoundException":
+            return None
+        raise _fail(err, f"servicecatalog:DescribeConstraint {constraint_id}", member) from err
+    parameters: dict[str, Any] = json.loads(described.get("ConstraintParameters") or "{}")
+    return constraint_id, parameters
+
+
+def _launch_parameters(member: Member) -> dict[str, Any]:
+    return {"RoleArn": _role_arn(member)}
 
 
 def _ensure_constraint(member: Member, portfolio: str, product_id: str) -> int:
@@ -488,15 +505,23 @@ def _ensure_constraint(member: Member, portfolio: str, product_id: str) -> int:
     sc = member.client("servicecatalog")
 
     def find() -> str | None:
-        return _launch_constraint(member, portfolio, product_id)
+        found = _launch_constraint(member, portfolio, product_id)
+        return found[0] if found is not None and found[1] == _launch_parameters(member) else None
 
     def create() -> str:
+        found = _launch_constraint(member, portfolio, product_id)
+        if found is not None:  # one LAUNCH constraint per product and portfolio: launches as another role now
+            try:
+                sc.update_constraint(Id=found[0], Parameters=json.dumps(_launch_parameters(member)))
+            except ClientError as err:
+                raise _fail(err, f"servicecatalog:UpdateConstraint {found[0]}", member) from err
+            return found[0]
         try:
             answer = sc.create_constraint(
                 PortfolioId=portfolio,
                 ProductId=product_id,
                 Type="LAUNCH",
-                Parameters=json.dumps({"RoleArn": _role_arn(member)}),
+                Parameters=json.dumps(_launch_parameters(member)),
                 Description="Launch as mlplane-sc-launch (least privilege, mlplane)",
                 IdempotencyToken=_token(member, key),
             )
