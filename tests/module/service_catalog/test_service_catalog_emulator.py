@@ -132,6 +132,25 @@ def test_a_second_launch_constraint_is_a_duplicate(account: Account) -> None:
     assert _code(err) == "DuplicateResourceException"
 
 
+def test_a_launch_constraint_is_described_and_updated_with_its_parameters(account: Account) -> None:
+    """DescribeConstraint gives the parameters ListConstraintsForPortfolio does not; UpdateConstraint takes a
+    LAUNCH constraint's RoleArn or LocalRoleName, not both (botocore's docs), and an unknown id is not found."""
+    portfolio, product_id, _ = _catalog(account)
+    sc = _admin()
+    (listed,) = sc.list_constraints_for_portfolio(PortfolioId=portfolio, ProductId=product_id)["ConstraintDetails"]
+    assert "ConstraintParameters" not in listed
+    described = sc.describe_constraint(Id=listed["ConstraintId"])
+    assert json.loads(described["ConstraintParameters"]) == {"RoleArn": account.launch_role_arn}
+    other = f"arn:aws:iam::{MEMBER}:role/{ANALYST_ROLE}"
+    sc.update_constraint(Id=listed["ConstraintId"], Parameters=json.dumps({"RoleArn": other}))
+    assert json.loads(sc.describe_constraint(Id=listed["ConstraintId"])["ConstraintParameters"]) == {"RoleArn": other}
+    with pytest.raises(ClientError) as both:
+        sc.update_constraint(Id=listed["ConstraintId"], Parameters=json.dumps({"RoleArn": other, "LocalRoleName": "x"}))
+    with pytest.raises(ClientError) as unknown:
+        sc.describe_constraint(Id="cons-doesnotexist")
+    assert (_code(both), _code(unknown)) == ("InvalidParametersException", "ResourceNotFoundException")
+
+
 def test_create_product_needs_a_template_it_can_read(account: Account) -> None:
     with pytest.raises(ClientError) as err:
         _admin().create_product(
