@@ -32,7 +32,7 @@ import threading
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urlparse
 
 from mlplane_sandbox import recording
@@ -291,24 +291,28 @@ def _required(call: Call, name: str) -> Any:
     return value
 
 
+_T = TypeVar("_T")
+
+
 def _tags(call: Call) -> dict[str, str]:
     return {str(t["Key"]): str(t["Value"]) for t in call.params.get("Tags", [])}
 
 
-def _portfolio(call: Call, key: str = "PortfolioId") -> _Portfolio:
-    portfolio_id = str(_required(call, key))
-    found = _region(call).portfolios.get(portfolio_id)
+def _found(call: Call, key: str, table: dict[str, _T], what: str) -> _T:
+    """The resource the call names by `key`; ResourceNotFoundException as Service Catalog says it."""
+    resource_id = str(_required(call, key))
+    found = table.get(resource_id)
     if found is None:
-        raise AwsError("ResourceNotFoundException", f"Portfolio {portfolio_id} not found.", 400)
+        raise AwsError("ResourceNotFoundException", f"{what} {resource_id} not found.", 400)
     return found
+
+
+def _portfolio(call: Call, key: str = "PortfolioId") -> _Portfolio:
+    return _found(call, key, _region(call).portfolios, "Portfolio")
 
 
 def _product(call: Call, key: str = "ProductId") -> _Product:
-    product_id = str(_required(call, key))
-    found = _region(call).products.get(product_id)
-    if found is None:
-        raise AwsError("ResourceNotFoundException", f"Product {product_id} not found.", 400)
-    return found
+    return _found(call, key, _region(call).products, "Product")
 
 
 # -- portfolios -------------------------------------------------------------------------------------------------
@@ -566,11 +570,7 @@ def _launch_parameters(text: str) -> dict[str, Any]:
 
 
 def _constraint(call: Call) -> _Constraint:
-    constraint_id = str(_required(call, "Id"))
-    found = _region(call).constraints.get(constraint_id)
-    if found is None:
-        raise AwsError("ResourceNotFoundException", f"Constraint {constraint_id} not found.", 400)
-    return found
+    return _found(call, "Id", _region(call).constraints, "Constraint")
 
 
 @emulate(SERVICE, "DescribeConstraint")
