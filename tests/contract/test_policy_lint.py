@@ -55,9 +55,11 @@ JUSTIFIED: dict[tuple[str, str, str], str] = {
     "only through Secrets Manager (kms:ViaService), only for the access-key secret (its encryption context)",
     ("session", "VaultKeyForSecret", "UNKNOWN_CONDITION_FOR_ACTION"): "kms:ResourceAliases is a key of the key "
     "resource type; parliament checks action-level keys only",
-    ("session", "ScCatalog", "RESOURCE_STAR"): "Service Catalog's create, list and search actions take no resource "
-    "type (Service Authorization Reference, list_awsservicecatalog); splitting the per-portfolio/product actions onto "
-    "catalog portfolio/product ARNs is M2's open follow-up (the sandbox has no describer for them yet)",
+    ("session", "ScCatalog", "RESOURCE_STAR"): "Service Catalog's create, list and search actions and its "
+    "constraint and association actions take no resource type (Service Authorization Reference, "
+    "list_awsservicecatalog: AssociateProductWithPortfolio has none); the per-portfolio/product actions stay on * "
+    "with them until their resource types are checked against the reference (README, M2): a wrong scope would "
+    "fail a real deployment with AccessDenied. Only in the service_catalog session, on the account's own catalog",
     ("session", "CanvasManagedPolicyExists", "INVALID_ARN"): "an AWS managed policy's ARN has `aws` for its account "
     "(arn:aws:iam::aws:policy/..., IAM user guide, 'IAM identifiers'); parliament expects 12 digits or a wildcard",
     ("template", "ValidateAccountFunction", "RESOURCE_STAR"): "organizations:DescribeAccount, "
