@@ -273,6 +273,15 @@ def local_run(
         ),
     ] = False,
     hand_built_difference: HandBuiltDifferenceOpt = None,
+    customer_role: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--customer-role",
+            metavar="[PATH/]NAME",
+            help="A role the organization already has in each vended account (repeat): e.g. the analysts' SAML"
+            " role that modules.service_catalog.analyst_role names, or a Canvas domain's execution role.",
+        ),
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Run inputs through the whole control plane in the sandbox and report the outcome."""
@@ -307,6 +316,7 @@ def local_run(
             kms_propagation_seconds=propagation,
             hand_built=hand_built,
             hand_built_differences=hand_built_difference or [],
+            customer_roles=customer_role or [],
         )
         try:
             with Sandbox(options) as sandbox:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import uuid
 import warnings
 from dataclasses import dataclass, field
@@ -62,6 +63,10 @@ _CLI = "cli"
 _OPERATOR = f"arn:aws:sts::{HUB_ACCOUNT}:assumed-role/PlatformOperator/mlplane-cli"
 
 
+CUSTOMER_ROLE = re.compile(r"(?:[\w+=,.@-]+/){0,8}[\w+=,.@-]{1,64}")
+"""A role as [PATH/]NAME: IAM's name characters, its path's segments of the same."""
+
+
 class UsageError(ValueError):
     """A bad command line or input file: exit status 2, one line on stderr."""
 
@@ -88,6 +93,9 @@ class Options:
     # with these named differences from the seed.
     hand_built: bool = False
     hand_built_differences: list[str] = field(default_factory=list)
+    # --customer-role [PATH/]NAME: roles the organization already has in each vended account (the analysts' SAML
+    # role of M2, a custom Canvas domain's execution role), placed as the customer's before mlplane runs
+    customer_roles: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -169,6 +177,13 @@ class Sandbox:
         if self.options.hand_built_differences and not self.options.hand_built:
             raise UsageError("--hand-built-difference needs --hand-built")
 
+    def _validate_customer_roles(self) -> None:
+        for role in self.options.customer_roles:
+            if not CUSTOMER_ROLE.fullmatch(role):
+                raise UsageError(
+                    f"--customer-role {role!r}: expected an IAM role as [PATH/]NAME (e.g. saml/DataAnalyst)"
+                )
+
     def _validate_options(self) -> None:
         params = self.template.get("Parameters", {})
         for key in self.options.config:
@@ -187,6 +202,7 @@ class Sandbox:
         if self.settings.member_region != REGION:
             raise UsageError(f"--config member_region: the sandbox builds member accounts in {REGION} only")
         self._validate_hand_built()
+        self._validate_customer_roles()
         if self.options.tgw_auto_accept not in ("enable", "disable"):
             raise UsageError(f"--tgw-auto-accept {self.options.tgw_auto_accept!r}: expected enable or disable")
         try:
@@ -339,8 +355,9 @@ class Sandbox:
         self._deploy_forwarder()
         self.world.stackset_role = self._member_role()
         reader = self.settings.sa_access_key_secret_reader_role
-        if reader:  # the reader role the operator named exists in each account (a name, or an ARN's last part)
-            self.world.customer_roles = (reader.rsplit("/", maxsplit=1)[-1],)
+        # the reader role the operator named exists in each account (a name, or an ARN's last part)
+        readers = (reader.rsplit("/", maxsplit=1)[-1],) if reader else ()
+        self.world.customer_roles = readers + tuple(self.options.customer_roles)
         self.dispatcher = lambdas.Dispatcher(
             self.functions,
             self._state_targets("--redeliver", self.options.redeliver),

@@ -150,10 +150,13 @@ class World:
             )
 
     @staticmethod
-    def _place_customer_role(account_id: str, name: str) -> None:
-        """A role of the customer's (trusting its own account), made before mlplane runs; kept if present."""
+    def _place_customer_role(account_id: str, path_name: str) -> None:
+        """A role of the customer's (trusting its own account), made before mlplane runs; kept if present.
+        `path_name` is [PATH/]NAME (the path `/PATH/`, as IAM writes it)."""
         from moto.iam.models import iam_backends
 
+        *segments, name = path_name.split("/")
+        path = "/" + "".join(f"{segment}/" for segment in segments)
         iam = iam_backends[account_id]["aws"]
         if any(role.name == name for role in iam.roles.values()):
             return
@@ -166,7 +169,7 @@ class World:
         iam.create_role(
             role_name=name,
             assume_role_policy_document=json.dumps(trust),
-            path="/",
+            path=path,
             permissions_boundary=None,
             description="the customer's",
             tags=[],

@@ -93,6 +93,7 @@ def one_line(result: subprocess.CompletedProcess[str] | object, code: int) -> st
             ["local", "run", "events/manual/start.json", "--hand-built-difference", "dns-off"],
             "--hand-built-difference needs --hand-built",
         ),
+        (["local", "run", "events/manual/start.json", "--customer-role", "bad role"], "--customer-role 'bad role'"),
     ],
 )
 def test_usage_and_input_errors_are_one_line_exit_2(args: list[str], named: str) -> None:

@@ -352,3 +352,17 @@ def test_rollback_of_the_catalog_outlasts_an_outage_and_leaves_nothing() -> None
         sandbox.check_faults_fired()
     assert result.outcome == "ROLLED_BACK", result.error
     assert result.inventory["service_catalog"] == [] and result.leftovers == []
+
+
+def test_the_sandbox_places_the_organizations_analyst_role_with_its_path() -> None:
+    """`mlplane local run --customer-role saml/DataAnalyst`: the analysts' SAML role exists in the vended account
+    before mlplane runs (the organization's, as in AWS), so the module is tried locally without a hand-made role;
+    the principal association names it with its path."""
+    config = {**FAST, "modules": {"service_catalog": {"enabled": True, "analyst_role": "saml/DataAnalyst"}}}
+    with Sandbox(Options(config=config, customer_roles=["saml/DataAnalyst"])) as sandbox:
+        result = sandbox.run(SUCCESS)
+        with as_account(MEMBER):
+            role = sandbox_client("iam").get_role(RoleName="DataAnalyst")["Role"]
+    assert result.outcome == "READY", result.error
+    (portfolio,) = items(result, "portfolio")
+    assert portfolio["principals"] == [role["Arn"]] == [f"arn:aws:iam::{MEMBER}:role/saml/DataAnalyst"]
