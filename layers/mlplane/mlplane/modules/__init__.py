@@ -13,15 +13,15 @@ from collections.abc import Iterable, Mapping
 from types import MappingProxyType
 from typing import TYPE_CHECKING
 
+from mlplane.changes import PlannedChange
 from mlplane.config import MODULE_TAG_PREFIX, Settings
-from mlplane.errors import ConfigError
+from mlplane.errors import ConfigError, MlplaneError
 from mlplane.modules import canvas, service_catalog
 from mlplane.modules.base import Module
 from mlplane.observability import logger
 from mlplane.steps import StepOutput
 
 if TYPE_CHECKING:
-    from mlplane.changes import PlannedChange
     from mlplane.member import Member
     from mlplane.rollback.handler import Handler
 
@@ -66,7 +66,17 @@ def check(member: Member, settings: Settings, names: Iterable[str]) -> None:
 
 
 def plan(member: Member, settings: Settings, names: Iterable[str]) -> list[PlannedChange]:
-    return [change for module in _selected(names) for change in module.plan(member, settings)]
+    """Each enabled module's plan. A module whose state cannot be read (a refused or failed read) is one `change`
+    row naming the error, so the audit names it and a reconcile still runs every step (it is not fatal)."""
+    changes: list[PlannedChange] = []
+    for module in _selected(names):
+        try:
+            changes += module.plan(member, settings)
+        except MlplaneError as err:
+            logger.warning("module plan failed", module_name=module.name, error=str(err))
+            unread = {"domain": module.name, "type": f"{module.name}:state", "key": module.name, "action": "change"}
+            changes.append(PlannedChange.model_validate({**unread, "detail": f"could not be read: {err}"}))
+    return changes
 
 
 def apply(member: Member, settings: Settings, names: Iterable[str]) -> StepOutput:
@@ -74,7 +84,7 @@ def apply(member: Member, settings: Settings, names: Iterable[str]) -> StepOutpu
     outputs: list[StepOutput] = []
     for module in _selected(names):
         output = module.apply(member, settings)
-        logger.info("module applied", module=module.name, created=output.created, existing=output.existing)
+        logger.info("module applied", module_name=module.name, made=output.created, existing=output.existing)
         outputs.append(output.model_copy(update={"detail": {module.name: output.detail}}))
     return StepOutput.combine(*outputs)
 
