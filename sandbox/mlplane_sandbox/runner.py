@@ -63,8 +63,8 @@ _CLI = "cli"
 _OPERATOR = f"arn:aws:sts::{HUB_ACCOUNT}:assumed-role/PlatformOperator/mlplane-cli"
 
 
-CUSTOMER_ROLE = re.compile(r"(?:[\w+=,.@-]+/){0,8}[\w+=,.@-]{1,64}")
-"""A role as [PATH/]NAME: IAM's name characters, its path's segments of the same."""
+CUSTOMER_ROLE = re.compile(r"(?=.{1,575}$)(?:[A-Za-z0-9+=,.@_-]+/)*[A-Za-z0-9+=,.@_-]{1,64}", re.ASCII)
+"""A role as [PATH/]NAME: IAM's name characters (ASCII), a path of at most 512 characters with its slashes."""
 
 
 class UsageError(ValueError):

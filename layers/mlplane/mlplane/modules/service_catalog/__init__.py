@@ -62,7 +62,8 @@ def principal_arn(member: Member, config: ServiceCatalogSettings) -> str:
 
 def target(member: Member, settings: Settings) -> _apply.Target:
     """What the product is built on (the core steps made it): read-only, before anything of the module is
-    created; InputRejected naming what is missing."""
+    created; InputRejected naming what is missing. The analysts' role not found is not raised here but carried
+    (`principal_unknown`): `run` converges everything else first, `survey` compares everything else."""
     config = settings.modules.service_catalog
     vpc_id = lookup.find_vpc(member, "vpc", {})
     if vpc_id is None:
@@ -85,12 +86,18 @@ def target(member: Member, settings: Settings) -> _apply.Target:
             f"service_catalog: the vault key {settings.vault_key_alias} in {member.account_id} is not mlplane's"
             " enabled key"
         )
+    try:  # the network and key are enough to converge the rest: only the principal needs the role
+        principal: str | None = principal_arn(member, config)
+        unknown = ""
+    except InputRejected as err:
+        principal, unknown = None, str(err)
     return _apply.Target(
         vpc_id=vpc_id,
         subnet_ids=private,
         kms_key_arn=key.arn,
-        principal_arn=principal_arn(member, config),
+        principal_arn=principal,
         instance_types=config.instance_types,
+        principal_unknown=unknown,
     )
 
 

@@ -25,8 +25,9 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from mlplane.errors import Blocked, error_code, translate
-from mlplane.ledger import ResourceRecord
+from mlplane import aws
+from mlplane.errors import Blocked, InputRejected, error_code, translate
+from mlplane.ledger import ResourceRecord, ResourceState
 from mlplane.member import KEY_TAG, MANAGED_TAG, Member
 from mlplane.modules.service_catalog import product
 from mlplane.rollback.handler import Handler, Undone
@@ -66,8 +67,9 @@ class Target:
     vpc_id: str
     subnet_ids: list[str]
     kms_key_arn: str
-    principal_arn: str  # the analysts' (SAML) role
+    principal_arn: str | None  # the analysts' (SAML) role; None: not found (`principal_unknown` says why)
     instance_types: tuple[str, ...] = product.INSTANCE_TYPES  # the sizes an analyst may choose
+    principal_unknown: str = ""
 
 
 def own(member: Member) -> Member:
@@ -98,7 +100,10 @@ def run(member: Member, target: Target) -> int:
     portfolio, made_portfolio = _ensure_portfolio(member)
     product_id, made_product = _ensure_product(member)
     made += [made_portfolio, made_product, _ensure_association(member, portfolio, product_id)]
-    made += [_ensure_principal(member, portfolio, target), _ensure_constraint(member, portfolio, product_id)]
+    made.append(_ensure_constraint(member, portfolio, product_id))
+    if target.principal_arn is None:  # all else converged; without the analysts' role there is no one to share with
+        raise InputRejected(target.principal_unknown)
+    made.append(_ensure_principal(member, portfolio, target.principal_arn))
     return sum(int(m) for m in made)
 
 
@@ -145,7 +150,7 @@ def survey(member: Member, target: Target | None, unknown: str = "") -> list[Sur
             resource_id=ROLE_POLICY_NAME,
             what="the launch role's policy",
         ),
-        present(BUCKET_TYPE, BUCKET_KEY, _owned_bucket(member), "the template bucket"),
+        _bucket_surveyed(member),
         judged(
             OBJECT_TYPE,
             TEMPLATE_KEY,
@@ -163,11 +168,7 @@ def survey(member: Member, target: Target | None, unknown: str = "") -> list[Sur
             "the product in the portfolio",
         ),
     ]
-    if target is not None or not portfolio:
-        principal = _principal(member, portfolio, target.principal_arn) if portfolio and target else None
-        surveyed.append(present(PRINCIPAL_TYPE, PRINCIPAL_KEY, principal, "the analysts' role in the portfolio"))
-    else:
-        surveyed.append(Surveyed(PRINCIPAL_TYPE, PRINCIPAL_KEY, "change", portfolio, unknown))
+    surveyed.append(_principal_surveyed(member, portfolio, target, unknown))
     constraint = _launch_constraint(member, portfolio, product_id) if portfolio and product_id else None
     launch_as = f"launch as {product.LAUNCH_ROLE_NAME}"
     if constraint is None:
@@ -180,9 +181,34 @@ def survey(member: Member, target: Target | None, unknown: str = "") -> list[Sur
     return surveyed
 
 
+def _bucket_surveyed(member: Member) -> Surveyed:
+    tags = _bucket_tags(member)
+    if tags is None:
+        return Surveyed(BUCKET_TYPE, BUCKET_KEY, "create", None, "the template bucket")
+    if tags.get(MANAGED_TAG) != "true":
+        return Surveyed(BUCKET_TYPE, BUCKET_KEY, "change", bucket_name(member), "exists without mlplane's tags")
+    return Surveyed(BUCKET_TYPE, BUCKET_KEY, "keep", bucket_name(member), "the template bucket")
+
+
+def _principal_surveyed(member: Member, portfolio: str | None, target: Target | None, unknown: str) -> Surveyed:
+    """The portfolio is to be shared with the analysts' role and no one else: another principal is drift."""
+    wanted = target.principal_arn if target is not None else None
+    why = (target.principal_unknown if target is not None else "") or unknown
+    shared = [str(p["PrincipalARN"]) for p in _principals(member, portfolio)] if portfolio else []
+    others = [arn for arn in shared if arn != wanted]
+    what = "the analysts' role in the portfolio"
+    if others:
+        detail = f"also shared with {', '.join(others)}" + (f" ({why})" if wanted is None and why else "")
+        return Surveyed(PRINCIPAL_TYPE, PRINCIPAL_KEY, "change", portfolio, detail)
+    if wanted is None:
+        return Surveyed(PRINCIPAL_TYPE, PRINCIPAL_KEY, "create", None, why or what)
+    found = f"{portfolio}|{wanted}" if wanted in shared else None
+    return Surveyed(PRINCIPAL_TYPE, PRINCIPAL_KEY, "keep" if found else "create", found, what)
+
+
 # -- the launch role --------------------------------------------------------------------------------------------
 def _role_arn(member: Member) -> str:
-    return f"arn:aws:iam::{member.account_id}:role/{product.LAUNCH_ROLE_NAME}"
+    return f"arn:{aws.partition_for(member.region)}:iam::{member.account_id}:role/{product.LAUNCH_ROLE_NAME}"
 
 
 def _owned_role(member: Member) -> bool:
@@ -265,11 +291,14 @@ def _ensure_role_policy(member: Member, target: Target) -> int:
 
 # -- the template -----------------------------------------------------------------------------------------------
 def _bucket_tags(member: Member) -> dict[str, str] | None:
+    """The template bucket's tags; {} for a bucket without any, None when there is no bucket."""
     try:
         tags = member.client("s3").get_bucket_tagging(Bucket=bucket_name(member))["TagSet"]
     except ClientError as err:
-        if error_code(err) in ("NoSuchBucket", "NoSuchTagSet", "NoSuchTagSetError"):
+        if error_code(err) == "NoSuchBucket":
             return None
+        if error_code(err) in ("NoSuchTagSet", "NoSuchTagSetError"):
+            return {}
         raise _fail(err, "s3:GetBucketTagging", member) from err
     return {t["Key"]: t["Value"] for t in tags}
 
@@ -283,6 +312,8 @@ def _ensure_bucket(member: Member) -> int:
     key = BUCKET_KEY
     name = bucket_name(member)
     s3 = member.client("s3")
+    previous = member.ledger.resource(member.account_id, key)
+    ours = previous is not None and previous.state == ResourceState.CREATED and previous.resource_id == name
 
     def find() -> str | None:
         return _owned_bucket(member)
@@ -290,6 +321,11 @@ def _ensure_bucket(member: Member) -> int:
     def create() -> str:
         try:
             s3.create_bucket(Bucket=name, CreateBucketConfiguration={"LocationConstraint": member.region})
+        except ClientError as err:
+            # the ledger's own bucket that lost mlplane's tags is tagged again; anyone else's is refused
+            if not (ours and error_code(err) == "BucketAlreadyOwnedByYou"):
+                raise _fail(err, f"s3:CreateBucket {name}", member) from err
+        try:
             s3.put_bucket_tagging(Bucket=name, Tagging={"TagSet": member.tag_list(key)})
             s3.put_public_access_block(
                 Bucket=name,
@@ -301,7 +337,7 @@ def _ensure_bucket(member: Member) -> int:
                 },
             )
         except ClientError as err:
-            raise _fail(err, f"s3:CreateBucket {name}", member) from err
+            raise _fail(err, f"s3:PutBucketTagging {name}", member) from err
         return name
 
     _, made = member.ensure(key=key, type=BUCKET_TYPE, find=find, create=create)
@@ -356,8 +392,9 @@ def _token(member: Member, key: str) -> str:
 
 def _owned_portfolio(member: Member, key: str) -> str | None:
     sc = member.client("servicecatalog")
-    for detail in sc.list_portfolios().get("PortfolioDetails", []):
-        tags = {t["Key"]: t["Value"] for t in sc.describe_portfolio(Id=detail["Id"]).get("Tags", [])}
+    for detail in _read(member, "servicecatalog:ListPortfolios", sc.list_portfolios).get("PortfolioDetails", []):
+        described = _read(member, "servicecatalog:DescribePortfolio", sc.describe_portfolio, Id=detail["Id"])
+        tags = {t["Key"]: t["Value"] for t in described.get("Tags", [])}
         if tags.get(MANAGED_TAG) == "true" and tags.get(KEY_TAG) == key:
             return str(detail["Id"])
     return None
@@ -384,9 +421,11 @@ def _ensure_portfolio(member: Member) -> tuple[str, bool]:
 
 def _owned_product(member: Member, key: str) -> str | None:
     sc = member.client("servicecatalog")
-    for view in sc.search_products_as_admin().get("ProductViewDetails", []):
+    views = _read(member, "servicecatalog:SearchProductsAsAdmin", sc.search_products_as_admin)
+    for view in views.get("ProductViewDetails", []):
         product_id = str(view["ProductViewSummary"]["ProductId"])
-        tags = {t["Key"]: t["Value"] for t in sc.describe_product_as_admin(Id=product_id).get("Tags", [])}
+        described = _read(member, "servicecatalog:DescribeProductAsAdmin", sc.describe_product_as_admin, Id=product_id)
+        tags = {t["Key"]: t["Value"] for t in described.get("Tags", [])}
         if tags.get(MANAGED_TAG) == "true" and tags.get(KEY_TAG) == key:
             return product_id
     return None
@@ -422,11 +461,21 @@ def _ensure_product(member: Member) -> tuple[str, bool]:
     )
 
 
+def _read(member: Member, what: str, call: Any, **params: Any) -> Any:
+    """A read of the catalog: a refusal is the mlplane error naming the call (never a bare ClientError: the
+    audit and reconcile of a fleet go on past one account)."""
+    try:
+        return call(**params)
+    except ClientError as err:
+        raise _fail(err, what, member) from err
+
+
 def _associated(member: Member, portfolio: str, product_id: str) -> str | None:
     """The product's association with the portfolio (its id) if it is there."""
-    views = (
-        member.client("servicecatalog").search_products_as_admin(PortfolioId=portfolio).get("ProductViewDetails", [])
-    )
+    sc = member.client("servicecatalog")
+    views = _read(
+        member, "servicecatalog:SearchProductsAsAdmin", sc.search_products_as_admin, PortfolioId=portfolio
+    ).get("ProductViewDetails", [])
     found = any(v["ProductViewSummary"]["ProductId"] == product_id for v in views)
     return f"{portfolio}|{product_id}" if found else None
 
@@ -450,30 +499,63 @@ def _ensure_association(member: Member, portfolio: str, product_id: str) -> int:
     return int(made)
 
 
+def _principals(member: Member, portfolio: str) -> list[dict[str, Any]]:
+    """Every principal the portfolio is shared with (PrincipalARN, PrincipalType)."""
+    sc = member.client("servicecatalog")
+    answer = _read(
+        member,
+        "servicecatalog:ListPrincipalsForPortfolio",
+        sc.list_principals_for_portfolio,
+        PortfolioId=portfolio,
+    )
+    return list(answer.get("Principals", []))
+
+
 def _principal(member: Member, portfolio: str, principal_arn: str) -> str | None:
     """The analysts' role's association with the portfolio (its id) if it is there."""
-    listed = member.client("servicecatalog").list_principals_for_portfolio(PortfolioId=portfolio).get("Principals", [])
+    listed = _principals(member, portfolio)
     return f"{portfolio}|{principal_arn}" if any(p["PrincipalARN"] == principal_arn for p in listed) else None
 
 
-def _ensure_principal(member: Member, portfolio: str, target: Target) -> int:
+def _disassociate_others(member: Member, portfolio: str, keep: str | None) -> None:
+    """mlplane's portfolio is shared with the configured analysts' role only: any other principal (the role
+    configured before, one added by hand) could launch as the launch role, so it is removed."""
+    sc = member.client("servicecatalog")
+    for other in _principals(member, portfolio):
+        if other["PrincipalARN"] == keep:
+            continue
+        try:
+            sc.disassociate_principal_from_portfolio(
+                PortfolioId=portfolio,
+                PrincipalARN=other["PrincipalARN"],
+                PrincipalType=other.get("PrincipalType", "IAM"),
+            )
+        except ClientError as err:
+            if error_code(err) != "ResourceNotFoundException":
+                raise _fail(
+                    err, f"servicecatalog:DisassociatePrincipalFromPortfolio {other['PrincipalARN']}", member
+                ) from err
+
+
+def _ensure_principal(member: Member, portfolio: str, principal_arn: str) -> int:
     key = PRINCIPAL_KEY
     sc = member.client("servicecatalog")
-    resource_id = f"{portfolio}|{target.principal_arn}"
+    resource_id = f"{portfolio}|{principal_arn}"
 
     def find() -> str | None:
-        return _principal(member, portfolio, target.principal_arn)
+        return _principal(member, portfolio, principal_arn)
 
     def create() -> str:
         try:
             sc.associate_principal_with_portfolio(
-                PortfolioId=portfolio, PrincipalARN=target.principal_arn, PrincipalType="IAM"
+                PortfolioId=portfolio, PrincipalARN=principal_arn, PrincipalType="IAM"
             )
         except ClientError as err:
             raise _fail(err, "servicecatalog:AssociatePrincipalWithPortfolio", member) from err
         return resource_id
 
     _, made = member.ensure(key=key, type=PRINCIPAL_TYPE, find=find, create=create)
+    _disassociate_others(member, portfolio, keep=principal_arn)
     return int(made)
 
 
@@ -481,7 +563,13 @@ def _launch_constraint(member: Member, portfolio: str, product_id: str) -> tuple
     """The product's LAUNCH constraint in the portfolio (its id, its parameters) if it is there. Only
     DescribeConstraint gives the parameters: the role a launch runs as."""
     sc = member.client("servicecatalog")
-    listed = sc.list_constraints_for_portfolio(PortfolioId=portfolio, ProductId=product_id)
+    listed = _read(
+        member,
+        "servicecatalog:ListConstraintsForPortfolio",
+        sc.list_constraints_for_portfolio,
+        PortfolioId=portfolio,
+        ProductId=product_id,
+    )
     found = [c for c in listed.get("ConstraintDetails", []) if c["Type"] == "LAUNCH"]
     if not found:
         return None
@@ -647,6 +735,8 @@ def _undo_product(member: Member, record: ResourceRecord, resource_id: str) -> U
 
 
 def _undo_portfolio(member: Member, record: ResourceRecord, resource_id: str) -> Undone:
+    if find_portfolio(member) == resource_id:  # mlplane's portfolio goes with whoever it is still shared with
+        _disassociate_others(member, resource_id, keep=None)
     return _gone_ok(
         member,
         "servicecatalog:DeletePortfolio",
