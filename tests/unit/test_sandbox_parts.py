@@ -363,3 +363,26 @@ def test_moto_eks_still_refuses_a_role_arn_outside_the_partitions_once_they_are_
     validate_role_arn("arn:aws-cn:iam::123456789012:role/eks")
     with pytest.raises(InvalidParameterException):
         validate_role_arn("arn:nowhere:iam::123456789012:role/eks")
+
+
+def test_a_cached_jsonpath_answers_each_input_and_a_bad_path_raises_each_time() -> None:
+    """moto's Step Functions JSONPaths, parsed once per text (hotpaths): the same path read from two inputs
+    gives each its own value, ResultPath writes into each input it is given, and a path that does not parse
+    raises on every use (an error is never cached)."""
+    from moto.stepfunctions.parser.asl.component.common.path import result_path
+    from moto.stepfunctions.parser.asl.utils import json_path
+
+    from mlplane_sandbox import hotpaths
+
+    hotpaths.install()
+    assert json_path.extract_json("$.polls.eks.ready", {"polls": {"eks": {"ready": True}}}) is True
+    assert json_path.extract_json("$.polls.eks.ready", {"polls": {"eks": {"ready": False}}}) is False
+    assert json_path.parse("$.polls.eks.ready") is json_path.parse("$.polls.eks.ready")  # parsed once
+    first: dict[str, Any] = {"a": 1}
+    second: dict[str, Any] = {"a": 2}
+    result_path.parse("$.result").update_or_create(first, {"n": 1})
+    result_path.parse("$.result").update_or_create(second, {"n": 2})
+    assert (first, second) == ({"a": 1, "result": {"n": 1}}, {"a": 2, "result": {"n": 2}})
+    for _ in range(2):
+        with pytest.raises(Exception, match="Parse error"):
+            json_path.extract_json("$.[[", {})

@@ -389,3 +389,28 @@ def test_nat_gateway_failed_for_want_of_an_attached_igw_is_retried_with_a_new_to
     assert len(live) == 3 and not live & failed
     recorded = {r.resource_id for r in member.ledger.resources(member.account_id) if r.type == "ec2:nat"}
     assert recorded == live
+
+
+def test_a_new_resource_costs_one_ledger_read_before_its_intent(member: Member, settings: Settings) -> None:
+    """`ensure` reads a record once and hands what it found (nothing, for a new resource) to `record_intent`:
+    a second GetItem of the same record before its intent is written is a DynamoDB call per resource for nothing
+    (58 of them in a fresh account's network)."""
+    events: list[tuple[str, str]] = []
+
+    def hook(model: Any, params: dict[str, Any], **_: Any) -> None:
+        sk = params.get("Key", params.get("Item", {})).get("sk", {}).get("S", "")
+        if sk.startswith("RES#"):
+            events.append((model.name, sk))
+
+    member.ledger._db.meta.events.register("before-parameter-build.dynamodb", hook)
+    result = apply.run(member, settings)
+    reads_before_write: dict[str, int] = {}
+    written: set[str] = set()
+    for operation, sk in events:
+        if operation == "PutItem":
+            written.add(sk)
+        elif operation == "GetItem" and sk not in written:
+            reads_before_write[sk] = reads_before_write.get(sk, 0) + 1
+    assert result.created > 50
+    assert len(reads_before_write) == result.created
+    assert {sk: n for sk, n in reads_before_write.items() if n != 1} == {}

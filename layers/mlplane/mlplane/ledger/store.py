@@ -7,7 +7,8 @@ import json
 import threading
 import time
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from enum import Enum
+from typing import TYPE_CHECKING, Any, Literal
 
 from botocore.exceptions import ClientError
 
@@ -24,6 +25,15 @@ _NOTIFIED_PREFIX = "NOTIFIED#"
 _OU_SK = "OU"  # the account's OU when ValidateAccount last claimed it (`mlplane accounts --ou`)
 _seq_lock = threading.Lock()
 _seq_counter = itertools.count()
+
+
+class Unread(Enum):
+    """`known=UNREAD`: the caller has not read the record (None means it read it and there is none)."""
+
+    UNREAD = "unread"
+
+
+UNREAD = Unread.UNREAD
 
 
 def _notified_sk(execution: str, event: str) -> str:
@@ -141,13 +151,13 @@ class Ledger:
         step: str,
         execution: str,
         data: dict[str, Any] | None = None,
-        known: ResourceRecord | None = None,
+        known: ResourceRecord | Literal[Unread.UNREAD] | None = UNREAD,
     ) -> ResourceRecord:
         """Record that `key` is about to be created; a live record keeps its seq.
 
-        `known`: the record the caller just read (saves a read); None reads it.
+        `known`: the record the caller just read, or None if it found none (saves a read per new resource).
         """
-        existing = known if known is not None else self.resource(account_id, key)
+        existing = self.resource(account_id, key) if known is UNREAD else known
         if existing is not None and existing.state not in ENDED:
             return existing
         record = ResourceRecord(
@@ -170,9 +180,9 @@ class Ledger:
         key: str,
         resource_id: str,
         data: dict[str, Any] | None = None,
-        known: ResourceRecord | None = None,
+        known: ResourceRecord | Literal[Unread.UNREAD] | None = UNREAD,
     ) -> ResourceRecord:
-        record = known if known is not None else self.resource(account_id, key)
+        record = self.resource(account_id, key) if known is UNREAD else known
         if record is None:
             raise Conflict(f"no intent recorded for {key} in {account_id}")
         updated = record.model_copy(
