@@ -9,7 +9,8 @@ from typing import Any
 from mlplane import aws
 from mlplane.config import Settings
 from mlplane.deadline import Deadline
-from mlplane.ledger import Ledger, ResourceState
+from mlplane.ledger import Ledger, ResourceRecord, ResourceState
+from mlplane.ledger.store import UNREAD, Unread
 
 MANAGED_TAG = "mlplane:managed"
 ACCOUNT_TAG = "mlplane:account"
@@ -93,6 +94,7 @@ class Member:
         create: Callable[[], str],
         data: dict[str, Any] | None = None,
         adopt: Adoption | None = None,
+        known: ResourceRecord | Unread | None = UNREAD,
     ) -> tuple[str, bool]:
         """Create the resource `key` once: ledger intent, find by tags/token, else create; ledger id.
 
@@ -102,8 +104,10 @@ class Member:
         `adopt`: in an adopt run (`adopting`), a hand-made match is recorded ADOPTED (before it is tagged, so a
         crash never leaves mlplane's tags on something the ledger does not hold) instead of anything being
         created; in any run, an adopted record whose resource still matches is kept as it is.
+
+        `known`: the record of `key` the caller just read (None: there is none), saving the read here.
         """
-        record = self.ledger.resource(self.account_id, key)
+        record = self.ledger.resource(self.account_id, key) if known is UNREAD else known
         if record is not None and record.state == ResourceState.CREATED and record.resource_id:
             found = find()
             if found == record.resource_id:

@@ -392,25 +392,32 @@ def test_nat_gateway_failed_for_want_of_an_attached_igw_is_retried_with_a_new_to
 
 
 def test_a_new_resource_costs_one_ledger_read_before_its_intent(member: Member, settings: Settings) -> None:
-    """`ensure` reads a record once and hands what it found (nothing, for a new resource) to `record_intent`:
-    a second GetItem of the same record before its intent is written is a DynamoDB call per resource for nothing
-    (58 of them in a fresh account's network)."""
-    events: list[tuple[str, str]] = []
+    """Before each resource, one ledger call reads both the account's status (a rollback that began stops the
+    step) and the resource's record (BatchGetItem), and `ensure` hands what it found (nothing, for a new
+    resource) to `record_intent`: a GetItem each, or a second read of the record before its intent is written,
+    are DynamoDB calls per resource for nothing (120 of them in a fresh account's network)."""
+    calls: list[tuple[str, list[str]]] = []
 
     def hook(model: Any, params: dict[str, Any], **_: Any) -> None:
-        sk = params.get("Key", params.get("Item", {})).get("sk", {}).get("S", "")
-        if sk.startswith("RES#"):
-            events.append((model.name, sk))
+        if model.name == "BatchGetItem":
+            keys = [key["sk"]["S"] for table in params["RequestItems"].values() for key in table["Keys"]]
+        else:
+            keys = [params.get("Key", params.get("Item", {})).get("sk", {}).get("S", "")]
+        calls.append((model.name, keys))
 
     member.ledger._db.meta.events.register("before-parameter-build.dynamodb", hook)
     result = apply.run(member, settings)
     reads_before_write: dict[str, int] = {}
     written: set[str] = set()
-    for operation, sk in events:
-        if operation == "PutItem":
-            written.add(sk)
-        elif operation == "GetItem" and sk not in written:
-            reads_before_write[sk] = reads_before_write.get(sk, 0) + 1
+    for operation, keys in calls:
+        for sk in keys:
+            if operation == "PutItem":
+                written.add(sk)
+            elif sk.startswith("RES#") and sk not in written:
+                reads_before_write[sk] = reads_before_write.get(sk, 0) + 1
     assert result.created > 50
     assert len(reads_before_write) == result.created
     assert {sk: n for sk, n in reads_before_write.items() if n != 1} == {}
+    status_reads = [(operation, keys) for operation, keys in calls if "STATUS" in keys]
+    assert len(status_reads) == result.created  # one per resource, the same call as its record's
+    assert all(operation == "BatchGetItem" and len(keys) == 2 for operation, keys in status_reads)

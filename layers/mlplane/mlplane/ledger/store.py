@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from botocore.exceptions import ClientError
 
 from mlplane import observability
-from mlplane.errors import Conflict, error_code, translate
+from mlplane.errors import Conflict, TransientError, error_code, translate
 from mlplane.ledger.models import ENDED, AccountEntry, AccountStatus, ResourceRecord, ResourceState, Status
 
 if TYPE_CHECKING:
@@ -23,6 +23,7 @@ _STATUS_SK = "STATUS"
 _RESOURCE_PREFIX = "RES#"
 _NOTIFIED_PREFIX = "NOTIFIED#"
 _OU_SK = "OU"  # the account's OU when ValidateAccount last claimed it (`mlplane accounts --ou`)
+_BATCH_READS = 5  # tries of a BatchGetItem whose keys DynamoDB left unprocessed (throttled), backing off
 _seq_lock = threading.Lock()
 _seq_counter = itertools.count()
 
@@ -244,6 +245,30 @@ class Ledger:
     def resource(self, account_id: str, key: str) -> ResourceRecord | None:
         item = self._get(account_id, _RESOURCE_PREFIX + key)
         return None if item is None else _record_from(item)
+
+    def status_and_resource(self, account_id: str, key: str) -> tuple[AccountStatus | None, ResourceRecord | None]:
+        """The account's status and the record of `key`, in one consistent read (BatchGetItem): a step that checks
+        the status before each resource it makes reads both per resource."""
+        keys = [{"pk": {"S": account_id}, "sk": {"S": sk}} for sk in (_STATUS_SK, _RESOURCE_PREFIX + key)]
+        items: dict[str, dict[str, Any]] = {}
+        pending: dict[str, Any] = {self._table: {"Keys": keys, "ConsistentRead": True}}
+        for attempt in range(_BATCH_READS):
+            try:
+                answer = self._db.batch_get_item(RequestItems=pending)
+            except ClientError as err:
+                raise translate(err, f"dynamodb:BatchGetItem {self._table}") from err
+            items |= {item["sk"]["S"]: item for item in answer.get("Responses", {}).get(self._table, [])}
+            pending = answer.get("UnprocessedKeys") or {}
+            if not pending:
+                break
+            time.sleep(0.05 * 2**attempt)  # DynamoDB asks for back-off before the unprocessed keys are read again
+        else:
+            raise TransientError(f"dynamodb:BatchGetItem {self._table}: keys of {account_id} left unprocessed")
+        status, record = items.get(_STATUS_SK), items.get(_RESOURCE_PREFIX + key)
+        return (
+            None if status is None else _status_from(account_id, status),
+            None if record is None else _record_from(record),
+        )
 
     def resources(self, account_id: str, *, live_only: bool = True) -> list[ResourceRecord]:
         """The account's records, oldest first (intent and created; with live_only=False deleted too)."""

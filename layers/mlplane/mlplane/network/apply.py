@@ -29,7 +29,7 @@ from botocore.exceptions import WaiterError
 from mlplane.config import Settings
 from mlplane.deadline import bounded_wait
 from mlplane.errors import AwsCallFailed, Conflict, TimedOut, TransientError
-from mlplane.ledger import ResourceState, Status
+from mlplane.ledger import ResourceRecord, ResourceState, Status
 from mlplane.member import ADOPT, Adoption, Member
 from mlplane.network import allocation, lookup, undo
 from mlplane.network.lookup import call
@@ -117,7 +117,7 @@ class _Run:
         """`match`: the hand-made resource an adopt run takes over (D3); `tagged`: it carries tags of its own
         (a route, an association or a CIDR block does not: by default `find` is its match)."""
         values = data or {}
-        self._still_provisioning()
+        record = self._still_provisioning(key)
         adopt = None
         if match is not None or not tagged:
             adopt = Adoption(
@@ -125,7 +125,13 @@ class _Run:
                 tag=self._tag_adopted(key) if tagged else None,
             )
         made, now = self.member.ensure(
-            key=key, type=type, find=lambda: find(self.member, key, values), create=create, data=values, adopt=adopt
+            key=key,
+            type=type,
+            find=lambda: find(self.member, key, values),
+            create=create,
+            data=values,
+            adopt=adopt,
+            known=record,
         )
         self.ids[key] = made
         if now:
@@ -147,16 +153,18 @@ class _Run:
 
         return tag
 
-    def _still_provisioning(self) -> None:
-        """Stop creating once rollback or deprovision of the account has begun.
+    def _still_provisioning(self, key: str) -> ResourceRecord | None:
+        """Stop creating once rollback or deprovision of the account has begun; else the record of `key` (read
+        with the status, one call per resource).
 
         A Parallel branch keeps running after its sibling failed and the workflow moved on to Rollback;
         creating on would race the rollback's walk of the ledger (what still slips through one create is
         removed by the VPC's sweep, see `undo.sweep_vpc`).
         """
-        status = self.member.ledger.status(self.member.account_id)
+        status, record = self.member.ledger.status_and_resource(self.member.account_id, key)
         if status is not None and status.status in _STOP:
             raise Conflict(f"account {self.member.account_id} is {status.status}: CreateNetwork stopped")
+        return record
 
     def creator(self, operation: str, path: tuple[str, ...], **kwargs: Any) -> Callable[[], str]:
         """The create call of `ensure`: `operation(**kwargs)`, returning the id found at `path` in the answer."""
