@@ -54,7 +54,6 @@ from mlplane_sandbox.world import (
     MemberRole,
     World,
     as_account,
-    reset_clients,
     sandbox_client,
 )
 
@@ -244,7 +243,6 @@ class Sandbox:
         logger.setLevel(os.environ.get("MLPLANE_SANDBOX_LOG_LEVEL", "WARNING"))
         self._mock.start()
         self.metrics.start()
-        reset_clients()
         clock_module.reset()
         recording.reset()
         _notifications.clear()

@@ -3,6 +3,7 @@ with the execution role, and (for egress mode tgw) a network account sharing a t
 
 from __future__ import annotations
 
+import functools
 import json
 import threading
 from collections.abc import Iterator
@@ -52,7 +53,9 @@ def _add_account_header(request: Any, **_: Any) -> None:
 
 
 def sandbox_client(service: str) -> Any:
-    """A client for the sandbox's own calls; use inside `as_account(account_id)`."""
+    """A client for the sandbox's own calls; use inside `as_account(account_id)`. Made once per process and
+    kept from one Sandbox to the next: it holds no state of a run (the account is per request, the credentials
+    are the sandbox's fixed test ones), and making a client costs more than a dozen of its calls."""
     with _clients_lock:
         if service not in _clients:
             made = new_session(region_name=REGION).client(  # type: ignore[call-overload]
@@ -61,11 +64,6 @@ def sandbox_client(service: str) -> Any:
             made.meta.events.register("before-sign.*.*", _add_account_header)
             _clients[service] = made
         return _clients[service]
-
-
-def reset_clients() -> None:
-    with _clients_lock:
-        _clients.clear()
 
 
 @dataclass(frozen=True)
@@ -219,14 +217,22 @@ class World:
 
 def add_aws_managed_policies(account_id: str, names: tuple[str, ...] = AWS_MANAGED_POLICIES) -> None:
     """The AWS managed policies `names` exist in the account, as in every AWS account of the partition."""
-    from moto.iam.aws_managed_policies import aws_managed_policies_data
     from moto.iam.models import AWSManagedPolicy, iam_backends
 
     backend = iam_backends[account_id]["aws"]
-    data = json.loads(aws_managed_policies_data)
     for name in names:
-        policy = AWSManagedPolicy.from_data(name, account_id, backend.region_name, data[name])
+        policy = AWSManagedPolicy.from_data(name, account_id, backend.region_name, _managed_policy_data(name))
         backend.managed_policies.setdefault(policy.arn, policy)
+
+
+@functools.cache
+def _managed_policy_data(name: str) -> dict[str, Any]:
+    """moto's document of an AWS managed policy, parsed once per process: moto keeps all of them (about a
+    thousand) in one JSON text, and each account placed would otherwise parse the whole text again."""
+    from moto.iam.aws_managed_policies import aws_managed_policies_data
+
+    document: dict[str, Any] = json.loads(aws_managed_policies_data)[name]
+    return document
 
 
 def remove_aws_managed_policy(account_id: str, name: str) -> None:

@@ -386,3 +386,50 @@ def test_a_cached_jsonpath_answers_each_input_and_a_bad_path_raises_each_time() 
     for _ in range(2):
         with pytest.raises(Exception, match="Parse error"):
             json_path.extract_json("$.[[", {})
+
+
+def test_a_definition_is_validated_once_and_an_invalid_one_is_refused_each_time() -> None:
+    """CreateStateMachine's validation, remembered per text (asl_cache): a definition that validated is not
+    parsed into a program again; one that does not parse raises InvalidDefinition on every try."""
+    from moto.stepfunctions.parser.api import InvalidDefinition
+
+    from mlplane_sandbox import asl_cache
+
+    asl_cache.install()
+    definition = json.dumps({"StartAt": "Only", "States": {"Only": {"Type": "Pass", "End": True}}})
+    validate = asl_cache.StepFunctionsParserBackend._validate_definition
+    with mock.patch.object(asl_cache, "_original_validate", wraps=asl_cache._original_validate) as original:
+        validate(definition)
+        validate(definition)
+        assert original.call_count <= 1  # none if an earlier test of this process validated the same text
+        for _ in range(2):
+            with pytest.raises(InvalidDefinition):
+                validate('{"StartAt": "Nowhere", "States": {}}')
+        assert original.call_count >= 2
+
+
+def test_the_sandbox_reads_the_ec2_model_once_per_process() -> None:
+    """moto's import asks boto3 for EC2's regions in each partition with a new Session each time, and each
+    new session's loader read EC2's whole JSON model (regions.py): in a fresh process, importing the sandbox
+    and making mlplane's EC2 client reads it once."""
+    import subprocess
+    import sys
+
+    probe = (
+        "import botocore.loaders\n"
+        "loads = []\n"
+        "original = botocore.loaders.JSONFileLoader.load_file\n"
+        "def load_file(self, file_path):\n"
+        "    loads.append(str(file_path))\n"
+        "    return original(self, file_path)\n"
+        "botocore.loaders.JSONFileLoader.load_file = load_file\n"
+        "import mlplane_sandbox.runner\n"
+        "from mlplane.aws import new_session\n"
+        "new_session(region_name='eu-west-1').client('ec2')\n"
+        "from moto.ec2.models.availability_zones_and_regions import RegionsAndZonesBackend\n"
+        "assert any(r.name == 'us-gov-west-1' for r in RegionsAndZonesBackend.regions)\n"
+        "print(sum(1 for p in loads if '/ec2/' in p and p.endswith('service-2')))\n"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")} | {"AWS_DEFAULT_REGION": "eu-west-1"}
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True, env=env)
+    assert done.stdout.strip() == "1"
