@@ -8,12 +8,14 @@ the executions to end.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import os
 import re
 import uuid
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -95,6 +97,12 @@ class Options:
     # --customer-role [PATH/]NAME: roles the organization already has in each vended account (the analysts' SAML
     # role of M2, a custom Canvas domain's execution role), placed as the customer's before mlplane runs
     customer_roles: list[str] = field(default_factory=list)
+    # RunResult.inventory_before: the account read before each input too (about 40 reads of its every resource
+    # kind), for a test that compares the account after a rollback with the account before the run
+    inventory_before: bool = False
+
+
+HistoryReader = Callable[[], list[dict[str, Any]]]
 
 
 @dataclass
@@ -107,8 +115,13 @@ class RunResult:
     inventory: dict[str, Any]
     error: dict[str, str] | None
     deferred: list[dict[str, str]] = field(default_factory=list)
-    history: list[dict[str, Any]] = field(default_factory=list)
+    read_history: HistoryReader = field(default=list, repr=False, compare=False)
     inventory_before: dict[str, Any] = field(default_factory=dict)
+
+    @functools.cached_property
+    def history(self) -> list[dict[str, Any]]:
+        """The executions' history events, as GetExecutionHistory gives them, read when first asked for."""
+        return self.read_history()
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -546,7 +559,9 @@ class Sandbox:
                 self.hand_built[account_id] = handbuilt.build(
                     account_id, self.settings_from_env(), self.options.hand_built_differences
                 )
-        before = inventory.read(account_id) if account_id in self.world.accounts else {}
+        before = (
+            inventory.read(account_id) if self.options.inventory_before and account_id in self.world.accounts else {}
+        )
         mark = recording.mark()
         known = self._execution_arns()
         if isinstance(start, ControlTowerEvent):
@@ -758,12 +773,7 @@ class Sandbox:
         return [arn for arn in self._execution_arns() if arn not in known]
 
     def history(self, execution_arn: str) -> list[dict[str, Any]]:
-        with as_account(HUB_ACCOUNT):
-            sfn = sandbox_client("stepfunctions")
-            events: list[dict[str, Any]] = sfn.get_execution_history(executionArn=execution_arn, maxResults=1000)[
-                "events"
-            ]
-            return events
+        return _history_reader([execution_arn])()
 
     def ledger(self) -> Ledger:
         return Ledger(_LedgerClient(), self.settings_env("LEDGER_TABLE"))  # type: ignore[arg-type]
@@ -793,12 +803,12 @@ class Sandbox:
         )
         leftovers = [r for r in owned if r["id"] not in live_ids]
         calls = [c.as_json() for c in recording.since(mark)]
-        history: list[dict[str, Any]] = []
-        for e in executions:
-            history.extend(self.history(e["executionArn"]))
         notes = [n for n in notifications() if n.get("account_id") == account_id and n.get("outcome")]
         deferred = notes[-1]["deferred"] if notes and last is not None else []
-        return RunResult(outcome, account_id, listed, leftovers, calls, inv, error, deferred=deferred, history=history)
+        history = _history_reader([e["executionArn"] for e in executions])
+        return RunResult(
+            outcome, account_id, listed, leftovers, calls, inv, error, deferred=deferred, read_history=history
+        )
 
 
 def _outcome(
@@ -825,6 +835,27 @@ def _outcome(
         # settle it (mlplane resources may be left). Not REJECTED, which says that nothing was changed.
         return "ROLLBACK_INCOMPLETE"
     return "REJECTED"  # failed before changing anything (validation, refusal)
+
+
+def _history_reader(execution_arns: list[str]) -> HistoryReader:
+    """The executions' history, read when called, from moto's own execution objects (they outlive the sandbox,
+    so a test can read a result's history after it): the events GetExecutionHistory returns (moto answers it
+    from the same objects), without serialising a few hundred events to JSON and parsing them back for each
+    run, which most never read. The timestamp is parsed as botocore parses the API's."""
+    from botocore.utils import parse_timestamp
+    from moto.stepfunctions.parser.models import stepfunctions_parser_backends
+
+    backend = stepfunctions_parser_backends[HUB_ACCOUNT][REGION]
+    executions = [backend.describe_execution(arn) for arn in execution_arns]
+
+    def read() -> list[dict[str, Any]]:
+        return [
+            {**event, "timestamp": parse_timestamp(event["timestamp"])}
+            for execution in executions
+            for event in execution.to_history_output()["events"]  # type: ignore[attr-defined] # the parser's Execution
+        ]
+
+    return read
 
 
 _notifications: list[dict[str, Any]] = []

@@ -50,7 +50,9 @@ def test_not_found_right_after_create_is_retried_not_rolled_back(run_sandbox: Ru
 
 
 def test_rollback_with_a_consistency_delay_leaves_nothing(run_sandbox: RunSandbox) -> None:
-    (result,) = run_sandbox(SUCCESS, config=FAST, fails=["ec2:CreateNatGateway"], consistency_delay=5)
+    (result,) = run_sandbox(
+        SUCCESS, config=FAST, fails=["ec2:CreateNatGateway"], consistency_delay=5, inventory_before=True
+    )
     assert result.outcome == "ROLLED_BACK", result.error
     assert result.leftovers == []
     assert comparable(result.inventory) == comparable(result.inventory_before)
@@ -58,7 +60,9 @@ def test_rollback_with_a_consistency_delay_leaves_nothing(run_sandbox: RunSandbo
 
 def test_rollback_moments_after_the_creates_meets_not_found_and_still_removes_everything() -> None:
     # CreateSubnet refused for the third subnet: the rollback starts while the first two are still invisible.
-    options = Options(config=FAST, fails=["ec2:CreateSubnet=UnauthorizedOperation@3"], consistency_delay=60)
+    options = Options(
+        config=FAST, fails=["ec2:CreateSubnet=UnauthorizedOperation@3"], consistency_delay=60, inventory_before=True
+    )
     with Sandbox(options) as sandbox:
         result = sandbox.run(load_event(*SUCCESS.split("/", 1)))
         calls = recording.since(0)

@@ -56,7 +56,7 @@ def test_fatal_fault_on_any_mutating_call_is_not_retried_and_rolls_back(
     run_sandbox: RunSandbox, fatal_call: str
 ) -> None:
     code = FATAL[fatal_call.split(":", maxsplit=1)[0]]
-    (result,) = run_sandbox(SUCCESS, config=FAST, fails=[f"{fatal_call}={code}@1"])
+    (result,) = run_sandbox(SUCCESS, config=FAST, fails=[f"{fatal_call}={code}@1"], inventory_before=True)
     assert result.outcome == "ROLLED_BACK", (fatal_call, result.error)
     assert result.error is not None and result.error["type"] == "AccessDenied"
     assert code in result.error["message"]

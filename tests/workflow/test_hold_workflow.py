@@ -99,7 +99,7 @@ def test_c7_a_failure_after_the_hand_off_is_held_with_nothing_removed(
 def test_c7_without_a_vendor_footprint_rollback_removes_everything(
     run_sandbox: RunSandbox, options: dict[str, Any], error_type: str
 ) -> None:
-    (result,) = run_sandbox(SUCCESS, **{"config": FAST, **options})
+    (result,) = run_sandbox(SUCCESS, **{"config": FAST, **options}, inventory_before=True)
     assert result.outcome == "ROLLED_BACK", result.error
     assert result.error is not None and result.error["type"] == error_type
     assert result.leftovers == []

@@ -272,7 +272,7 @@ def _rejected_with_nothing_changed(result: Any, message: str, left: list[dict[st
 
 
 def test_rejected_when_the_managed_policy_is_not_in_the_partition() -> None:
-    with Sandbox(Options(config=ENABLED)) as sandbox:
+    with Sandbox(Options(config=ENABLED, inventory_before=True)) as sandbox:
         sandbox.world.place_account(MEMBER, "Workloads", role_name=sandbox.settings.member_role_name)
         remove_aws_managed_policy(MEMBER, canvas.MANAGED_POLICY_NAME)
         result = sandbox.run(load_event(*SUCCESS.split("/")))
@@ -280,13 +280,13 @@ def test_rejected_when_the_managed_policy_is_not_in_the_partition() -> None:
 
 
 def test_rejected_when_the_custom_domains_execution_role_does_not_exist(run_sandbox: RunSandbox) -> None:
-    (result,) = run_sandbox(SUCCESS, config=CUSTOM)
+    (result,) = run_sandbox(SUCCESS, config=CUSTOM, inventory_before=True)
     _rejected_with_nothing_changed(result, f"execution role {DOMAIN_ROLE} does not exist")
 
 
 def test_rejected_when_the_role_has_no_room_for_the_managed_policy() -> None:
     """IAM: 10 managed policies per role (default quota). mlplane's role, left by an earlier run, now full."""
-    with Sandbox(Options(config=ENABLED)) as sandbox:
+    with Sandbox(Options(config=ENABLED, inventory_before=True)) as sandbox:
         sandbox.world.place_account(MEMBER, "Workloads", role_name=sandbox.settings.member_role_name)
         with as_account(MEMBER):
             iam = sandbox_client("iam")
@@ -310,7 +310,7 @@ def test_rejected_when_the_role_has_no_room_for_the_managed_policy() -> None:
 
 
 def test_rejected_when_a_role_of_that_name_is_not_mlplanes() -> None:
-    with Sandbox(Options(config=ENABLED)) as sandbox:
+    with Sandbox(Options(config=ENABLED, inventory_before=True)) as sandbox:
         sandbox.world.place_account(MEMBER, "Workloads", role_name=sandbox.settings.member_role_name)
         with as_account(MEMBER):
             sandbox_client("iam").create_role(

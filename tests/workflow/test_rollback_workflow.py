@@ -38,7 +38,7 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 def test_c3_failing_any_mutating_call_rolls_back_to_the_account_as_it_was(
     run_sandbox: RunSandbox, mutating_call: str
 ) -> None:
-    (result,) = run_sandbox(SUCCESS, config=FAST, fails=[mutating_call])
+    (result,) = run_sandbox(SUCCESS, config=FAST, fails=[mutating_call], inventory_before=True)
     assert result.outcome == "ROLLED_BACK", (mutating_call, result.error)
     assert result.leftovers == []
     assert comparable(result.inventory) == comparable(result.inventory_before)
@@ -90,7 +90,7 @@ def test_c6_crash_between_create_and_ledger_write_converges(run_sandbox: RunSand
     assert ready_result.leftovers == []  # nothing created twice, nothing the ledger does not own
     assert len(ready_result.inventory["vpcs"]) == 1 and len(ready_result.inventory["nat_gateways"]) == 3
     # A rollback of the whole account: denied quotas, before the hand-off (after it, the rollback is held, C7).
-    (rolled_back,) = run_sandbox(SUCCESS, config=FAST, crashes=[crash], quota="denied")
+    (rolled_back,) = run_sandbox(SUCCESS, config=FAST, crashes=[crash], quota="denied", inventory_before=True)
     assert rolled_back.outcome == "ROLLED_BACK", rolled_back.error
     assert rolled_back.leftovers == []
     assert comparable(rolled_back.inventory) == comparable(rolled_back.inventory_before)
