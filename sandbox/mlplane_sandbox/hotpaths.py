@@ -10,6 +10,14 @@ jsonpath-ng on every state it evaluates, and each parse builds a new PLY parser 
 of regular expressions compiled, which also evicts botocore's endpoint-rule patterns from `re`'s cache): about
 15% of a READY run. A parsed JSONPath is a tree that `find`/`update_or_create` only read, a function of its
 text: cached here per text (a path that does not parse raises each time, as before).
+moto's response serializer asks, for each member of each object it answers with, which attribute names to try
+(`AttributePicker.get_possible_keys`: four alias providers made anew per member): a function of the picker, the
+object's class-level `Meta`, the member's name and its botocore shape (shapes are cached by botocore and moto,
+and each member shape has the one parent moto sets): cached per those (about 7% of a READY run).
+Signing: botocore computes a SigV4 signature (canonical request, payload hash, five HMACs) for every request,
+and nothing in the sandbox checks it (moto verifies no signature; the interceptor reads the access key and the
+credential scope): in-process requests carry the same Authorization header with the signature left as zeros
+(about 6%). Presigned URLs and the SDKs of other processes (`mlplane local serve`) sign as always.
 No state of a run is cached (that stays per Sandbox).
 """
 
@@ -17,11 +25,16 @@ from __future__ import annotations
 
 import functools
 import threading
+from collections.abc import Callable, Iterable
+from typing import Any
 
 import boto3
+import botocore.auth
+import botocore.exceptions
 import jsonpath_ng
 import jsonpath_ng.ext
 import moto.core.responses
+import moto.core.serialize
 import moto.eks.utils
 import moto.stepfunctions.parser.asl.component.common.path.result_path as asl_result_path
 import moto.stepfunctions.parser.asl.utils.json_path as asl_json_path
@@ -42,6 +55,43 @@ class _PartitionsSession:
         return list(_available_partitions())
 
 
+_possible_keys: dict[tuple[Any, ...], tuple[str, ...]] = {}
+_HEADER_SIGNERS = (botocore.auth.SigV4Auth, botocore.auth.S3SigV4Auth)
+UNCHECKED_SIGNATURE = "0" * 64
+_sign = botocore.auth.SigV4Auth.add_auth
+
+
+def _cached_possible_keys(
+    original: Callable[[Any, Any], Iterable[str]],
+) -> Callable[[Any, Any], tuple[str, ...]]:
+    def get_possible_keys(self: Any, context: Any) -> tuple[str, ...]:
+        key = (type(self), tuple(self.alias_providers), getattr(context.obj, "Meta", None), context.key, context.shape)
+        found = _possible_keys.get(key)
+        if found is None:
+            found = _possible_keys[key] = tuple(original(self, context))
+        return found
+
+    return get_possible_keys
+
+
+def _add_auth(self: botocore.auth.SigV4Auth, request: Any) -> None:
+    """SigV4Auth.add_auth with the headers it sets (date, token, payload hash for S3, Authorization with the
+    credential scope) and no signature computed; other signers (query strings, S3 Express) as botocore does."""
+    if type(self) not in _HEADER_SIGNERS:
+        _sign(self, request)
+        return
+    if self.credentials is None:
+        raise botocore.exceptions.NoCredentialsError()
+    # botocore's own steps (the stubs do not list them)
+    now = botocore.auth.get_current_datetime()  # type: ignore[attr-defined]
+    request.context["timestamp"] = now.strftime(botocore.auth.SIGV4_TIMESTAMP)
+    self._modify_request_before_signing(request)  # type: ignore[attr-defined]
+    request.headers["Authorization"] = (
+        f"AWS4-HMAC-SHA256 Credential={self.scope(request)}, SignedHeaders=host;x-amz-date,"
+        f" Signature={UNCHECKED_SIGNATURE}"
+    )
+
+
 def install() -> None:
     """Idempotent."""
     global _installed  # noqa: PLW0603 - one patch per process
@@ -54,4 +104,7 @@ def install() -> None:
         # the same functions moto's modules imported by name, cached (extended syntax for paths, plain for ResultPath)
         asl_json_path.parse = functools.lru_cache(maxsize=4096)(jsonpath_ng.ext.parse)  # type: ignore[attr-defined]
         asl_result_path.parse = functools.lru_cache(maxsize=4096)(jsonpath_ng.parse)  # type: ignore[attr-defined]
+        for picker in (moto.core.serialize.AttributePicker, moto.core.serialize.XFormedAttributePicker):
+            picker.get_possible_keys = _cached_possible_keys(picker.get_possible_keys)  # type: ignore[method-assign,assignment]
+        botocore.auth.SigV4Auth.add_auth = _add_auth  # type: ignore[method-assign]
         _installed = True

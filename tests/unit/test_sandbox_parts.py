@@ -433,3 +433,66 @@ def test_the_sandbox_reads_the_ec2_model_once_per_process() -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")} | {"AWS_DEFAULT_REGION": "eu-west-1"}
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True, env=env)
     assert done.stdout.strip() == "1"
+
+
+def test_the_attribute_names_moto_tries_are_cached_per_class_meta_member_and_shape() -> None:
+    """moto's serializer picks an attribute by the names its alias providers give (hotpaths caches them): the
+    cached answer is the providers' own, and an object whose class declares other aliases gets its own."""
+    from moto.core.serialize import AttributePickerContext, XFormedAttributePicker
+    from moto.core.utils import get_service_model
+
+    from mlplane_sandbox import hotpaths
+
+    hotpaths.install()
+    vpc = get_service_model("ec2").shape_for("Vpc")  # moto's model, one per service
+    member = vpc.members["VpcId"]
+    member.parent = vpc  # as moto's serializer sets it
+
+    class Plain:
+        pass
+
+    class Aliased:
+        class Meta:
+            serialization_aliases = {"VpcId": "the_id"}  # noqa: RUF012 - moto's convention
+
+    picker = XFormedAttributePicker()
+    plain = picker.get_possible_keys(AttributePickerContext(obj=Plain(), key="VpcId", shape=member))
+    # as-is, then the shape-prefix alias ("Vpc" + "Id"), then the camelCase one, each also snake_cased
+    assert tuple(plain) == ("VpcId", "vpc_id", "Id", "id", "vpcId", "vpc_id")
+    assert picker.get_possible_keys(AttributePickerContext(obj=Plain(), key="VpcId", shape=member)) is plain
+    aliased = picker.get_possible_keys(AttributePickerContext(obj=Aliased(), key="VpcId", shape=member))
+    assert tuple(aliased) == ("the_id", "the_id", *plain)  # the class's own alias first
+    assert picker(AttributePickerContext(obj=Aliased(), key="VpcId", shape=member)) is None  # no such attribute
+
+
+def test_in_process_requests_carry_the_credential_scope_and_no_computed_signature() -> None:
+    """hotpaths: SigV4 headers as botocore sets them, the signature not computed (nothing checks it); a
+    presigned URL is still signed (other processes and S3 would check it)."""
+    import re
+
+    import boto3
+    import botocore.auth
+    from botocore.awsrequest import AWSRequest
+    from botocore.config import Config
+
+    from mlplane_sandbox import hotpaths, interceptor
+
+    hotpaths.install()
+    session = boto3.Session(aws_access_key_id="AKIATEST", aws_secret_access_key="x", aws_session_token="t")
+    credentials = session.get_credentials()
+    assert credentials is not None
+    request = AWSRequest(method="POST", url="https://ec2.eu-west-1.amazonaws.com/", data=b"Action=DescribeVpcs")
+    botocore.auth.SigV4Auth(credentials, "ec2", "eu-west-1").add_auth(request)
+    header = request.headers["Authorization"]
+    assert header.startswith("AWS4-HMAC-SHA256 Credential=AKIATEST/")
+    assert header.endswith(f"Signature={hotpaths.UNCHECKED_SIGNATURE}")
+    match = interceptor._ACCESS_KEY.search(header)
+    assert match is not None and match.groups() == ("AKIATEST", "eu-west-1")
+    assert request.headers["X-Amz-Security-Token"] == "t" and re.fullmatch(
+        r"\d{8}T\d{6}Z", request.headers["X-Amz-Date"]
+    )
+    s3 = session.client("s3", region_name="eu-west-1", config=Config(signature_version="s3v4"))
+    url = s3.generate_presigned_url("get_object", Params={"Bucket": "b", "Key": "k"})
+    signature = re.search(r"X-Amz-Signature=([0-9a-f]{64})", url)
+    assert signature is not None and signature.group(1) != hotpaths.UNCHECKED_SIGNATURE
+
