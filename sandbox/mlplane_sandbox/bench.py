@@ -272,14 +272,23 @@ def shipped_copy(root: Path) -> Iterator[Path]:
         yield copy
 
 
+def function_environment() -> dict[str, str]:
+    """The environment template.yaml's Globals give every function, where it is a literal (a cold start
+    imports under it: the Powertools service, pydantic's plugins switch); the stack's references left out."""
+    from mlplane_sandbox.template import load_template
+
+    variables = load_template()["Globals"]["Function"]["Environment"]["Variables"]
+    return {name: value for name, value in variables.items() if isinstance(value, str)}
+
+
 def import_seconds(module: str, root: Path) -> float:
     """The least seconds a fresh interpreter took to import `module` in IMPORT_RUNS tries (start-up excluded):
     other work on the machine only ever adds to an import, so the fastest try is the import's own cost.
     `root` holds `functions/` and `layers/mlplane/` (`shipped_copy`, for what a cold start imports)."""
     env = _child_env(
-        {
+        function_environment()
+        | {
             "PYTHONPATH": os.pathsep.join(str(root / p) for p in (".", "layers/mlplane")),
-            "POWERTOOLS_SERVICE_NAME": "mlplane",
             "POWERTOOLS_METRICS_NAMESPACE": "mlplane",
             "AWS_DEFAULT_REGION": "eu-west-1",
         }

@@ -496,3 +496,12 @@ def test_in_process_requests_carry_the_credential_scope_and_no_computed_signatur
     signature = re.search(r"X-Amz-Signature=([0-9a-f]{64})", url)
     assert signature is not None and signature.group(1) != hotpaths.UNCHECKED_SIGNATURE
 
+
+def test_the_cold_import_bench_imports_under_the_functions_literal_environment() -> None:
+    """`make bench` imports each handler with the environment template.yaml gives every function (issue 14),
+    pydantic's plugin scan switched off as in Lambda; the stack's references are no literal and are left out."""
+    from mlplane_sandbox.bench import function_environment
+
+    env = function_environment()
+    assert env["PYDANTIC_DISABLE_PLUGINS"] == "__all__" and env["POWERTOOLS_SERVICE_NAME"] == "mlplane"
+    assert "LEDGER_TABLE" not in env and "POWERTOOLS_METRICS_NAMESPACE" not in env
