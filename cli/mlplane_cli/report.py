@@ -12,7 +12,13 @@ from rich.table import Table
 from mlplane_sandbox.inventory import SECTIONS
 from mlplane_sandbox.recording import is_mutating
 
-console = Console(stderr=False)
+
+def _console() -> Console:
+    """A console for this command's output, sized when it prints (COLUMNS, the terminal): one made at import
+    would keep the size of whatever environment first imported the module (Rich fixes COLUMNS and LINES it
+    finds then), which outlives one command when the CLI runs in-process (typer's test runner)."""
+    return Console(stderr=False)
+
 
 EXIT_OK = frozenset({"READY", "DEPROVISIONED", "IGNORED"})
 """The outcomes `local run` and `demo` exit 0 with; any other outcome exits 1."""
@@ -76,6 +82,7 @@ def whose(section: str, items: list[dict[str, Any]]) -> str:  # noqa: PLR0911 - 
 def print_summary(label: str, result: Any, why: str = "") -> None:
     """A run in words: the outcome (and why, for IGNORED), the member account after it with what each count
     counts, what AWS keeps by its own rules, and what to do next."""
+    console = _console()
     colour = "green" if result.outcome in EXIT_OK else "red"
     console.print(f"[bold]{label}[/bold]: account {result.account_id} -> [{colour}]{result.outcome}[/{colour}]")
     if why:
@@ -107,6 +114,7 @@ _ACTION_STYLE = {"create": "green", "change": "yellow", "keep": "dim", "refuse":
 
 def print_plan(document: dict[str, Any]) -> None:
     """The verdict, then one row per resource (what a run would do to it), then the counts, like a diff."""
+    console = _console()
     verdict, reason = document["verdict"], document.get("reason") or ""
     colour = {"PROVISION": "green", "NOTHING_TO_DO": "green", "RESUME": "yellow"}.get(verdict, "red")
     where = f"account {document['account_id']} ({document['region']})"
@@ -138,6 +146,7 @@ def print_plan(document: dict[str, Any]) -> None:
 
 def print_accounts(listed: list[dict[str, Any]]) -> None:
     """`mlplane accounts` without --json: one row per account."""
+    console = _console()
     if not listed:
         console.print("no accounts in the ledger match")
         return
@@ -164,6 +173,7 @@ _SEVERITY_STYLE = {"missing": "red", "drift": "yellow", "untracked": "magenta", 
 
 def print_audit(report: dict[str, Any]) -> None:
     """`mlplane audit` without --json: the verdict, then one row per finding."""
+    console = _console()
     account = report["account_id"]
     if not report["audited"]:
         console.print(f"[bold]account {account}[/bold]: {report['status']}: not audited (nothing provisioned)")
