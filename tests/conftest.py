@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from typer.testing import CliRunner, Result
 
 ROOT = Path(__file__).resolve().parents[1]
 EVENTS = ROOT / "events"
@@ -52,3 +53,25 @@ def run_sandbox() -> RunSandbox:
             return results
 
     return run
+
+
+Cli = Callable[..., Result]
+
+
+@pytest.fixture
+def cli(monkeypatch: pytest.MonkeyPatch) -> Cli:
+    """Invoke `mlplane ARGS…` in this process with typer's runner, from the repo's root: the same command code
+    as the installed executable, without the ~3 s each new process spends importing moto and loading botocore's
+    models before its first run. What only the process shows (stdout exactly one JSON document, the executable's
+    exit status, one line on stderr) stays with the tests that run the executable. An exception other than the
+    command's own exit (what would reach a user as a traceback) fails the test."""
+    from mlplane_cli.main import app
+
+    monkeypatch.chdir(ROOT)
+
+    def invoke(*args: str) -> Result:
+        result = CliRunner().invoke(app, list(args))
+        assert result.exception is None or isinstance(result.exception, SystemExit), repr(result.exception)
+        return result
+
+    return invoke

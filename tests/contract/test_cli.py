@@ -1,4 +1,9 @@
-"""`mlplane local run` keeps DESIGN.md's contract: JSON keys, exit statuses, one-line errors (issue 3)."""
+"""`mlplane local run` keeps DESIGN.md's contract: JSON keys, exit statuses, one-line errors (issue 3).
+
+The contract of the process (stdout exactly one JSON document, the exit status of the installed executable,
+nothing but one line on stderr) is tested by running the executable (`run`); what a command says and the
+status it ends with, for the commands that run whole sandbox scenarios, in-process (the `cli` fixture).
+"""
 
 from __future__ import annotations
 
@@ -8,6 +13,8 @@ import sys
 from pathlib import Path
 
 import pytest
+
+from tests.conftest import Cli
 
 ROOT = Path(__file__).resolve().parents[2]
 MLPLANE = str(Path(sys.executable).parent / "mlplane")
@@ -128,15 +135,9 @@ def test_fail_create_vpc_rolls_back_exit_1() -> None:
     assert "ec2:CreateVpc" in document["error"]["message"]
 
 
-def test_plan_local_prints_the_plan_with_read_only_calls() -> None:
-    result = subprocess.run(
-        [MLPLANE, "plan", "events/controltower/create_managed_account_succeeded.json", "--local", "--json"],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr[-2000:]
+def test_plan_local_prints_the_plan_with_read_only_calls(cli: Cli) -> None:
+    result = cli("plan", "events/controltower/create_managed_account_succeeded.json", "--local", "--json")
+    assert result.exit_code == 0, result.stderr[-2000:]
     document = json.loads(result.stdout)
     assert document["account_id"] == "111111111111"
     assert document["verdict"] == "PROVISION"
@@ -145,14 +146,8 @@ def test_plan_local_prints_the_plan_with_read_only_calls() -> None:
     assert policy["action"] == "create" and policy["detail"] == "4545 characters"
     calls = [c["call"].split(":")[1] for c in document["api_calls"]]
     assert calls and all(c.startswith(("Describe", "Get", "List", "AssumeRole")) for c in calls)
-    human = subprocess.run(
-        [MLPLANE, "plan", "events/controltower/create_managed_account_failed.json", "--local"],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        check=False,
-    )
-    assert human.returncode == 0, human.stderr[-2000:]
+    human = cli("plan", "events/controltower/create_managed_account_failed.json", "--local")
+    assert human.exit_code == 0, human.stderr[-2000:]
     assert "IGNORED" in human.stdout and "SUCCEEDED only" in human.stdout
 
 
@@ -164,10 +159,10 @@ def test_plan_local_prints_the_plan_with_read_only_calls() -> None:
         (["--redeliver", "CreateNetwork@50"], "--redeliver CreateNetwork@50"),
     ],
 )
-def test_a_fault_that_never_fired_is_a_usage_error_naming_it(option: list[str], named: str) -> None:
+def test_a_fault_that_never_fired_is_a_usage_error_naming_it(cli: Cli, option: list[str], named: str) -> None:
     """A run that ends READY with a fault that never happened proves nothing (DESIGN.md contract): exit 2."""
-    result = run("events/controltower/create_managed_account_succeeded.json", *option, "--json")
-    assert result.returncode == 2, result.stderr[-2000:]
+    result = cli("local", "run", "events/controltower/create_managed_account_succeeded.json", *option, "--json")
+    assert result.exit_code == 2, result.stderr[-2000:]
     assert result.stdout == ""
     (line,) = [x for x in result.stderr.splitlines() if x.startswith("mlplane:")]
     assert "never fired" in line and named in line
@@ -244,50 +239,42 @@ def test_commands_without_aws_or_with_a_missing_file_answer_in_one_line(args: li
     ("event", "code"),
     [("create_managed_account_failed", 0), ("create_managed_account_other_ou", 0)],
 )
-def test_demo_exits_as_local_run_does(event: str, code: int) -> None:
+def test_demo_exits_as_local_run_does(cli: Cli, event: str, code: int) -> None:
     """IGNORED is not a failure for `local run`; the demo says the same (issue 15: it exited 1 before)."""
     path = f"events/controltower/{event}.json"
-    demo = subprocess.run([MLPLANE, "demo", path], capture_output=True, text=True, cwd=ROOT, check=False)
-    local = run(path, "--json")
+    demo = cli("demo", path)
+    local = cli("local", "run", path, "--json")
     assert json.loads(local.stdout)["outcome"] == "IGNORED"
-    assert demo.returncode == local.returncode == code, demo.stderr[-1000:]
+    assert demo.exit_code == local.exit_code == code, demo.stderr[-1000:]
     assert "IGNORED" in demo.stdout
 
 
-def test_human_summaries_explain_themselves() -> None:
+def test_human_summaries_explain_themselves(cli: Cli) -> None:
     """Issue 15: what each count counts, why AWS still shows a key and a quota request, why IGNORED, what next."""
-    retired = run("events/controltower/create_managed_account_succeeded.json", "--then-deprovision")
-    assert retired.returncode == 0, retired.stderr[-2000:]
+    retired = cli("local", "run", "events/controltower/create_managed_account_succeeded.json", "--then-deprovision")
+    assert retired.exit_code == 0, retired.stderr[-2000:]
     text = " ".join(retired.stdout.split())
     assert "still there, by AWS's rules: kms:key" in text and "scheduled for deletion on" in text
     assert "quota increase request" in text and "cannot be withdrawn" in text
     assert "next: the account holds nothing of mlplane's" in text
-    ignored = run("events/controltower/create_managed_account_other_ou.json")
+    ignored = cli("local", "run", "events/controltower/create_managed_account_other_ou.json")
     text = " ".join(ignored.stdout.split())
     assert "IGNORED" in text and "is not in AllowedOus" in text and "next: nothing to do" in text
-    demo = subprocess.run([MLPLANE, "demo"], capture_output=True, text=True, cwd=ROOT, check=False)
+    demo = cli("demo")
     text = " ".join(demo.stdout.split())
-    assert demo.returncode == 0, demo.stderr[-2000:]
+    assert demo.exit_code == 0, demo.stderr[-2000:]
     assert "13 route tables (12 mlplane's + the VPC's main table)" in text
     assert "1 eks clusters (the vendor's (AAC): never touched by mlplane)" in text and "3 elastic ips" in text
     assert "next: the AAC admin can use the account" in text
     assert "AlreadyReady" not in text  # Choice states route; they are not steps
 
 
-def test_audit_local_is_clean_after_ready_and_names_drift_with_exit_1() -> None:
-    clean = subprocess.run(
-        [MLPLANE, "audit", "--local", "--json"], capture_output=True, text=True, cwd=ROOT, check=False
-    )
-    assert clean.returncode == 0, clean.stderr[-2000:]
+def test_audit_local_is_clean_after_ready_and_names_drift_with_exit_1(cli: Cli) -> None:
+    clean = cli("audit", "--local", "--json")
+    assert clean.exit_code == 0, clean.stderr[-2000:]
     assert json.loads(clean.stdout)["clean"] is True
-    drifted = subprocess.run(
-        [MLPLANE, "audit", "--local", "--drift", "detach-policy", "--json"],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        check=False,
-    )
-    assert drifted.returncode == 1, drifted.stderr[-2000:]
+    drifted = cli("audit", "--local", "--drift", "detach-policy", "--json")
+    assert drifted.exit_code == 1, drifted.stderr[-2000:]
     (report,) = json.loads(drifted.stdout)["accounts"]
     assert [(f["severity"], f["type"]) for f in report["findings"] if f["severity"] != "vendor"] == [
         ("missing", "iam:attachment")

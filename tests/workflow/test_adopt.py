@@ -4,9 +4,6 @@ taken into the ledger without creating what exists; deprovision and rollback lea
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
-from pathlib import Path
 from typing import Any
 
 from mlplane.ledger import ResourceState, Status
@@ -14,9 +11,9 @@ from mlplane_cli.main import HAND_BUILT_DIFFERENCES
 from mlplane_sandbox import handbuilt
 from mlplane_sandbox.runner import Options, RunResult, Sandbox
 from mlplane_sandbox.world import as_account, sandbox_client
+from tests.conftest import Cli
 from tests.workflow.recorded import FAST, MEMBER
 
-ROOT = Path(__file__).resolve().parents[2]
 ADOPT = {"account_id": MEMBER, "requested_by": "test", "reason": "built by hand", "action": "adopt"}
 START = {"account_id": MEMBER, "requested_by": "test", "reason": "back-fill"}
 # What seed 000 has the admin make by hand, and so what adopt must never create.
@@ -149,26 +146,21 @@ def test_a_fault_after_adopt_rolls_back_releasing_the_adopted_resources_in_place
     assert set(removing) == {"ec2:DeleteTags"}
 
 
-def _mlplane(*args: str) -> subprocess.CompletedProcess[str]:
-    mlplane = str(Path(sys.executable).parent / "mlplane")
-    return subprocess.run([mlplane, *args], capture_output=True, text=True, cwd=ROOT, check=False)
-
-
-def test_mlplane_adopt_local_builds_by_hand_adopts_and_audits_the_difference_it_left() -> None:
+def test_mlplane_adopt_local_builds_by_hand_adopts_and_audits_the_difference_it_left(cli: Cli) -> None:
     """`mlplane adopt --local` (the sandbox's adopt, as `audit --local`): READY, then the audit names the VPC's
     DNS attribute the hand-made account had off; the CLI's difference names are the sandbox's."""
     assert HAND_BUILT_DIFFERENCES == handbuilt.DIFFERENCES
-    done = _mlplane("adopt", "--local", "--hand-built-difference", "dns-off", "--json")
-    assert done.returncode == 0, done.stderr[-2000:]
+    done = cli("adopt", "--local", "--hand-built-difference", "dns-off", "--json")
+    assert done.exit_code == 0, done.stderr[-2000:]
     document = json.loads(done.stdout)
     assert document["run"]["outcome"] == "READY"
     assert [f["key"] for f in document["audit"]["findings"] if f["severity"] != "vendor"] == ["vpc"]
 
 
-def test_local_run_hand_built_with_the_adopt_sample_input_is_ready() -> None:
+def test_local_run_hand_built_with_the_adopt_sample_input_is_ready(cli: Cli) -> None:
     """`mlplane local run --hand-built events/manual/adopt.json`: the sample adopt start on a hand-built account."""
-    done = _mlplane("local", "run", "events/manual/adopt.json", "--hand-built", "--json")
-    assert done.returncode == 0, done.stderr[-2000:]
+    done = cli("local", "run", "events/manual/adopt.json", "--hand-built", "--json")
+    assert done.exit_code == 0, done.stderr[-2000:]
     assert json.loads(done.stdout)["outcome"] == "READY"
 
 

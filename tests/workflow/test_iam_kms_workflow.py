@@ -13,7 +13,7 @@ import pytest
 from mlplane.kms.policy import CREDENTIAL_ACTIONS, MLPLANE_SID
 from mlplane_sandbox.runner import Options, RunResult, Sandbox
 from mlplane_sandbox.world import as_account, sandbox_client
-from tests.conftest import RunSandbox, load_event, seed_policy_text
+from tests.conftest import Cli, RunSandbox, load_event, seed_policy_text
 
 SUCCESS = "controltower/create_managed_account_succeeded"
 ROOT = Path(__file__).resolve().parents[2]
@@ -139,11 +139,11 @@ def _cli(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([mlplane, "local", "run", *args], capture_output=True, text=True, cwd=ROOT, check=False)
 
 
-def test_k2_kms_propagation_300_ends_ready_with_no_leftovers() -> None:
+def test_k2_kms_propagation_300_ends_ready_with_no_leftovers(cli: Cli) -> None:
     """`mlplane local run --kms-propagation 300`: KMS refuses the vendor's new role for five minutes
     (PutKeyPolicy: a new principal "might not be immediately visible"); PatchKmsPolicy's loop waits it out."""
-    result = _cli(f"events/{SUCCESS}.json", "--kms-propagation", "300", "--json")
-    assert result.returncode == 0, result.stderr[-2000:]
+    result = cli("local", "run", f"events/{SUCCESS}.json", "--kms-propagation", "300", "--json")
+    assert result.exit_code == 0, result.stderr[-2000:]
     document = json.loads(result.stdout)
     assert document["outcome"] == "READY", document["error"]
     assert document["leftovers"] == []
