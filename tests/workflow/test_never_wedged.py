@@ -270,3 +270,32 @@ def test_c9_rollback_incomplete_names_only_what_is_still_there() -> None:
     assert result.leftovers == []
     assert held is None  # the VPC was verified gone: the slot is free
     assert last_note()["blocked"] == []
+
+
+# -- C8: the ledger's status-and-record read throttled while CreateNetwork builds ----------------------------
+def test_c8_ledger_reads_throttled_during_create_network_end_ready_with_each_resource_made_once(
+    run_sandbox: RunSandbox,
+) -> None:
+    """CreateNetwork's one read per resource (BatchGetItem of the status and the record) throttled 12 times in a
+    row from its tenth: botocore's four attempts give out three times, the workflow retries the step
+    (TransientError), and each re-run finds what the ones before made instead of making it again."""
+    throttled = "dynamodb:BatchGetItem=ProvisionedThroughputExceededException@10-21"
+    (result,) = run_sandbox(SUCCESS, config=FAST, fails=[throttled])
+    assert result.outcome == "READY", result.error
+    reads = [c["ok"] for c in result.api_calls if c["call"] == "dynamodb:BatchGetItem"]
+    assert reads.count(False) == 12 and reads[-1] is True
+    made = [c["call"] for c in result.api_calls if c["ok"] and c["call"].startswith("ec2:Create")]
+    assert made.count("ec2:CreateVpc") == 1 and made.count("ec2:CreateSubnet") == 12
+    assert made.count("ec2:CreateRouteTable") == 12 and made.count("ec2:CreateNatGateway") == 3
+    assert result.leftovers == []
+
+
+def test_c8_ledger_reads_throttled_past_the_steps_retries_roll_back_to_nothing(run_sandbox: RunSandbox) -> None:
+    """The same read throttled 30 times in a row outlasts CreateNetwork's retries (5 attempts of 4 calls): the
+    account is rolled back, nothing of mlplane's left, not left half-built."""
+    throttled = "dynamodb:BatchGetItem=ProvisionedThroughputExceededException@10-39"
+    (result,) = run_sandbox(SUCCESS, config=FAST, fails=[throttled])
+    assert result.outcome == "ROLLED_BACK", result.error
+    assert result.error is not None and "BatchGetItem" in result.error["message"]
+    assert result.leftovers == [] and result.inventory["vpcs"] == []
+    assert outcomes() == ["ROLLED_BACK"]
