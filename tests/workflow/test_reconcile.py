@@ -3,6 +3,7 @@ and a second audit is clean; a failure during reconcile never rolls back the REA
 
 from __future__ import annotations
 
+import functools
 import threading
 from typing import Any
 
@@ -92,6 +93,8 @@ def test_mlplane_reconcile_wait_starts_it_and_follows_it(monkeypatch: pytest.Mon
         drift.apply("dns-off", MEMBER, sandbox.settings_from_env())
         outputs = {"ProvisionStateMachineArn": sandbox.state_machines["provision"]}
         monkeypatch.setattr(operate, "stack_outputs", lambda stack, region: outputs)
+        # the sandbox's execution ends in about a second: poll it often (AWS's 5 s is not what is tested here)
+        monkeypatch.setattr(operate, "follow", functools.partial(operate.follow, every=0.1))
         started = CliRunner().invoke(app, ["reconcile", MEMBER, "--wait"])
         after = sandbox.audit(MEMBER)
     assert started.exit_code == 0, started.output
@@ -176,6 +179,8 @@ def test_mlplane_reconcile_all_starts_the_fleet_workflow(monkeypatch: pytest.Mon
         drift.apply("detach-policy", MEMBER, sandbox.settings_from_env())
         outputs = {"ReconcileFleetStateMachineArn": sandbox.state_machines["reconcilefleet"]}
         monkeypatch.setattr(operate, "stack_outputs", lambda stack, region: outputs)
+        # the sandbox's execution ends in about a second: poll it often (AWS's 5 s is not what is tested here)
+        monkeypatch.setattr(operate, "follow", functools.partial(operate.follow, every=0.1))
         started = CliRunner().invoke(app, ["reconcile", "--all", "--wait"])
         after = sandbox.audit(MEMBER)
         both = CliRunner().invoke(app, ["reconcile", MEMBER, "--all"])

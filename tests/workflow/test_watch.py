@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 from typing import Any
 
@@ -99,6 +100,8 @@ def test_provision_wait_follows_the_execution_it_started(monkeypatch: pytest.Mon
         sandbox.world.place_account("111111111111", "Workloads", role_name=sandbox.settings.member_role_name)
         outputs = {"ProvisionStateMachineArn": sandbox.state_machines["provision"]}
         monkeypatch.setattr(operate, "stack_outputs", lambda stack, region: outputs)
+        # the sandbox's execution ends in about a second: poll it often (AWS's 5 s is not what is tested here)
+        monkeypatch.setattr(operate, "follow", functools.partial(operate.follow, every=0.1))
         started = CliRunner().invoke(app, ["provision", "111111111111", "--wait"])
         status = sandbox.ledger().status("111111111111")
     assert started.exit_code == 0, started.output
