@@ -4,9 +4,9 @@ parse tree (the ANTLR part; read-only once built) and builds a fresh program fro
 is what moto's parse returns, so no execution shares evaluation state with another. A definition that does
 not parse is never cached: the error comes from moto's own parse, each time.
 
-CreateStateMachine validates by parsing and throws the program away: a text that validated once validates
-again (the parse is a function of the text), so each sandbox's deploy of the same four definitions skips
-building four programs nobody runs.
+CreateStateMachine validates by parsing and throws the program away: a text whose tree is cached parsed
+once, and parses again (the parse is a function of the text), so each sandbox's deploy of the same four
+definitions skips building four programs nobody runs.
 """
 
 from __future__ import annotations
@@ -21,7 +21,6 @@ from moto.stepfunctions.parser.models import StepFunctionsParserBackend
 _original = AmazonStateLanguageParser.parse
 _original_validate = StepFunctionsParserBackend._validate_definition
 _trees: dict[str, Any] = {}
-_valid: set[str] = set()
 _lock = threading.Lock()
 
 
@@ -38,11 +37,9 @@ def _parse(definition: str) -> tuple[Any, Any]:
 
 def _validate_definition(definition: str) -> None:
     with _lock:
-        if definition in _valid:
+        if definition in _trees:  # only a definition that parsed has a tree
             return
-    _original_validate(definition)  # raises InvalidDefinition as moto does, and then nothing is remembered
-    with _lock:
-        _valid.add(definition)
+    _original_validate(definition)  # moto's parse (`_parse`, which keeps the tree) or its InvalidDefinition
 
 
 def install() -> None:
