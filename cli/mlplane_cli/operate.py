@@ -188,8 +188,10 @@ def follow(
     sleep: Callable[[float], None] = time.sleep,
     every: float = 5.0,
 ) -> dict[str, Any]:
-    """Poll the execution (DescribeExecution, its whole history) every `every` seconds until it has finished;
-    `on_progress(description, definition, history)` after each poll. Returns the final description."""
+    """Poll the execution (DescribeExecution, its whole history) until it has finished, 1, 2 and 4 seconds apart,
+    then every `every` seconds: an execution that ends in a second or two (a refusal, a re-run with nothing to do)
+    is reported at once, a long one costs one poll per `every`. `on_progress(description, definition, history)`
+    after each poll. Returns the final description."""
     sfn = aws.client(aws.hub_session(region), "stepfunctions")
     try:
         described = sfn.describe_execution(executionArn=arn)
@@ -197,6 +199,7 @@ def follow(
     except ClientError as err:
         raise translate(err, f"states:DescribeExecution {arn}") from err
     definition = json.loads(machine["definition"])
+    delay = 1.0
     while True:
         try:
             described = sfn.describe_execution(executionArn=arn)
@@ -210,4 +213,5 @@ def follow(
         on_progress(described, definition, history)
         if described["status"] in FINISHED:
             return dict(described)
-        sleep(every)
+        sleep(min(delay, every))
+        delay *= 2

@@ -81,7 +81,7 @@ def test_follow_polls_a_running_execution_until_it_ends(monkeypatch: pytest.Monk
             },
             {"stateMachineArn": MACHINE},
         )
-        for status in ("RUNNING", "SUCCEEDED"):
+        for status in ("RUNNING", "RUNNING", "RUNNING", "RUNNING", "RUNNING", "SUCCEEDED"):
             stub.add_response("describe_execution", described(status), {"executionArn": ARN})
             stub.add_response("get_execution_history", {"events": [entered]}, {"executionArn": ARN})
         monkeypatch.setattr(aws, "client", lambda session, service: sfn)
@@ -92,7 +92,8 @@ def test_follow_polls_a_running_execution_until_it_ends(monkeypatch: pytest.Monk
         )
         stub.assert_no_pending_responses()
     assert final["status"] == "SUCCEEDED"
-    assert seen == ["RUNNING", "SUCCEEDED"] and slept == [5.0]
+    # quick at first (a short execution is reported at once), then AWS's every 5 seconds
+    assert seen == ["RUNNING"] * 5 + ["SUCCEEDED"] and slept == [1.0, 2.0, 4.0, 5.0, 5.0]
 
 
 def test_provision_wait_follows_the_execution_it_started(monkeypatch: pytest.MonkeyPatch) -> None:
