@@ -85,4 +85,4 @@ def test_keys_left_unprocessed_on_every_try_are_a_transient_error(
     throttled = Unprocessing(dynamodb, times=1000)
     with pytest.raises(TransientError, match="BatchGetItem mlplane-ledger: keys of 111111111111 left unprocessed"):
         Ledger(throttled, TABLE).status_and_resource(MEMBER, "vpc")  # type: ignore[arg-type]
-    assert len(throttled.batches) == ledger_store._BATCH_READS
+    assert len(throttled.batches) == ledger_store._BATCH_TRIES

@@ -401,6 +401,8 @@ def test_a_new_resource_costs_one_ledger_read_before_its_intent(member: Member, 
     def hook(model: Any, params: dict[str, Any], **_: Any) -> None:
         if model.name == "BatchGetItem":
             keys = [key["sk"]["S"] for table in params["RequestItems"].values() for key in table["Keys"]]
+        elif model.name == "BatchWriteItem":
+            keys = [r["PutRequest"]["Item"]["sk"]["S"] for table in params["RequestItems"].values() for r in table]
         else:
             keys = [params.get("Key", params.get("Item", {})).get("sk", {}).get("S", "")]
         calls.append((model.name, keys))
@@ -411,7 +413,7 @@ def test_a_new_resource_costs_one_ledger_read_before_its_intent(member: Member, 
     written: set[str] = set()
     for operation, keys in calls:
         for sk in keys:
-            if operation == "PutItem":
+            if operation in ("PutItem", "BatchWriteItem"):
                 written.add(sk)
             elif sk.startswith("RES#") and sk not in written:
                 reads_before_write[sk] = reads_before_write.get(sk, 0) + 1
@@ -421,3 +423,8 @@ def test_a_new_resource_costs_one_ledger_read_before_its_intent(member: Member, 
     status_reads = [(operation, keys) for operation, keys in calls if "STATUS" in keys]
     assert len(status_reads) == result.created  # one per resource, the same call as its record's
     assert all(operation == "BatchGetItem" and len(keys) == 2 for operation, keys in status_reads)
+    # each resource's CREATED goes with the next one's INTENT (Ledger.writing_behind): one write per resource,
+    # and one more for the last CREATED
+    writes = [keys for operation, keys in calls if operation in ("PutItem", "BatchWriteItem")]
+    assert len(writes) == result.created + 1
+    assert sum(len(keys) for keys in writes) == 2 * result.created

@@ -537,14 +537,15 @@ def run(member: Member, settings: Settings) -> StepOutput:
     logger.info("network plan", account_id=member.account_id, egress_mode=plan.egress_mode, azs=list(plan.azs))
     step = _Run(member, plan)
     step.created += allocated
-    vpc_id = step.vpc()
-    step.route_tables_and_subnets(vpc_id)
-    step.internet_gateway(vpc_id)
-    step.endpoint(vpc_id)
-    step.nat_gateways()
-    step.tgw_attachment(vpc_id)
-    step.associations()
-    step.routes()
+    with member.ledger.writing_behind():  # each resource's CREATED goes with the next one's INTENT
+        vpc_id = step.vpc()
+        step.route_tables_and_subnets(vpc_id)
+        step.internet_gateway(vpc_id)
+        step.endpoint(vpc_id)
+        step.nat_gateways()
+        step.tgw_attachment(vpc_id)
+        step.associations()
+        step.routes()
     output = step.output(vpc_id)
     logger.info(
         "network ready", account_id=member.account_id, created_count=output.created, existing_count=output.existing
