@@ -18,6 +18,12 @@ Signing: botocore computes a SigV4 signature (canonical request, payload hash, f
 and nothing in the sandbox checks it (moto verifies no signature; the interceptor reads the access key and the
 credential scope): in-process requests carry the same Authorization header with the signature left as zeros
 (about 6%). Presigned URLs and the SDKs of other processes (`mlplane local serve`) sign as always.
+Clients: every Lambda invocation of a fresh sandbox makes its boto3 clients anew (the sandbox forgets the
+sessions between runs: their credentials belong to the run's STS), and botocore builds each client's class from
+the service model each time (a method per operation, ~700 for EC2: 4% of a READY run). The class is a function
+of the service's model data and of the `creating-client-class` handlers the session's emitter holds (all of
+them module-level functions of botocore and boto3): cached per those. Each client keeps its own instance state
+(credentials, endpoint, config, event handlers).
 No state of a run is cached (that stays per Sandbox).
 """
 
@@ -30,6 +36,7 @@ from typing import Any
 
 import boto3
 import botocore.auth
+import botocore.client
 import botocore.exceptions
 import jsonpath_ng
 import jsonpath_ng.ext
@@ -74,6 +81,23 @@ def _cached_possible_keys(
     return get_possible_keys
 
 
+_client_classes: dict[tuple[Any, ...], tuple[Any, type]] = {}
+
+
+def _cached_client_class(original: Callable[[Any, str, Any], type]) -> Callable[[Any, str, Any], type]:
+    def create_client_class(self: Any, service_name: str, service_model: Any) -> type:
+        description = service_model._service_description  # the loader's cached model data (one per service)
+        event = f"creating-client-class.{service_model.service_id.hyphenize()}"
+        emitter = getattr(self._event_emitter, "_emitter", self._event_emitter)
+        key = (service_name, id(description), tuple(emitter._handlers.prefix_search(event)))
+        found = _client_classes.get(key)
+        if found is None or found[0] is not description:
+            found = _client_classes[key] = (description, original(self, service_name, service_model))
+        return found[1]
+
+    return create_client_class
+
+
 def _add_auth(self: botocore.auth.SigV4Auth, request: Any) -> None:
     """SigV4Auth.add_auth with the headers it sets (date, token, payload hash for S3, Authorization with the
     credential scope) and no signature computed; other signers (query strings, S3 Express) as botocore does."""
@@ -107,4 +131,6 @@ def install() -> None:
         for picker in (moto.core.serialize.AttributePicker, moto.core.serialize.XFormedAttributePicker):
             picker.get_possible_keys = _cached_possible_keys(picker.get_possible_keys)  # type: ignore[method-assign,assignment]
         botocore.auth.SigV4Auth.add_auth = _add_auth  # type: ignore[method-assign]
+        creator = botocore.client.ClientCreator
+        creator._create_client_class = _cached_client_class(creator._create_client_class)  # type: ignore[attr-defined]
         _installed = True

@@ -497,6 +497,35 @@ def test_in_process_requests_carry_the_credential_scope_and_no_computed_signatur
     assert signature is not None and signature.group(1) != hotpaths.UNCHECKED_SIGNATURE
 
 
+def test_a_client_class_is_built_once_per_model_and_handlers_and_each_client_keeps_its_own_state() -> None:
+    """hotpaths: two sessions' EC2 clients share the class botocore built from EC2's model; each has its own
+    credentials and region; a session with another `creating-client-class` handler gets a class of its own."""
+    from mlplane import aws
+    from mlplane_sandbox import hotpaths
+
+    hotpaths.install()
+    first = aws.new_session(aws_access_key_id="AKIAFIRST", aws_secret_access_key="x", region_name="eu-west-1")
+    second = aws.new_session(aws_access_key_id="AKIASECOND", aws_secret_access_key="y", region_name="us-east-1")
+    one, two = first.client("ec2"), second.client("ec2")
+    assert type(one) is type(two) and type(one) is not type(first.client("iam"))
+    assert hasattr(one, "describe_vpcs") and hasattr(one, "generate_presigned_url")  # methods and mixins
+    assert one._request_signer._credentials.access_key == "AKIAFIRST"
+    assert two._request_signer._credentials.access_key == "AKIASECOND"
+    assert (one.meta.region_name, two.meta.region_name) == ("eu-west-1", "us-east-1")
+
+    class Extra:
+        def extra(self) -> str:
+            return "extra"
+
+    def add_extra(base_classes: list[type], **_: Any) -> None:
+        base_classes.insert(0, Extra)
+
+    third = aws.new_session(aws_access_key_id="AKIATHIRD", aws_secret_access_key="z", region_name="eu-west-1")
+    third.events.register("creating-client-class.ec2", add_extra)
+    extended = third.client("ec2")
+    assert type(extended) is not type(one) and extended.extra() == "extra" and not hasattr(one, "extra")
+
+
 def test_the_cold_import_bench_imports_under_the_functions_literal_environment() -> None:
     """`make bench` imports each handler with the environment template.yaml gives every function (issue 14),
     pydantic's plugin scan switched off as in Lambda; the stack's references are no literal and are left out."""
