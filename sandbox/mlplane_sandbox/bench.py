@@ -59,7 +59,13 @@ from mlplane_sandbox.recording import is_mutating
 PRICE_PER_TRANSITION = 0.025 / 1000
 IMPORT_RUNS = 7
 IMPORT_TARGET = 2.0  # issue 14: each handler's cold import at most twice a bare `import boto3`
-_HUB_WRITES = ("dynamodb:PutItem", "dynamodb:DeleteItem", "dynamodb:UpdateItem", "sns:Publish")
+_HUB_WRITES = (
+    "dynamodb:PutItem",
+    "dynamodb:BatchWriteItem",
+    "dynamodb:DeleteItem",
+    "dynamodb:UpdateItem",
+    "sns:Publish",
+)
 
 
 def minimum_mutations(config: dict[str, Any]) -> dict[str, int]:

@@ -41,6 +41,7 @@ MUTATING_PREFIXES = (
     "Disable",
     "Authorize",
     "Revoke",
+    "BatchWrite",  # DynamoDB's BatchWriteItem (the ledger)
 )
 
 
