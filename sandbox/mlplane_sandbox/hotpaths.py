@@ -23,7 +23,9 @@ sessions between runs: their credentials belong to the run's STS), and botocore 
 the service model each time (a method per operation, ~700 for EC2: 4% of a READY run). The class is a function
 of the service's model data and of the `creating-client-class` handlers the session's emitter holds (all of
 them module-level functions of botocore and boto3): cached per those. Each client keeps its own instance state
-(credentials, endpoint, config, event handlers).
+(credentials, endpoint, config, event handlers). Each client's copy of the session's event aliaser starts
+with an empty cache of aliased event names and works each one out again (3% of a READY run): with botocore's
+own aliases, the aliased name is a function of the name, so those aliasers share one cache.
 No state of a run is cached (that stays per Sandbox).
 """
 
@@ -38,6 +40,7 @@ import boto3
 import botocore.auth
 import botocore.client
 import botocore.exceptions
+import botocore.hooks
 import jsonpath_ng
 import jsonpath_ng.ext
 import moto.core.responses
@@ -82,6 +85,14 @@ def _cached_possible_keys(
 
 
 _client_classes: dict[tuple[Any, ...], tuple[Any, type]] = {}
+_aliased_names: dict[str, str] = {}  # event name -> its name under botocore's EVENT_ALIASES
+_aliaser_init = botocore.hooks.EventAliaser.__init__
+
+
+def _shared_alias_cache(self: Any, event_emitter: Any, event_aliases: Any = None) -> None:
+    _aliaser_init(self, event_emitter, event_aliases)
+    if self._event_aliases == botocore.hooks.EVENT_ALIASES:
+        self._alias_name_cache = _aliased_names
 
 
 def _cached_client_class(original: Callable[[Any, str, Any], type]) -> Callable[[Any, str, Any], type]:
@@ -131,6 +142,7 @@ def install() -> None:
         for picker in (moto.core.serialize.AttributePicker, moto.core.serialize.XFormedAttributePicker):
             picker.get_possible_keys = _cached_possible_keys(picker.get_possible_keys)  # type: ignore[method-assign,assignment]
         botocore.auth.SigV4Auth.add_auth = _add_auth  # type: ignore[method-assign]
+        botocore.hooks.EventAliaser.__init__ = _shared_alias_cache  # type: ignore[method-assign]
         creator = botocore.client.ClientCreator
         creator._create_client_class = _cached_client_class(creator._create_client_class)  # type: ignore[attr-defined]
         _installed = True

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 from typing import Any
@@ -524,6 +525,25 @@ def test_a_client_class_is_built_once_per_model_and_handlers_and_each_client_kee
     third.events.register("creating-client-class.ec2", add_extra)
     extended = third.client("ec2")
     assert type(extended) is not type(one) and extended.extra() == "extra" and not hasattr(one, "extra")
+
+
+def test_event_aliasers_with_botocores_aliases_share_the_names_they_worked_out_and_others_keep_their_own() -> None:
+    """hotpaths: a client's aliaser maps event names as botocore's does (apigateway is api-gateway), the names
+    once worked out shared by every aliaser with botocore's aliases; an aliaser with other aliases keeps its own."""
+    import botocore.hooks
+
+    from mlplane_sandbox import hotpaths
+
+    hotpaths.install()
+    first = botocore.hooks.EventAliaser(botocore.hooks.HierarchicalEmitter())
+    second = copy.copy(first)  # what each client gets from its session
+    assert first._alias_event_name("before-call.apigateway.GetRestApi") == "before-call.api-gateway.GetRestApi"
+    assert second._alias_name_cache is first._alias_name_cache
+    assert second._alias_event_name("before-call.ec2.DescribeVpcs") == "before-call.ec2.DescribeVpcs"
+    other = botocore.hooks.EventAliaser(botocore.hooks.HierarchicalEmitter(), {"ec2": "elastic-compute"})
+    assert other._alias_name_cache is not first._alias_name_cache
+    assert other._alias_event_name("before-call.ec2.DescribeVpcs") == "before-call.elastic-compute.DescribeVpcs"
+    assert first._alias_event_name("before-call.ec2.DescribeVpcs") == "before-call.ec2.DescribeVpcs"
 
 
 def test_the_cold_import_bench_imports_under_the_functions_literal_environment() -> None:
