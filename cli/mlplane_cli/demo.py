@@ -30,7 +30,8 @@ def _demo(event_file: Path | None, console: Console) -> int:
     import json
 
     from mlplane_sandbox import clock
-    from mlplane_sandbox.runner import Options, Sandbox
+    from mlplane_sandbox.options import Options
+    from mlplane_sandbox.runner import Sandbox
     from mlplane_sandbox.template import project_root
 
     path = event_file or project_root() / "events" / "controltower" / "create_managed_account_succeeded.json"

@@ -19,6 +19,7 @@ from mlplane_cli.errors import OneLineErrors, fail
 
 if TYPE_CHECKING:
     from mlplane.config import Settings
+    from mlplane_sandbox.options import Options
 
 _CONTEXT = {"help_option_names": ["-h", "--help"]}
 # rich_markup_mode=None: help is plain text, so `[@N]` and `[=ErrorCode]` show as written (Rich markup ate them).
@@ -132,6 +133,20 @@ def load_config(value: str | None) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise fail("--config: expected a JSON object")
     return data
+
+
+def local_options(**values: Any) -> Options:
+    """A local command's sandbox options, checked before the sandbox loads: a bad command line is refused at
+    once (exit 2, one line) instead of after importing moto and the sandbox (about a second)."""
+    from mlplane_sandbox.options import Options, UsageError, validate
+    from mlplane_sandbox.template import load_template, project_root
+
+    options = Options(**values)
+    try:
+        validate(options, load_template(project_root() / "template.yaml"))
+    except UsageError as err:
+        raise fail(str(err)) from None
+    return options
 
 
 def seconds_option(flag: str, value: str) -> float:
@@ -297,27 +312,28 @@ def local_run(
     for path, raw in zip(event_files, inputs, strict=True):
         check_input(path, raw)
     settings = load_config(config)
+    options = local_options(
+        config=settings,
+        absent=absent,
+        fails=fail_ or [],
+        crashes=crash or [],
+        redeliver=redeliver or [],
+        out_of_memory=oom or [],
+        vendor=vendor,
+        quota=quota,
+        then_deprovision=then_deprovision,
+        tgw_auto_accept=tgw_auto_accept,
+        consistency_delay=delay,
+        kms_propagation_seconds=propagation,
+        hand_built=hand_built,
+        hand_built_differences=hand_built_difference or [],
+        customer_roles=customer_role or [],
+    )
     with stdout_to_stderr() as stdout:
         from mlplane.errors import MlplaneError
-        from mlplane_sandbox.runner import Options, Sandbox, UsageError
+        from mlplane_sandbox.options import UsageError
+        from mlplane_sandbox.runner import Sandbox
 
-        options = Options(
-            config=settings,
-            absent=absent,
-            fails=fail_ or [],
-            crashes=crash or [],
-            redeliver=redeliver or [],
-            out_of_memory=oom or [],
-            vendor=vendor,
-            quota=quota,
-            then_deprovision=then_deprovision,
-            tgw_auto_accept=tgw_auto_accept,
-            consistency_delay=delay,
-            kms_propagation_seconds=propagation,
-            hand_built=hand_built,
-            hand_built_differences=hand_built_difference or [],
-            customer_roles=customer_role or [],
-        )
         try:
             with Sandbox(options) as sandbox:
                 results = []
@@ -372,15 +388,15 @@ def local_burst(
     as_json: JsonOpt = False,
 ) -> None:
     """Vend COUNT accounts at once through EventBridge in one sandbox; report outcomes, CIDR overlaps, time, memory."""
-    settings = load_config(config)
+    options = local_options(config=load_config(config))
     spread = [part.strip() for part in (ous or "").split(",") if part.strip()]
     with stdout_to_stderr() as stdout:
         from mlplane.errors import MlplaneError
         from mlplane_sandbox.burst import run_burst
-        from mlplane_sandbox.runner import Options, UsageError
+        from mlplane_sandbox.options import UsageError
 
         try:
-            burst = run_burst(count, Options(config=settings), ous=spread)
+            burst = run_burst(count, options, ous=spread)
         except (UsageError, MlplaneError) as err:
             raise fail(str(err)) from None
     document = burst.as_json()
@@ -424,12 +440,12 @@ def local_serve(
 
     rate = seconds_option("--speed", speed)
     accounts = [_account(a) for a in account or ["111111111111"]]
-    settings = load_config(config)
+    options = local_options(config=load_config(config))
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     with stdout_to_stderr() as stdout:
         from mlplane.errors import MlplaneError
-        from mlplane_sandbox.runner import Options, UsageError
+        from mlplane_sandbox.options import UsageError
         from mlplane_sandbox.serve import Endpoint, serve
         from mlplane_sandbox.world import HUB_ACCOUNT, REGION
 
@@ -450,7 +466,7 @@ def local_serve(
             stdout.flush()
 
         try:
-            serve(Options(config=settings), port=port, speed=rate, accounts=accounts, ready=ready, stop=stop)
+            serve(options, port=port, speed=rate, accounts=accounts, ready=ready, stop=stop)
         except KeyboardInterrupt:
             pass
         except (UsageError, MlplaneError) as err:
@@ -487,12 +503,14 @@ def plan(
         document = _plan_in_aws(raw, settings, stack, _hub(profile, region, endpoint_url))
         _print_plan(document, as_json, sys.stdout)
         return
+    options = local_options(config=settings)
     with stdout_to_stderr() as stdout:
         from mlplane.errors import MlplaneError
-        from mlplane_sandbox.runner import Options, Sandbox, UsageError
+        from mlplane_sandbox.options import UsageError
+        from mlplane_sandbox.runner import Sandbox
 
         try:
-            with Sandbox(Options(config=settings)) as sandbox:
+            with Sandbox(options) as sandbox:
                 document = sandbox.plan(raw)
         except (UsageError, MlplaneError) as err:
             raise fail(str(err)) from None
@@ -695,12 +713,14 @@ def adopt(
 
 def _adopt_local(account_id: str, differences: list[str], *, as_json: bool) -> None:
     """The sandbox's adopt: the account built by hand, adopted, then audited (the differences it left)."""
+    options = local_options(hand_built=True, hand_built_differences=differences)
     with stdout_to_stderr() as stdout:
         from mlplane.errors import MlplaneError
-        from mlplane_sandbox.runner import Options, Sandbox, UsageError
+        from mlplane_sandbox.options import UsageError
+        from mlplane_sandbox.runner import Sandbox
 
         try:
-            with Sandbox(Options(hand_built=True, hand_built_differences=differences)) as sandbox:
+            with Sandbox(options) as sandbox:
                 raw = {"account_id": account_id, "requested_by": "mlplane adopt --local", "action": "adopt"}
                 result = sandbox.run(raw)
                 report = sandbox.audit(account_id) if result.outcome == "READY" else None
@@ -891,7 +911,8 @@ def audit(
 def _audit_local(account_id: str, drifts: list[str]) -> dict[str, Any]:
     with stdout_to_stderr():
         from mlplane_sandbox import drift as drift_module
-        from mlplane_sandbox.runner import Options, Sandbox
+        from mlplane_sandbox.options import Options
+        from mlplane_sandbox.runner import Sandbox
 
         unknown = [d for d in drifts if d not in drift_module.DRIFTS]
         if unknown:

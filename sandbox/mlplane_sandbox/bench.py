@@ -175,7 +175,7 @@ def measure(
 ) -> dict[str, Any]:
     """Run one burst of `count` accounts in this process and return its figures (the `--measure` mode)."""
     from mlplane_sandbox.burst import peak_rss_mb, run_burst
-    from mlplane_sandbox.runner import Options
+    from mlplane_sandbox.options import Options
 
     burst = run_burst(count, Options(config=config, fails=list(fails or [])), probe=unit_costs, ous=ous or ())
     minimum = minimum_mutations(config)
@@ -315,7 +315,8 @@ _WAIT_LOOP = ("WaitForQuotas", "QuotasMet", "QuotasPollDelay")
 def wait_costs() -> tuple[list[str], list[list[str]]]:
     """Run a quota request that never decides (`--quota pending`) with each timeout and count what its wait
     loop cost: Lambda invocations of WaitForQuotas, its state transitions, their price, reminders sent."""
-    from mlplane_sandbox.runner import Options, Sandbox, notifications
+    from mlplane_sandbox.options import Options
+    from mlplane_sandbox.runner import Sandbox, notifications
     from mlplane_sandbox.template import project_root
 
     sample = project_root() / "events" / "controltower" / "create_managed_account_succeeded.json"

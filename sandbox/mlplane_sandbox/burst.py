@@ -38,8 +38,9 @@ from mlplane.member import ACCOUNT_TAG
 from mlplane.network import blueprint
 from mlplane_sandbox import interceptor, recording
 from mlplane_sandbox.inventory import TAGGED_SECTIONS
+from mlplane_sandbox.options import Options, UsageError
 from mlplane_sandbox.recording import ApiCall
-from mlplane_sandbox.runner import Options, RunResult, Sandbox, UsageError
+from mlplane_sandbox.runner import RunResult, Sandbox
 from mlplane_sandbox.world import HUB_ACCOUNT
 
 BASE_ACCOUNT = 200_000_000_000

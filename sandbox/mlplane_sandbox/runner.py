@@ -12,7 +12,6 @@ import functools
 import json
 import logging
 import os
-import re
 import uuid
 import warnings
 from collections.abc import Callable
@@ -29,12 +28,12 @@ from mlplane.accounts.events import ControlTowerEvent, ManualStart, asks_deprovi
 from mlplane.accounts.preview import PLAN_EXECUTION, preview
 from mlplane.accounts.retire import OrganizationsEvent, parse_retire_shape, start_deprovisioning
 from mlplane.accounts.start import start_provisioning
-from mlplane.config import Settings, get_settings, reset_settings, settings_from
+from mlplane.config import Settings, get_settings, reset_settings
 from mlplane.errors import ConfigError, InputRejected
 from mlplane.ledger import Ledger, Status
 from mlplane.member import member_for
 from mlplane.steps import cause_message
-from mlplane_sandbox import asl_cache, faults, hotpaths, interceptor, inventory, lambdas, recording, rules
+from mlplane_sandbox import asl_cache, hotpaths, interceptor, inventory, lambdas, recording, rules
 from mlplane_sandbox import clock as clock_module
 from mlplane_sandbox import vendor as vendor_module
 from mlplane_sandbox.emulators import cloudformation, lambda_functions, service_catalog, service_quotas
@@ -42,10 +41,10 @@ from mlplane_sandbox.fidelity import consistency as fidelity_consistency
 from mlplane_sandbox.fidelity import iam_kms as fidelity_iam_kms
 from mlplane_sandbox.fidelity import network as fidelity_network
 from mlplane_sandbox.fidelity import organizations as fidelity_organizations
+from mlplane_sandbox.options import Options, UsageError, param_value, validate
 from mlplane_sandbox.template import (
     Resolver,
     load_template,
-    parameter_error,
     parameter_values,
     pascal,
     project_root,
@@ -62,44 +61,6 @@ from mlplane_sandbox.world import (
 STACK = "mlplane"
 _CLI = "cli"
 _OPERATOR = f"arn:aws:sts::{HUB_ACCOUNT}:assumed-role/PlatformOperator/mlplane-cli"
-
-
-CUSTOMER_ROLE = re.compile(r"(?=.{1,575}$)(?:[A-Za-z0-9+=,.@_-]+/)*[A-Za-z0-9+=,.@_-]{1,64}", re.ASCII)
-"""A role as [PATH/]NAME: IAM's name characters (ASCII), a path of at most 512 characters with its slashes."""
-
-
-class UsageError(ValueError):
-    """A bad command line or input file: exit status 2, one line on stderr."""
-
-
-@dataclass
-class Options:
-    config: dict[str, Any] = field(default_factory=dict)
-    absent: bool = False
-    fails: list[str] = field(default_factory=list)
-    crashes: list[str] = field(default_factory=list)
-    redeliver: list[str] = field(default_factory=list)
-    out_of_memory: list[str] = field(default_factory=list)  # --oom STATE[@N]: that invocation dies (Lambda.Unknown)
-    vendor: str = "ok"
-    quota: str = "approved"
-    then_deprovision: bool = False
-    # The network account's transit gateway (tgw mode): AutoAcceptSharedAttachments. `enable` is the world
-    # seed 002 describes (vended accounts attach themselves); `disable`, AWS's default, leaves each
-    # attachment pendingAcceptance until the network account's admin accepts it.
-    tgw_auto_accept: str = "enable"
-    consistency_delay: float = 0.0  # virtual seconds a new EC2/IAM id answers NotFound (fidelity.consistency)
-    # Virtual seconds after credential-service-role is created during which KMS refuses a policy naming it.
-    kms_propagation_seconds: float = fidelity_iam_kms.DEFAULT_ROLE_PROPAGATION_SECONDS
-    # The account prepared by hand per seed 000 before the first input (`--hand-built`, sandbox/handbuilt.py),
-    # with these named differences from the seed.
-    hand_built: bool = False
-    hand_built_differences: list[str] = field(default_factory=list)
-    # --customer-role [PATH/]NAME: roles the organization already has in each vended account (the analysts' SAML
-    # role of M2, a custom Canvas domain's execution role), placed as the customer's before mlplane runs
-    customer_roles: list[str] = field(default_factory=list)
-    # RunResult.inventory_before: the account read before each input too (about 40 reads of its every resource
-    # kind), for a test that compares the account after a rollback with the account before the run
-    inventory_before: bool = False
 
 
 HistoryReader = Callable[[], list[dict[str, Any]]]
@@ -165,8 +126,7 @@ class Sandbox:
         self.root = root or project_root()
         self.hand_built: dict[str, dict[str, Any]] = {}  # account -> the ids made by hand (handbuilt.build)
         self.template = load_template(self.root / "template.yaml")
-        self.settings: Settings = settings_from({})
-        self._validate_options()
+        self.settings, self.fault_plan = validate(self.options, self.template)
         self.world = World()
         self.functions: dict[str, lambdas.Function] = {}
         self.rules: list[Rule] = []
@@ -180,57 +140,6 @@ class Sandbox:
         self.metrics = lambdas.MetricsOutput()  # the handlers' EMF documents (Powertools), off the CLI's output
 
     # -- set-up -----------------------------------------------------------------------------------------
-    def _validate_hand_built(self) -> None:
-        from mlplane_sandbox.handbuilt import DIFFERENCES
-
-        unknown = [d for d in self.options.hand_built_differences if d not in DIFFERENCES]
-        if unknown:
-            raise UsageError(f"--hand-built-difference {unknown[0]!r}: expected one of {', '.join(DIFFERENCES)}")
-        if self.options.hand_built_differences and not self.options.hand_built:
-            raise UsageError("--hand-built-difference needs --hand-built")
-
-    def _validate_customer_roles(self) -> None:
-        for role in self.options.customer_roles:
-            if not CUSTOMER_ROLE.fullmatch(role):
-                raise UsageError(
-                    f"--customer-role {role!r}: expected an IAM role as [PATH/]NAME (e.g. saml/DataAnalyst)"
-                )
-
-    def _validate_options(self) -> None:
-        params = self.template.get("Parameters", {})
-        for key in self.options.config:
-            if pascal(key) not in params:
-                raise UsageError(f"--config: unknown key {key!r} (known: {', '.join(sorted(_config_keys(params)))})")
-        # Stack parameters that are no function setting (e.g. RetirementOuId, used by a rule) are valid too.
-        function_settings = {k: v for k, v in self.options.config.items() if k in Settings.model_fields}
-        try:
-            self.settings = settings_from(function_settings)
-        except ConfigError as err:
-            raise UsageError(f"--config: {err}") from err
-        for key, value in self.options.config.items():  # what CloudFormation refuses of a stack parameter
-            refused = parameter_error(params[pascal(key)], _param_value(value))
-            if refused is not None:
-                raise UsageError(f"--config {key}: {refused}")
-        if self.settings.member_region != REGION:
-            raise UsageError(f"--config member_region: the sandbox builds member accounts in {REGION} only")
-        self._validate_hand_built()
-        self._validate_customer_roles()
-        if self.options.tgw_auto_accept not in ("enable", "disable"):
-            raise UsageError(f"--tgw-auto-accept {self.options.tgw_auto_accept!r}: expected enable or disable")
-        try:
-            self.fault_plan = faults.FaultPlan(
-                fails=[faults.parse_fault(s) for s in self.options.fails],
-                crashes=[faults.parse_fault(s, crash=True) for s in self.options.crashes],
-            )
-        except faults.FaultSpecError as err:
-            raise UsageError(str(err)) from err
-        for flag, value in (
-            ("--consistency-delay", self.options.consistency_delay),
-            ("--kms-propagation", self.options.kms_propagation_seconds),
-        ):
-            if not 0 <= value < float("inf"):
-                raise UsageError(f"{flag} {value!r}: expected a number of seconds >= 0")
-
     def __enter__(self) -> Sandbox:
         self._env.start()
         os.environ.update(
@@ -303,12 +212,12 @@ class Sandbox:
                     auto_accept=auto_accept, segment=name
                 )
         if blueprints:
-            params["NetworkBlueprints"] = _param_value(blueprints)
+            params["NetworkBlueprints"] = param_value(blueprints)
         return params
 
     def deploy(self) -> None:
         self.world.build()
-        overrides = {pascal(k): _param_value(v) for k, v in self.options.config.items()}
+        overrides = {pascal(k): param_value(v) for k, v in self.options.config.items()}
         overrides |= self._transit_gateways()
         # The hub stack runs in the sandbox's region, the Control Tower home region; so do its members.
         overrides.setdefault("MemberRegion", REGION)
@@ -911,20 +820,6 @@ def _parse_input(raw: Any) -> ControlTowerEvent | ManualStart:
         return parse_start(raw)
     except InputRejected as err:
         raise UsageError(str(err)) from err
-
-
-def _param_value(value: Any) -> str:
-    if isinstance(value, list) and all(isinstance(v, str) for v in value):
-        return ",".join(value)
-    if isinstance(value, (list, dict)):
-        return json.dumps(value, separators=(",", ":"))
-    return str(value)
-
-
-def _config_keys(params: dict[str, Any]) -> list[str]:
-    import re
-
-    return [re.sub(r"(?<!^)([A-Z])", r"_\1", name).lower() for name in params]
 
 
 def _one_line(text: str) -> str:

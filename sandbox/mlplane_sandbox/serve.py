@@ -31,7 +31,8 @@ from botocore.compat import HTTPHeaders
 from werkzeug.serving import BaseWSGIServer, make_server
 
 from mlplane_sandbox import clock as clock_module
-from mlplane_sandbox.runner import Options, Sandbox, UsageError
+from mlplane_sandbox.options import Options, UsageError
+from mlplane_sandbox.runner import Sandbox
 
 # The services the sandbox plays (botocore model names).
 SERVICES = (

@@ -129,6 +129,35 @@ def test_demo_with_an_11_digit_account_is_one_line_before_the_live_view(tmp_path
     assert "account" in one_line(result, 2) and result.stdout == ""  # no live table drawn
 
 
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["local", "run", "events/manual/start.json", "--config", '{"vpc_cidrs": "10.0.0.0/16"}'],
+        ["local", "run", "events/manual/start.json", "--fail", "ec2:CreateVpc@x"],
+        ["local", "run", "events/manual/start.json", "--hand-built-difference", "dns-off"],
+        ["plan", "events/manual/start.json", "--local", "--config", '{"egress_mode": "NAT"}'],
+        ["adopt", "111111111111", "--local", "--hand-built-difference", "nope"],
+        ["local", "burst", "3", "--config", '{"vpc_cidr": "ten"}'],
+    ],
+    ids=lambda args: " ".join(args[:2]) + " " + args[-2],
+)
+def test_a_bad_local_command_line_is_refused_before_the_sandbox_loads(args: list[str]) -> None:
+    """The local commands check their options (mlplane_sandbox.options) before importing moto and the sandbox:
+    the one-line refusal comes at once, not after a second of loading."""
+    probe = (
+        "import sys\n"
+        "from mlplane_cli.main import app\n"
+        "try:\n"
+        "    app(sys.argv[1:])\n"
+        "except SystemExit as exit:\n"
+        "    print(exit.code, 'moto' in sys.modules, file=sys.stderr)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", probe, *args], capture_output=True, text=True, cwd=ROOT, check=False)
+    *message, verdict = done.stderr.strip().splitlines()
+    assert len(message) == 1 and message[0].startswith("mlplane: "), done.stderr
+    assert verdict == "2 False", done.stderr  # exit 2, moto never imported
+
+
 @pytest.mark.parametrize("command", [*AWS_COMMANDS, "accounts"])
 def test_without_credentials_every_aws_command_is_one_line_exit_1(command: str) -> None:
     args = [command] if command == "accounts" else [command, "111111111111"]

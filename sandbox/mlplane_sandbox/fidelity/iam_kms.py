@@ -53,13 +53,13 @@ from moto.iam.models import iam_backends
 from moto.kms.models import kms_backends
 
 from mlplane_sandbox.clock import VirtualClock, clock
+from mlplane_sandbox.options import DEFAULT_ROLE_PROPAGATION_SECONDS
 from mlplane_sandbox.rules import AwsError, Call, after, before
 
 INVALID_PRINCIPALS = "Policy contains a statement with one or more invalid principals."
 LOCKOUT = "The new key policy will not allow you to update the key policy in the future."
 POLICY_SIZE_LIMIT = 6_144
 KEY_POLICY_SIZE_LIMIT = 32_768  # bytes (KMS quotas: key policy document size)
-DEFAULT_ROLE_PROPAGATION_SECONDS = 60.0  # PutKeyPolicy's "might not be immediately visible": a minute or two
 DELETION_WINDOW_DAYS = range(7, 31)  # ScheduleKeyDeletion: PendingWindowInDays "must be between 7 and 30"
 POLICY_VERSIONS_CONFLICT = (
     "This policy has more than one version. Before you delete a policy, you must delete the policy's versions."
