@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import json
 from collections.abc import Callable
 from pathlib import Path
@@ -9,6 +10,20 @@ from typing import Any
 
 import pytest
 from typer.testing import CliRunner, Result
+
+# A sandbox run allocates a few hundred thousand objects (botocore's parsed answers, moto's models, the ASL
+# interpreter's frames), and CPython's default thresholds (700, 10, 10) ran the cyclic collector often enough to
+# cost about 9% of a READY run, mostly rescanning the modules and models every test imported. After collection
+# those are frozen (never rescanned) and the collector runs less often: ~7% less CPU per run, ~20 MB more peak
+# memory (measured on a loop of 24 READY runs). Reference counting frees everything else as before.
+GC_THRESHOLDS = (20_000, 20, 20)
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(*GC_THRESHOLDS)
+
 
 ROOT = Path(__file__).resolve().parents[1]
 EVENTS = ROOT / "events"
