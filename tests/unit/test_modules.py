@@ -13,6 +13,18 @@ def test_the_table_names_every_module_the_settings_have() -> None:
     assert set(modules.MODULES) == set(ModulesSettings.model_fields)
 
 
+def test_each_module_s_code_is_the_table_s_entry_and_its_ledger_types_begin_with_its_prefix() -> None:
+    # A record is routed to a module's undo handlers by its type's prefix alone (`modules.undo_handler`).
+    for name, listing in modules.MODULES.items():
+        module = modules.load(name)
+        assert module.name == name
+        assert module.handlers and all(kind.startswith(listing.type_prefix) for kind in module.handlers)
+        assert all(modules.undo_handler(kind) is handler for kind, handler in module.handlers.items())
+    prefixes = [listing.type_prefix for listing in modules.MODULES.values()]
+    assert not any(a != b and a.startswith(b) for a in prefixes for b in prefixes)
+    assert modules.undo_handler("ec2:vpc") is None
+
+
 def test_every_module_is_off_by_default() -> None:
     assert modules.enabled_for(settings_from({}), ou="Workloads", tags={}) == ()
 

@@ -25,7 +25,7 @@ from mlplane.member import Member
 from mlplane.observability import logger
 from mlplane.rollback.handler import Undone
 from mlplane.rollback.hold import hold_for_vendor
-from mlplane.rollback.registry import DOMAIN_TYPES, handler_for
+from mlplane.rollback.registry import handler_for, in_domain
 from mlplane.steps import RollbackOutput, StepOutput, UndoneItem
 
 # The statuses a rollback or deprovision ends in: nobody is left waiting for the execution that wrote them.
@@ -137,13 +137,13 @@ def _names(items: list[UndoneItem]) -> str:
 
 
 def teardown(member: Member, domain: str) -> StepOutput:
-    """Deprovision one domain ("network", "iam", "kms"): undo its live records with the walker rollback uses.
+    """Deprovision one domain ("network", "iam", "kms", "modules"): undo its live records with rollback's walker.
 
     Raises TransientError if an outage left something (the step's Retry walks again), else Blocked naming what
     something else holds (after undoing all the rest); records are marked as they go, so a re-run resumes.
     """
-    types = DOMAIN_TYPES[domain]
-    report = undo_all(member, [r for r in member.ledger.resources(member.account_id) if r.type in types])
+    records = [r for r in member.ledger.resources(member.account_id) if in_domain(r.type, domain)]
+    report = undo_all(member, records)
     logger.info("teardown", domain=domain, removed=report.removed, gone=report.gone, left=len(report.left))
     if report.unfinished:
         raise TransientError(f"deprovision of {domain} in {member.account_id} unfinished: {_names(report.left)}")
