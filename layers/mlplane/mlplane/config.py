@@ -5,8 +5,6 @@ key of the same name, which is what `mlplane local run --config` accepts. Librar
 arguments; handlers call `get_settings()` inside the handler, never at import.
 """
 
-from __future__ import annotations
-
 import ipaddress
 import json
 import math
@@ -358,7 +356,7 @@ class Settings(BaseModel):
     def blueprint_names(self) -> tuple[str, ...]:
         return (DEFAULT_BLUEPRINT, *self.network_blueprints)
 
-    def network_for(self, name: str) -> Settings:
+    def network_for(self, name: str) -> "Settings":
         """These settings with blueprint `name`'s network fields (DEFAULT_BLUEPRINT: these settings)."""
         if name == DEFAULT_BLUEPRINT:
             return self

@@ -4,8 +4,6 @@ Started by hand (`{"account_id": ..., "requested_by": ...}`) or by the Organizat
 account closed (`CloseAccount`) or moved to the retirement OU (`MoveAccount`).
 """
 
-from __future__ import annotations
-
 import hashlib
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
