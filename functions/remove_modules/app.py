@@ -26,4 +26,4 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         return StepOutput().model_dump(mode="json")
     member = member_for(step.account_id, step.execution, "RemoveModules", settings)
     modules.prepare_removal(member, settings, types)  # e.g. terminate analysts' launches
-    return teardown(member, "modules").model_dump(mode="json")
+    return teardown(member, "modules", modules.handlers(types)).model_dump(mode="json")

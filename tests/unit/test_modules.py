@@ -14,15 +14,16 @@ def test_the_table_names_every_module_the_settings_have() -> None:
 
 
 def test_each_module_s_code_is_the_table_s_entry_and_its_ledger_types_begin_with_its_prefix() -> None:
-    # A record is routed to a module's undo handlers by its type's prefix alone (`modules.undo_handler`).
+    # A record's type names its module by its prefix alone (`modules.recorded` imports no other module's code).
     for name, listing in modules.MODULES.items():
         module = modules.load(name)
         assert module.name == name
         assert module.handlers and all(kind.startswith(listing.type_prefix) for kind in module.handlers)
-        assert all(modules.undo_handler(kind) is handler for kind, handler in module.handlers.items())
+        assert modules.recorded(["ec2:vpc", *module.handlers]) == [module]
+        assert modules.handlers(module.handlers) == module.handlers
     prefixes = [listing.type_prefix for listing in modules.MODULES.values()]
     assert not any(a != b and a.startswith(b) for a in prefixes for b in prefixes)
-    assert modules.undo_handler("ec2:vpc") is None
+    assert modules.recorded(["ec2:vpc", "canvas:unknown"]) == []
 
 
 def test_every_module_is_off_by_default() -> None:

@@ -4,7 +4,7 @@ ValidateAccount resolves once which modules are enabled for the account (`enable
 Organizations tag `mlplane:module:<name>`, then the module's `ous`, then its `enabled`), runs their pre-checks
 and passes the list on (`ValidateAccountOutput.modules`); later steps only test membership. A module that is not
 enabled makes no AWS call at all. Rollback and RemoveModules undo the modules' ledger records with the one
-walker (their handlers are in `mlplane.rollback.registry`), whether or not the module is still enabled.
+walker (`handlers`), whether or not the module is still enabled.
 
 The table names each module's code rather than importing it: a module's code is imported (`load`) when a run
 uses it, enabled for the account or met in the ledger by one of its types, so a module that no account uses is
@@ -131,10 +131,6 @@ def prepare_removal(member: Member, settings: Settings, types: Iterable[str]) ->
             module.prepare_removal(member, settings)
 
 
-def undo_handler(type: str) -> Handler | None:
-    """The undo handler of a module's ledger type (`mlplane.rollback.registry`), None if no module has that type;
-    imports the code of the module whose prefix the type has, no other."""
-    for name, listing in MODULES.items():
-        if type.startswith(listing.type_prefix):
-            return load(name).handlers.get(type)
-    return None
+def handlers(types: Iterable[str]) -> dict[str, Handler]:
+    """The undo handlers of the modules that have records of these ledger types (`mlplane.rollback`)."""
+    return {kind: handler for module in recorded(types) for kind, handler in module.handlers.items()}
