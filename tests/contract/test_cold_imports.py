@@ -34,6 +34,14 @@ VENDOR_HOLD = ("mlplane.rollback.hold", "mlplane.eks.footprint")
 PROVISION_CHECKS = ("mlplane.accounts.validate",)
 AUDIT = ("mlplane.accounts.audit", "mlplane.accounts.preview", "mlplane.accounts.reconcile")
 DEPROVISION_STEPS = ("mlplane.accounts.deprovision", "mlplane.rollback.run", *WHOLE_LEDGER)
+PLANS = (  # each domain's rows of the plan and the audit
+    "mlplane.accounts.planned",
+    "mlplane.network.apply",
+    "mlplane.network.diff",
+    "mlplane.iam.apply",
+    *KMS,
+    *QUOTAS,
+)
 
 NOT_IMPORTED: dict[str, tuple[str, ...]] = {
     "start_deprovisioning": (*DOMAINS, *DEPROVISION_STEPS, *PROVISION_CHECKS, *AUDIT, "mlplane.eks.watch"),
@@ -47,6 +55,8 @@ NOT_IMPORTED: dict[str, tuple[str, ...]] = {
     "mark_deprovisioned": (*PROVISION_CHECKS, *AUDIT, "mlplane.accounts.deprovision"),
     "validate_account": (*KMS, *QUOTAS, "mlplane.network.apply", *DEPROVISION_STEPS, *AUDIT),
     "apply_modules": (*DOMAINS, *DEPROVISION_STEPS, *AUDIT),
+    "audit_fleet": (*PROVISION_CHECKS, "mlplane.accounts.preview", "mlplane.network.undo", *DEPROVISION_STEPS),
+    "reconcile_account": (*PROVISION_CHECKS, "mlplane.accounts.preview", "mlplane.network.undo", *DEPROVISION_STEPS),
 }
 """Per handler, library modules its step never uses (on top of OPTIONAL_MODULES, which none imports)."""
 
@@ -60,8 +70,8 @@ IMPORTED: dict[str, tuple[str, ...]] = {
     "revert_kms_policy": KMS,
     "remove_modules": ("mlplane.rollback.run",),
     "record_rollback_incomplete": ("mlplane.rollback.run",),
-    "audit_fleet": ("mlplane.accounts.audit", *NETWORK, "mlplane.iam.apply", *KMS, *QUOTAS),
-    "reconcile_account": ("mlplane.accounts.reconcile", *NETWORK, "mlplane.iam.apply", *KMS, *QUOTAS),
+    "audit_fleet": ("mlplane.accounts.audit", *PLANS, "mlplane.eks.footprint"),
+    "reconcile_account": ("mlplane.accounts.reconcile", *PLANS, "mlplane.eks.footprint"),
 }
 """Per handler, what its step runs on every invocation (the domains it walks, plans or checks)."""
 

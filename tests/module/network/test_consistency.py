@@ -18,7 +18,7 @@ from mlplane import consistency
 from mlplane.config import Settings
 from mlplane.ledger import ResourceState
 from mlplane.member import Member, member_for
-from mlplane.network import apply, lookup, undo
+from mlplane.network import VPC, apply, lookup
 from mlplane.rollback.registry import HANDLERS
 from mlplane.rollback.run import undo_all
 from mlplane_sandbox import recording
@@ -236,7 +236,7 @@ def test_apply_creates_the_network_while_new_ids_answer_not_found(
 def _just_created_vpc(member: Member) -> str:
     vpc_id, _ = member.ensure(
         key="vpc",
-        type=undo.VPC,
+        type=VPC,
         find=lambda: None,
         create=lambda: str(
             lookup.call(

@@ -12,8 +12,7 @@ from mlplane.config import Settings
 from mlplane.errors import Blocked, Conflict
 from mlplane.ledger import ResourceState, Status
 from mlplane.member import Member
-from mlplane.network import allocation, apply, undo
-from mlplane.network.undo import NETWORK_TYPES
+from mlplane.network import NETWORK_TYPES, allocation, apply, undo
 from mlplane.rollback.registry import HANDLERS
 from mlplane.rollback.run import teardown
 from mlplane_sandbox import faults, interceptor, recording

@@ -15,7 +15,8 @@ from mlplane.config import Settings
 from mlplane.errors import RollbackIncomplete, TransientError
 from mlplane.ledger import AccountStatus, Ledger, Status
 from mlplane.member import Member
-from mlplane.network.undo import CIDR_ALLOCATION, release_in_closed_account
+from mlplane.network import CIDR_ALLOCATION
+from mlplane.network.undo import release_in_closed_account
 from mlplane.observability import logger
 from mlplane.rollback.hold import hold_for_vendor
 from mlplane.rollback.registry import handlers_for
