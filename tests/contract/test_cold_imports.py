@@ -53,7 +53,16 @@ NOT_IMPORTED: dict[str, tuple[str, ...]] = {
     "remove_network": (*IAM, *KMS, *QUOTAS, *WHOLE_LEDGER, *VENDOR_HOLD),
     "revert_kms_policy": (*NETWORK, *IAM, *QUOTAS, *WHOLE_LEDGER, *VENDOR_HOLD),
     "mark_deprovisioned": (*PROVISION_CHECKS, *AUDIT, "mlplane.accounts.deprovision"),
-    "validate_account": (*KMS, *QUOTAS, "mlplane.network.apply", *DEPROVISION_STEPS, *AUDIT),
+    "validate_account": (
+        *IAM,
+        "mlplane.iam.plan",
+        "mlplane.network.undo",
+        "mlplane.network.apply",
+        *KMS,
+        *QUOTAS,
+        *DEPROVISION_STEPS,
+        *AUDIT,
+    ),
     "apply_modules": (*DOMAINS, *DEPROVISION_STEPS, *AUDIT),
     "audit_fleet": (*PROVISION_CHECKS, "mlplane.accounts.preview", "mlplane.network.undo", *DEPROVISION_STEPS),
     "reconcile_account": (*PROVISION_CHECKS, "mlplane.accounts.preview", "mlplane.network.undo", *DEPROVISION_STEPS),
@@ -61,7 +70,7 @@ NOT_IMPORTED: dict[str, tuple[str, ...]] = {
 """Per handler, library modules its step never uses (on top of OPTIONAL_MODULES, which none imports)."""
 
 IMPORTED: dict[str, tuple[str, ...]] = {
-    "validate_account": ("mlplane.accounts.validate", "mlplane.iam.plan", "mlplane.network.plan"),
+    "validate_account": ("mlplane.accounts.validate", "mlplane.iam.policy", "mlplane.network.plan"),
     "validate_deprovision": ("mlplane.accounts.organization", "mlplane.eks.watch"),
     "rollback": ("mlplane.network.undo", *IAM, *KMS, *QUOTAS, *WHOLE_LEDGER, *VENDOR_HOLD),
     "mark_deprovisioned": ("mlplane.network.undo", *IAM, *KMS, *QUOTAS, *WHOLE_LEDGER),

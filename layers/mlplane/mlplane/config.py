@@ -259,7 +259,7 @@ class Settings(BaseModel):
     sa_access_key_secret_reader_role: str = ""
     # Further customer-managed policies (stack parameter SaExtraPolicies, comma-separated): each the stem of a file
     # mlplane/policies/AAC_MachineLearning*.json shipped in the layer, created, tagged and attached like I2.
-    # Checked by ValidateAccount (mlplane.iam.plan.extra_policies); empty (default): none.
+    # Checked by ValidateAccount (mlplane.iam.policy.extra_policies); empty (default): none.
     sa_extra_policies: tuple[str, ...] = ()
     credential_role_name: str = "credential-service-role"
     eks_cluster_prefix: str = "aac-"

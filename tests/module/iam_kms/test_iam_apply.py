@@ -11,7 +11,7 @@ import pytest
 from mlplane.config import Settings
 from mlplane.errors import Blocked, ConfigError
 from mlplane.iam import access_key, apply
-from mlplane.iam.plan import shipped_policy
+from mlplane.iam.policy import shipped_policy
 from mlplane.ledger import ResourceState
 from mlplane.member import Member
 from mlplane.rollback.run import teardown

@@ -14,7 +14,7 @@ from mlplane import modules
 from mlplane.changes import PlannedChange
 from mlplane.eks import watch
 from mlplane.iam import apply as iam_apply
-from mlplane.iam import plan as iam_plans
+from mlplane.iam import policy as iam_policy
 from mlplane.iam.models import PolicyAction, PolicyPlan, UserAction
 from mlplane.kms import apply as kms_apply
 from mlplane.network import diff as network_diff
@@ -64,7 +64,7 @@ def _iam(member: Member, settings: Settings) -> list[PlannedChange]:
 
 def _policy_changes(user: str, planned: PolicyPlan, *, adopted: bool = False) -> list[PlannedChange]:
     """One customer-managed policy's rows (the seed's, or one of SaExtraPolicies): the policy, its attachment."""
-    shipped = f"{iam_plans.POLICIES_DIR}/{planned.name}.json" if planned.suffix else "the shipped document"
+    shipped = f"{iam_policy.POLICIES_DIR}/{planned.name}.json" if planned.suffix else "the shipped document"
     policy = {
         PolicyAction.CREATE: ("create", f"{planned.size} characters"),
         PolicyAction.UPDATE: ("change", f"a new default version with {shipped}"),
