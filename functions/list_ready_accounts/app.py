@@ -6,7 +6,7 @@ from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from mlplane.accounts.reconcile import ready_accounts
+from mlplane.accounts.lifecycle import ready_accounts
 from mlplane.config import get_settings
 from mlplane.member import hub_ledger
 from mlplane.observability import logger, metrics

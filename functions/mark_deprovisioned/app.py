@@ -6,10 +6,10 @@ from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from mlplane.accounts.retire import mark_closed_deprovisioned, mark_deprovisioned
 from mlplane.config import get_settings
 from mlplane.member import hub_ledger, member_for
 from mlplane.observability import logger, metrics
+from mlplane.rollback.whole import mark_closed_deprovisioned, mark_deprovisioned
 from mlplane.steps import MarkDeprovisionedInput
 
 

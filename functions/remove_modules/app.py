@@ -10,7 +10,6 @@ from mlplane import modules
 from mlplane.config import get_settings
 from mlplane.member import hub_ledger, member_for
 from mlplane.observability import logger, metrics
-from mlplane.rollback.registry import DOMAIN_TYPES
 from mlplane.rollback.run import teardown
 from mlplane.steps import StepInput, StepOutput
 
@@ -22,8 +21,9 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     logger.append_keys(account_id=step.account_id, execution=step.execution)
     settings = get_settings()
     records = hub_ledger(settings).resources(step.account_id)
-    if not any(r.type in DOMAIN_TYPES["modules"] for r in records):  # no module made anything: no member call
+    types = [r.type for r in records]
+    if not modules.recorded(types):  # no module made anything: no member call
         return StepOutput().model_dump(mode="json")
     member = member_for(step.account_id, step.execution, "RemoveModules", settings)
-    modules.prepare_removal(member, settings, (r.type for r in records))  # e.g. terminate analysts' launches
-    return teardown(member, "modules").model_dump(mode="json")
+    modules.prepare_removal(member, settings, types)  # e.g. terminate analysts' launches
+    return teardown(member, "modules", modules.handlers(types)).model_dump(mode="json")

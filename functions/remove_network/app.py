@@ -9,6 +9,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from mlplane.config import get_settings
 from mlplane.deadline import Deadline
 from mlplane.member import member_for
+from mlplane.network import undo as network
 from mlplane.observability import logger, metrics
 from mlplane.rollback.run import teardown
 from mlplane.steps import StepInput
@@ -21,4 +22,4 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     logger.append_keys(account_id=step.account_id, execution=step.execution)
     settings = get_settings()
     member = member_for(step.account_id, step.execution, "RemoveNetwork", settings, Deadline.of(context))
-    return teardown(member, "network").model_dump(mode="json")
+    return teardown(member, "network", network.HANDLERS).model_dump(mode="json")

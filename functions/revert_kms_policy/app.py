@@ -7,6 +7,7 @@ from typing import Any
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from mlplane.config import get_settings
+from mlplane.kms import apply as kms
 from mlplane.member import member_for
 from mlplane.observability import logger, metrics
 from mlplane.rollback.run import teardown
@@ -20,4 +21,4 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     logger.append_keys(account_id=step.account_id, execution=step.execution)
     settings = get_settings()
     member = member_for(step.account_id, step.execution, "RevertKmsPolicy", settings)
-    return teardown(member, "kms").model_dump(mode="json")
+    return teardown(member, "kms", kms.HANDLERS).model_dump(mode="json")

@@ -10,7 +10,7 @@ from mlplane.config import get_settings
 from mlplane.deadline import Deadline
 from mlplane.member import member_for
 from mlplane.observability import logger, metrics
-from mlplane.rollback.run import rollback
+from mlplane.rollback.whole import rollback
 from mlplane.steps import RollbackInput
 
 

@@ -6,7 +6,7 @@ from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from mlplane.accounts.retire import validate_deprovision
+from mlplane.accounts.deprovision import validate_deprovision
 from mlplane.config import get_settings
 from mlplane.member import hub_ledger, member_for
 from mlplane.observability import logger, metrics

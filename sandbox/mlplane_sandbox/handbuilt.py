@@ -14,6 +14,7 @@ from typing import Any
 
 from mlplane.config import Settings
 from mlplane.iam import plan as iam_plan
+from mlplane.iam import policy as iam_policy
 from mlplane.kms import policy as key_policy
 from mlplane.network.models import DEFAULT_ROUTE
 from mlplane.network.plan import plan_network
@@ -110,7 +111,7 @@ def _iam_and_key(account_id: str, settings: Settings) -> dict[str, str]:
     iam.create_user(UserName=settings.sa_user_name)
     arn = iam.create_policy(
         PolicyName=settings.sa_policy_name,
-        PolicyDocument=json.dumps(iam_plan.shipped_policy()),
+        PolicyDocument=json.dumps(iam_policy.shipped_policy()),
         Tags=[{"Key": iam_plan.AAC_RESOURCE_TAG, "Value": iam_plan.AAC_RESOURCE_VALUE}],
     )["Policy"]["Arn"]
     iam.attach_user_policy(UserName=settings.sa_user_name, PolicyArn=arn)

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from mlplane.iam.plan import shipped_policy_files
+from mlplane.iam.policy import shipped_policy_files
 from mlplane.member import PURPOSES
 from mlplane_sandbox.template import load_template
 

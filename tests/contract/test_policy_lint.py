@@ -21,7 +21,7 @@ import pytest
 
 from mlplane import aws
 from mlplane.config import Settings
-from mlplane.iam.plan import policies_folder, shipped_policy_files
+from mlplane.iam.policy import policies_folder, shipped_policy_files
 from mlplane.member import PURPOSES, session_policy
 from mlplane_sandbox.template import Resolver, load_template, parameter_values, project_root
 

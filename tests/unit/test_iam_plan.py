@@ -11,11 +11,13 @@ from typing import Any
 import pytest
 
 import mlplane.iam.plan as plan_module
+import mlplane.iam.policy as iam_policy_module
 import mlplane.kms.policy as policy_module
 from mlplane.config import Settings, settings_from
 from mlplane.errors import ConfigError
 from mlplane.iam.models import IamObserved, ObservedPolicy, ObservedUser, PolicyAction, PolicyVersion, UserAction
-from mlplane.iam.plan import check_policy, plan, policy_size, shipped_policy, versions_to_prune
+from mlplane.iam.plan import plan, versions_to_prune
+from mlplane.iam.policy import check_policy, policy_size, shipped_policy
 from tests.conftest import SEED_STEP_1A, SEEDS, seed_policy_text
 
 REPO = Path(__file__).resolve().parents[2]
@@ -149,8 +151,8 @@ def test_i2_prune_keeps_within_five_versions_and_never_the_default(
 
 
 def test_plan_module_is_pure() -> None:
-    """No boto3/botocore, clock or uuid in iam/plan.py and kms/policy.py (STYLE: plan vs apply)."""
-    for module in (plan_module, policy_module):
+    """No boto3/botocore, clock or uuid in iam/plan.py, iam/policy.py and kms/policy.py (STYLE: plan vs apply)."""
+    for module in (plan_module, iam_policy_module, policy_module):
         tree = ast.parse(Path(str(module.__file__)).read_text(encoding="utf-8"))
         names = {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
         names |= {n.module or "" for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}

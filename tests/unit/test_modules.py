@@ -13,6 +13,19 @@ def test_the_table_names_every_module_the_settings_have() -> None:
     assert set(modules.MODULES) == set(ModulesSettings.model_fields)
 
 
+def test_each_module_s_code_is_the_table_s_entry_and_its_ledger_types_begin_with_its_prefix() -> None:
+    # A record's type names its module by its prefix alone (`modules.recorded` imports no other module's code).
+    for name, listing in modules.MODULES.items():
+        module = modules.load(name)
+        assert module.name == name
+        assert module.handlers and all(kind.startswith(listing.type_prefix) for kind in module.handlers)
+        assert modules.recorded(["ec2:vpc", *module.handlers]) == [module]
+        assert modules.handlers(module.handlers) == module.handlers
+    prefixes = [listing.type_prefix for listing in modules.MODULES.values()]
+    assert not any(a != b and a.startswith(b) for a in prefixes for b in prefixes)
+    assert modules.recorded(["ec2:vpc", "canvas:unknown"]) == []
+
+
 def test_every_module_is_off_by_default() -> None:
     assert modules.enabled_for(settings_from({}), ou="Workloads", tags={}) == ()
 

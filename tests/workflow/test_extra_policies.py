@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 
 from mlplane.iam import plan as iam_plans
+from mlplane.iam import policy as iam_policy
 from mlplane.member import KEY_TAG, MANAGED_TAG
 from mlplane_sandbox import vendor
 from mlplane_sandbox.runner import Options, RunResult, Sandbox
@@ -29,7 +30,7 @@ EXTRA = "AAC_MachineLearning_EksLogsRead"
 EXTRA_ARN = f"arn:aws:iam::{MEMBER}:policy/{EXTRA}"
 SEED_ARN = f"arn:aws:iam::{MEMBER}:policy/AAC_MachineLearning_SA_Policy"
 CONFIG = {"poll_interval_seconds": 600, "sa_extra_policies": EXTRA}
-SHIPPED = Path(iam_plans.__file__).parent.parent / "policies"
+SHIPPED = Path(iam_policy.__file__).parent.parent / "policies"
 
 
 def _success() -> dict[str, Any]:
@@ -62,7 +63,7 @@ def folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A copy of the shipped policies/ that a test may change (the layer's files stand in for it)."""
     target = tmp_path / "policies"
     shutil.copytree(SHIPPED, target)
-    monkeypatch.setattr(iam_plans, "policies_folder", lambda: target)
+    monkeypatch.setattr(iam_policy, "policies_folder", lambda: target)
     return target
 
 
@@ -75,11 +76,11 @@ def ready() -> Iterator[tuple[Sandbox, RunResult]]:
 def test_the_shipped_example_is_a_valid_policy_and_the_default_is_none() -> None:
     from mlplane.config import Settings
 
-    assert EXTRA in iam_plans.shipped_policy_files()
+    assert EXTRA in iam_policy.shipped_policy_files()
     assert Settings().sa_extra_policies == ()
-    assert iam_plans.extra_policies(Settings()) == {}
+    assert iam_policy.extra_policies(Settings()) == {}
     document = json.loads((SHIPPED / f"{EXTRA}.json").read_text(encoding="utf-8"))
-    assert iam_plans.document_problem(document) == ""
+    assert iam_policy.document_problem(document) == ""
     actions = [
         a for s in document["Statement"] for a in ([s["Action"]] if isinstance(s["Action"], str) else s["Action"])
     ]

@@ -111,7 +111,7 @@ def test_the_fleet_reconcile_rolls_a_changed_policy_document_out_to_every_ready_
     version with the new document; an account that is not READY is left alone."""
     import json
 
-    from mlplane.iam import plan as iam_plans
+    from mlplane.iam import policy as iam_policy
     from mlplane_sandbox.world import as_account, sandbox_client
 
     third = "333333333333"
@@ -121,9 +121,9 @@ def test_the_fleet_reconcile_rolls_a_changed_policy_document_out_to_every_ready_
         assert sandbox.run(load_event("controltower", "create_managed_account_second_account")).outcome == "READY"
         sandbox.world.place_account(third, "Workloads", role_name=sandbox.settings.member_role_name)
         assert sandbox.run({"account_id": third, "requested_by": "test"}).outcome == "READY"
-        new = iam_plans.shipped_policy()
+        new = iam_policy.shipped_policy()
         new["Statement"] = [*new["Statement"], {"Effect": "Allow", "Action": "s3:ListAllMyBuckets", "Resource": "*"}]
-        monkeypatch.setattr(iam_plans, "shipped_policy", lambda: new)
+        monkeypatch.setattr(iam_policy, "shipped_policy", lambda: new)
         # How many ReconcileAccount invocations run at once (the Map's iterations are threads in moto, as they
         # are concurrent Lambda invocations in AWS): counted at entry, never more than the cap.
         assert sandbox.dispatcher is not None

@@ -1,7 +1,5 @@
 """One line of `mlplane plan`: what provisioning would do to one resource, decided by read-only calls."""
 
-from __future__ import annotations
-
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict

@@ -5,8 +5,6 @@ key of the same name, which is what `mlplane local run --config` accepts. Librar
 arguments; handlers call `get_settings()` inside the handler, never at import.
 """
 
-from __future__ import annotations
-
 import ipaddress
 import json
 import math
@@ -261,7 +259,7 @@ class Settings(BaseModel):
     sa_access_key_secret_reader_role: str = ""
     # Further customer-managed policies (stack parameter SaExtraPolicies, comma-separated): each the stem of a file
     # mlplane/policies/AAC_MachineLearning*.json shipped in the layer, created, tagged and attached like I2.
-    # Checked by ValidateAccount (mlplane.iam.plan.extra_policies); empty (default): none.
+    # Checked by ValidateAccount (mlplane.iam.policy.extra_policies); empty (default): none.
     sa_extra_policies: tuple[str, ...] = ()
     credential_role_name: str = "credential-service-role"
     eks_cluster_prefix: str = "aac-"
@@ -358,7 +356,7 @@ class Settings(BaseModel):
     def blueprint_names(self) -> tuple[str, ...]:
         return (DEFAULT_BLUEPRINT, *self.network_blueprints)
 
-    def network_for(self, name: str) -> Settings:
+    def network_for(self, name: str) -> "Settings":
         """These settings with blueprint `name`'s network fields (DEFAULT_BLUEPRINT: these settings)."""
         if name == DEFAULT_BLUEPRINT:
             return self

@@ -3,8 +3,6 @@
 One name per step: state `CreateNetwork` <-> functions/create_network <-> CreateNetworkInput/Output.
 """
 
-from __future__ import annotations
-
 import json
 from typing import Any, Literal
 
@@ -82,7 +80,7 @@ class StepOutput(_Model):
     detail: dict[str, Any] = Field(default_factory=dict)
 
     @classmethod
-    def combine(cls, *outputs: StepOutput) -> StepOutput:
+    def combine(cls, *outputs: "StepOutput") -> "StepOutput":
         detail: dict[str, Any] = {}
         for output in outputs:
             detail.update(output.detail)

@@ -17,6 +17,7 @@ from mlplane.config import Settings
 from mlplane.errors import AccessDenied
 from mlplane.iam import apply
 from mlplane.member import Member
+from mlplane.rollback.registry import HANDLERS
 from mlplane.rollback.run import undo_all
 from mlplane_sandbox import faults, interceptor, recording
 from mlplane_sandbox.clock import VirtualClock, budget
@@ -121,7 +122,7 @@ def test_rollback_right_after_create_iam_failed_removes_the_new_user_and_policy(
             apply.run(member, settings)
         mark = len(recording.since(0))
         with recording.actor("RollbackFunction"):
-            report = undo_all(member, member.ledger.resources(MEMBER))
+            report = undo_all(member, member.ledger.resources(MEMBER), HANDLERS)
     finally:
         interceptor.configure()
     met = {c.call for c in recording.since(mark) if c.error == "NoSuchEntity"}

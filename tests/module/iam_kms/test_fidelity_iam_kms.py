@@ -10,7 +10,7 @@ import boto3
 import pytest
 from botocore.exceptions import ClientError
 
-from mlplane.iam.plan import shipped_policy
+from mlplane.iam.policy import shipped_policy
 from mlplane.kms.policy import credential_statement, default_key_policy
 from mlplane.member import Member
 from mlplane_sandbox.clock import VirtualClock

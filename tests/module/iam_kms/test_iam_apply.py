@@ -10,14 +10,15 @@ import pytest
 
 from mlplane.config import Settings
 from mlplane.errors import Blocked, ConfigError
-from mlplane.iam import apply
-from mlplane.iam.plan import shipped_policy
+from mlplane.iam import access_key, apply
+from mlplane.iam.policy import shipped_policy
 from mlplane.ledger import ResourceState
 from mlplane.member import Member
-from mlplane.rollback.registry import handler_for
 from mlplane.rollback.run import teardown
 
 from .conftest import MEMBER, SSH_KEY
+
+IAM_HANDLERS = {**apply.HANDLERS, **access_key.HANDLERS}  # what RemoveIam tears down
 
 Calls = Callable[[str, str], list[dict[str, object]]]
 ARN = f"arn:aws:iam::{MEMBER}:policy/AAC_MachineLearning_SA_Policy"
@@ -28,7 +29,7 @@ def _rollback(member: Member) -> list[str]:
     """What the rollback walker does: live records newest first, each through its registered handler."""
     outcomes = []
     for record in sorted(member.ledger.resources(MEMBER), key=lambda r: r.seq, reverse=True):
-        handler = handler_for(record.type)
+        handler = IAM_HANDLERS[record.type]
         resource_id = record.resource_id or handler.find(member, record)
         if resource_id:
             outcomes.append(f"{record.type}:{handler.undo(member, record, resource_id).outcome}")
@@ -82,7 +83,7 @@ def test_i1_existing_user_is_reused_and_never_recorded_or_removed(member: Member
     assert output.detail["user_action"] == "reuse"
     assert (output.created, output.existing) == (2, 1)
     assert member.ledger.resource(MEMBER, apply.USER_KEY) is None
-    teardown(member, "iam")
+    teardown(member, "iam", IAM_HANDLERS)
     assert iam.get_user(UserName=USER)["User"]["UserName"] == USER
     assert iam.list_attached_user_policies(UserName=USER)["AttachedPolicies"] == []
     assert len(iam.list_access_keys(UserName=USER)["AccessKeyMetadata"]) == 1
@@ -113,7 +114,7 @@ def test_i2_changed_document_gets_a_new_default_version_within_five(member: Memb
     again = apply.run(member, settings)
     assert again.detail["policy_action"] == "keep"
 
-    teardown(member, "iam")  # not mlplane's policy: put back as it was, not deleted
+    teardown(member, "iam", IAM_HANDLERS)  # not mlplane's policy: put back as it was, not deleted
     assert iam.get_policy(PolicyArn=ARN)["Policy"]["DefaultVersionId"] == "v5"
     assert sorted(v["VersionId"] for v in iam.list_policy_versions(PolicyArn=ARN)["Versions"]) == [
         "v2",
@@ -134,7 +135,7 @@ def test_i4_an_existing_service_account_is_tagged_and_its_tag_put_back_on_teardo
     apply.run(member, settings)
     tags = {t["Key"]: t["Value"] for t in iam.list_user_tags(UserName="aac_automation_sa")["Tags"]}
     assert tags == {"AACResource": "aac_iam_user"}  # not mlplane's user, so no mlplane tags
-    teardown(member, "iam")
+    teardown(member, "iam", IAM_HANDLERS)
     assert [u["UserName"] for u in iam.list_users()["Users"]] == ["aac_automation_sa"]  # reused: never deleted
     assert iam.list_user_tags(UserName="aac_automation_sa")["Tags"] == [{"Key": "AACResource", "Value": "old"}]
 
@@ -154,8 +155,8 @@ def test_c3_undo_is_idempotent_when_already_gone(member: Member, settings: Setti
     for kind in ("iam:attachment", "iam:policy", "iam:user"):
         record = records[kind]
         assert record.resource_id is not None
-        assert handler_for(kind).undo(member, record, record.resource_id).outcome == "removed"
-        assert handler_for(kind).undo(member, record, record.resource_id).outcome == "gone"
+        assert IAM_HANDLERS[kind].undo(member, record, record.resource_id).outcome == "removed"
+        assert IAM_HANDLERS[kind].undo(member, record, record.resource_id).outcome == "gone"
 
 
 def test_c3_policy_attached_elsewhere_blocks_its_delete(member: Member, settings: Settings) -> None:
@@ -164,7 +165,7 @@ def test_c3_policy_attached_elsewhere_blocks_its_delete(member: Member, settings
     iam.create_role(RoleName="someone-else", AssumeRolePolicyDocument="{}")
     iam.attach_role_policy(RoleName="someone-else", PolicyArn=ARN)
     with pytest.raises(Blocked, match="role someone-else"):
-        teardown(member, "iam")
+        teardown(member, "iam", IAM_HANDLERS)
     assert iam.get_policy(PolicyArn=ARN)["Policy"]["Arn"] == ARN  # left in place
     assert iam.list_users()["Users"] == []  # our attachment and user are undone all the same
 
@@ -174,7 +175,7 @@ def test_c3_user_with_someone_elses_access_key_is_left_and_named(member: Member,
     iam = member.client("iam")
     key_id = iam.create_access_key(UserName=USER)["AccessKey"]["AccessKeyId"]
     with pytest.raises(Blocked, match=f"access key {key_id}"):
-        teardown(member, "iam")
+        teardown(member, "iam", IAM_HANDLERS)
     assert iam.list_policies(Scope="Local")["Policies"] == []
     assert iam.get_user(UserName=USER)["User"]["UserName"] == USER
 
@@ -197,7 +198,7 @@ def test_c6_crash_between_create_and_ledger_write_converges(
         apply.run(member, settings)
     record = member.ledger.resource(MEMBER, apply.POLICY_KEY)
     assert record is not None and record.state == ResourceState.INTENT
-    assert handler_for("iam:policy").find(member, record) == ARN  # rollback would find it too
+    assert IAM_HANDLERS["iam:policy"].find(member, record) == ARN  # rollback would find it too
     apply.run(member, settings)
     assert len(calls("iam", "CreatePolicy")) == 1
     record = member.ledger.resource(MEMBER, apply.POLICY_KEY)
@@ -216,7 +217,7 @@ def test_c3_user_with_a_login_profile_or_ssh_key_is_left_named_and_never_deleted
     iam.create_login_profile(UserName=USER, Password="A-long-enough-p4ssword!")
     ssh = iam.upload_ssh_public_key(UserName=USER, SSHPublicKeyBody=SSH_KEY)["SSHPublicKey"]["SSHPublicKeyId"]
     with pytest.raises(Blocked, match=rf"login profile \(console password\), SSH public key {ssh}"):
-        teardown(member, "iam")
+        teardown(member, "iam", IAM_HANDLERS)
     assert calls("iam", "DeleteUser") == []
     assert iam.get_user(UserName=USER)["User"]["UserName"] == USER
     assert iam.list_policies(Scope="Local")["Policies"] == []  # the rest was undone all the same
@@ -229,7 +230,7 @@ def test_c3_policy_with_an_extra_version_is_deleted_after_its_non_default_versio
     apply.run(member, settings)
     iam = member.client("iam")
     iam.create_policy_version(PolicyArn=ARN, PolicyDocument=json.dumps(shipped_policy()), SetAsDefault=False)
-    teardown(member, "iam")
+    teardown(member, "iam", IAM_HANDLERS)
     assert iam.list_policies(Scope="Local")["Policies"] == []
     assert [c["VersionId"] for c in calls("iam", "DeletePolicyVersion")] == ["v2"]
     assert len(calls("iam", "DeletePolicy")) == 1

@@ -16,7 +16,6 @@ from mlplane.kms import policy as key_policy
 from mlplane.kms.policy import MLPLANE_SID, ROOT_SID, credential_statement, default_key_policy
 from mlplane.ledger import ResourceState
 from mlplane.member import Member
-from mlplane.rollback.registry import handler_for
 from mlplane.rollback.run import teardown
 from mlplane_sandbox.clock import VirtualClock
 from mlplane_sandbox.fidelity import iam_kms
@@ -75,7 +74,7 @@ def test_k1_key_found_by_alias_is_used_and_not_recorded(member: Member, settings
     assert output.detail == {"key_id": theirs, "alias": ALIAS, "owned": False}
     assert calls("kms", "CreateKey") == [{"Description": "made on the prerequisite page"}]
     assert member.ledger.resources(MEMBER) == []
-    teardown(member, "kms")
+    teardown(member, "kms", apply.HANDLERS)
     assert kms.describe_key(KeyId=theirs)["KeyMetadata"]["KeyState"] == "Enabled"
 
 
@@ -154,9 +153,9 @@ def test_k2_undo_restores_the_previous_policy_exactly(
     apply.patch_policy(member, settings)
     record = member.ledger.resource(MEMBER, apply.POLICY_KEY)
     assert record is not None
-    assert handler_for("kms:key-policy").undo(member, record, key_id).outcome == "removed"
+    assert apply.HANDLERS["kms:key-policy"].undo(member, record, key_id).outcome == "removed"
     assert kms.get_key_policy(KeyId=key_id, PolicyName="default")["Policy"] == before
-    assert handler_for("kms:key-policy").undo(member, record, key_id).outcome == "gone"
+    assert apply.HANDLERS["kms:key-policy"].undo(member, record, key_id).outcome == "gone"
 
 
 def test_k2_undo_after_someone_else_changed_the_policy_removes_only_ours(
@@ -172,7 +171,7 @@ def test_k2_undo_after_someone_else_changed_the_policy_removes_only_ours(
     kms.put_key_policy(KeyId=key_id, PolicyName="default", Policy=json.dumps(changed))
     record = member.ledger.resource(MEMBER, apply.POLICY_KEY)
     assert record is not None
-    undone = handler_for("kms:key-policy").undo(member, record, key_id)
+    undone = apply.HANDLERS["kms:key-policy"].undo(member, record, key_id)
     assert undone.outcome == "removed" and "removed only" in undone.reason
     assert [s["Sid"] for s in _policy(member, key_id)["Statement"]] == [ROOT_SID, "theirs"]
 
@@ -183,7 +182,7 @@ def test_c4_teardown_restores_policy_deletes_alias_and_schedules_key_deletion(
     key_id = apply.ensure_key(member, settings).detail["key_id"]
     _vendor_role(member, sandbox)
     apply.patch_policy(member, settings)
-    output = teardown(member, "kms")
+    output = teardown(member, "kms", apply.HANDLERS)
     assert output.removed == 2  # the key-policy statement and the alias
     (deferred,) = output.detail["deferred"]
     assert (deferred["type"], deferred["id"]) == ("kms:key", key_id)
@@ -195,7 +194,7 @@ def test_c4_teardown_restores_policy_deletes_alias_and_schedules_key_deletion(
     assert kms.list_aliases(KeyId=key_id)["Aliases"] == []
     assert member.ledger.resources(MEMBER) == []
     assert [r.key for r in member.ledger.deferred(MEMBER)] == ["kms/key"]
-    assert teardown(member, "kms").removed == 0
+    assert teardown(member, "kms", apply.HANDLERS).removed == 0
 
 
 def test_c3_key_undo_refuses_a_key_without_mlplane_tags(member: Member, settings: Settings) -> None:
@@ -204,7 +203,7 @@ def test_c3_key_undo_refuses_a_key_without_mlplane_tags(member: Member, settings
     record = member.ledger.resource(MEMBER, apply.KEY_KEY)
     assert record is not None
     with pytest.raises(Blocked, match="no longer carries mlplane's tags"):
-        handler_for("kms:key").undo(member, record, key_id)
+        apply.HANDLERS["kms:key"].undo(member, record, key_id)
 
 
 # -- round 2 (issue 12) ------------------------------------------------------------------------------------
@@ -268,8 +267,8 @@ def test_c4_undo_of_a_key_already_pending_deletion_is_deferred_without_a_second_
     key_id = apply.ensure_key(member, settings).detail["key_id"]
     record = member.ledger.resource(MEMBER, apply.KEY_KEY)
     assert record is not None
-    first = handler_for("kms:key").undo(member, record, key_id)
-    again = handler_for("kms:key").undo(member, record, key_id)
+    first = apply.HANDLERS["kms:key"].undo(member, record, key_id)
+    again = apply.HANDLERS["kms:key"].undo(member, record, key_id)
     assert (first.outcome, again.outcome) == ("deferred", "deferred")
     assert again.reason == first.reason
     assert len(calls("kms", "ScheduleKeyDeletion")) == 1
@@ -290,7 +289,7 @@ def test_c4_undo_racing_another_schedule_of_the_same_key_is_deferred(
 
     kms.meta.events.register_first("before-call.kms.ScheduleKeyDeletion", scheduled_by_someone_else)
     try:
-        undone = handler_for("kms:key").undo(member, record, key_id)
+        undone = apply.HANDLERS["kms:key"].undo(member, record, key_id)
     finally:
         kms.meta.events.unregister("before-call.kms.ScheduleKeyDeletion", scheduled_by_someone_else)
     assert undone.outcome == "deferred"

@@ -18,7 +18,8 @@ from mlplane import consistency
 from mlplane.config import Settings
 from mlplane.ledger import ResourceState
 from mlplane.member import Member, member_for
-from mlplane.network import apply, lookup, undo
+from mlplane.network import VPC, apply, lookup
+from mlplane.rollback.registry import HANDLERS
 from mlplane.rollback.run import undo_all
 from mlplane_sandbox import recording
 from mlplane_sandbox.clock import VirtualClock
@@ -235,7 +236,7 @@ def test_apply_creates_the_network_while_new_ids_answer_not_found(
 def _just_created_vpc(member: Member) -> str:
     vpc_id, _ = member.ensure(
         key="vpc",
-        type=undo.VPC,
+        type=VPC,
         find=lambda: None,
         create=lambda: str(
             lookup.call(
@@ -255,7 +256,7 @@ def test_rollback_of_a_vpc_created_a_moment_ago_removes_it_instead_of_calling_it
     with recording.actor(ACTOR):
         vpc_id = _just_created_vpc(member)
         mark = len(recording.since(0))
-        report = undo_all(member, member.ledger.resources(MEMBER))
+        report = undo_all(member, member.ledger.resources(MEMBER), HANDLERS)
     assert "ec2:DescribeVpcs" in _not_found_answers(mark)  # the rollback did meet the NotFound
     assert report.removed == 1
     remaining = member.client("ec2").describe_vpcs()["Vpcs"]
@@ -272,7 +273,7 @@ def test_deprovision_of_an_earlier_executions_vpc_deleted_by_hand_is_gone_at_onc
     later = member_for(MEMBER, "dp-111111111111-later", "RemoveNetwork", settings)
     slept = sandbox.slept
     with recording.actor("RemoveNetworkFunction"):
-        report = undo_all(later, later.ledger.resources(MEMBER))
+        report = undo_all(later, later.ledger.resources(MEMBER), HANDLERS)
     assert report.removed == 0 and report.blocked == []
     assert sandbox.slept == slept  # no consistency window for a record of another execution
     assert later.ledger.resources(MEMBER) == []

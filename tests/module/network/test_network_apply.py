@@ -12,9 +12,8 @@ from mlplane.config import Settings
 from mlplane.errors import Blocked, Conflict
 from mlplane.ledger import ResourceState, Status
 from mlplane.member import Member
-from mlplane.network import allocation, apply
-from mlplane.network.undo import NETWORK_TYPES
-from mlplane.rollback.registry import handler_for
+from mlplane.network import NETWORK_TYPES, allocation, apply, undo
+from mlplane.rollback.registry import HANDLERS
 from mlplane.rollback.run import teardown
 from mlplane_sandbox import faults, interceptor, recording
 from mlplane_sandbox.clock import VirtualClock
@@ -213,19 +212,19 @@ def test_c3_teardown_removes_everything_mlplane_created(member: Member, settings
     ec2 = member.client("ec2")
     foreign_vpc = ec2.create_vpc(CidrBlock="172.31.0.0/16")["Vpc"]["VpcId"]  # not mlplane's
     apply.run(member, settings)
-    out = teardown(member, "network")
+    out = teardown(member, "network", undo.HANDLERS)
     assert _counts(member) == dict.fromkeys(("vpcs", "subnets", "route_tables", "igws", "eips", "nats", "endpoints"), 0)
     assert out.removed > 0
     assert member.ledger.resources(member.account_id) == []
     assert foreign_vpc in {v["VpcId"] for v in ec2.describe_vpcs()["Vpcs"]}
-    again = teardown(member, "network")
+    again = teardown(member, "network", undo.HANDLERS)
     assert again.removed == 0
 
 
 def test_c3_teardown_after_lost_ledger_write_still_finds_by_tag(member: Member, settings: Settings) -> None:
     apply.run(member, settings)
     _forget_ids(member, ["vpc", "subnet/private/b", "nat/a", "eip/a", "igw"])
-    teardown(member, "network")
+    teardown(member, "network", undo.HANDLERS)
     assert sum(_counts(member).values()) == 0
 
 
@@ -236,7 +235,7 @@ def test_v2_teardown_blocked_by_vendor_eni_names_it(member: Member, settings: Se
     assert subnet is not None and subnet.resource_id
     eni = ec2.create_network_interface(SubnetId=subnet.resource_id, Description="aac eks node")["NetworkInterface"]
     with pytest.raises(Blocked) as caught:
-        teardown(member, "network")
+        teardown(member, "network", undo.HANDLERS)
     message = str(caught.value)
     assert eni["NetworkInterfaceId"] in message
     assert subnet.resource_id in message
@@ -248,7 +247,7 @@ def test_v2_teardown_blocked_by_vendor_eni_names_it(member: Member, settings: Se
     assert subnet.resource_id in {s["SubnetId"] for s in inventory(member)["subnets"]}
     # the vendor removes its ENI: teardown resumes and finishes
     ec2.delete_network_interface(NetworkInterfaceId=eni["NetworkInterfaceId"])
-    teardown(member, "network")
+    teardown(member, "network", undo.HANDLERS)
     assert sum(_counts(member).values()) == 0
 
 
@@ -263,11 +262,11 @@ def test_v2_teardown_blocked_by_a_foreign_security_group_names_it(member: Member
         GroupName=f"eks-cluster-sg-aac-{member.account_id}-0123456789", Description="EKS", VpcId=vpc.resource_id
     )["GroupId"]
     with pytest.raises(Blocked) as caught:
-        teardown(member, "network")
+        teardown(member, "network", undo.HANDLERS)
     assert group in str(caught.value) and vpc.resource_id in str(caught.value)
     assert _counts(member)["vpcs"] == 1 and _counts(member)["subnets"] == 0
     ec2.delete_security_group(GroupId=group)
-    teardown(member, "network")
+    teardown(member, "network", undo.HANDLERS)
     assert sum(_counts(member).values()) == 0
 
 
@@ -277,7 +276,7 @@ def test_v2_undo_leaves_resources_without_mlplane_tags_alone(member: Member, set
     record = member.ledger.resource(member.account_id, "rtb/private/a")
     assert record is not None and record.resource_id
     ec2.delete_tags(Resources=[record.resource_id], Tags=[{"Key": "mlplane:managed"}])
-    outcome = handler_for("ec2:route-table").undo(member, record, record.resource_id)
+    outcome = HANDLERS["ec2:route-table"].undo(member, record, record.resource_id)
     assert outcome.outcome == "gone"
     assert "left alone" in outcome.reason
     assert ec2.describe_route_tables(RouteTableIds=[record.resource_id])["RouteTables"]
@@ -287,8 +286,7 @@ def test_registered_types_cover_every_ledger_type(member: Member, settings: Sett
     apply.run(member, settings)
     types = {r.type for r in member.ledger.resources(member.account_id)}
     assert types <= NETWORK_TYPES
-    for resource_type in NETWORK_TYPES:
-        handler_for(resource_type)
+    assert set(HANDLERS) >= NETWORK_TYPES
 
 
 def test_n5_tgw_mode_allocates_disjoint_cidrs_and_frees_them(
@@ -319,7 +317,7 @@ def test_n5_tgw_mode_allocates_disjoint_cidrs_and_frees_them(
         default = next(r for r in table["Routes"] if r.get("DestinationCidrBlock") == "0.0.0.0/0")
         assert default["TransitGatewayId"] == first.transit_gateway_id
     # deprovision frees the allocation; the other account keeps its own
-    teardown(member, "network")
+    teardown(member, "network", undo.HANDLERS)
     assert allocation.lookup(member.ledger, member.account_id, settings.cidr_pool) is None
     assert allocation.lookup(other_member.ledger, other_member.account_id, settings.cidr_pool) is not None
     assert sum(_counts(member).values()) == 0
@@ -357,7 +355,7 @@ def test_c3_rollback_sweeps_mlplane_resources_the_ledger_never_recorded(member: 
                 "route/public/c/default", "route/eks_node/b/default", "vpce/s3", "igw"]:  # fmt: skip
         db.delete_item(TableName=TABLE, Key={"pk": {"S": member.account_id}, "sk": {"S": f"RES#{key}"}})
     foreign = member.client("ec2").create_vpc(CidrBlock="172.31.0.0/16")["Vpc"]["VpcId"]
-    teardown(member, "network")
+    teardown(member, "network", undo.HANDLERS)
     assert sum(_counts(member).values()) == 0
     assert foreign in {v["VpcId"] for v in member.client("ec2").describe_vpcs()["Vpcs"]}
 

@@ -10,7 +10,6 @@ from mlplane.ledger import ResourceState
 from mlplane.member import Member
 from mlplane.quotas import apply
 from mlplane.quotas.models import quota_key
-from mlplane.rollback.registry import handler_for
 from mlplane_sandbox.clock import VirtualClock
 from mlplane_sandbox.emulators import service_quotas
 
@@ -133,7 +132,7 @@ def test_rollback_defers_a_quota_request_it_cannot_withdraw(member: Member, sett
     apply.run(member, settings)
     record = member.ledger.resource(MEMBER, KEY)
     assert record is not None and record.resource_id
-    handler = handler_for("quotas:request")
+    handler = apply.HANDLERS["quotas:request"]
     assert handler.find(member, record) == record.resource_id
     undone = handler.undo(member, record, record.resource_id)
     assert undone.outcome == "deferred"

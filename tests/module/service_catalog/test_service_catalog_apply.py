@@ -62,7 +62,7 @@ def test_creates_the_seeds_catalog_once(account: Account) -> None:
 def test_the_walker_undoes_it_to_nothing(account: Account) -> None:
     member = _member()
     apply.run(member, _target(account))
-    report = undo_all(member, member.ledger.resources(MEMBER))
+    report = undo_all(member, member.ledger.resources(MEMBER), apply.HANDLERS)
     assert (report.removed, report.left) == (9, [])
     state = service_catalog.state(MEMBER, REGION)
     assert state["portfolios"] == [] and state["products"] == []
@@ -83,13 +83,13 @@ def test_an_analysts_instance_keeps_the_product_and_is_named_unless_terminated(a
         ProvisionedProductName="analyst-notebook",
         ProvisionToken=str(uuid.uuid4()),
     )
-    report = undo_all(member, member.ledger.resources(MEMBER))
+    report = undo_all(member, member.ledger.resources(MEMBER), apply.HANDLERS)
     assert report.removed == 0  # nothing: not the catalog, not the launch role its termination needs
     assert len(report.blocked) == 9
     assert all("analyst-notebook" in item.reason for item in report.blocked)
     assert service_catalog.state(MEMBER, REGION)["provisioned_products"][0]["status"] == "AVAILABLE"
     assert apply.terminate_launches(member, product_id) == ["analyst-notebook"]
-    report = undo_all(member, member.ledger.resources(MEMBER))
+    report = undo_all(member, member.ledger.resources(MEMBER), apply.HANDLERS)
     assert report.left == []
     assert member.client("sagemaker").list_notebook_instances()["NotebookInstances"] == []
 
@@ -119,7 +119,7 @@ def test_each_catalog_create_failing_rolls_back_to_nothing(account: Account, ope
             apply.run(member, _target(account))
     finally:
         _emulated[("service-catalog", operation)] = original
-    report = undo_all(member, member.ledger.resources(MEMBER))
+    report = undo_all(member, member.ledger.resources(MEMBER), apply.HANDLERS)
     assert report.left == []
     state = service_catalog.state(MEMBER, REGION)
     assert state["portfolios"] == [] and state["products"] == []

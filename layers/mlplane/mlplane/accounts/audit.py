@@ -1,6 +1,6 @@
 """`mlplane audit` (REQUIREMENTS D1): read-only; what in a provisioned account is not as mlplane's plan says.
 
-The measure is the plan's own (`preview.resource_changes`: the steps' finders and plans), so audit and plan
+The measure is the plan's own (`planned.resource_changes`: the steps' finders and plans), so audit and plan
 never disagree: in a READY account every resource should be `keep`; anything else is a finding. Besides:
 resources carrying mlplane's tags for the account that the ledger does not own (`untracked`), and the
 vendor's resources, reported and never judged.
@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from pydantic import BaseModel, ConfigDict
 
 from mlplane import notify
-from mlplane.accounts.preview import resource_changes
+from mlplane.accounts.planned import resource_changes
 from mlplane.eks.footprint import vendor_footprint
 from mlplane.errors import MlplaneError
 from mlplane.ledger import Status

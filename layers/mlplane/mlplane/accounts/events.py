@@ -1,7 +1,5 @@
 """The inputs that start provisioning: a Control Tower lifecycle event, or an operator's manual start."""
 
-from __future__ import annotations
-
 from datetime import datetime
 from typing import Annotated, Any, Literal
 

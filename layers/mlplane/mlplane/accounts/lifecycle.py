@@ -1,6 +1,8 @@
-"""The account's end states that are not rollback: READY."""
+"""The account's end states that are not rollback: READY; and the list of READY accounts ReconcileFleet walks."""
 
 from __future__ import annotations
+
+from typing import Any
 
 from mlplane import notify
 from mlplane.config import Settings
@@ -66,3 +68,14 @@ def notify_ready_for_vendor(account_id: str, execution: str, settings: Settings,
     """The account is prepared: the AAC workspace admin can trigger the data plane (seed 000, V1)."""
     notify.deliver(settings, ledger, notify.message("READY_FOR_VENDOR", account_id=account_id, execution=execution))
     return StepOutput(created=1)
+
+
+def ready_accounts(settings: Settings, ledger: Ledger, *, execution: str) -> dict[str, Any]:
+    """ReconcileFleet's list: every READY account, each with the execution name its reconcile records under,
+    and the Map's concurrency cap (`reconcile_concurrency`)."""
+    accounts = [
+        {"account_id": e.status.account_id, "execution": f"{execution}-{e.status.account_id}"}
+        for e in ledger.accounts()
+        if e.status.status == Status.READY
+    ]
+    return {"accounts": accounts, "max_concurrency": settings.reconcile_concurrency}

@@ -19,7 +19,6 @@ from mlplane.eks import watch
 from mlplane.errors import MlplaneError
 from mlplane.iam import apply as iam_apply
 from mlplane.kms import apply as kms_apply
-from mlplane.ledger import Status
 from mlplane.network import apply as network_apply
 from mlplane.network import blueprint
 from mlplane.observability import logger
@@ -27,7 +26,6 @@ from mlplane.quotas import apply as quotas_apply
 
 if TYPE_CHECKING:
     from mlplane.config import Settings
-    from mlplane.ledger import Ledger
     from mlplane.member import Member
 
 
@@ -70,14 +68,3 @@ def reconcile(member: Member, settings: Settings) -> dict[str, Any]:
 
 def _summary(failed: list[dict[str, str]]) -> str | None:
     return "; ".join(f"{f['step']}: {f['error']}" for f in failed) or None
-
-
-def ready_accounts(settings: Settings, ledger: Ledger, *, execution: str) -> dict[str, Any]:
-    """ReconcileFleet's list: every READY account, each with the execution name its reconcile records under,
-    and the Map's concurrency cap (`reconcile_concurrency`)."""
-    accounts = [
-        {"account_id": e.status.account_id, "execution": f"{execution}-{e.status.account_id}"}
-        for e in ledger.accounts()
-        if e.status.status == Status.READY
-    ]
-    return {"accounts": accounts, "max_concurrency": settings.reconcile_concurrency}

@@ -4,18 +4,18 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 from botocore.exceptions import ClientError
 
 from mlplane import aws, modules
 from mlplane.accounts.events import ControlTowerEvent, ManualStart, parse_start
 from mlplane.accounts.lifecycle import deliver_pending_ready
+from mlplane.accounts.organization import organization_state
 from mlplane.accounts.ownership import owner_running
 from mlplane.config import DEFAULT_BLUEPRINT, Settings
-from mlplane.errors import Conflict, InputRejected, error_code, translate
-from mlplane.iam.plan import check_policy, extra_policies, shipped_policy
+from mlplane.errors import Conflict, InputRejected, translate
+from mlplane.iam.policy import check_policy, extra_policies, shipped_policy
 from mlplane.ledger import AccountStatus, Ledger, Status
 from mlplane.member import MANAGED_TAG, Member, session_policies
 from mlplane.network import allocation, blueprint
@@ -28,8 +28,7 @@ _STARTABLE = frozenset({Status.PENDING, Status.ROLLED_BACK, Status.ROLLBACK_INCO
 _REQUIRED_AZS = 3
 
 
-@dataclass(frozen=True)
-class Admission:
+class Admission(NamedTuple):  # not a frozen dataclass: ~0.5 ms less of a cold start (CPython 3.11)
     """What ValidateAccount decides for a start, before it writes anything (`mlplane plan` shows it too)."""
 
     account_id: str
@@ -227,23 +226,6 @@ def _resume(
         network_blueprint=network_blueprint,
         poll_interval_seconds=settings.poll_interval_seconds,
     )
-
-
-# Organizations' account states once CloseAccount was called: the account's roles can no longer be assumed.
-CLOSED_STATES = frozenset({"PENDING_CLOSURE", "SUSPENDED", "CLOSED"})
-
-
-def organization_state(account_id: str, settings: Settings) -> str:
-    """The account's state in the organization (ACTIVE, PENDING_CLOSURE, SUSPENDED, ...), read from the hub."""
-    org = aws.client(aws.hub_session(settings.aws_region), "organizations")
-    try:
-        account = org.describe_account(AccountId=account_id)["Account"]
-    except ClientError as err:
-        if error_code(err) == "AccountNotFoundException":
-            raise InputRejected(f"account {account_id} is not in the organization") from err
-        raise translate(err, f"organizations:DescribeAccount {account_id}") from err
-    # `State` replaces the deprecated `Status` (botocore's organizations model); moto sends both.
-    return str(account.get("State") or account.get("Status"))
 
 
 def _account_tags(account_id: str, settings: Settings) -> dict[str, str]:

@@ -1,7 +1,5 @@
 """What mlplane reads of the vendor's EKS cluster (REQUIREMENTS V1). mlplane never changes any of it (V2)."""
 
-from __future__ import annotations
-
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict

@@ -22,6 +22,7 @@ from mlplane import aws, consistency
 from mlplane.config import Settings
 from mlplane.errors import Blocked, error_code, translate
 from mlplane.iam import plan as iam_plan
+from mlplane.iam import policy as iam_policy
 from mlplane.iam.models import (
     IamObserved,
     IamPlan,
@@ -82,9 +83,9 @@ def observe(member: Member, settings: Settings, *, arn: str, extra_arns: dict[st
 def decide(member: Member, settings: Settings) -> tuple[IamPlan, IamObserved, dict[str, dict[str, Any]]]:
     """The plan for this account (read-only), what it was made from, and each policy's shipped document by ARN;
     ConfigError first."""
-    document = iam_plan.shipped_policy()
-    iam_plan.check_policy(settings.sa_policy_name, document)  # before any AWS call
-    extras = iam_plan.extra_policies(settings)
+    document = iam_policy.shipped_policy()
+    iam_policy.check_policy(settings.sa_policy_name, document)  # before any AWS call
+    extras = iam_policy.extra_policies(settings)
     arn = policy_arn(member, settings.sa_policy_name)
     extra = {name: (policy_arn(member, name), doc) for name, doc in extras.items()}
     observed = observe(member, settings, arn=arn, extra_arns={name: a for name, (a, _) in extra.items()})
@@ -248,7 +249,8 @@ def _ensure_policy(member: Member, iam: IAMClient, decided: PolicyPlan, document
         def create() -> str:
             tags = member.tag_list(key, {iam_plan.AAC_RESOURCE_TAG: iam_plan.AAC_RESOURCE_VALUE})
             description = (
-                f"AAC Machine Learning customer policy {iam_plan.POLICIES_DIR}/{decided.name}.json, managed by mlplane"
+                f"AAC Machine Learning customer policy {iam_policy.POLICIES_DIR}/{decided.name}.json, "
+                "managed by mlplane"
                 if decided.suffix
                 else "AAC Machine Learning service account policy (seed 000 step 1a), managed by mlplane"
             )

@@ -1,7 +1,5 @@
 """The IAM domain's models: what is observed in a member account and the plan to converge it (I1, I2)."""
 
-from __future__ import annotations
-
 from enum import StrEnum
 from typing import Any
 

@@ -1,7 +1,5 @@
 """The KMS domain's models: the secure-vault key and the change to its key policy (REQUIREMENTS K1, K2)."""
 
-from __future__ import annotations
-
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field

@@ -1,7 +1,5 @@
 """What the ledger stores: one status item per account and one item per created resource."""
 
-from __future__ import annotations
-
 from enum import StrEnum
 from typing import Any
 

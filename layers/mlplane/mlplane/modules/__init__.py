@@ -4,34 +4,55 @@ ValidateAccount resolves once which modules are enabled for the account (`enable
 Organizations tag `mlplane:module:<name>`, then the module's `ous`, then its `enabled`), runs their pre-checks
 and passes the list on (`ValidateAccountOutput.modules`); later steps only test membership. A module that is not
 enabled makes no AWS call at all. Rollback and RemoveModules undo the modules' ledger records with the one
-walker (their handlers are in `mlplane.rollback.registry`), whether or not the module is still enabled.
+walker (`handlers`), whether or not the module is still enabled.
+
+The table names each module's code rather than importing it: a module's code is imported (`load`) when a run
+uses it, enabled for the account or met in the ledger by one of its types, so a module that no account uses is
+no part of any function's cold start (issue 14). Its ledger types all begin with its `type_prefix`, which is
+how a record alone says whose it is.
 """
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Iterable, Mapping
 from types import MappingProxyType
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 from mlplane.changes import PlannedChange
 from mlplane.config import MODULE_TAG_PREFIX, Settings
 from mlplane.errors import ConfigError, MlplaneError
-from mlplane.modules import canvas, service_catalog
-from mlplane.modules.base import Module
 from mlplane.observability import logger
 from mlplane.steps import StepOutput
 
 if TYPE_CHECKING:
     from mlplane.member import Member
+    from mlplane.modules.base import Module
     from mlplane.rollback.handler import Handler
 
-MODULES: Mapping[str, Module] = MappingProxyType(
+
+class ModuleListing(NamedTuple):
+    """What the table knows of a module without importing its code (a NamedTuple: a frozen dataclass costs
+    every cold start that imports the table ~0.4 ms more)."""
+
+    type_prefix: str  # every ledger type the module records begins with it
+    code: str  # the Python module whose `MODULE` is the module
+
+
+MODULES: Mapping[str, ModuleListing] = MappingProxyType(
     {
-        "canvas": canvas.MODULE,
-        "service_catalog": service_catalog.MODULE,
+        "canvas": ModuleListing(type_prefix="canvas:", code="mlplane.modules.canvas"),
+        "service_catalog": ModuleListing(type_prefix="servicecatalog:", code="mlplane.modules.service_catalog"),
     }
 )
-"""Every optional module, by the name its settings (`Settings.modules`) and account tag use."""
+"""Every optional module, by the name its settings (`Settings.modules`) and account tag use, in the order they
+are checked, applied and planned."""
+
+
+def load(name: str) -> Module:
+    """The module's code (imported on its first use)."""
+    module: Module = importlib.import_module(MODULES[name].code).MODULE
+    return module
 
 
 def enabled_for(settings: Settings, *, ou: str, tags: Mapping[str, str]) -> tuple[str, ...]:
@@ -56,7 +77,7 @@ def _selected(names: Iterable[str]) -> list[Module]:
     unknown = sorted(chosen - set(MODULES))
     if unknown:
         raise ConfigError(f"unknown module {unknown[0]!r}")
-    return [module for name, module in MODULES.items() if name in chosen]
+    return [load(name) for name in MODULES if name in chosen]
 
 
 def check(member: Member, settings: Settings, names: Iterable[str]) -> None:
@@ -90,9 +111,10 @@ def apply(member: Member, settings: Settings, names: Iterable[str]) -> StepOutpu
 
 
 def recorded(types: Iterable[str]) -> list[Module]:
-    """The modules that have resources of these ledger types (enabled or not now)."""
+    """The modules that have resources of these ledger types (enabled or not now); only theirs are imported."""
     present = set(types)
-    return [module for module in MODULES.values() if present & set(module.handlers)]
+    owners = [name for name, listing in MODULES.items() if any(t.startswith(listing.type_prefix) for t in present)]
+    return [module for module in map(load, owners) if present & set(module.handlers)]
 
 
 def deprovision_check(member: Member, settings: Settings, types: Iterable[str]) -> None:
@@ -109,6 +131,6 @@ def prepare_removal(member: Member, settings: Settings, types: Iterable[str]) ->
             module.prepare_removal(member, settings)
 
 
-def handlers() -> dict[str, Handler]:
-    """Every module's undo handlers, by ledger type (`mlplane.rollback.registry` joins them)."""
-    return {kind: handler for module in MODULES.values() for kind, handler in module.handlers.items()}
+def handlers(types: Iterable[str]) -> dict[str, Handler]:
+    """The undo handlers of the modules that have records of these ledger types (`mlplane.rollback`)."""
+    return {kind: handler for module in recorded(types) for kind, handler in module.handlers.items()}

@@ -1,4 +1,5 @@
-"""What an optional module is (`mlplane.modules.MODULES` lists them): four functions and its undo handlers.
+"""What an optional module is (`mlplane.modules.MODULES` lists them, `load` imports one): four functions and
+its undo handlers.
 
 - `check(member, settings)`: read-only pre-checks, run by ValidateAccount before anything is changed; raises
   InputRejected naming what is wrong (the run is REJECTED with nothing changed);

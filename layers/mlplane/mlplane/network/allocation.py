@@ -8,8 +8,6 @@ same slot. An account-side pointer (pk `<account>`, sk `CIDR_ALLOCATION`), writt
 `release` find the pool again on deprovision or rollback.
 """
 
-from __future__ import annotations
-
 import ipaddress
 from typing import Any
 

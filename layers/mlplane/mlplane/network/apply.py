@@ -31,7 +31,22 @@ from mlplane.deadline import bounded_wait
 from mlplane.errors import AwsCallFailed, Conflict, TimedOut, TransientError
 from mlplane.ledger import ResourceRecord, ResourceState, Status
 from mlplane.member import ADOPT, Adoption, Member
-from mlplane.network import allocation, lookup, undo
+from mlplane.network import (
+    ASSOCIATION,
+    CIDR_ALLOCATION,
+    EIP,
+    IGW,
+    NAT,
+    ROUTE,
+    ROUTE_TABLE,
+    SUBNET,
+    TGW_ATTACHMENT,
+    VPC,
+    VPC_CIDR,
+    VPCE,
+    allocation,
+    lookup,
+)
 from mlplane.network.lookup import call
 from mlplane.network.models import NetworkPlan, RoutePlan
 from mlplane.network.plan import plan_network
@@ -185,7 +200,7 @@ class _Run:
         vpc = self.plan.vpc
         vpc_id = self.ensure(
             vpc.key,
-            undo.VPC,
+            VPC,
             lookup.find_vpc,
             self.creator(
                 "create_vpc",
@@ -206,7 +221,7 @@ class _Run:
                 call(self.member, "modify_vpc_attribute", VpcId=vpc_id, **value)
         self.ensure(
             vpc.secondary_key,
-            undo.VPC_CIDR,
+            VPC_CIDR,
             lookup.find_vpc_cidr,
             self.creator(
                 "associate_vpc_cidr_block",
@@ -232,7 +247,7 @@ class _Run:
             subnet_id = self.ids.get(table.subnet_key)
             self.ensure(
                 table.key,
-                undo.ROUTE_TABLE,
+                ROUTE_TABLE,
                 lookup.find_route_table,
                 self.creator(
                     "create_route_table",
@@ -250,7 +265,7 @@ class _Run:
         for subnet in self.plan.subnets:
             self.ensure(
                 subnet.key,
-                undo.SUBNET,
+                SUBNET,
                 lookup.find_subnet,
                 self.creator(
                     "create_subnet",
@@ -274,7 +289,7 @@ class _Run:
             return
         igw_id = self.ensure(
             igw.key,
-            undo.IGW,
+            IGW,
             lookup.find_igw,
             self.creator(
                 "create_internet_gateway",
@@ -300,7 +315,7 @@ class _Run:
         token = client_token(self.member, endpoint.key, "|".join([vpc_id, *sorted(tables)]))
         vpce_id = self.ensure(
             endpoint.key,
-            undo.VPCE,
+            VPCE,
             lookup.find_vpce,
             self.creator(
                 "create_vpc_endpoint",
@@ -329,7 +344,7 @@ class _Run:
         for nat in self.plan.nat_gateways:
             allocation_id = self.ensure(
                 nat.eip_key,
-                undo.EIP,
+                EIP,
                 lookup.find_eip,
                 self.creator(
                     "allocate_address",
@@ -343,7 +358,7 @@ class _Run:
             token = self._nat_token(nat.key, subnet_id)
             self.ensure(
                 nat.key,
-                undo.NAT,
+                NAT,
                 lookup.find_nat,
                 self.creator(
                     "create_nat_gateway",
@@ -413,7 +428,7 @@ class _Run:
             return
         self.ensure(
             attachment.key,
-            undo.TGW_ATTACHMENT,
+            TGW_ATTACHMENT,
             lookup.find_tgw_attachment,
             self.creator(
                 "create_transit_gateway_vpc_attachment",
@@ -461,7 +476,7 @@ class _Run:
             table_id, subnet_id = self.ids[table.key], self.ids[table.subnet_key]
             self.ensure(
                 table.association_key,
-                undo.ASSOCIATION,
+                ASSOCIATION,
                 lookup.find_association,
                 self.creator("associate_route_table", ("AssociationId",), RouteTableId=table_id, SubnetId=subnet_id),
                 {"route_table_id": table_id, "subnet_id": subnet_id},
@@ -501,7 +516,7 @@ class _Run:
         # adopt: a hand-made route is taken as it is, wherever it points (audit reports a different target)
         self.ensure(
             key,
-            undo.ROUTE,
+            ROUTE,
             lookup.find_route,
             create,
             data,
@@ -582,7 +597,7 @@ def _allocate(member: Member, settings: Settings, azs: list[str]) -> tuple[tuple
 
     _, now = member.ensure(
         key="cidr-allocation",
-        type=undo.CIDR_ALLOCATION,
+        type=CIDR_ALLOCATION,
         find=lambda: find(member, "cidr-allocation", {}),
         create=create,
         data={"pool": pool},

@@ -18,7 +18,7 @@ from typing import Any
 from mlplane.config import BLUEPRINT_TAG, DEFAULT_BLUEPRINT, Settings
 from mlplane.errors import InputRejected
 from mlplane.ledger import Ledger, ResourceState
-from mlplane.network import undo
+from mlplane.network import NETWORK_TYPES
 
 RECORD_SK = "NETWORK_BLUEPRINT"
 
@@ -60,7 +60,7 @@ def built_with(ledger: Ledger, account_id: str) -> str:
 def has_network(ledger: Ledger, account_id: str) -> bool:
     """Whether the ledger still lists network resources of the account (live or deferred, not deleted)."""
     return any(
-        r.type in undo.HANDLERS and r.state != ResourceState.DELETED
+        r.type in NETWORK_TYPES and r.state != ResourceState.DELETED
         for r in ledger.resources(account_id, live_only=False)
     )
 

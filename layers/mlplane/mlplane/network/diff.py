@@ -10,7 +10,20 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from mlplane.changes import PlannedChange
-from mlplane.network import lookup, undo
+from mlplane.network import (
+    ASSOCIATION,
+    EIP,
+    IGW,
+    NAT,
+    ROUTE,
+    ROUTE_TABLE,
+    SUBNET,
+    TGW_ATTACHMENT,
+    VPC,
+    VPC_CIDR,
+    VPCE,
+    lookup,
+)
 from mlplane.network.models import NetworkPlan, RoutePlan
 
 if TYPE_CHECKING:
@@ -43,9 +56,9 @@ class _Diff:
         plan = self.plan
         vpc = plan.vpc
         vpc_id = self.find(lookup.find_vpc, vpc.key)
-        self.note(undo.VPC, vpc.key, vpc_id, f"{vpc.cidr}, DNS support and hostnames", change=self._dns(vpc_id))
+        self.note(VPC, vpc.key, vpc_id, f"{vpc.cidr}, DNS support and hostnames", change=self._dns(vpc_id))
         self.note(
-            undo.VPC_CIDR,
+            VPC_CIDR,
             vpc.secondary_key,
             None
             if vpc_id is None
@@ -53,26 +66,26 @@ class _Diff:
             vpc.secondary_cidr,
         )
         for table in plan.route_tables:
-            self.note(undo.ROUTE_TABLE, table.key, self.find(lookup.find_route_table, table.key), table.group)
+            self.note(ROUTE_TABLE, table.key, self.find(lookup.find_route_table, table.key), table.group)
         for subnet in plan.subnets:
             found = self.find(lookup.find_subnet, subnet.key)
             missing = self._missing_tags(found, subnet.tags)
             change = f"tag {missing}" if missing else ""
-            self.note(undo.SUBNET, subnet.key, found, f"{subnet.cidr} in {subnet.az}", change=change)
+            self.note(SUBNET, subnet.key, found, f"{subnet.cidr} in {subnet.az}", change=change)
         if plan.internet_gateway is not None:
             igw = plan.internet_gateway
             igw_id = self.find(lookup.find_igw, igw.key)
-            self.note(undo.IGW, igw.key, igw_id, "attached to the VPC", change=self._detached(igw_id, vpc_id))
+            self.note(IGW, igw.key, igw_id, "attached to the VPC", change=self._detached(igw_id, vpc_id))
         self._endpoint(vpc_id)
         for nat in plan.nat_gateways:
-            self.note(undo.EIP, nat.eip_key, self.find(lookup.find_eip, nat.eip_key), "for the NAT gateway")
+            self.note(EIP, nat.eip_key, self.find(lookup.find_eip, nat.eip_key), "for the NAT gateway")
             subnet_id = self.ids.get(nat.subnet_key)
             found = self.find(lookup.find_nat, nat.key, {"subnet_id": subnet_id}) if subnet_id else None
-            self.note(undo.NAT, nat.key, found, f"in {nat.subnet_key}")
+            self.note(NAT, nat.key, found, f"in {nat.subnet_key}")
         if plan.tgw_attachment is not None:
             attachment = plan.tgw_attachment
             found = self.find(lookup.find_tgw_attachment, attachment.key) if vpc_id else None
-            self.note(undo.TGW_ATTACHMENT, attachment.key, found, f"to {attachment.transit_gateway_id}")
+            self.note(TGW_ATTACHMENT, attachment.key, found, f"to {attachment.transit_gateway_id}")
         for table in plan.route_tables:
             table_id, subnet_id = self.ids.get(table.key), self.ids.get(table.subnet_key)
             found = (
@@ -82,7 +95,7 @@ class _Diff:
                 if table_id and subnet_id
                 else None
             )
-            self.note(undo.ASSOCIATION, table.association_key, found, f"{table.key} with {table.subnet_key}")
+            self.note(ASSOCIATION, table.association_key, found, f"{table.key} with {table.subnet_key}")
         for table in plan.route_tables:
             for route in table.routes:
                 if route.key is not None:
@@ -127,7 +140,7 @@ class _Diff:
             has = {t for e in described for t in e.get("RouteTableIds", [])}
             missing = [k for k in endpoint.route_table_keys if self.ids.get(k) not in has]
             change = f"add route tables {', '.join(missing)}" if missing else ""
-        self.note(undo.VPCE, endpoint.key, found, endpoint.service_name, change=change)
+        self.note(VPCE, endpoint.key, found, endpoint.service_name, change=change)
 
     def _route(self, table_key: str, route: RoutePlan) -> None:
         assert route.key is not None
@@ -139,9 +152,9 @@ class _Diff:
         wanted = f"{route.destination} via {route.target_key}"
         current = lookup.current_route(self.member, table_id, route.destination) if table_id else None
         if current is None:
-            self.note(undo.ROUTE, route.key, None, wanted)
+            self.note(ROUTE, route.key, None, wanted)
             return
         now = lookup.route_target(current)
         found = lookup.route_id(str(table_id), route.destination)
         change = "" if target_id is not None and now == target_id else f"points to {now}; plan: {wanted}"
-        self.note(undo.ROUTE, route.key, found, wanted, change=change)
+        self.note(ROUTE, route.key, found, wanted, change=change)

@@ -4,8 +4,6 @@ Every planned resource has a stable plan *key* ("vpc", "subnet/eks_node/a", "rtb
 it is the `mlplane:key` tag on the resource and the ledger key of its record, so a re-run finds it again.
 """
 
-from __future__ import annotations
-
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field

@@ -26,7 +26,22 @@ from mlplane.deadline import bounded_wait
 from mlplane.errors import Blocked, TimedOut, error_code, translate
 from mlplane.ledger import ResourceRecord, ResourceState
 from mlplane.member import ACCOUNT_TAG, ADOPT, ADOPTED, EXECUTION_TAG, KEY_TAG, MANAGED_TAG
-from mlplane.network import allocation, lookup
+from mlplane.network import (
+    ASSOCIATION,
+    CIDR_ALLOCATION,
+    EIP,
+    IGW,
+    NAT,
+    ROUTE,
+    ROUTE_TABLE,
+    SUBNET,
+    TGW_ATTACHMENT,
+    VPC,
+    VPC_CIDR,
+    VPCE,
+    allocation,
+    lookup,
+)
 from mlplane.rollback.handler import FindFn, Handler, UndoFn, Undone
 
 if TYPE_CHECKING:
@@ -34,24 +49,6 @@ if TYPE_CHECKING:
 
     from mlplane.ledger import Ledger
     from mlplane.member import Member
-
-VPC = "ec2:vpc"
-VPC_CIDR = "ec2:vpc-cidr"
-SUBNET = "ec2:subnet"
-ROUTE_TABLE = "ec2:route-table"
-ROUTE = "ec2:route"
-ASSOCIATION = "ec2:rtb-association"
-IGW = "ec2:igw"
-NAT = "ec2:nat"
-EIP = "ec2:eip"
-VPCE = "ec2:vpce"
-TGW_ATTACHMENT = "ec2:tgw-attachment"
-CIDR_ALLOCATION = "network:cidr-allocation"
-
-NETWORK_TYPES = frozenset(
-    {VPC, VPC_CIDR, SUBNET, ROUTE_TABLE, ROUTE, ASSOCIATION, IGW, NAT, EIP, VPCE, TGW_ATTACHMENT, CIDR_ALLOCATION}
-)
-"""Every ledger type the network domain writes (what RemoveNetwork undoes)."""
 
 # A NAT gateway can take about 10 minutes to delete; the Lambda's deadline, not this, bounds one invocation
 # (mlplane.deadline): a longer wait resumes in the retried step.

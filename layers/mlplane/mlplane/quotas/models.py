@@ -1,7 +1,5 @@
 """What the quotas domain observes and decides (REQUIREMENTS Q1-Q2)."""
 
-from __future__ import annotations
-
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict

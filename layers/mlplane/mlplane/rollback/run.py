@@ -1,8 +1,11 @@
 """Rollback and deprovision: undo the account's recorded resources newest first (REQUIREMENTS C3, C6, C8).
 
-One walker, `undo_all`, for both: each resource type's `find`/`undo` lives with the domain that creates it and
-`mlplane.rollback.registry` lists them. A record whose id was never written (a crash between create and ledger
-write) is found again by its mlplane tags. Only mlplane-tagged resources are ever removed.
+One walker, `undo_all`, for every walk: each resource type's `find`/`undo` lives with the domain that creates it.
+A walk is given the handlers it may meet: a deprovision step tearing down one domain (`teardown`) that domain's,
+the walks of the whole ledger (`mlplane.rollback.whole`: Rollback, MarkDeprovisioned) the table of all of them
+(`mlplane.rollback.registry`), so that each step imports the domains it undoes and no other. A record whose id was
+never written (a crash between create and ledger write) is found again by its mlplane tags. Only mlplane-tagged
+resources are ever removed.
 
 The walk never stops at one resource (C8): an error on one is collected and the walk goes on with the others.
 What an AWS outage left (throttling, 5xx) is `unfinished`: the provision workflow's Rollback loop waits and
@@ -12,6 +15,7 @@ walks again, for up to `rollback_retry_seconds`; what something else holds, or w
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -19,13 +23,11 @@ from botocore.exceptions import BotoCoreError
 
 from mlplane import consistency, notify
 from mlplane.config import Settings
-from mlplane.errors import Blocked, MlplaneError, TransientError
+from mlplane.errors import Blocked, MlplaneError, RollbackIncomplete, TransientError
 from mlplane.ledger import Ledger, ResourceRecord, ResourceState, Status
 from mlplane.member import Member
 from mlplane.observability import logger
-from mlplane.rollback.handler import Undone
-from mlplane.rollback.hold import hold_for_vendor
-from mlplane.rollback.registry import DOMAIN_TYPES, handler_for
+from mlplane.rollback.handler import Handler, Undone
 from mlplane.steps import RollbackOutput, StepOutput, UndoneItem
 
 # The statuses a rollback or deprovision ends in: nobody is left waiting for the execution that wrote them.
@@ -49,8 +51,9 @@ class UndoReport:
         return self.unfinished + self.blocked
 
 
-def undo_all(member: Member, records: list[ResourceRecord]) -> UndoReport:
-    """Undo `records` newest first, going on past an error on any one of them (C8).
+def undo_all(member: Member, records: list[ResourceRecord], handlers: Mapping[str, Handler]) -> UndoReport:
+    """Undo `records` newest first with `handlers` (by ledger type), going on past an error on any one of them
+    (C8); a record of a type `handlers` lacks is blocked (RollbackIncomplete).
 
     When something is blocked, the blocked records are walked once more: a later undo (the VPC's sweep removes the
     mlplane resources left in it, e.g. an Elastic IP or an attachment that was in use when its own record came
@@ -60,12 +63,12 @@ def undo_all(member: Member, records: list[ResourceRecord]) -> UndoReport:
     read as "gone" (the resource would be left behind), so its undo runs in `consistency.settling`. (Finding an
     intent's resource is not: most often its create failed, and NotFound is the answer.)
     """
-    first = _walk(member, records)
+    first = _walk(member, records, handlers)
     if not first.blocked:
         return first
     # Only what was blocked: what an outage left is walked again by the caller's retry, after a wait.
     blocked = {r.key for r in records if r.key in set(first.left_keys)} - set(first.unfinished_keys)
-    again = _walk(member, [r for r in records if r.key in blocked])
+    again = _walk(member, [r for r in records if r.key in blocked], handlers)
     again.removed += first.removed
     again.gone += first.gone
     again.released += first.released
@@ -76,7 +79,7 @@ def undo_all(member: Member, records: list[ResourceRecord]) -> UndoReport:
     return again
 
 
-def _walk(member: Member, records: list[ResourceRecord]) -> UndoReport:
+def _walk(member: Member, records: list[ResourceRecord], handlers: Mapping[str, Handler]) -> UndoReport:
     report = UndoReport()
     for record in sorted(records, key=lambda r: r.seq, reverse=True):
         resource_id = record.resource_id if record.state in (ResourceState.CREATED, ResourceState.ADOPTED) else None
@@ -86,7 +89,9 @@ def _walk(member: Member, records: list[ResourceRecord]) -> UndoReport:
             report.unfinished_keys.append(record.key)
             continue
         try:
-            handler = handler_for(record.type)
+            handler = handlers.get(record.type)
+            if handler is None:
+                raise RollbackIncomplete(f"no undo handler for resource type {record.type}")
             if record.state == ResourceState.ADOPTED and resource_id is not None:
                 # made by hand, adopted (D3): never deleted; mlplane's tags come off and the ledger lets it go
                 undone = handler.release(member, record, resource_id) if handler.release else Undone("gone")
@@ -132,23 +137,25 @@ def _item(record: ResourceRecord, resource_id: str | None, err: BaseException) -
     return UndoneItem(type=record.type, id=resource_id or record.resource_id or record.key, reason=reason[:500])
 
 
-def _names(items: list[UndoneItem]) -> str:
+def describe(items: list[UndoneItem]) -> str:
+    """What is left and why, as the ledger's error and the notifications name it."""
     return "; ".join(f"{i.type} {i.id}: {i.reason}" for i in items)
 
 
-def teardown(member: Member, domain: str) -> StepOutput:
-    """Deprovision one domain ("network", "iam", "kms"): undo its live records with the walker rollback uses.
+def teardown(member: Member, domain: str, handlers: Mapping[str, Handler]) -> StepOutput:
+    """Deprovision one domain ("network", "iam", "kms", "modules"): undo its live records, those of the types
+    `handlers` (the domain's) undoes, with the walker rollback uses.
 
     Raises TransientError if an outage left something (the step's Retry walks again), else Blocked naming what
     something else holds (after undoing all the rest); records are marked as they go, so a re-run resumes.
     """
-    types = DOMAIN_TYPES[domain]
-    report = undo_all(member, [r for r in member.ledger.resources(member.account_id) if r.type in types])
+    records = [r for r in member.ledger.resources(member.account_id) if r.type in handlers]
+    report = undo_all(member, records, handlers)
     logger.info("teardown", domain=domain, removed=report.removed, gone=report.gone, left=len(report.left))
     if report.unfinished:
-        raise TransientError(f"deprovision of {domain} in {member.account_id} unfinished: {_names(report.left)}")
+        raise TransientError(f"deprovision of {domain} in {member.account_id} unfinished: {describe(report.left)}")
     if report.blocked:
-        raise Blocked(f"deprovision of {domain} in {member.account_id} blocked by: {_names(report.blocked)}")
+        raise Blocked(f"deprovision of {domain} in {member.account_id} blocked by: {describe(report.blocked)}")
     return StepOutput(
         removed=report.removed, existing=report.gone, detail={"deferred": [d.model_dump() for d in report.deferred]}
     )
@@ -160,68 +167,6 @@ def deferred_items(ledger: Ledger, account_id: str) -> list[UndoneItem]:
         UndoneItem(type=r.type, id=r.resource_id or r.key, reason=str(r.data.get("deferred", "")))
         for r in ledger.deferred(account_id)
     ]
-
-
-def rollback(
-    member: Member, settings: Settings, error: str | None, *, attempt: int = 0, waited_seconds: int = 0
-) -> RollbackOutput:
-    """Undo everything mlplane recorded for the account; ROLLED_BACK or ROLLBACK_INCOMPLETE, notified.
-
-    `attempt`/`waited_seconds`: the workflow's Rollback loop (polls, not wall-clock time). While an outage left
-    something and the retry budget (`rollback_retry_seconds`) lasts, the output asks for another walk after
-    `retry_in_seconds` (status stays ROLLING_BACK); then the outcome is final, whatever is left named.
-
-    Unless the vendor already has something in the account: then nothing is removed (ROLLBACK_HELD, C7). Each
-    walk looks again, since the vendor may have started while an outage kept the rollback waiting.
-    """
-    held = hold_for_vendor(member, settings, error)
-    if held is not None:
-        return held
-    ledger = member.ledger
-    if attempt == 0:
-        ledger.set_status(member.account_id, Status.ROLLING_BACK, execution=member.execution, error=error)
-    report = undo_all(member, ledger.resources(member.account_id))
-    deferred = deferred_items(ledger, member.account_id)
-    if report.unfinished and waited_seconds < settings.rollback_retry_seconds:
-        delay = settings.retry_delay(attempt)
-        logger.info("rollback unfinished: walking again", attempt=attempt, retry_in=delay, left=len(report.left))
-        return RollbackOutput(
-            outcome="ROLLING_BACK",
-            removed=report.removed,
-            blocked=report.left,
-            deferred=deferred,
-            error=error,
-            retry=True,
-            attempt=attempt + 1,
-            waited_seconds=waited_seconds + delay,
-            retry_in_seconds=delay,
-        )
-    left = report.left
-    outcome: Literal["ROLLED_BACK", "ROLLBACK_INCOMPLETE"] = "ROLLBACK_INCOMPLETE" if left else "ROLLED_BACK"
-    summary = f"{error or 'rollback'}; rollback left: {_names(left)}" if left else error
-    ledger.set_status(member.account_id, Status(outcome), execution=member.execution, error=summary)
-    logger.info("rollback finished", outcome=outcome, removed=report.removed, left=len(left))
-    notify.deliver(
-        settings,
-        ledger,
-        notify.message(
-            outcome,
-            account_id=member.account_id,
-            execution=member.execution,
-            error=summary,
-            deferred=[d.model_dump() for d in deferred],
-            blocked=[b.model_dump() for b in left],
-        ),
-    )
-    return RollbackOutput(
-        outcome=outcome,
-        removed=report.removed,
-        blocked=left,
-        deferred=deferred,
-        error=summary,
-        attempt=attempt,
-        waited_seconds=waited_seconds,
-    )
 
 
 def record_incomplete(
@@ -240,7 +185,7 @@ def record_incomplete(
         for r in ledger.resources(account_id)
     ]
     deferred = deferred_items(ledger, account_id)
-    summary = f"{error or 'rollback failed'}" + (f"; left: {_names(left)}" if left else "")
+    summary = f"{error or 'rollback failed'}" + (f"; left: {describe(left)}" if left else "")
     if current is not None and current.status in FINAL and current.execution == execution and not left:
         status, summary = current.status, current.error or summary
     else:
