@@ -47,6 +47,7 @@ class _CachedSession(NamedTuple):  # not a dataclass: less of every cold start (
 
 
 _lock = threading.RLock()
+_loader_lock = threading.Lock()
 _loader: botocore.loaders.Loader | None = None
 _hub: dict[str, boto3.Session] = {}
 _members: dict[tuple[str, str, str, str], _CachedSession] = {}
@@ -71,11 +72,14 @@ def new_session(**kwargs: Any) -> boto3.Session:
     """A boto3 session sharing one model loader: each fresh botocore session would otherwise re-read and
     re-parse the service's JSON model (about 100 ms for EC2) for its first client."""
     global _loader  # noqa: PLW0603 - process-wide cache, like botocore's own
-    with _lock:
+    # Its own lock, held for nothing else: `_lock` is held across AWS calls (session_for's AssumeRole), and a
+    # session may be made while another lock is held (the sandbox's moto makes one for its region lists while
+    # it holds its backend lock, which an AWS call waits for): taking `_lock` here deadlocked a burst.
+    with _loader_lock:
         if _loader is None:
             _loader = botocore.loaders.create_loader()
-        core = botocore.session.Session()
-        core.register_component("data_loader", _loader)
+    core = botocore.session.Session()
+    core.register_component("data_loader", _loader)
     return boto3.Session(botocore_session=core, **kwargs)
 
 
