@@ -8,29 +8,17 @@ does is played here."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
-import boto3
 import pytest
-from moto import mock_aws
 
 from mlplane.errors import TransientError
 from mlplane.ledger import Ledger, ResourceState, Status
 from mlplane.ledger import store as ledger_store
-from tests.module.moto_account import create_ledger_table, use_fake_credentials
+from tests.module.conftest import LEDGER_TABLE
 
-REGION = "eu-west-1"
-TABLE = "mlplane-ledger"
+TABLE = LEDGER_TABLE
 MEMBER = "111111111111"
-
-
-@pytest.fixture
-def dynamodb(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
-    use_fake_credentials(monkeypatch, REGION)
-    with mock_aws():
-        create_ledger_table(TABLE, REGION)
-        yield boto3.client("dynamodb", region_name=REGION)
 
 
 class Unprocessing:

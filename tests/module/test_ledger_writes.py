@@ -7,30 +7,18 @@ items"); botocore does not retry them and moto never leaves any, so a client tha
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
-import boto3
 import pytest
-from moto import mock_aws
 
 from mlplane.errors import Conflict, TransientError
 from mlplane.ledger import Ledger, ResourceState, Status
 from mlplane.ledger import store as ledger_store
-from tests.module.moto_account import create_ledger_table, use_fake_credentials
+from tests.module.conftest import LEDGER_TABLE
 
-REGION = "eu-west-1"
-TABLE = "mlplane-ledger"
+TABLE = LEDGER_TABLE
 MEMBER = "111111111111"
 EXECUTION = "exec-1"
-
-
-@pytest.fixture
-def dynamodb(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
-    use_fake_credentials(monkeypatch, REGION)
-    with mock_aws():
-        create_ledger_table(TABLE, REGION)
-        yield boto3.client("dynamodb", region_name=REGION)
 
 
 class Counting:
