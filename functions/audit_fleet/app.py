@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
+import boto3  # noqa: F401  imported first, from here: README, "Cold import"
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from mlplane.accounts.audit import audit_fleet

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import boto3  # noqa: F401  imported first, from here: README, "Cold import"
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from mlplane.config import get_settings

@@ -84,14 +84,20 @@ IMPORTED: dict[str, tuple[str, ...]] = {
 }
 """Per handler, what its step runs on every invocation (the domains it walks, plans or checks)."""
 
-_PROBE = (
+_PROBE = (  # a finder ahead of all others sees each import as it begins (sys.modules is kept in order of ends)
     "import importlib, json, sys\n"
+    "began = []\n"
+    "class Log:\n"
+    "    @staticmethod\n"
+    "    def find_spec(name, path=None, target=None):\n"
+    "        began.append(name)\n"
+    "sys.meta_path.insert(0, Log)\n"
     "importlib.import_module(sys.argv[1])\n"
-    "print(json.dumps(sorted(m for m in sys.modules if m.split('.')[0] == 'mlplane')))\n"
+    "print(json.dumps([m for m in began if m in sys.modules]))\n"
 )
 
 
-def _loaded_by(name: str) -> set[str]:
+def _loaded_by(name: str) -> list[str]:
     env = {
         **os.environ,
         "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "layers" / "mlplane")]),
@@ -100,14 +106,21 @@ def _loaded_by(name: str) -> set[str]:
     command = [sys.executable, "-c", _PROBE, f"functions.{name}.app"]
     done = subprocess.run(command, check=False, capture_output=True, text=True, env=env, cwd=ROOT)
     assert done.returncode == 0, done.stderr
-    return set(json.loads(done.stdout.strip().splitlines()[-1]))
+    return list(json.loads(done.stdout.strip().splitlines()[-1]))
 
 
 @pytest.fixture(scope="module")
-def loaded() -> dict[str, set[str]]:
-    """The mlplane modules each handler's import loads, one fresh interpreter per handler."""
+def imported_in_order() -> dict[str, list[str]]:
+    """Every module each handler's import loads, in the order their imports began, one fresh interpreter per
+    handler."""
     with ThreadPoolExecutor(max_workers=2) as pool:
         return dict(zip(HANDLERS, pool.map(_loaded_by, HANDLERS), strict=True))
+
+
+@pytest.fixture(scope="module")
+def loaded(imported_in_order: dict[str, list[str]]) -> dict[str, set[str]]:
+    """The mlplane modules each handler's import loads."""
+    return {name: {m for m in modules if m.split(".")[0] == "mlplane"} for name, modules in imported_in_order.items()}
 
 
 @pytest.mark.parametrize("name", HANDLERS)
@@ -123,6 +136,16 @@ def test_a_function_imports_no_code_its_step_never_uses(name: str, loaded: dict[
 @pytest.mark.parametrize("name", sorted(IMPORTED))
 def test_what_a_step_runs_every_time_is_imported_with_its_function(name: str, loaded: dict[str, set[str]]) -> None:
     assert sorted(set(IMPORTED[name]) - loaded[name]) == []
+
+
+@pytest.mark.parametrize("name", HANDLERS)
+def test_a_function_imports_boto3_first_from_its_own_module(name: str, imported_in_order: dict[str, list[str]]) -> None:
+    """boto3's imports nest about a hundred frames deep. CPython keeps frames in 16 KiB chunks and frees a chunk
+    as soon as the stack falls back out of it, so begun a few imports down (the handler, then mlplane's modules),
+    the regexes urllib3 compiles at import cross a chunk's end hundreds to thousands of times, each an mmap and
+    an munmap (README, "Cold import"). Begun from the handler's own module, before any other package's import."""
+    packages = [m for m in imported_in_order[name] if m.split(".")[0] not in {*sys.stdlib_module_names, "functions"}]
+    assert packages[:1] == ["boto3"]
 
 
 def test_the_tables_name_functions_and_modules_that_exist() -> None:

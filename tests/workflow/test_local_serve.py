@@ -83,7 +83,11 @@ def served() -> Iterator[dict[str, Any]]:
                 server.kill()
 
 
-def test_readme_start_execution_with_the_aws_cli_ends_ready(served: dict[str, Any]) -> None:
+@pytest.fixture(scope="module")
+def ready(served: dict[str, Any]) -> dict[str, Any]:
+    """The README's `aws stepfunctions start-execution` of events/manual/start.json against the served stack,
+    then `mlplane status` until the account settles: the execution's name and the status document. Each test
+    that needs the READY account asks for it, so each also runs alone."""
     url, outputs, env = served["endpoint"], served["outputs"], served["env"]
     assert set(outputs) >= {"ProvisionStateMachineArn", "DeprovisionStateMachineArn", "LedgerTableName"}
     name = f"op-{ACCOUNT}-serve"
@@ -103,8 +107,13 @@ def test_readme_start_execution_with_the_aws_cli_ends_ready(served: dict[str, An
         status = document["status"]
         return document if status and status["status"] not in ("PENDING", "PROVISIONING") else None
 
-    document = wait_for(settled, OUTCOME_SECONDS, f"{ACCOUNT} settled")
-    assert (document["status"]["status"], document["status"]["execution"]) == ("READY", name)
+    return {"execution": name, "document": wait_for(settled, OUTCOME_SECONDS, f"{ACCOUNT} settled")}
+
+
+def test_readme_start_execution_with_the_aws_cli_ends_ready(served: dict[str, Any], ready: dict[str, Any]) -> None:
+    url, outputs, env = served["endpoint"], served["outputs"], served["env"]
+    document = ready["document"]
+    assert (document["status"]["status"], document["status"]["execution"]) == ("READY", ready["execution"])
     assert {"ec2:vpc", "ec2:nat", "iam:user", "kms:key"} <= {r["type"] for r in document["resources"]}
 
     item = client(
@@ -117,11 +126,14 @@ def test_readme_start_execution_with_the_aws_cli_ends_ready(served: dict[str, An
     assert json.loads(item.stdout)["Item"]["status"] == {"S": "READY"}
 
 
-def test_plan_and_audit_take_the_served_stacks_settings_and_read_the_ready_account(served: dict[str, Any]) -> None:
+def test_plan_and_audit_take_the_served_stacks_settings_and_read_the_ready_account(
+    served: dict[str, Any], ready: dict[str, Any]
+) -> None:
     """`mlplane plan|audit --endpoint-url`: the settings come from the stack as in AWS (CloudFormation's
     DescribeStackResource of ValidateAccountFunction, then Lambda's GetFunctionConfiguration of it), and the
-    account made READY by the test above is read through the endpoint: nothing to do, nothing to reconcile,
+    READY account (`ready`) is read through the endpoint: nothing to do, nothing to reconcile,
     no drift. With a stack that does not exist, one line and exit 1."""
+    assert ready["document"]["status"]["status"] == "READY"
     url, env = served["endpoint"], served["env"]
     mlplane = str(BIN / "mlplane")
     planned = client(mlplane, "plan", ACCOUNT, "--endpoint-url", url, "--json", env=env)
@@ -150,12 +162,13 @@ def test_plan_and_audit_take_the_served_stacks_settings_and_read_the_ready_accou
 
 
 def test_deprovision_through_the_endpoint_is_refused_until_the_admin_removes_the_data_plane(
-    served: dict[str, Any],
+    served: dict[str, Any], ready: dict[str, Any]
 ) -> None:
     """`mlplane deprovision --endpoint-url --wait` of the READY account: refused while the vendor's EKS cluster
     is there (REQUIREMENTS C7); the AAC admin then removes the data plane through the EKS API with the member
     role (node groups first: EKS refuses DeleteCluster while they exist, ResourceInUseException), and the next
     deprovision ends DEPROVISIONED."""
+    assert ready["document"]["status"]["status"] == "READY"
     url, env = served["endpoint"], served["env"]
     mlplane, aws = str(BIN / "mlplane"), str(BIN / "aws")
     refused = client(mlplane, "deprovision", ACCOUNT, "--endpoint-url", url, "--wait", env=env)
