@@ -75,3 +75,23 @@ def test_a_delegated_hub_lets_only_the_named_management_account_put_events_on_it
     statement = policy["Properties"]["Statement"]
     assert statement["Principal"] == {"AWS": {"Fn::Sub": "arn:${AWS::Partition}:iam::${EventSourceAccountId}:root"}}
     assert statement["Action"] == "events:PutEvents"
+
+
+def test_the_readmes_delegation_policy_allows_what_the_hubs_functions_call_in_organizations() -> None:
+    """A delegated hub reads the organization through the README's delegation policy: it must allow each
+    Organizations action the hub stack grants its functions, or every provisioning fails with AccessDenied."""
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    block = readme[readme.index('"Sid": "MlplaneHubReadsAccounts"') :]
+    block = block[block.index('"Action": [') + len('"Action": [') : block.index("]")]
+    documented = {action.strip().strip('"') for action in block.split(",")}
+    granted = {
+        action
+        for resource in HUB["Resources"].values()
+        if resource["Type"] == "AWS::Serverless::Function"
+        for policy in resource["Properties"].get("Policies", [])
+        if isinstance(policy, dict)
+        for statement in policy.get("Statement", [])
+        for action in ([statement["Action"]] if isinstance(statement["Action"], str) else statement["Action"])
+        if action.startswith("organizations:")
+    }
+    assert granted and documented == granted

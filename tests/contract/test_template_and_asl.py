@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import functools
 import json
+import os
 import re
 import subprocess
 import sys
@@ -278,6 +280,7 @@ def test_an_email_is_subscribed_to_the_topic_only_when_one_is_given() -> None:
 
 # Properties that name a resource in its account and region (a fixed value collides between two stacks).
 NAME_PROPERTIES = {
+    "StateMachineName",
     "TableName",
     "TopicName",
     "LogGroupName",
@@ -294,16 +297,54 @@ NAME_PROPERTIES = {
 }
 
 
+SAM_PYTHON = ROOT / ".venv-sam" / "bin" / "python"  # the SAM CLI's venv holds the SAM translator (Makefile)
+_TRANSLATE = """
+import json, sys
+from samtranslator.translator.transform import transform
+from samtranslator.yaml_helper import yaml_parse
+
+class NoManagedPolicies:  # the policies are named by ARN; nothing to look up in IAM
+    def load(self):
+        return {}
+
+template = yaml_parse(open(sys.argv[1], encoding="utf-8").read())
+for resource in template.get("Resources", {}).values():  # as `sam package` leaves them
+    for key in {"CodeUri", "DefinitionUri", "ContentUri"} & set(resource.get("Properties", {})):
+        resource["Properties"][key] = "s3://packaged/" + key
+print(json.dumps(transform(template, {}, NoManagedPolicies())))
+"""
+
+
+@functools.cache
+def translated(path: str) -> dict[str, Any]:
+    """The template as CloudFormation deploys it: after the AWS::Serverless transform, which adds resources
+    (schedules, permissions, log groups) and may name them."""
+    if not SAM_PYTHON.exists():
+        pytest.skip("no .venv-sam with the SAM translator: `make sam` (make test installs it)")
+    env = {**os.environ, "AWS_DEFAULT_REGION": "eu-west-1"}
+    done = subprocess.run(
+        [str(SAM_PYTHON), "-c", _TRANSLATE, str(ROOT / path)], capture_output=True, text=True, env=env, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    document: dict[str, Any] = json.loads(done.stdout)
+    return document
+
+
 @pytest.mark.parametrize("path", ["template.yaml", "forwarder.yaml"])
 def test_no_resource_has_a_fixed_physical_name(path: str) -> None:
-    """Each name is CloudFormation's (unique per stack) or carries the stack's name. member-role.yaml's role is
-    named by its RoleName parameter on purpose: the hub's MemberRoleName must name it in every member account."""
-    for name, resource in load_template(ROOT / path)["Resources"].items():
-        if resource["Type"] == "AWS::Serverless::Function":
-            continue  # a Lambda function has FunctionName only if set (none is), checked below
+    """Each name is CloudFormation's (unique per stack) or carries the stack's name, also of what the SAM
+    transform adds (a ScheduleV2 event's schedule is named after its logical id unless told otherwise): two
+    stacks in one region do not collide. A Ref or GetAtt of the template's own resource is a reference, not a
+    name. member-role.yaml's role is named by its RoleName parameter on purpose: the hub's MemberRoleName must
+    name it in every member account."""
+    resources = translated(path)["Resources"]
+    for name, resource in resources.items():
         for key, value in resource.get("Properties", {}).items():
-            if key in NAME_PROPERTIES:
-                assert isinstance(value, dict) and "${AWS::StackName}" in value.get("Fn::Sub", ""), (name, key)
+            if key not in NAME_PROPERTIES:
+                continue
+            if isinstance(value, dict) and (value.get("Ref") in resources or "Fn::GetAtt" in value):
+                continue
+            assert isinstance(value, dict) and "${AWS::StackName}" in value.get("Fn::Sub", ""), (name, key, value)
     assert not any("FunctionName" in f["Properties"] for f in functions().values())
 
 
@@ -313,12 +354,14 @@ def test_the_ledger_and_the_notification_key_outlive_the_stack() -> None:
         assert RESOURCES[name]["UpdateReplacePolicy"] == "Retain", name
 
 
-def test_member_roles_are_assumed_only_in_the_organization_when_its_id_is_given() -> None:
+def test_member_roles_are_assumed_only_in_the_organization() -> None:
+    """The one given by OrganizationId, else the hub's own (a member role's account is in the organization of
+    the function's role): never a role of that name in an account outside it."""
     org_only = {
         "Fn::If": [
             "HasOrganizationId",
             {"StringEquals": {"aws:ResourceOrgID": {"Ref": "OrganizationId"}}},
-            {"Ref": "AWS::NoValue"},
+            {"StringEquals": {"aws:ResourceOrgID": "${aws:PrincipalOrgID}"}},
         ]
     }
     assumers = 0
