@@ -663,3 +663,73 @@ def _implied(call: Call, action: str) -> tuple[Authorization, ...]:
         described = _DESCRIBERS[action](call)
         return (Authorization(tag, described.resources, described.context),)
     return ()
+
+
+# -- the hub: what an operator's CLI calls there (the stack's OperatorPolicy) ---------------------------------------
+def describe_hub(call: Call, action: str) -> tuple[Authorization, ...]:
+    """The authorisation a hub-account call needs: the stack's resource it acts on, named as IAM names it.
+    Organizations' reads are left undescribed (their policy allows `Resource: "*"`)."""
+    describer = _HUB_DESCRIBERS.get(action)
+    return (describer(call) if describer is not None else Authorization(action),)
+
+
+def _hub_stack(call: Call) -> Authorization:
+    from mlplane_sandbox.emulators.cloudformation import hub_stack_id
+
+    name = str(call.params.get("StackName", ""))
+    arn = hub_stack_id(call.account_id, call.region, name)
+    action = f"cloudformation:{call.operation}"
+    if arn is None:
+        return Authorization(
+            action,
+            (Resource(f"arn:{PARTITION}:cloudformation:{call.region}:{call.account_id}:stack/{name}/*", exists=False),),
+        )
+    return Authorization(action, (Resource(arn),))
+
+
+def _by_param(service: str, param: str) -> Callable[[Call], Authorization]:
+    """The call's own ARN parameter (Step Functions' stateMachineArn / executionArn, STS's RoleArn)."""
+    return lambda call: Authorization(f"{service}:{call.operation}", (Resource(str(call.params.get(param, ""))),))
+
+
+def _table(call: Call) -> Authorization:
+    arn = f"arn:{PARTITION}:dynamodb:{call.region}:{call.account_id}:table/{call.params.get('TableName', '')}"
+    return Authorization(f"dynamodb:{call.operation}", (Resource(arn),))
+
+
+def _function(call: Call) -> Authorization:
+    """FunctionName, in the request's path (/2015-03-31/functions/{FunctionName}/configuration): a name, a
+    partial or a full ARN (the Lambda API reference)."""
+    path = str(call.params.get("__path", ""))
+    name = unquote(path.split("/functions/", 1)[1].split("/", 1)[0]) if "/functions/" in path else ""
+    arn = name if name.startswith("arn:") else f"arn:{PARTITION}:lambda:{call.region}:{call.account_id}:function:{name}"
+    return Authorization(f"lambda:{call.operation}", (Resource(arn),))
+
+
+def _assume_role(call: Call) -> Authorization:
+    """sts:AssumeRole of a role: its account's organization (aws:ResourceOrgID) and the caller's
+    (aws:PrincipalOrgID), from moto's organization of the management account."""
+    from moto.organizations.models import organizations_backends
+
+    role = str(call.params.get("RoleArn", ""))
+    role_account = role.split(":")[4] if role.count(":") >= 5 else ""
+    org_of: dict[str, str] = {}
+    for backend in organizations_backends.get(call.account_id, {}).values():
+        if backend.org is not None:
+            org_of.update({account.id: backend.org.id for account in backend.accounts})
+    keys: Keys = {"aws:ResourceOrgID": (org_of[role_account],)} if role_account in org_of else {}
+    context: Keys = {"aws:PrincipalOrgID": (org_of[call.account_id],)} if call.account_id in org_of else {}
+    return Authorization("sts:AssumeRole", (Resource(role, keys),), context)
+
+
+_HUB_DESCRIBERS: dict[str, Callable[[Call], Authorization]] = {
+    "cloudformation:DescribeStacks": _hub_stack,
+    "cloudformation:DescribeStackResource": _hub_stack,
+    "lambda:GetFunctionConfiguration": _function,
+    "states:StartExecution": _by_param("states", "stateMachineArn"),
+    "states:DescribeStateMachine": _by_param("states", "stateMachineArn"),
+    "states:DescribeExecution": _by_param("states", "executionArn"),
+    "states:GetExecutionHistory": _by_param("states", "executionArn"),
+    **{f"dynamodb:{operation}": _table for operation in ("GetItem", "Query", "Scan")},
+    "sts:AssumeRole": _assume_role,
+}

@@ -12,6 +12,8 @@ loudly (`Unsupported`) rather than guessing:
   (except Null), and the set prefixes ForAnyValue: / ForAllValues:. Condition keys are case-insensitive, values
   case-sensitive; the operators of one statement, and the keys of one operator, must all hold (AND), any value
   listed for a key may match (OR). A single-valued operator on a key with several values is refused.
+- Policy variables (`${aws:PrincipalOrgID}`) in a condition's values, replaced by the request's single value of
+  that key; a value whose key the request lacks matches nothing. Variables elsewhere (Resource) are refused.
 
 A request is one `Authorization` (mlplane_sandbox.authorization): an action, the resources it acts on, and
 the request's keys. It is allowed when each resource is allowed (AWS authorises a multi-resource action per
@@ -21,6 +23,7 @@ statement with `Resource: "*"` can allow it.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterable, Mapping
 from functools import cache
@@ -129,6 +132,7 @@ def _holds(operator: str, key: str, expected: list[str], context: Mapping[str, t
     if base not in _SIMPLE_OPERATORS or (base == "Null" and (if_exists or qualifier)):
         raise Unsupported(f"condition operator {operator}")
     values = context.get(key.lower())
+    expected = _substituted(expected, context)
     if base == "Null":
         if any(e not in ("true", "false") for e in expected):
             raise Unsupported(f"Null {key}: {expected}")
@@ -143,6 +147,28 @@ def _holds(operator: str, key: str, expected: list[str], context: Mapping[str, t
     if len(values) != 1:
         raise Unsupported(f"{operator} on {key}, which has several values {values}: use ForAnyValue/ForAllValues")
     return any(_matches(base, e, values[0]) for e in expected)
+
+
+_VARIABLE = re.compile(r"\$\{([^}]*)\}")
+
+
+def _substituted(expected: list[str], context: Mapping[str, tuple[str, ...]]) -> list[str]:
+    """Condition values with their policy variables replaced from the request ("IAM policy elements: Variables
+    and tags"); a value naming a key the request lacks, or one with several values, is left out (matches
+    nothing). The escapes ${*} ${?} ${$} are refused."""
+    kept = []
+    for value in expected:
+        names = _VARIABLE.findall(value)
+        if any(name in ("*", "?", "$") for name in names):
+            raise Unsupported(f"policy variable escape in {value!r}")
+        found = {name: context.get(name.lower(), ()) for name in names}
+        if all(len(values) == 1 for values in found.values()):
+            kept.append(_VARIABLE.sub(functools.partial(_variable_value, found), value))
+    return kept
+
+
+def _variable_value(found: Mapping[str, tuple[str, ...]], match: re.Match[str]) -> str:
+    return found[match.group(1)][0]
 
 
 def _matches(operator: str, expected: str, actual: str) -> bool:

@@ -230,7 +230,8 @@ def _intercepted_call(self: BotocoreStubber, event_name: str, request: AWSPrepar
     name = f"{_call_prefix(service)}:{operation}"
     ordinal = _fault_plan.count(name) if actor is not None else 0
     # Read before the call changes anything: a delete is authorised against the tags its resource had.
-    authorized = authorization.describe(call, name) if actor is not None and account != _hub_account else ()
+    describe = authorization.describe if account != _hub_account else authorization.describe_hub
+    authorized = describe(call, name) if actor is not None else ()
 
     def finish(ok: bool, error: str | None = None) -> None:
         if actor is not None:

@@ -239,19 +239,22 @@ class Sandbox:
             "AWS::StackName": STACK,
             "AWS::StackId": cloudformation.stack_arn(STACK, HUB_ACCOUNT, REGION, self.stack_uuid),
         }
-        resolver = Resolver(parameters=params, refs=refs, attrs=attrs, pseudo=pseudo)
+        resolver = Resolver(
+            parameters=params, refs=refs, attrs=attrs, pseudo=pseudo, conditions=self.template.get("Conditions")
+        )
         with as_account(HUB_ACCOUNT):
             for logical_id, resource in resources.items():
                 props = resource.get("Properties", {})
                 if resource["Type"] == "AWS::DynamoDB::Table":
                     name = f"{STACK}-{logical_id}"
-                    sandbox_client("dynamodb").create_table(
+                    table = sandbox_client("dynamodb").create_table(
                         TableName=name,
                         AttributeDefinitions=props["AttributeDefinitions"],
                         KeySchema=props["KeySchema"],
                         BillingMode=props["BillingMode"],
                     )
                     refs[logical_id] = name
+                    attrs[f"{logical_id}.Arn"] = table["TableDescription"]["TableArn"]
                 elif resource["Type"] == "AWS::SNS::Topic":
                     # No TopicName: CloudFormation names it <stack>-<logical id>-<suffix>
                     topic = str(resolver.resolve(props.get("TopicName", f"{STACK}-{logical_id}")))
@@ -264,6 +267,7 @@ class Sandbox:
             for logical_id, resource in resources.items():
                 if resource["Type"] == "AWS::Serverless::StateMachine":
                     refs[logical_id] = self._create_state_machine(logical_id, resource["Properties"], resolver)
+            refs |= _create_managed_policies(resources, resolver)
         self._create_functions(resources, resolver)
         # The stack's outputs, answered by DescribeStacks (an operator's client finds the rest from them).
         self.outputs = {k: str(resolver.resolve(v["Value"])) for k, v in self.template.get("Outputs", {}).items()}
@@ -813,6 +817,18 @@ class _LedgerClient:
                 return getattr(sandbox_client("dynamodb"), name)(*args, **kwargs)
 
         return call
+
+
+def _create_managed_policies(resources: dict[str, Any], resolver: Resolver) -> dict[str, str]:
+    """The template's managed policies in the hub's IAM (after the resources they name): logical id -> ARN."""
+    created = {}
+    for logical_id, resource in resources.items():
+        if resource["Type"] == "AWS::IAM::ManagedPolicy":
+            document = resolver.resolve(resource["Properties"]["PolicyDocument"])
+            created[logical_id] = sandbox_client("iam").create_policy(
+                PolicyName=f"{STACK}-{logical_id}", PolicyDocument=json.dumps(document)
+            )["Policy"]["Arn"]
+    return created
 
 
 def _parse_input(raw: Any) -> ControlTowerEvent | ManualStart:

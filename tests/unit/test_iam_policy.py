@@ -150,6 +150,22 @@ def test_bool_null_and_and_or_semantics() -> None:
     assert not allows(absent, _request("ec2:CreateVpc", context={"aws:RequestTag/mlplane:managed": ("true",)}))
 
 
+def test_a_policy_variable_in_a_condition_is_the_requests_value_of_its_key() -> None:
+    """IAM policy elements, "Variables and tags": `${aws:PrincipalOrgID}` is the caller's organization; a role in
+    another organization, or a request without the key, does not match."""
+    same_org = _policy(
+        _allow("sts:AssumeRole", condition={"StringEquals": {"aws:ResourceOrgID": "${aws:PrincipalOrgID}"}})
+    )
+    role = Resource("arn:aws:iam::111111111111:role/mlplane-member", {"aws:ResourceOrgID": ("o-abcdefghij",)})
+    assert allows(same_org, _request("sts:AssumeRole", role, context={"aws:PrincipalOrgID": ("o-abcdefghij",)}))
+    assert not allows(same_org, _request("sts:AssumeRole", role, context={"aws:PrincipalOrgID": ("o-otherorgid",)}))
+    assert not allows(same_org, _request("sts:AssumeRole", role))
+    embedded = _policy(_allow("s3:GetObject", condition={"StringLike": {"s3:prefix": "home/${aws:username}/*"}}))
+    ana = {"aws:username": ("ana",)}
+    assert allows(embedded, _request("s3:GetObject", context={"s3:prefix": ("home/ana/a",), **ana}))
+    assert not allows(embedded, _request("s3:GetObject", context={"s3:prefix": ("home/bo/a",), **ana}))
+
+
 @pytest.mark.parametrize(
     "statement",
     [
@@ -159,6 +175,7 @@ def test_bool_null_and_and_or_semantics() -> None:
         {"Effect": "Allow", "Action": "ec2:DeleteVpc", "NotResource": VPC},
         {"Effect": "Allow", "Action": "ec2:DeleteVpc"},
         _allow("ec2:DeleteVpc", "arn:aws:ec2:*:${aws:PrincipalAccount}:vpc/*"),
+        _allow("ec2:DeleteVpc", condition={"StringLike": {"k": "${*}"}}),
     ],
 )
 def test_what_it_does_not_implement_fails_loudly(statement: dict[str, Any]) -> None:

@@ -93,6 +93,16 @@ def publish(
         _stacks.append(stack if stack_uuid is None else replace(stack, stack_id=stack_uuid))
 
 
+def hub_stack_id(account_id: str, region: str, name: str) -> str | None:
+    """The id (ARN) of the published stack that `name` (its name or id) names there, if any."""
+    with _lock:
+        for stack in _stacks:
+            arn = stack_arn(stack.name, stack.account_id, stack.region, stack.stack_id)
+            if (stack.account_id, stack.region) == (account_id, region) and name in (stack.name, arn):
+                return arn
+    return None
+
+
 def _found(call: Call, wanted: str | None) -> list[Stack]:
     with _lock:
         here = [s for s in _stacks if (s.account_id, s.region) == (call.account_id, call.region)]
