@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import fcntl
 import re
+import shutil
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -157,3 +158,28 @@ def test_the_artifact_ships_bytecode_compiled_from_its_sources(build: Path) -> N
     good, bad = int(checked[0]), [line for line in checked[1:] if line]
     print(f"\nbytecode: {good} modules compiled (checked-hash, cpython-313)")
     assert bad == [] and good > 500
+
+
+def test_python313_is_found_under_pyenvs_root_without_pyenv_on_path(tmp_path: Path) -> None:
+    """tools/python313-dir with neither python3.13 nor the pyenv command on PATH (a shell given only pyenv's
+    shims, or nothing): the versions under $PYENV_ROOT are tried, newest first (3.13.10 before 3.13.9), one that
+    does not run is passed over; none left, it prints nothing and exits 1 (make build's one-line error)."""
+    tools = tmp_path / "tools"  # PATH: the few commands the script uses, and no python3.13 or pyenv
+    tools.mkdir()
+    for command in ("ls", "sort", "dirname", "grep"):
+        real = shutil.which(command)
+        assert real is not None, command
+        (tools / command).symlink_to(real)
+    for version, status in (("3.13.9", 0), ("3.13.10", 0), ("3.13.11", 1), ("3.12.9", 0)):
+        python = tmp_path / ".pyenv" / "versions" / version / "bin" / "python3.13"
+        python.parent.mkdir(parents=True)
+        python.write_text(f"#!/bin/sh\nexit {status}\n")
+        python.chmod(0o755)
+    env = {"PATH": str(tools), "PYENV_ROOT": str(tmp_path / ".pyenv"), "HOME": str(tmp_path)}
+    script = ["/bin/sh", str(ROOT / "tools" / "python313-dir")]
+    found = subprocess.run(script, env=env, capture_output=True, text=True, check=False)
+    assert (found.returncode, found.stdout.strip()) == (0, str(tmp_path / ".pyenv" / "versions" / "3.13.10" / "bin"))
+    for runs in ("3.13.9", "3.13.10"):
+        shutil.rmtree(tmp_path / ".pyenv" / "versions" / runs)
+    missing = subprocess.run(script, env=env, capture_output=True, text=True, check=False)
+    assert (missing.returncode, missing.stdout) == (1, "")
