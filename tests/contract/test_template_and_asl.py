@@ -259,6 +259,7 @@ def test_the_dashboard_shows_the_fleet_from_the_functions_own_metrics() -> None:
             shown.setdefault(names[1], set()).add(value)
     written = {s.value for s in Status} - {Status.PENDING.value}  # PENDING is never written, only read
     assert shown[observability.ACCOUNT_STATUS_METRIC] == written
+    assert shown[observability.ACCOUNTS_METRIC] == {s.value for s in Status}  # the daily count, zeros included
     assert shown[observability.WAIT_SECONDS_METRIC] == set(observability.WAITS)
     machines = {"<ProvisionStateMachine>", "<DeprovisionStateMachine>"}
     assert shown["ExecutionsStarted"] == shown["ExecutionsFailed"] == machines

@@ -19,9 +19,10 @@ import pytest
 from moto import mock_aws
 
 from mlplane import observability
+from mlplane.accounts.audit import audit_fleet
 from mlplane.config import Settings
 from mlplane.eks import watch
-from mlplane.errors import Conflict, TimedOut
+from mlplane.errors import Conflict, TimedOut, TransientError
 from mlplane.ledger import Ledger, Status
 from mlplane_sandbox.template import load_template
 from tests.module.moto_account import create_ledger_table, use_fake_credentials
@@ -83,6 +84,34 @@ def test_every_status_the_ledger_writes_is_counted_with_its_status(
         (NAMESPACE, "AccountStatus", {"status": "ROLLING_BACK", "service": "mlplane"}, 1.0),
         (NAMESPACE, "AccountStatus", {"status": "ROLLBACK_HELD", "service": "mlplane"}, 1.0),
     ]
+
+
+def test_the_daily_audit_counts_the_ledgers_accounts_in_each_status(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The dashboard's fleet: one Accounts value per status, zeros included, whether or not each account could be
+    audited (here none: every member role is out of reach)."""
+    use_fake_credentials(monkeypatch, REGION)
+    statuses = {
+        "111111111111": Status.READY,
+        "222222222222": Status.READY,
+        "333333333333": Status.ROLLBACK_HELD,
+        "444444444444": Status.DEPROVISIONED,
+    }
+
+    def unreachable(account_id: str) -> Any:
+        raise TransientError(f"{account_id}: the member role could not be assumed")
+
+    with mock_aws():
+        create_ledger_table(TABLE, REGION)
+        ledger = Ledger(boto3.client("dynamodb", region_name=REGION), TABLE)
+        for account_id, status in statuses.items():
+            ledger.set_status(account_id, status, execution=f"run-{account_id}")
+        capsys.readouterr()
+        report = audit_fleet(Settings(ledger_table=TABLE), ledger, unreachable, day="2026-12-06")
+    counts = {dims["status"]: value for _, name, dims, value in emitted(capsys) if name == "Accounts"}
+    assert counts == {s.value: 0 for s in Status} | {"READY": 2, "ROLLBACK_HELD": 1, "DEPROVISIONED": 1}
+    assert report["by_status"] == counts and len(report["not_audited"]) == 3
 
 
 def test_an_ended_wait_records_the_seconds_it_waited(capsys: pytest.CaptureFixture[str]) -> None:

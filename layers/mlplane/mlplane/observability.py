@@ -15,6 +15,8 @@ without the X-Ray SDK, which is in maintenance mode since 2026-02-25 (end of sup
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit, single_metric
 from aws_lambda_powertools.metrics.functions import is_metrics_disabled
@@ -25,6 +27,9 @@ metrics = Metrics()
 ACCOUNT_STATUS_METRIC = "AccountStatus"
 """Count, dimension `status`: an account's status written to the ledger (Ledger.set_status)."""
 STATUS_DIMENSION = "status"
+ACCOUNTS_METRIC = "Accounts"
+"""Count, dimension `status`: how many accounts the ledger holds in each status, counted by each AuditFleet run
+(the dashboard's fleet; AccountStatus counts entries, and a retried step's write counts twice)."""
 WAIT_SECONDS_METRIC = "WaitSeconds"
 """Seconds, dimension `wait`: how long a wait loop waited when it ended (ready or timed out)."""
 WAIT_DIMENSION = "wait"
@@ -42,6 +47,12 @@ def _emit(name: str, unit: MetricUnit, value: float, dimension: str, dimension_v
 def count_status(status: str) -> None:
     """One account entered `status` (a retried step that writes it again counts again)."""
     _emit(ACCOUNT_STATUS_METRIC, MetricUnit.Count, 1, STATUS_DIMENSION, status)
+
+
+def count_accounts(by_status: Mapping[str, int]) -> None:
+    """The ledger's accounts in each status, zeros included (a status with none shows 0, not "no data")."""
+    for status, count in by_status.items():
+        _emit(ACCOUNTS_METRIC, MetricUnit.Count, count, STATUS_DIMENSION, status)
 
 
 def wait_ended(wait: str, waited_seconds: int) -> None:

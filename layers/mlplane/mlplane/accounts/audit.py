@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict
 
-from mlplane import notify
+from mlplane import notify, observability
 from mlplane.accounts.planned import resource_changes
 from mlplane.eks.footprint import vendor_footprint
 from mlplane.errors import MlplaneError
@@ -129,9 +129,12 @@ def _untracked(member: Member) -> list[Finding]:
 def audit_fleet(settings: Settings, ledger: Ledger, member_for: Callable[[str], Member], *, day: str) -> dict[str, Any]:
     """The scheduled audit (D1): every READY or ROLLBACK_HELD account; each with findings is notified once for
     the day (`DRIFT`, at least once per account and day: `notify.deliver` with execution `audit-<day>`). An
-    account that cannot be audited (its role refused, an outage) is named and does not stop the others."""
+    account that cannot be audited (its role refused, an outage) is named and does not stop the others. Counts
+    the ledger's accounts in each status on the way (`by_status`, the dashboard's Accounts metric)."""
     audited: list[dict[str, Any]] = []
+    by_status = dict.fromkeys((s.value for s in Status), 0)
     for entry in ledger.accounts():
+        by_status[entry.status.status] += 1
         if entry.status.status not in AUDITED:
             continue
         account_id = entry.status.account_id
@@ -146,8 +149,10 @@ def audit_fleet(settings: Settings, ledger: Ledger, member_for: Callable[[str], 
             document = notify.message("DRIFT", account_id=account_id, execution=f"audit-{day}")
             document["findings"] = drifted
             notify.deliver(settings, ledger, document)
+    observability.count_accounts(by_status)
     return {
         "day": day,
+        "by_status": by_status,
         "accounts": len(audited),
         "drifted": [r["account_id"] for r in audited if r.get("audited") and not r["clean"]],
         "not_audited": [{"account_id": r["account_id"], "error": r["error"]} for r in audited if "error" in r],
