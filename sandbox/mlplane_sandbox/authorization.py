@@ -693,7 +693,10 @@ def _by_param(service: str, param: str) -> Callable[[Call], Authorization]:
 
 
 def _table(call: Call) -> Authorization:
+    """The table, or the index a Query or Scan names (IAM authorises table/T/index/I, not the table)."""
     arn = f"arn:{PARTITION}:dynamodb:{call.region}:{call.account_id}:table/{call.params.get('TableName', '')}"
+    if call.params.get("IndexName"):
+        arn += f"/index/{call.params['IndexName']}"
     return Authorization(f"dynamodb:{call.operation}", (Resource(arn),))
 
 

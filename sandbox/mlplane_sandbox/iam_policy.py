@@ -13,7 +13,7 @@ loudly (`Unsupported`) rather than guessing:
   case-sensitive; the operators of one statement, and the keys of one operator, must all hold (AND), any value
   listed for a key may match (OR). A single-valued operator on a key with several values is refused.
 - Policy variables (`${aws:PrincipalOrgID}`) in a condition's values, replaced by the request's single value of
-  that key; a value whose key the request lacks matches nothing. Variables elsewhere (Resource) are refused.
+  that key; a key the request lacks makes the condition not hold. Variables elsewhere (Resource) are refused.
 
 A request is one `Authorization` (mlplane_sandbox.authorization): an action, the resources it acts on, and
 the request's keys. It is allowed when each resource is allowed (AWS authorises a multi-resource action per
@@ -132,7 +132,10 @@ def _holds(operator: str, key: str, expected: list[str], context: Mapping[str, t
     if base not in _SIMPLE_OPERATORS or (base == "Null" and (if_exists or qualifier)):
         raise Unsupported(f"condition operator {operator}")
     values = context.get(key.lower())
-    expected = _substituted(expected, context)
+    substituted = _substituted(expected, context)
+    if substituted is None:
+        return False
+    expected = substituted
     if base == "Null":
         if any(e not in ("true", "false") for e in expected):
             raise Unsupported(f"Null {key}: {expected}")
@@ -152,19 +155,21 @@ def _holds(operator: str, key: str, expected: list[str], context: Mapping[str, t
 _VARIABLE = re.compile(r"\$\{([^}]*)\}")
 
 
-def _substituted(expected: list[str], context: Mapping[str, tuple[str, ...]]) -> list[str]:
+def _substituted(expected: list[str], context: Mapping[str, tuple[str, ...]]) -> list[str] | None:
     """Condition values with their policy variables replaced from the request ("IAM policy elements: Variables
-    and tags"); a value naming a key the request lacks, or one with several values, is left out (matches
-    nothing). The escapes ${*} ${?} ${$} are refused."""
-    kept = []
+    and tags"). A variable whose key the request lacks (or has several values of) makes the condition not hold
+    (None): AWS says it may invalidate the whole statement, so no value of the key is let match. The escapes
+    ${*} ${?} ${$} and default values (${key, 'default'}) are refused."""
+    substituted = []
     for value in expected:
         names = _VARIABLE.findall(value)
-        if any(name in ("*", "?", "$") for name in names):
-            raise Unsupported(f"policy variable escape in {value!r}")
+        if any(name in ("*", "?", "$") or "," in name for name in names):
+            raise Unsupported(f"policy variable form in {value!r}")
         found = {name: context.get(name.lower(), ()) for name in names}
-        if all(len(values) == 1 for values in found.values()):
-            kept.append(_VARIABLE.sub(functools.partial(_variable_value, found), value))
-    return kept
+        if any(len(values) != 1 for values in found.values()):
+            return None
+        substituted.append(_VARIABLE.sub(functools.partial(_variable_value, found), value))
+    return substituted
 
 
 def _variable_value(found: Mapping[str, tuple[str, ...]], match: re.Match[str]) -> str:

@@ -1,7 +1,8 @@
 """Who is calling: the record of every AWS call mlplane's own code makes (principal, service:Operation, ok).
 
-A member-account call also carries what an IAM policy evaluation of it needs (`authorizations`: resource ARNs,
-their tags and aliases at call time, request condition keys; see `mlplane_sandbox.authorization`).
+A call also carries what an IAM policy evaluation of it needs (`authorizations`: resource ARNs, their tags and
+aliases at call time, request condition keys; see `mlplane_sandbox.authorization`): a member-account call for
+its session policy, a hub call for the stack's policies (the operators' OperatorPolicy).
 
 A call is mlplane's when it is made while an actor is set on the thread: the sandbox sets one around each
 in-process Lambda invocation (the function's name) and around the CLI's own calls. World-building and the
@@ -58,7 +59,7 @@ class ApiCall:
     actor: str
     account_id: str
     error: str | None = None
-    authorizations: tuple[Authorization, ...] = ()  # member-account calls: what IAM would evaluate
+    authorizations: tuple[Authorization, ...] = ()  # what IAM would evaluate
     session_policy: str | None = None  # the session policy of the credentials that made it (None: none)
 
     def as_json(self) -> dict[str, object]:

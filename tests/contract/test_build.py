@@ -162,24 +162,26 @@ def test_the_artifact_ships_bytecode_compiled_from_its_sources(build: Path) -> N
 
 def test_python313_is_found_under_pyenvs_root_without_pyenv_on_path(tmp_path: Path) -> None:
     """tools/python313-dir with neither python3.13 nor the pyenv command on PATH (a shell given only pyenv's
-    shims, or nothing): the versions under $PYENV_ROOT are tried, newest first (3.13.10 before 3.13.9), one that
-    does not run is passed over; none left, it prints nothing and exits 1 (make build's one-line error)."""
+    shims, or nothing): the versions under pyenv's root ($PYENV_ROOT, else ~/.pyenv) are tried, newest release
+    first (3.13.10 before 3.13.9, no release candidate), one that does not run is passed over; none left, it
+    prints nothing and exits 1 (make build's one-line error)."""
     tools = tmp_path / "tools"  # PATH: the few commands the script uses, and no python3.13 or pyenv
+    home = tmp_path / "home with a space"  # $HOME holds the pyenv root here: its path is quoted throughout
     tools.mkdir()
     for command in ("ls", "sort", "dirname", "grep"):
         real = shutil.which(command)
         assert real is not None, command
         (tools / command).symlink_to(real)
-    for version, status in (("3.13.9", 0), ("3.13.10", 0), ("3.13.11", 1), ("3.12.9", 0)):
-        python = tmp_path / ".pyenv" / "versions" / version / "bin" / "python3.13"
+    for version, status in (("3.13.9", 0), ("3.13.10", 0), ("3.13.11", 1), ("3.13.12rc1", 0), ("3.12.9", 0)):
+        python = home / ".pyenv" / "versions" / version / "bin" / "python3.13"
         python.parent.mkdir(parents=True)
         python.write_text(f"#!/bin/sh\nexit {status}\n")
         python.chmod(0o755)
-    env = {"PATH": str(tools), "PYENV_ROOT": str(tmp_path / ".pyenv"), "HOME": str(tmp_path)}
+    env = {"PATH": str(tools), "HOME": str(home)}  # no PYENV_ROOT: ~/.pyenv
     script = ["/bin/sh", str(ROOT / "tools" / "python313-dir")]
     found = subprocess.run(script, env=env, capture_output=True, text=True, check=False)
-    assert (found.returncode, found.stdout.strip()) == (0, str(tmp_path / ".pyenv" / "versions" / "3.13.10" / "bin"))
+    assert (found.returncode, found.stdout.strip()) == (0, str(home / ".pyenv" / "versions" / "3.13.10" / "bin"))
     for runs in ("3.13.9", "3.13.10"):
-        shutil.rmtree(tmp_path / ".pyenv" / "versions" / runs)
+        shutil.rmtree(home / ".pyenv" / "versions" / runs)
     missing = subprocess.run(script, env=env, capture_output=True, text=True, check=False)
     assert (missing.returncode, missing.stdout) == (1, "")

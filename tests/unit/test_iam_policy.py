@@ -160,6 +160,14 @@ def test_a_policy_variable_in_a_condition_is_the_requests_value_of_its_key() -> 
     assert allows(same_org, _request("sts:AssumeRole", role, context={"aws:PrincipalOrgID": ("o-abcdefghij",)}))
     assert not allows(same_org, _request("sts:AssumeRole", role, context={"aws:PrincipalOrgID": ("o-otherorgid",)}))
     assert not allows(same_org, _request("sts:AssumeRole", role))
+    # an unresolved variable beside a literal value: the condition does not hold (AWS may drop the statement)
+    either = _policy(
+        _allow(
+            "sts:AssumeRole",
+            condition={"StringEquals": {"aws:ResourceOrgID": ["o-abcdefghij", "${aws:PrincipalOrgID}"]}},
+        )
+    )
+    assert not allows(either, _request("sts:AssumeRole", role))
     embedded = _policy(_allow("s3:GetObject", condition={"StringLike": {"s3:prefix": "home/${aws:username}/*"}}))
     ana = {"aws:username": ("ana",)}
     assert allows(embedded, _request("s3:GetObject", context={"s3:prefix": ("home/ana/a",), **ana}))
@@ -176,6 +184,7 @@ def test_a_policy_variable_in_a_condition_is_the_requests_value_of_its_key() -> 
         {"Effect": "Allow", "Action": "ec2:DeleteVpc"},
         _allow("ec2:DeleteVpc", "arn:aws:ec2:*:${aws:PrincipalAccount}:vpc/*"),
         _allow("ec2:DeleteVpc", condition={"StringLike": {"k": "${*}"}}),
+        _allow("ec2:DeleteVpc", condition={"StringEquals": {"k": "${aws:username, 'nobody'}"}}),
     ],
 )
 def test_what_it_does_not_implement_fails_loudly(statement: dict[str, Any]) -> None:

@@ -51,11 +51,14 @@ def _deployed_policy(arn: str) -> dict[str, Any]:
 @pytest.fixture(scope="module")
 def operated() -> Iterator[Operated]:
     commands = {
+        "plan-new": ["plan", MEMBER, "--json"],  # PROVISION: reads the member account through its role
         "provision": ["provision", MEMBER, "--wait"],
         "status": ["status", MEMBER],
         "accounts": ["accounts", "--json"],
         "plan": ["plan", MEMBER, "--json"],
         "audit": ["audit", MEMBER, "--json"],
+        "audit-all": ["audit", "--all", "--json"],
+        "adopt": ["adopt", MEMBER],  # started; ValidateAccount refuses an account mlplane holds
         "reconcile": ["reconcile", MEMBER, "--wait"],
         "reconcile-all": ["reconcile", "--all"],
         "resume": ["resume", MEMBER],  # refused: READY, not ROLLBACK_HELD (the ledger read decides)
@@ -81,11 +84,14 @@ def operated() -> Iterator[Operated]:
 
 def test_every_command_did_what_an_operator_asked(operated: Operated) -> None:
     assert operated.exits == {
+        "plan-new": 0,
         "provision": 0,
         "status": 0,
         "accounts": 0,
         "plan": 0,
         "audit": 0,
+        "audit-all": 0,
+        "adopt": 0,
         "reconcile": 0,
         "reconcile-all": 0,
         "resume": 1,
