@@ -30,6 +30,8 @@ from mlplane_sandbox.runner import Sandbox
 from mlplane_sandbox.world import HUB_ACCOUNT, as_account, sandbox_client
 from tests.workflow.recorded import FAST, MEMBER
 
+# One sandbox walk for the module (~5 s): one xdist worker runs all of its tests (`make test` runs --dist loadgroup).
+pytestmark = pytest.mark.xdist_group("operator_policy")
 OPERATOR = "operator"
 
 
