@@ -6,7 +6,7 @@ import itertools
 import json
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from enum import Enum
@@ -319,19 +319,9 @@ class Ledger:
         self._flush_if_held(account_id, _RESOURCE_PREFIX + key)
         keys = [{"pk": {"S": account_id}, "sk": {"S": sk}} for sk in (_STATUS_SK, _RESOURCE_PREFIX + key)]
         items: dict[str, dict[str, Any]] = {}
-        pending: dict[str, Any] = {self._table: {"Keys": keys, "ConsistentRead": True}}
-        for attempt in range(_BATCH_TRIES):
-            try:
-                answer = self._db.batch_get_item(RequestItems=pending)
-            except ClientError as err:
-                raise translate(err, f"dynamodb:BatchGetItem {self._table}") from err
+        request = {self._table: {"Keys": keys, "ConsistentRead": True}}
+        for answer in self._until_processed("BatchGetItem", request, account_id):
             items |= {item["sk"]["S"]: item for item in answer.get("Responses", {}).get(self._table, [])}
-            pending = answer.get("UnprocessedKeys") or {}
-            if not pending:
-                break
-            time.sleep(0.05 * 2**attempt)  # DynamoDB asks for back-off before the unprocessed keys are read again
-        else:
-            raise TransientError(f"dynamodb:BatchGetItem {self._table}: keys of {account_id} left unprocessed")
         status, record = items.get(_STATUS_SK), items.get(_RESOURCE_PREFIX + key)
         return (
             None if status is None else _status_from(account_id, status),
@@ -428,17 +418,31 @@ class Ledger:
     def _put_both(self, created: ResourceRecord, intent: ResourceRecord) -> None:
         """One resource's CREATED and the next one's INTENT in one BatchWriteItem; what DynamoDB leaves unprocessed
         (throttling: botocore does not retry it) is written again with back-off, in the same order."""
-        pending: dict[str, Any] = {self._table: [{"PutRequest": {"Item": _item_of(r)}} for r in (created, intent)]}
+        request = {self._table: [{"PutRequest": {"Item": _item_of(r)}} for r in (created, intent)]}
+        for _ in self._until_processed("BatchWriteItem", request, intent.account_id):
+            pass
+
+    def _until_processed(self, operation: str, request: dict[str, Any], account_id: str) -> Iterator[dict[str, Any]]:
+        """Each answer of a BatchGetItem or BatchWriteItem, sent again with what DynamoDB left unprocessed
+        (throttling: botocore does not retry it) after a back-off, until nothing is left; TransientError after
+        _BATCH_TRIES tries. A read's answers each hold some of the items; a write's, nothing to keep."""
+        calls: dict[str, tuple[Callable[..., Any], str, str]] = {
+            "BatchGetItem": (self._db.batch_get_item, "UnprocessedKeys", "keys"),
+            "BatchWriteItem": (self._db.batch_write_item, "UnprocessedItems", "items"),
+        }
+        send, left, what = calls[operation]
+        pending: Any = request
         for attempt in range(_BATCH_TRIES):
             try:
-                answer = self._db.batch_write_item(RequestItems=pending)
+                answer: dict[str, Any] = dict(send(RequestItems=pending))
             except ClientError as err:
-                raise translate(err, f"dynamodb:BatchWriteItem {self._table}") from err
-            pending = answer.get("UnprocessedItems") or {}
+                raise translate(err, f"dynamodb:{operation} {self._table}") from err
+            yield answer
+            pending = answer.get(left) or {}
             if not pending:
                 return
-            time.sleep(0.05 * 2**attempt)  # DynamoDB asks for back-off before unprocessed items are written again
-        raise TransientError(f"dynamodb:BatchWriteItem {self._table}: items of {intent.account_id} left unprocessed")
+            time.sleep(0.05 * 2**attempt)  # DynamoDB asks for back-off before what it left is sent again
+        raise TransientError(f"dynamodb:{operation} {self._table}: {what} of {account_id} left unprocessed")
 
 
 def _item_of(record: ResourceRecord) -> dict[str, Any]:
