@@ -41,9 +41,14 @@ class Stack:
     stack_id: str = field(default_factory=lambda: str(uuid.uuid4()))
     created: str = field(default_factory=lambda: datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.000Z"))
 
+    @property
+    def arn(self) -> str:
+        """Its id, as CloudFormation gives it (`AWS::StackId`)."""
+        return stack_arn(self.name, self.account_id, self.region, self.stack_id)
+
     def as_member(self) -> dict[str, Any]:
         return {
-            "StackId": stack_arn(self.name, self.account_id, self.region, self.stack_id),
+            "StackId": self.arn,
             "StackName": self.name,
             "CreationTime": self.created,
             "StackStatus": "CREATE_COMPLETE",
@@ -93,21 +98,23 @@ def publish(
         _stacks.append(stack if stack_uuid is None else replace(stack, stack_id=stack_uuid))
 
 
+def _published(account_id: str, region: str, wanted: str | None) -> list[Stack]:
+    """The published stacks there; with `wanted`, the one it names: StackName is the stack's name or its ARN
+    (the model: "The name or the unique stack ID")."""
+    with _lock:
+        return [
+            s for s in _stacks if (s.account_id, s.region) == (account_id, region) and wanted in (None, s.name, s.arn)
+        ]
+
+
 def hub_stack_id(account_id: str, region: str, name: str) -> str | None:
     """The id (ARN) of the published stack that `name` (its name or id) names there, if any."""
-    with _lock:
-        for stack in _stacks:
-            arn = stack_arn(stack.name, stack.account_id, stack.region, stack.stack_id)
-            if (stack.account_id, stack.region) == (account_id, region) and name in (stack.name, arn):
-                return arn
-    return None
+    found = _published(account_id, region, name)
+    return found[0].arn if found else None
 
 
 def _found(call: Call, wanted: str | None) -> list[Stack]:
-    with _lock:
-        here = [s for s in _stacks if (s.account_id, s.region) == (call.account_id, call.region)]
-    # StackName is the stack's name or its ARN (the model: "The name or the unique stack ID").
-    found: list[Any] = [s for s in here if wanted in (None, s.name, s.as_member()["StackId"])]
+    found: list[Any] = _published(call.account_id, call.region, wanted)
     member = _member_stack(call, str(wanted)) if wanted is not None else None
     if member is not None:
         found.append(member)
@@ -143,7 +150,7 @@ def describe_stack_resource(call: Call) -> tuple[int, dict[str, str], bytes]:
     physical, kind = stack.resources[logical_id]
     detail = {
         "StackName": stack.name,
-        "StackId": stack.as_member()["StackId"],
+        "StackId": stack.as_member()["StackId"],  # a member stack too
         "LogicalResourceId": logical_id,
         "PhysicalResourceId": physical,
         "ResourceType": kind,
