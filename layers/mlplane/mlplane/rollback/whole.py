@@ -20,7 +20,7 @@ from mlplane.network.undo import release_in_closed_account
 from mlplane.observability import logger
 from mlplane.rollback.hold import hold_for_vendor
 from mlplane.rollback.registry import handlers_for
-from mlplane.rollback.run import deferred_items, describe, undo_all
+from mlplane.rollback.run import UndoReport, deferred_items, describe, undo_all
 from mlplane.steps import RollbackOutput, StepOutput, UndoneItem
 
 
@@ -42,8 +42,7 @@ def rollback(
     ledger = member.ledger
     if attempt == 0:
         ledger.set_status(member.account_id, Status.ROLLING_BACK, execution=member.execution, error=error)
-    records = ledger.resources(member.account_id)
-    report = undo_all(member, records, handlers_for(r.type for r in records))
+    report = _undo_ledger(member)
     deferred = deferred_items(ledger, member.account_id)
     if report.unfinished and waited_seconds < settings.rollback_retry_seconds:
         delay = settings.retry_delay(attempt)
@@ -95,8 +94,7 @@ def mark_deprovisioned(member: Member, settings: Settings) -> StepOutput:
     ledger = member.ledger
     if _deprovisioned_before(ledger.status(member.account_id), member.execution):
         return StepOutput(existing=1)
-    records = ledger.resources(member.account_id)
-    report = undo_all(member, records, handlers_for(r.type for r in records))
+    report = _undo_ledger(member)
     if report.unfinished:
         raise TransientError(f"deprovision of {member.account_id} unfinished: {_names(report.left)}")
     if report.blocked:
@@ -109,6 +107,12 @@ def mark_deprovisioned(member: Member, settings: Settings) -> StepOutput:
         notify.message("DEPROVISIONED", account_id=member.account_id, execution=member.execution, deferred=deferred),
     )
     return StepOutput(removed=report.removed, detail={"deferred": deferred})
+
+
+def _undo_ledger(member: Member) -> UndoReport:
+    """The walk of every record the account's ledger lists, with the handlers of their types."""
+    records = member.ledger.resources(member.account_id)
+    return undo_all(member, records, handlers_for(r.type for r in records))
 
 
 def _deprovisioned_before(current: AccountStatus | None, execution: str) -> bool:
